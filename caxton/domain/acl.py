@@ -1,0 +1,236 @@
+"""The FIPA-ACL message: the 22 performatives of SC00037, the envelope, and its validation."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+from caxton.domain.errors import InvalidMessage
+from caxton.domain.ids import CAPABILITY_PREFIX, CLIENT_PREFIX
+
+
+class Performative(StrEnum):
+    """The communicative acts of FIPA SC00037, spelled as on the wire."""
+
+    ACCEPT_PROPOSAL = "accept-proposal"
+    AGREE = "agree"
+    CANCEL = "cancel"
+    CFP = "cfp"
+    CONFIRM = "confirm"
+    DISCONFIRM = "disconfirm"
+    FAILURE = "failure"
+    INFORM = "inform"
+    INFORM_IF = "inform-if"
+    INFORM_REF = "inform-ref"
+    NOT_UNDERSTOOD = "not-understood"
+    PROPAGATE = "propagate"
+    PROPOSE = "propose"
+    PROXY = "proxy"
+    QUERY_IF = "query-if"
+    QUERY_REF = "query-ref"
+    REFUSE = "refuse"
+    REJECT_PROPOSAL = "reject-proposal"
+    REQUEST = "request"
+    REQUEST_WHEN = "request-when"
+    REQUEST_WHENEVER = "request-whenever"
+    SUBSCRIBE = "subscribe"
+
+
+PERFORMATIVES = frozenset(p.value for p in Performative)
+PROTOCOLS = frozenset({"", "fipa-request", "fipa-query", "fipa-contract-net"})
+JSON_LANGUAGE = "json"
+DEFAULT_MAX_CONTENT_BYTES = 1 << 20
+MAX_RECEIVERS = 1024
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AclMessage:
+    """One FIPA-ACL message. Times are milliseconds since the Unix epoch."""
+
+    id: str
+    performative: Performative
+    sender: str
+    receivers: tuple[str, ...]
+    content: str = ""
+    language: str = JSON_LANGUAGE
+    ontology: str = ""
+    protocol: str = ""
+    conversation_id: str = ""
+    reply_with: str = ""
+    in_reply_to: str = ""
+    reply_by: int | None = None
+    traceparent: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON envelope, as agents and the API see it."""
+        return {
+            "id": self.id,
+            "performative": self.performative.value,
+            "sender": self.sender,
+            "receivers": list(self.receivers),
+            "content": self.content,
+            "language": self.language,
+            "ontology": self.ontology,
+            "protocol": self.protocol,
+            "conversation_id": self.conversation_id,
+            "reply_with": self.reply_with,
+            "in_reply_to": self.in_reply_to,
+            "reply_by": self.reply_by,
+            "traceparent": self.traceparent,
+        }
+
+
+def is_valid_agent_name(name: str) -> bool:
+    return bool(_NAME.match(name))
+
+
+def validate_address(address: str, field: str) -> str:
+    """An agent name, `capability:<name>` or `client:<id>`."""
+    for prefix in (CAPABILITY_PREFIX, CLIENT_PREFIX):
+        if address.startswith(prefix):
+            rest = address[len(prefix) :]
+            if not _NAME.match(rest):
+                raise InvalidMessage(field, f"{address!r} is not a valid {prefix[:-1]} address")
+            return address
+    if not _NAME.match(address):
+        raise InvalidMessage(
+            field,
+            f"{address!r} is not an agent name (letters, digits, '_', '-', '.'; "
+            "or capability:<name>)",
+        )
+    return address
+
+
+def parse_performative(value: object) -> Performative:
+    if not isinstance(value, str) or value not in PERFORMATIVES:
+        raise InvalidMessage(
+            "performative",
+            f"unknown performative {value!r}; expected one of {', '.join(sorted(PERFORMATIVES))}",
+        )
+    return Performative(value)
+
+
+def _text(data: Mapping[str, Any], field: str, default: str = "") -> str:
+    value = data.get(field, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise InvalidMessage(field, f"must be a string, not {type(value).__name__}")
+    return value
+
+
+def _token(data: Mapping[str, Any], field: str) -> str:
+    value = _text(data, field)
+    if value and not _TOKEN.match(value):
+        raise InvalidMessage(field, f"{value!r} must be 1-128 of [A-Za-z0-9_.:/-]")
+    return value
+
+
+def validate_content(content: str, language: str, max_bytes: int) -> None:
+    size = len(content.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise InvalidMessage("content", f"{size} bytes is over the limit of {max_bytes} bytes")
+    if language == JSON_LANGUAGE and content:
+        try:
+            json.loads(content)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidMessage("content", f"not valid JSON ({exc})") from None
+
+
+def message_from_dict(
+    data: Mapping[str, Any],
+    *,
+    max_content_bytes: int = DEFAULT_MAX_CONTENT_BYTES,
+    require_id: bool = True,
+) -> AclMessage:
+    """Validates a JSON envelope and returns the message; raises `InvalidMessage`."""
+    if not isinstance(data, Mapping):
+        raise InvalidMessage("message", "must be a JSON object")
+    unknown = set(data) - _FIELDS
+    if unknown:
+        raise InvalidMessage(sorted(unknown)[0], "is not an ACL envelope field")
+    performative = parse_performative(data.get("performative"))
+    receivers_raw = data.get("receivers", ())
+    if isinstance(receivers_raw, str) or not isinstance(receivers_raw, list | tuple):
+        raise InvalidMessage("receivers", "must be a list of addresses")
+    if not receivers_raw:
+        raise InvalidMessage("receivers", "must name at least one receiver")
+    if len(receivers_raw) > MAX_RECEIVERS:
+        raise InvalidMessage("receivers", f"at most {MAX_RECEIVERS} receivers")
+    receivers: list[str] = []
+    for i, r in enumerate(receivers_raw):
+        if not isinstance(r, str):
+            raise InvalidMessage(f"receivers[{i}]", "must be a string")
+        receivers.append(validate_address(r, f"receivers[{i}]"))
+    sender = _text(data, "sender")
+    if sender:
+        validate_address(sender, "sender")
+    language = _text(data, "language", JSON_LANGUAGE) or JSON_LANGUAGE
+    content = _text(data, "content")
+    validate_content(content, language, max_content_bytes)
+    protocol = _text(data, "protocol")
+    if protocol not in PROTOCOLS:
+        raise InvalidMessage(
+            "protocol", f"unknown protocol {protocol!r}; expected one of {sorted(PROTOCOLS - {''})}"
+        )
+    reply_by = data.get("reply_by")
+    if reply_by is not None and (
+        isinstance(reply_by, bool) or not isinstance(reply_by, int) or reply_by < 0
+    ):
+        raise InvalidMessage("reply_by", "must be milliseconds since the Unix epoch")
+    message_id = _token(data, "id")
+    if require_id and not message_id:
+        raise InvalidMessage("id", "is required")
+    return AclMessage(
+        id=message_id,
+        performative=performative,
+        sender=sender,
+        receivers=tuple(receivers),
+        content=content,
+        language=language,
+        ontology=_text(data, "ontology"),
+        protocol=protocol,
+        conversation_id=_token(data, "conversation_id"),
+        reply_with=_token(data, "reply_with"),
+        in_reply_to=_token(data, "in_reply_to"),
+        reply_by=reply_by,
+        traceparent=_text(data, "traceparent"),
+    )
+
+
+def reply_to(
+    message: AclMessage, *, id: str, sender: str, performative: Performative, content: str
+) -> AclMessage:
+    """A reply in the same conversation and protocol, addressed to the original sender."""
+    return AclMessage(
+        id=id,
+        performative=performative,
+        sender=sender,
+        receivers=(message.sender,),
+        content=content,
+        protocol=message.protocol,
+        conversation_id=message.conversation_id,
+        in_reply_to=message.reply_with or message.id,
+        traceparent=message.traceparent,
+    )
+
+
+def with_defaults(
+    message: AclMessage, *, id: str, sender: str, conversation_id: str
+) -> AclMessage:
+    """Fills the fields the host owns: id, sender, and an empty conversation id."""
+    return replace(
+        message,
+        id=id,
+        sender=sender,
+        conversation_id=message.conversation_id or conversation_id,
+    )
+
+
+_FIELDS = frozenset(AclMessage.__dataclass_fields__)

@@ -1,0 +1,39 @@
+"""The domain's exception tree; the shell translates these at its boundaries.
+
+    DomainError
+    ├── InvalidMessage      an ACL envelope that breaks a rule (field, reason)
+    ├── InvalidAgentSpec    a deployment request that cannot be honoured
+    └── UnknownAgent        a name that the folded state does not hold
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the pure core raises."""
+
+
+class InvalidMessage(DomainError):
+    """An ACL envelope that breaks a rule; `field` names the offending field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class InvalidAgentSpec(DomainError):
+    """A deployment or configuration that cannot be honoured."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class UnknownAgent(DomainError):
+    """An agent name that is not deployed."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no agent named {name!r} is deployed")
+        self.name = name

@@ -1,0 +1,223 @@
+"""Every fact Caxton records: frozen, past-tense payloads. Storage metadata lives in `Recorded`.
+
+Times are milliseconds since the Unix epoch, given by the shell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from typing import assert_never
+
+from caxton.domain.acl import AclMessage
+from caxton.domain.ids import agent_stream, conversation_stream, node_stream
+
+DEFAULT_MEMORY_BYTES = 64 << 20
+DEFAULT_TIMEOUT_MS = 5_000
+DEFAULT_FUEL = 2_000_000_000
+DEFAULT_MAILBOX = 1_024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Per-instance limits: linear memory, a wall-clock and a fuel budget per message, mailbox."""
+
+    memory_bytes: int = DEFAULT_MEMORY_BYTES
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    fuel: int = DEFAULT_FUEL
+    mailbox: int = DEFAULT_MAILBOX
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestartPolicy:
+    """At most `max_restarts` within `window_ms`, backing off exponentially, then `failed`."""
+
+    max_restarts: int = 3
+    window_ms: int = 60_000
+    backoff_initial_ms: int = 100
+    backoff_max_ms: int = 5_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostCall:
+    """One journaled answer of the host to a nondeterministic call (`now`, `random`, tools)."""
+
+    kind: str
+    value: str
+
+
+# --- agents ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentDeployed:
+    agent: str
+    component: str
+    component_size: int
+    replicas: int
+    capabilities: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    config: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentStarted:
+    agent: str
+    replica: int
+    incarnation: int
+    journal: tuple[HostCall, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentTrapped:
+    """An instance trapped, ran out of fuel or time, or hit its memory limit."""
+
+    agent: str
+    replica: int
+    incarnation: int
+    kind: str
+    reason: str
+    message_id: str = ""
+    conversation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentRestarting:
+    agent: str
+    replica: int
+    attempt: int
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentFailed:
+    """The restart budget is spent: the instance stays down until redeployed."""
+
+    agent: str
+    replica: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentStopped:
+    agent: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentRemoved:
+    agent: str
+
+
+# --- messages -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageSent:
+    """A message accepted into the log, with the instances (`name#replica`) or clients
+    it will be delivered to. Undeliverable receivers are in `MessageDeadLettered`."""
+
+    message: AclMessage
+    deliveries: tuple[str, ...]
+    cause: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageHandled:
+    """An instance handled a delivered message; `error` is the agent's own error reply."""
+
+    message_id: str
+    conversation_id: str
+    agent: str
+    replica: int
+    journal: tuple[HostCall, ...] = ()
+    fuel: int = 0
+    duration_us: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageDeadLettered:
+    message_id: str
+    conversation_id: str
+    receiver: str
+    reason: str
+
+
+# --- the node -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeStarted:
+    node: str
+    address: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeStopped:
+    node: str
+
+
+AgentEvent = (
+    AgentDeployed
+    | AgentStarted
+    | AgentTrapped
+    | AgentRestarting
+    | AgentFailed
+    | AgentStopped
+    | AgentRemoved
+)
+MessageEvent = MessageSent | MessageHandled | MessageDeadLettered
+NodeEvent = NodeStarted | NodeStopped
+Event = AgentEvent | MessageEvent | NodeEvent
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    AgentDeployed,
+    AgentStarted,
+    AgentTrapped,
+    AgentRestarting,
+    AgentFailed,
+    AgentStopped,
+    AgentRemoved,
+    MessageSent,
+    MessageHandled,
+    MessageDeadLettered,
+    NodeStarted,
+    NodeStopped,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recorded:
+    """An event as the log holds it: its global position, stream, version and time."""
+
+    position: int
+    stream: str
+    version: int
+    at: int
+    event: Event
+    traceparent: str = ""
+
+
+def stream_of(event: Event) -> str:
+    """The stream an event belongs to: its agent, its conversation, or its node."""
+    match event:
+        case MessageSent(message=m):
+            return conversation_stream(m.conversation_id)
+        case MessageHandled(conversation_id=c) | MessageDeadLettered(conversation_id=c):
+            return conversation_stream(c)
+        case NodeStarted(node=n) | NodeStopped(node=n):
+            return node_stream(n)
+        case (
+            AgentDeployed(agent=a)
+            | AgentStarted(agent=a)
+            | AgentTrapped(agent=a)
+            | AgentRestarting(agent=a)
+            | AgentFailed(agent=a)
+            | AgentStopped(agent=a)
+            | AgentRemoved(agent=a)
+        ):
+            return agent_stream(a)
+        case _:
+            assert_never(event)
