@@ -14,17 +14,15 @@ from caxton.domain.ids import agent_stream, conversation_stream, node_stream
 
 DEFAULT_MEMORY_BYTES = 64 << 20
 DEFAULT_TIMEOUT_MS = 5_000
-DEFAULT_FUEL = 2_000_000_000
 DEFAULT_MAILBOX = 1_024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """Per-instance limits: linear memory, a wall-clock and a fuel budget per message, mailbox."""
+    """Per-instance limits: linear memory, a wall-clock budget per message, mailbox size."""
 
     memory_bytes: int = DEFAULT_MEMORY_BYTES
     timeout_ms: int = DEFAULT_TIMEOUT_MS
-    fuel: int = DEFAULT_FUEL
     mailbox: int = DEFAULT_MAILBOX
 
 
@@ -131,7 +129,6 @@ class MessageHandled:
     agent: str
     replica: int
     journal: tuple[HostCall, ...] = ()
-    fuel: int = 0
     duration_us: int = 0
     error: str = ""
 
