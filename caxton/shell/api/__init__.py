@@ -1,0 +1,1 @@
+"""The gRPC API: the contract in proto/caxton/v1 and the code generated from it."""
