@@ -275,6 +275,12 @@ class DeployRequest(betterproto2.Message):
     Passed verbatim to the agent's `init(config)` export (JSON by convention).
     """
 
+    replace: "bool" = betterproto2.field(7, betterproto2.TYPE_BOOL)
+    """
+    Redeploy over a deployed agent of the same name (its instances are stopped and
+    its undelivered messages dead-lettered) instead of failing with ALREADY_EXISTS.
+    """
+
 
 default_message_pool.register_message("caxton.v1", "DeployRequest", DeployRequest)
 

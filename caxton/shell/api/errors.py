@@ -1,0 +1,65 @@
+"""The one table from domain, runtime, store and sandbox errors to gRPC status codes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+from grpclib import GRPCError
+from grpclib.const import Status
+
+from caxton.domain.errors import DomainError, InvalidAgentSpec, InvalidMessage, UnknownAgent
+from caxton.shell.runtime.errors import (
+    AgentExists,
+    AgentNotFound,
+    InvalidDeployment,
+    MailboxFull,
+    MessageRefused,
+    NodeError,
+    NodeStopping,
+)
+from caxton.shell.store.errors import StoreError
+from caxton.shell.wasm.errors import WasmError
+
+STATUS_OF: tuple[tuple[type[Exception], Status], ...] = (
+    (AgentNotFound, Status.NOT_FOUND),
+    (UnknownAgent, Status.NOT_FOUND),
+    (AgentExists, Status.ALREADY_EXISTS),
+    (InvalidDeployment, Status.INVALID_ARGUMENT),
+    (MessageRefused, Status.INVALID_ARGUMENT),
+    (InvalidMessage, Status.INVALID_ARGUMENT),
+    (InvalidAgentSpec, Status.INVALID_ARGUMENT),
+    (WasmError, Status.INVALID_ARGUMENT),
+    (MailboxFull, Status.RESOURCE_EXHAUSTED),
+    (NodeStopping, Status.UNAVAILABLE),
+    (StoreError, Status.UNAVAILABLE),
+    (NodeError, Status.FAILED_PRECONDITION),
+    (DomainError, Status.INVALID_ARGUMENT),
+)
+
+
+def status_of(error: Exception) -> Status:
+    for kind, status in STATUS_OF:
+        if isinstance(error, kind):
+            return status
+    return Status.INTERNAL
+
+
+@asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    """Raises a GRPCError with the mapped status and the error's own words."""
+    try:
+        yield
+    except GRPCError:
+        raise
+    except Exception as exc:
+        status = status_of(exc)
+        if status is Status.INTERNAL:
+            raise GRPCError(
+                Status.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+            ) from exc
+        raise GRPCError(status, str(exc)) from None
+
+
+Handler = Callable[..., Coroutine[Any, Any, Any]]

@@ -1,0 +1,152 @@
+"""The gRPC services: thin adapters from protobuf requests to the node's operations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from grpclib import GRPCError
+from grpclib.const import Status
+
+from caxton.domain.events import RestartPolicy
+from caxton.shell.api.convert import (
+    agent_info,
+    conversation_info,
+    envelope_of,
+    event_record,
+    limits_of,
+    message_of,
+)
+from caxton.shell.api.errors import translated
+from caxton.shell.api.generated.caxton import v1
+from caxton.shell.runtime.errors import AgentNotFound
+from caxton.shell.runtime.node import DeploySpec, Node
+from caxton.shell.store import EventLog
+
+MAX_WAIT_MS = 300_000
+
+
+class AgentService(v1.AgentServiceBase):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def deploy(self, message: v1.DeployRequest) -> v1.AgentInfo:
+        async with translated():
+            await self.node.deploy(
+                DeploySpec(
+                    name=message.name,
+                    component=message.component,
+                    capabilities=tuple(message.capabilities),
+                    replicas=message.replicas or 1,
+                    limits=limits_of(message.limits),
+                    restart=RestartPolicy(),
+                    config=message.config,
+                    replace=message.replace,
+                )
+            )
+            return agent_info(self.node.world.agents[message.name])
+
+    async def list_agents(self, message: v1.ListAgentsRequest) -> v1.ListAgentsReply:
+        agents = sorted(self.node.world.agents.values(), key=lambda a: a.name)
+        return v1.ListAgentsReply(agents=[agent_info(a) for a in agents])
+
+    async def get_agent(self, message: v1.GetAgentRequest) -> v1.AgentInfo:
+        async with translated():
+            agent = self.node.world.agents.get(message.name)
+            if agent is None:
+                raise AgentNotFound(message.name)
+            return agent_info(agent)
+
+    async def stop_agent(self, message: v1.StopAgentRequest) -> v1.AgentInfo:
+        async with translated():
+            await self.node.stop_agent(message.name)
+            return agent_info(self.node.world.agents[message.name])
+
+    async def remove_agent(self, message: v1.RemoveAgentRequest) -> v1.RemoveAgentReply:
+        async with translated():
+            await self.node.remove_agent(message.name)
+            return v1.RemoveAgentReply()
+
+
+class MessageService(v1.MessageServiceBase):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def send(self, message: v1.SendRequest) -> v1.SendReply:
+        async with translated():
+            if message.message is None:
+                raise GRPCError(Status.INVALID_ARGUMENT, "message: is required")
+            if not 0 <= message.wait_ms <= MAX_WAIT_MS:
+                raise GRPCError(
+                    Status.INVALID_ARGUMENT, f"wait_ms: must be between 0 and {MAX_WAIT_MS}"
+                )
+            acl = message_of(message.message, max_content_bytes=self.node.max_content_bytes)
+            result = await self.node.send(acl, wait_ms=message.wait_ms)
+            return v1.SendReply(
+                message_id=result.message_id,
+                conversation_id=result.conversation_id,
+                deliveries=list(result.deliveries),
+                dead_letters=[
+                    v1.DeadLetter(receiver=r, reason=why) for r, why in result.dead_letters
+                ],
+                reply=envelope_of(result.reply) if result.reply is not None else None,
+            )
+
+
+class ConversationService(v1.ConversationServiceBase):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def list_conversations(
+        self, message: v1.ListConversationsRequest
+    ) -> v1.ListConversationsReply:
+        found = [c for c in self.node.world.conversations.values() if c.last_at >= message.since_ms]
+        found.sort(key=lambda c: c.started_at)
+        return v1.ListConversationsReply(conversations=[conversation_info(c) for c in found])
+
+    async def get_conversation(self, message: v1.GetConversationRequest) -> v1.ConversationInfo:
+        conversation = self.node.world.conversations.get(message.id)
+        if conversation is None:
+            raise GRPCError(Status.NOT_FOUND, f"no conversation {message.id!r} in the log")
+        return conversation_info(conversation)
+
+
+class EventService(v1.EventServiceBase):
+    def __init__(self, node: Node, log: EventLog) -> None:
+        self.node = node
+        self.log = log
+
+    async def stream_events(self, message: v1.StreamEventsRequest) -> AsyncIterator[v1.EventRecord]:
+        start = max(message.from_position, 1)
+        conversation = message.conversation_id or None
+        if message.follow:
+            async for recorded in self.log.follow(
+                from_position=start, conversation_id=conversation
+            ):
+                if recorded.at >= message.since_ms:
+                    yield event_record(recorded)
+            return
+        history = await self.log.read(
+            from_position=start,
+            conversation_id=conversation,
+            since_ms=message.since_ms or None,
+        )
+        for recorded in history:
+            yield event_record(recorded)
+
+    async def get_log_info(self, message: v1.GetLogInfoRequest) -> v1.LogInfo:
+        return v1.LogInfo(
+            last_position=await self.log.last_position(),
+            store=self.log.describe() if hasattr(self.log, "describe") else "",
+            node=self.node.node_id,
+        )
+
+
+def services_for(
+    node: Node, log: EventLog
+) -> list[AgentService | MessageService | ConversationService | EventService]:
+    return [
+        AgentService(node),
+        MessageService(node),
+        ConversationService(node),
+        EventService(node, log),
+    ]

@@ -1,0 +1,225 @@
+"""`caxton agent ...`: write, build, deploy and manage agents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from caxton.domain.units import format_duration, format_size
+from caxton.shell.cli.common import DURATION, SIZE, Failure, out, run, server_options
+from caxton.shell.client import AgentInfo, CaxtonClient
+
+TEMPLATES = ("request-handler", "contract-net-manager", "contract-net-bidder")
+
+
+@click.group()
+def agent() -> None:
+    """Write, build, deploy and manage agents."""
+
+
+@agent.command("new")
+@click.argument("name")
+@click.option(
+    "--template", type=click.Choice(TEMPLATES), default="request-handler", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="File to write (default NAME.py)."
+)
+def new(name: str, template: str, output: Path | None) -> None:
+    """Write a Python agent source from a template, ready to edit and build."""
+    from caxton.shell.agents import new_agent
+
+    target = output or Path(f"{name.replace('-', '_')}.py")
+    if target.exists():
+        raise Failure(f"{target} already exists; choose another name or --output")
+    new_agent(name, template, target)
+    out.print(f"✓ wrote {target} (template {template}); build it with: caxton agent build {target}")
+
+
+@agent.command("build")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Component to write (default SOURCE with .wasm).",
+)
+def build(source: Path, output: Path | None) -> None:
+    """Package a Python agent as a WebAssembly component (componentize-py, caxton:agent world)."""
+    from caxton.shell.agents import BuildError, build_agent
+
+    if not source.is_file():
+        raise Failure(f"{source}: no such file")
+    target = output or source.with_suffix(".wasm")
+    try:
+        result = build_agent(source, target)
+    except BuildError as exc:
+        raise Failure(str(exc)) from None
+    out.print(f"✓ built {target} ({format_size(result.size)}) in {result.seconds:.1f}s")
+
+
+@agent.command("deploy")
+@click.argument("component", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Agent name (letters, digits, '_', '-', '.').")
+@click.option(
+    "--capability", "capabilities", multiple=True, help="A capability it offers (repeatable)."
+)
+@click.option("--replicas", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--memory",
+    type=SIZE,
+    default="64MiB",
+    show_default=True,
+    help="Linear memory limit per instance.",
+)
+@click.option(
+    "--timeout",
+    type=DURATION,
+    default="5s",
+    show_default=True,
+    help="Wall-clock budget per message.",
+)
+@click.option("--mailbox", type=click.IntRange(1, 1_000_000), default=1024, show_default=True)
+@click.option(
+    "--config", "config", default="", help="Config text passed to init(): JSON, or @FILE."
+)
+@click.option("--replace", is_flag=True, help="Redeploy over an agent of the same name.")
+@server_options
+@run
+async def deploy(
+    component: Path,
+    name: str,
+    capabilities: tuple[str, ...],
+    replicas: int,
+    memory: int,
+    timeout: int,
+    mailbox: int,
+    config: str,
+    replace: bool,
+    server: str,
+    token: str,
+) -> None:
+    """Deploy a component: `caxton agent deploy agent.wasm --name N --replicas 3`."""
+    try:
+        wasm = component.read_bytes()
+    except OSError as exc:
+        raise Failure(f"{component}: cannot read ({exc.strerror})") from None
+    config_text = _config_text(config)
+    async with CaxtonClient(server, token=token) as client:
+        info = await client.deploy(
+            wasm,
+            name,
+            capabilities=capabilities,
+            replicas=replicas,
+            memory_bytes=memory,
+            timeout_ms=timeout,
+            mailbox=mailbox,
+            config=config_text,
+            replace=replace,
+            filename=component.name,
+        )
+    out.print(
+        f"✓ deployed {info.name} ({info.component_digest[:12]}, {format_size(info.component_size)})"
+    )
+    out.print(f"  {info.status_line}")
+
+
+def _config_text(config: str) -> str:
+    if config.startswith("@"):
+        path = Path(config[1:])
+        try:
+            config = path.read_text()
+        except OSError as exc:
+            raise Failure(f"{path}: cannot read config ({exc.strerror})") from None
+    if config:
+        try:
+            json.loads(config)
+        except ValueError as exc:
+            raise Failure(f"--config: not valid JSON ({exc})") from None
+    return config
+
+
+@agent.command("list")
+@server_options
+@run
+async def list_agents(server: str, token: str) -> None:
+    """List deployed agents."""
+    async with CaxtonClient(server, token=token) as client:
+        agents = await client.agents()
+    if not agents:
+        out.print("no agents deployed")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in (
+        "NAME",
+        "STATUS",
+        "INSTANCES",
+        "CAPABILITIES",
+        "MEMORY",
+        "TIMEOUT",
+        "HANDLED",
+        "RESTARTS",
+    ):
+        table.add_column(column)
+    for info in agents:
+        table.add_row(
+            info.name,
+            info.status,
+            f"{info.healthy}/{info.replicas}",
+            ",".join(info.capabilities) or "-",
+            format_size(info.memory_bytes),
+            format_duration(info.timeout_ms),
+            str(sum(i.handled for i in info.instances)),
+            str(sum(i.restarts for i in info.instances)),
+        )
+    out.print(table)
+
+
+@agent.command("status")
+@click.argument("name")
+@server_options
+@run
+async def status(name: str, server: str, token: str) -> None:
+    """Show an agent's health: `✓ Running (3/3 instances healthy)` or what is wrong."""
+    async with CaxtonClient(server, token=token) as client:
+        info = await client.agent(name)
+    out.print(info.status_line)
+    _print_instances(info)
+    if info.healthy < info.replicas:
+        raise SystemExit(1)
+
+
+def _print_instances(info: AgentInfo) -> None:
+    for instance in info.instances:
+        line = (
+            f"  #{instance.replica} {instance.lifecycle:<10} incarnation {instance.incarnation}"
+            f"  handled {instance.handled}  restarts {instance.restarts}  traps {instance.traps}"
+        )
+        if instance.last_error:
+            line += f"  last error: {instance.last_error}"
+        out.print(line)
+
+
+@agent.command("stop")
+@click.argument("name")
+@server_options
+@run
+async def stop(name: str, server: str, token: str) -> None:
+    """Stop an agent's instances (it stays deployed; messages to it are dead-lettered)."""
+    async with CaxtonClient(server, token=token) as client:
+        info = await client.stop(name)
+    out.print(f"✓ stopped {name}: {info.status_line}")
+
+
+@agent.command("remove")
+@click.argument("name")
+@server_options
+@run
+async def remove(name: str, server: str, token: str) -> None:
+    """Stop and remove an agent. Its history stays in the log."""
+    async with CaxtonClient(server, token=token) as client:
+        await client.remove(name)
+    out.print(f"✓ removed {name}")

@@ -1,0 +1,208 @@
+"""`caxton demo`: build the examples, start a server, run a contract-net and an order, show traces."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from caxton.replay.trace import TraceView, format_line
+from caxton.shell.cli.common import Failure, out, run
+from caxton.shell.client import CaxtonClient
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+BIDDERS = {"bidder-a": 12, "bidder-b": 9, "bidder-c": 15}
+
+
+@click.command()
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=Path(".caxton/demo"), show_default=True
+)
+@click.option("--keep-running", is_flag=True, help="Leave the server running after the demo.")
+@run
+async def demo(data_dir: Path, keep_running: bool) -> None:
+    """Run the end-to-end demo on an embedded SQLite log."""
+    if not EXAMPLES.is_dir():
+        raise Failure(f"examples not found at {EXAMPLES} (run the demo from a clone of Caxton)")
+    components = await asyncio.to_thread(_build_examples, data_dir.parent / "build")
+    _fresh_log(data_dir)
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    section(f"Starting a server on {address} (log: {data_dir / 'events.db'})")
+    process = await _start_server(data_dir, address)
+    try:
+        async with CaxtonClient(address) as client:
+            await _deploy(client, components)
+            await _contract_net(client)
+            await _order(client)
+            section("Conversations")
+            for c in await client.conversations():
+                out.print(
+                    f"  {c.id}  {c.protocol or '-':<18} {c.state:<8} {c.message_count:>2} messages  "
+                    f"{', '.join(c.participants)}",
+                    markup=False,
+                )
+    finally:
+        if not keep_running:
+            await _stop_server(process)
+    if keep_running:
+        out.print(
+            f"\nserver still running (pid {process.pid}); try: caxton agent list --server {address}"
+        )
+    else:
+        out.print("\n✓ demo finished")
+
+
+def section(title: str) -> None:
+    out.print(f"\n[bold]== {title}[/bold]")
+
+
+def _build_examples(build_dir: Path) -> dict[str, Path]:
+    from caxton.shell.agents import BuildError, build_agent
+
+    sources = {
+        "manager": EXAMPLES / "contract-net" / "manager.py",
+        "bidder": EXAMPLES / "contract-net" / "bidder.py",
+        "order-processor": EXAMPLES / "order-processing" / "order_processor.py",
+    }
+    build_dir.mkdir(parents=True, exist_ok=True)
+    built: dict[str, Path] = {}
+    section("Building the example agents (componentize-py; cached by source hash)")
+    for name, source in sources.items():
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+        target = build_dir / f"{name}-{digest}.wasm"
+        if target.exists():
+            out.print(f"  {name}: cached {target.name}")
+        else:
+            try:
+                result = build_agent(source, target)
+            except BuildError as exc:
+                raise Failure(f"building {source}: {exc}") from None
+            out.print(f"  {name}: built in {result.seconds:.1f}s")
+        built[name] = target
+    return built
+
+
+def _fresh_log(data_dir: Path) -> None:
+    """Starts from an empty log but keeps the compiled-component cache."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for path in data_dir.glob("events.db*"):
+        path.unlink()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def _start_server(data_dir: Path, address: str) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "caxton",
+        "server",
+        "start",
+        "--data-dir",
+        str(data_dir),
+        "--listen",
+        address,
+        "--log-level",
+        "WARNING",
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    while True:
+        line = await process.stdout.readline()
+        if not line:
+            code = await process.wait()
+            raise Failure(f"the server exited with status {code} before it was ready")
+        text = line.decode().rstrip()
+        out.print(f"  {text}", markup=False)
+        if "listening on" in text:
+            return process
+
+
+async def _stop_server(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), timeout=20)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def _deploy(client: CaxtonClient, components: dict[str, Path]) -> None:
+    section("Deploying agents")
+    deployments = [
+        ("manager", components["manager"], (), 1, {"bidders": len(BIDDERS)}),
+        *[
+            (name, components["bidder"], ("bidding",), 1, {"price": price})
+            for name, price in BIDDERS.items()
+        ],
+        ("order-processor", components["order-processor"], ("order-processing",), 3, {}),
+    ]
+    for name, path, capabilities, replicas, config in deployments:
+        info = await client.deploy(
+            path.read_bytes(),
+            name,
+            capabilities=capabilities,
+            replicas=replicas,
+            config=json.dumps(config),
+            filename=path.name,
+        )
+        out.print(f"  {name:<16} {info.status_line}", markup=False)
+
+
+async def _contract_net(client: CaxtonClient) -> None:
+    section(
+        "Contract net: the manager calls for proposals from every agent with capability 'bidding'"
+    )
+    reply = await client.invoke(
+        "manager", {"task": "ship 10 widgets"}, timeout=30.0, protocol="fipa-request"
+    )
+    result = json.loads(reply.content)
+    out.print(f"  manager replied {reply.performative}: {json.dumps(result)}", markup=False)
+    await _print_trace(client, reply.conversation_id, "the request to the manager")
+    cnet = result.get("conversation_id")
+    if cnet:
+        await _print_trace(client, cnet, "the contract net")
+
+
+async def _order(client: CaxtonClient) -> None:
+    section("Request/reply: an order to capability:order-processing (3 replicas)")
+    result = await client.send(
+        ["capability:order-processing"],
+        "request",
+        json.dumps({"order": {"items": ["item-123", "item-456"], "address": "123 Main St"}}),
+        protocol="fipa-request",
+        wait_ms=10_000,
+    )
+    if result.reply is None:
+        raise Failure("the order processor did not reply within 10 s")
+    out.print(
+        f"  order-processor replied {result.reply.performative}: {result.reply.content}",
+        markup=False,
+    )
+    await _print_trace(client, result.conversation_id, "the order")
+    status = await client.agent("order-processor")
+    out.print(f"\n  $ caxton agent status order-processor\n  {status.status_line}", markup=False)
+
+
+async def _print_trace(client: CaxtonClient, conversation_id: str, what: str) -> None:
+    out.print(f"\n  $ caxton trace --conversation-id {conversation_id}   # {what}", markup=False)
+    view = TraceView()
+    async for recorded in client.events(conversation_id=conversation_id):
+        for line in view.lines(recorded):
+            out.print("  " + format_line(line), markup=False)

@@ -1,0 +1,48 @@
+"""The `caxton` command group and its one error boundary."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from caxton import __version__
+from caxton.shell.cli.agents import agent
+from caxton.shell.cli.common import Failure, err
+from caxton.shell.cli.demo import demo
+from caxton.shell.cli.messages import conversations, send, trace
+from caxton.shell.cli.server import server
+from caxton.shell.client import CaxtonError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="caxton")
+def cli() -> None:
+    """Caxton: WebAssembly agents talking FIPA-ACL over a replayable event log."""
+
+
+cli.add_command(server)
+cli.add_command(agent)
+cli.add_command(send)
+cli.add_command(trace)
+cli.add_command(conversations)
+cli.add_command(demo)
+
+
+def main() -> None:
+    """Entry point: every failure the user can cause ends as one `✗` line, never a traceback."""
+    from rich.text import Text
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (Failure, CaxtonError) as exc:
+        err.print(Text.assemble(("✗ ", "red"), str(exc)))
+        sys.exit(getattr(exc, "code", 1))
+    except KeyboardInterrupt:
+        sys.exit(130)

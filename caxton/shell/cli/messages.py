@@ -1,0 +1,172 @@
+"""`caxton send`, `caxton trace` and `caxton conversations`."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import click
+from rich.table import Table
+
+from caxton.domain.acl import PERFORMATIVES
+from caxton.replay.trace import TraceView, format_line
+from caxton.shell.cli.common import DURATION, Failure, out, run, server_options
+from caxton.shell.client import CaxtonClient
+
+
+@click.command()
+@click.option(
+    "--to",
+    "receivers",
+    multiple=True,
+    required=True,
+    help="Agent name or capability:NAME (repeatable).",
+)
+@click.option(
+    "--performative", default="request", show_default=True, help="One of the 22 FIPA performatives."
+)
+@click.option(
+    "--content", default="", help="Message content (JSON unless --language says otherwise)."
+)
+@click.option("--conversation-id", default="", help="Continue a conversation (default: a new one).")
+@click.option("--protocol", default="", help="fipa-request, fipa-query or fipa-contract-net.")
+@click.option("--language", default="json", show_default=True)
+@click.option("--ontology", default="")
+@click.option(
+    "--reply-by", type=DURATION, default=None, help="Deadline for replies, from now (e.g. 2s)."
+)
+@click.option(
+    "--wait", type=DURATION, default=None, help="Wait this long for the reply and print it."
+)
+@server_options
+@run
+async def send(
+    receivers: tuple[str, ...],
+    performative: str,
+    content: str,
+    conversation_id: str,
+    protocol: str,
+    language: str,
+    ontology: str,
+    reply_by: int | None,
+    wait: int | None,
+    server: str,
+    token: str,
+) -> None:
+    """Send an ACL message; with --wait, print the reply."""
+    if performative not in PERFORMATIVES:
+        raise Failure(
+            f"unknown performative {performative!r}; expected one of {', '.join(sorted(PERFORMATIVES))}",
+            code=2,
+        )
+    if language == "json" and content:
+        try:
+            json.loads(content)
+        except ValueError as exc:
+            raise Failure(
+                f"--content is not valid JSON ({exc}); quote it like '{{\"a\": 1}}'", code=2
+            ) from None
+    async with CaxtonClient(server, token=token) as client:
+        result = await client.send(
+            list(receivers),
+            performative,
+            content,
+            conversation_id=conversation_id,
+            protocol=protocol,
+            language=language,
+            ontology=ontology,
+            reply_by=int(time.time() * 1000) + reply_by if reply_by is not None else None,
+            wait_ms=wait or 0,
+        )
+    out.print(f"message {result.message_id}")
+    out.print(f"conversation {result.conversation_id}")
+    for receiver, reason in result.dead_letters:
+        out.print(f"✗ {receiver}: {reason}")
+    if wait:
+        if result.reply is None:
+            raise Failure(
+                f"no reply within {wait} ms (see: caxton trace --conversation-id {result.conversation_id})"
+            )
+        reply = result.reply
+        out.print(f"reply {reply.performative} from {reply.sender}:")
+        out.print(_pretty(reply.content))
+        if reply.performative in ("failure", "refuse", "not-understood"):
+            raise SystemExit(1)
+
+
+def _pretty(content: str) -> str:
+    try:
+        return json.dumps(json.loads(content), indent=2, ensure_ascii=False)
+    except ValueError:
+        return content
+
+
+@click.command()
+@click.option("--conversation-id", required=True, help="The conversation to trace.")
+@click.option("--last", type=DURATION, default=None, help="Only steps in this window (e.g. 5m).")
+@click.option("--follow", is_flag=True, help="Keep printing new steps as they are committed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@server_options
+@run
+async def trace(
+    conversation_id: str, last: int | None, follow: bool, as_json: bool, server: str, token: str
+) -> None:
+    """One line per step of a conversation, in log order, failures included."""
+    since = int(time.time() * 1000) - last if last is not None else 0
+    view = TraceView()
+    printed = 0
+    async with CaxtonClient(server, token=token) as client:
+        async for recorded in client.events(conversation_id=conversation_id, follow=follow):
+            for line in view.lines(recorded):
+                if line.at < since:
+                    continue
+                printed += 1
+                out.print(
+                    json.dumps(line.to_json()) if as_json else format_line(line), markup=False
+                )
+    if not printed and not follow:
+        raise Failure(
+            f"no steps recorded for conversation {conversation_id!r}"
+            + (" in that window" if last else "")
+        )
+
+
+@click.command()
+@click.option(
+    "--last",
+    type=DURATION,
+    default=None,
+    help="Only conversations active in this window (e.g. 1h).",
+)
+@server_options
+@run
+async def conversations(last: int | None, server: str, token: str) -> None:
+    """List conversations: participants, protocol, state and message count."""
+    since = int(time.time() * 1000) - last if last is not None else 0
+    async with CaxtonClient(server, token=token) as client:
+        found = await client.conversations(since_ms=since)
+    if not found:
+        out.print("no conversations")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in (
+        "CONVERSATION",
+        "PROTOCOL",
+        "STATE",
+        "MESSAGES",
+        "PARTICIPANTS",
+        "LAST ACTIVITY",
+    ):
+        table.add_column(column)
+    for c in found:
+        state = c.state if not c.violations else f"{c.state}: {c.violations[0]}"
+        table.add_row(
+            c.id,
+            c.protocol or "-",
+            state,
+            str(c.message_count),
+            ",".join(c.participants),
+            datetime.fromtimestamp(c.last_at_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    out.print(table)

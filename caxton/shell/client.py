@@ -1,0 +1,381 @@
+"""`CaxtonClient`: the Python client of a Caxton server, used by the CLI, the TUI and users.
+
+CaxtonError
+├── ServerUnavailable   nothing answers at the address, or the server is stopping
+├── Unauthenticated     the server wants a (different) token
+├── NotFound            no such agent or conversation
+├── AlreadyExists       an agent of that name is deployed
+├── InvalidArgument     the server refused the request; the message names the field
+├── Busy                backpressure: a mailbox is full, retry later
+└── InvokeTimeout       no reply within the timeout
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import orjson
+from grpclib import GRPCError
+from grpclib.client import Channel
+from grpclib.const import Status
+
+from caxton.domain.acl import AclMessage
+from caxton.domain.events import Recorded
+from caxton.domain.schema import decode, message_from_stored
+from caxton.shell.api.generated.caxton import v1
+from caxton.shell.config import parse_host_port
+
+
+class CaxtonError(Exception):
+    """Base of the client's errors; the message is for people."""
+
+
+class ServerUnavailable(CaxtonError):
+    pass
+
+
+class Unauthenticated(CaxtonError):
+    pass
+
+
+class NotFound(CaxtonError):
+    pass
+
+
+class AlreadyExists(CaxtonError):
+    pass
+
+
+class InvalidArgument(CaxtonError):
+    pass
+
+
+class Busy(CaxtonError):
+    pass
+
+
+class InvokeTimeout(CaxtonError):
+    pass
+
+
+_BY_STATUS: dict[Status, type[CaxtonError]] = {
+    Status.UNAVAILABLE: ServerUnavailable,
+    Status.UNAUTHENTICATED: Unauthenticated,
+    Status.NOT_FOUND: NotFound,
+    Status.ALREADY_EXISTS: AlreadyExists,
+    Status.INVALID_ARGUMENT: InvalidArgument,
+    Status.RESOURCE_EXHAUSTED: Busy,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    replica: int
+    lifecycle: str
+    incarnation: int
+    restarts: int
+    traps: int
+    handled: int
+    last_error: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    name: str
+    component_digest: str
+    component_size: int
+    capabilities: tuple[str, ...]
+    replicas: int
+    status: str
+    status_line: str
+    memory_bytes: int
+    timeout_ms: int
+    mailbox: int
+    instances: tuple[InstanceInfo, ...] = field(default=())
+
+    @property
+    def healthy(self) -> int:
+        return sum(1 for i in self.instances if i.lifecycle == "running")
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationInfo:
+    id: str
+    protocol: str
+    state: str
+    participants: tuple[str, ...]
+    message_count: int
+    started_at_ms: int
+    last_at_ms: int
+    violations: tuple[str, ...]
+    phase: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    message_id: str
+    conversation_id: str
+    deliveries: tuple[str, ...]
+    dead_letters: tuple[tuple[str, str], ...]
+    reply: AclMessage | None
+
+
+class CaxtonClient:
+    """`async with CaxtonClient("127.0.0.1:50051") as client: await client.agents()`."""
+
+    def __init__(
+        self, address: str = "127.0.0.1:50051", *, token: str = "", timeout: float = 60.0
+    ) -> None:
+        self.address = address
+        host, port = parse_host_port(address)
+        self._channel = Channel(host, port)
+        metadata = {"authorization": f"Bearer {token}"} if token else None
+        options: dict[str, Any] = {"timeout": timeout, "metadata": metadata}
+        self._agents = v1.AgentServiceStub(self._channel, **options)
+        self._messages = v1.MessageServiceStub(self._channel, **options)
+        self._conversations = v1.ConversationServiceStub(self._channel, **options)
+        self._events = v1.EventServiceStub(self._channel, metadata=metadata)
+
+    async def __aenter__(self) -> CaxtonClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    # --- agents -----------------------------------------------------------
+
+    async def deploy(
+        self,
+        component: bytes,
+        name: str,
+        *,
+        capabilities: Sequence[str] = (),
+        replicas: int = 1,
+        memory_bytes: int = 0,
+        timeout_ms: int = 0,
+        mailbox: int = 0,
+        config: str = "",
+        replace: bool = False,
+        filename: str = "",
+    ) -> AgentInfo:
+        request = v1.DeployRequest(
+            name=name,
+            component=component,
+            capabilities=list(capabilities),
+            replicas=replicas,
+            limits=v1.Limits(memory_bytes=memory_bytes, timeout_ms=timeout_ms, mailbox=mailbox),
+            config=config,
+            replace=replace,
+        )
+        reply = await self._call(self._agents.deploy(request), subject=filename or name)
+        return _agent(reply)
+
+    async def agents(self) -> list[AgentInfo]:
+        reply = await self._call(self._agents.list_agents(v1.ListAgentsRequest()))
+        return [_agent(a) for a in reply.agents]
+
+    async def agent(self, name: str) -> AgentInfo:
+        return _agent(await self._call(self._agents.get_agent(v1.GetAgentRequest(name=name))))
+
+    async def stop(self, name: str) -> AgentInfo:
+        return _agent(await self._call(self._agents.stop_agent(v1.StopAgentRequest(name=name))))
+
+    async def remove(self, name: str) -> None:
+        await self._call(self._agents.remove_agent(v1.RemoveAgentRequest(name=name)))
+
+    # --- messages ---------------------------------------------------------
+
+    async def send(
+        self,
+        to: str | Sequence[str],
+        performative: str,
+        content: str | Any = "",
+        *,
+        conversation_id: str = "",
+        protocol: str = "",
+        language: str = "json",
+        ontology: str = "",
+        reply_by: int | None = None,
+        message_id: str = "",
+        wait_ms: int = 0,
+    ) -> SendResult:
+        """Sends one ACL message; with `wait_ms`, also waits that long for the reply."""
+        receivers = [to] if isinstance(to, str) else list(to)
+        text = content if isinstance(content, str) else json.dumps(content)
+        envelope = v1.AclEnvelope(
+            id=message_id,
+            performative=performative,
+            receivers=receivers,
+            content=text,
+            language=language,
+            ontology=ontology,
+            protocol=protocol,
+            conversation_id=conversation_id,
+            reply_by=reply_by,
+        )
+        request = v1.SendRequest(message=envelope, wait_ms=wait_ms)
+        timeout = 30.0 + wait_ms / 1000
+        reply = await self._call(self._messages.send(request, timeout=timeout))
+        return SendResult(
+            message_id=reply.message_id,
+            conversation_id=reply.conversation_id,
+            deliveries=tuple(reply.deliveries),
+            dead_letters=tuple((d.receiver, d.reason) for d in reply.dead_letters),
+            reply=_message(reply.reply) if reply.reply is not None else None,
+        )
+
+    async def invoke(
+        self,
+        agent: str,
+        content: str | Any,
+        *,
+        timeout: float = 5.0,
+        performative: str = "request",
+        protocol: str = "fipa-request",
+    ) -> AclMessage:
+        """Sends a request and returns the reply; raises InvokeTimeout when none comes in time."""
+        result = await self.send(
+            agent, performative, content, protocol=protocol, wait_ms=int(timeout * 1000)
+        )
+        if result.reply is None:
+            raise InvokeTimeout(
+                f"{agent} did not reply within {timeout:g}s "
+                f"(conversation {result.conversation_id}; see 'caxton trace')"
+            )
+        return result.reply
+
+    # --- conversations and events ------------------------------------------
+
+    async def conversations(self, since_ms: int = 0) -> list[ConversationInfo]:
+        reply = await self._call(
+            self._conversations.list_conversations(v1.ListConversationsRequest(since_ms=since_ms))
+        )
+        return [_conversation(c) for c in reply.conversations]
+
+    async def conversation(self, conversation_id: str) -> ConversationInfo:
+        reply = await self._call(
+            self._conversations.get_conversation(v1.GetConversationRequest(id=conversation_id))
+        )
+        return _conversation(reply)
+
+    async def events(
+        self,
+        from_position: int = 1,
+        conversation_id: str = "",
+        *,
+        follow: bool = False,
+        since_ms: int = 0,
+    ) -> AsyncIterator[Recorded]:
+        """The log's events in order; with `follow`, keeps yielding new ones as they commit."""
+        request = v1.StreamEventsRequest(
+            from_position=from_position,
+            conversation_id=conversation_id,
+            follow=follow,
+            since_ms=since_ms,
+        )
+        try:
+            async for record in self._events.stream_events(request):
+                yield Recorded(
+                    position=record.position,
+                    stream=record.stream,
+                    version=record.version,
+                    at=record.at_ms,
+                    event=decode(record.type, orjson.loads(record.payload_json)),
+                    traceparent=record.traceparent,
+                )
+        except (GRPCError, OSError) as exc:
+            raise self._translate(exc) from None
+
+    async def _call(self, call: Any, subject: str = "") -> Any:
+        try:
+            return await call
+        except (GRPCError, OSError) as exc:
+            raise self._translate(exc, subject) from None
+
+    def _translate(self, exc: Exception, subject: str = "") -> CaxtonError:
+        if isinstance(exc, GRPCError):
+            kind = _BY_STATUS.get(exc.status, CaxtonError)
+            text = exc.message or exc.status.name
+            if subject and kind is InvalidArgument and not text.startswith(subject):
+                text = f"{subject}: {text}"
+            return kind(text)
+        return ServerUnavailable(
+            f"no Caxton server answers at {self.address} "
+            "(start one with 'caxton server start', or pass --server)"
+        )
+
+
+def _agent(info: v1.AgentInfo) -> AgentInfo:
+    limits = info.limits or v1.Limits()
+    return AgentInfo(
+        name=info.name,
+        component_digest=info.component_digest,
+        component_size=info.component_size,
+        capabilities=tuple(info.capabilities),
+        replicas=info.replicas,
+        status=info.status,
+        status_line=info.status_line,
+        memory_bytes=limits.memory_bytes,
+        timeout_ms=limits.timeout_ms,
+        mailbox=limits.mailbox,
+        instances=tuple(
+            InstanceInfo(
+                replica=i.replica,
+                lifecycle=i.lifecycle,
+                incarnation=i.incarnation,
+                restarts=i.restarts,
+                traps=i.traps,
+                handled=i.handled,
+                last_error=i.last_error,
+            )
+            for i in info.instances
+        ),
+    )
+
+
+def _conversation(info: v1.ConversationInfo) -> ConversationInfo:
+    return ConversationInfo(
+        id=info.id,
+        protocol=info.protocol,
+        state=info.state,
+        participants=tuple(info.participants),
+        message_count=info.message_count,
+        started_at_ms=info.started_at_ms,
+        last_at_ms=info.last_at_ms,
+        violations=tuple(info.violations),
+        phase=info.phase,
+    )
+
+
+def _message(envelope: v1.AclEnvelope) -> AclMessage:
+    return message_from_stored(_envelope_dict(envelope))
+
+
+def _envelope_dict(envelope: v1.AclEnvelope) -> dict[str, Any]:
+    return {
+        "id": envelope.id,
+        "performative": envelope.performative,
+        "sender": envelope.sender,
+        "receivers": list(envelope.receivers),
+        "content": envelope.content,
+        "language": envelope.language or "json",
+        "ontology": envelope.ontology,
+        "protocol": envelope.protocol,
+        "conversation_id": envelope.conversation_id,
+        "reply_with": envelope.reply_with,
+        "in_reply_to": envelope.in_reply_to,
+        "reply_by": envelope.reply_by,
+        "traceparent": envelope.traceparent,
+    }

@@ -1,0 +1,387 @@
+"""The node: folds the log into the world, runs the actors, and serves the API's operations.
+
+Every change goes the same way: decide events from the folded world, append them,
+and only once they are committed fold them in and deliver the messages they accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from caxton import __version__
+from caxton.domain.acl import AclMessage, Performative, is_valid_agent_name, reply_to
+from caxton.domain.delivery import pending_deliveries
+from caxton.domain.events import (
+    AgentDeployed,
+    AgentRemoved,
+    AgentStopped,
+    Event,
+    Limits,
+    MessageDeadLettered,
+    MessageSent,
+    NodeStarted,
+    NodeStopped,
+    Recorded,
+    RestartPolicy,
+)
+from caxton.domain.ids import derive_id, is_client, split_instance_key
+from caxton.domain.routing import NO_CURSOR, route
+from caxton.domain.world import EMPTY, World, evolve, fold
+from caxton.shell.runtime.actor import InstanceActor
+from caxton.shell.runtime.clock import Clock, client_address, fresh_id
+from caxton.shell.runtime.context import CallContext
+from caxton.shell.runtime.errors import (
+    AgentExists,
+    AgentNotFound,
+    InvalidDeployment,
+    MailboxFull,
+    NodeStopping,
+)
+from caxton.shell.store import EventLog, Pending
+from caxton.shell.wasm import WasmHost
+
+logger = logging.getLogger("caxton.runtime")
+
+PLATFORM = "caxton"
+MAX_REPLICAS = 64
+_ACCEPTED_MEMORY = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    message_id: str
+    conversation_id: str
+    deliveries: tuple[str, ...]
+    dead_letters: tuple[tuple[str, str], ...]
+    reply: AclMessage | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeploySpec:
+    name: str
+    component: bytes
+    capabilities: tuple[str, ...] = ()
+    replicas: int = 1
+    limits: Limits = Limits()
+    restart: RestartPolicy = RestartPolicy()
+    config: str = ""
+    replace: bool = False
+
+
+class Node:
+    """One Caxton server's runtime."""
+
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        host: WasmHost,
+        clock: Clock,
+        node_id: str,
+        address: str = "",
+        max_content_bytes: int = 1 << 20,
+    ) -> None:
+        self.log = log
+        self.host = host
+        self.clock = clock
+        self.node_id = node_id
+        self.address = address
+        self.max_content_bytes = max_content_bytes
+        self.world: World = EMPTY
+        self.actors: dict[str, InstanceActor] = {}
+        self._cursor = NO_CURSOR
+        self._waiters: dict[str, list[tuple[str, asyncio.Future[AclMessage]]]] = {}
+        self._accepted: OrderedDict[str, SendResult] = OrderedDict()
+        self._stopping = False
+        self._commit_failed: BaseException | None = None
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def start(self) -> None:
+        """Folds the log, records the start, restarts agents and redelivers what was pending."""
+        await self.log.check_integrity()
+        history = await self.log.read(from_position=1)
+        self.world = fold(history, EMPTY)
+        for recorded in history[-_ACCEPTED_MEMORY:]:
+            if isinstance(recorded.event, MessageSent):
+                m = recorded.event.message
+                self._remember(SendResult(m.id, m.conversation_id, recorded.event.deliveries, ()))
+        await self.commit(
+            [NodeStarted(node=self.node_id, address=self.address, version=__version__)]
+        )
+        for name, agent in self.world.agents.items():
+            if agent.status == "running":
+                self._start_actors(name, agent.limits.mailbox, len(agent.instances))
+        for message, target in pending_deliveries(history):
+            actor = self.actors.get(target)
+            if actor is None or not actor.deliver(message):
+                await self.commit(self._undeliverable(message, target, "agent not running"))
+        logger.info(
+            "node %s started at position %d with %d agents",
+            self.node_id,
+            self.world.position,
+            len(self.world.agents),
+        )
+
+    async def shutdown(self) -> None:
+        """Stops the actors (agents stay deployed) and records the stop."""
+        if self._stopping:
+            return
+        self._stopping = True
+        await asyncio.gather(*(a.stop() for a in self.actors.values()))
+        self.actors.clear()
+        for waiters in self._waiters.values():
+            for _, fut in waiters:
+                if not fut.done():
+                    fut.cancel()
+        await self.commit([NodeStopped(node=self.node_id)])
+
+    # --- the commit path --------------------------------------------------
+
+    def commit(
+        self, events: Sequence[Event], traceparent: str = ""
+    ) -> asyncio.Future[list[Recorded]]:
+        """Appends; once committed, folds the events in and delivers accepted messages."""
+        at = self.clock.now_ms()
+        future = self.log.append([Pending(event=e, at=at, traceparent=traceparent) for e in events])
+        future.add_done_callback(self._on_commit)
+        return future
+
+    def _on_commit(self, future: asyncio.Future[list[Recorded]]) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            self._commit_failed = error
+            logger.error("append failed: %s", error)
+            return
+        for recorded in future.result():
+            self.world = evolve(self.world, recorded)
+            if isinstance(recorded.event, MessageSent):
+                self._dispatch(recorded.event)
+
+    def _dispatch(self, sent: MessageSent) -> None:
+        message = sent.message
+        for target in sent.deliveries:
+            if is_client(target):
+                self._to_client(target, message)
+                continue
+            actor = self.actors.get(target)
+            if actor is None:
+                self.commit(self._undeliverable(message, target, "agent not running"))
+            elif not actor.deliver(message):
+                self.commit(self._undeliverable(message, target, "mailbox full"))
+
+    # --- what agents send -------------------------------------------------
+
+    def call_context(self, agent: str, cause: AclMessage | None) -> CallContext:
+        return CallContext(
+            agent=agent,
+            cause=cause,
+            clock=self.clock,
+            route=self._route,
+            max_content_bytes=self.max_content_bytes,
+        )
+
+    def _route(self, message: AclMessage) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+        decided = route(message, self.world.agents, self._cursor)
+        self._cursor = decided.cursor
+        return decided.deliveries, decided.dead_letters
+
+    def sends_of(self, context: CallContext) -> list[Event]:
+        events: list[Event] = []
+        for out in context.outgoing:
+            events.append(MessageSent(message=out.message, deliveries=out.deliveries))
+            for receiver, reason in out.dead_letters:
+                events.extend(self._undeliverable(out.message, receiver, reason))
+        return events
+
+    def failure_to_sender(self, message: AclMessage, reason: str) -> list[Event]:
+        """A `failure` from the platform back to whoever sent `message`."""
+        if not message.sender or message.sender == PLATFORM:
+            return []
+        failure = reply_to(
+            message,
+            id=derive_id("failure", message.id, reason),
+            sender=PLATFORM,
+            performative=Performative.FAILURE,
+            content=json.dumps({"error": reason, "message_id": message.id}),
+        )
+        deliveries, _ = self._route(failure)
+        return [MessageSent(message=failure, deliveries=deliveries, cause=message.id)]
+
+    def _undeliverable(self, message: AclMessage, receiver: str, reason: str) -> list[Event]:
+        dead = MessageDeadLettered(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            receiver=receiver,
+            reason=reason,
+        )
+        return [dead, *self.failure_to_sender(message, f"{receiver}: {reason}")]
+
+    async def dead_letter_all(self, messages: list[AclMessage], receiver: str, reason: str) -> None:
+        events: list[Event] = []
+        for message in messages:
+            events.extend(self._undeliverable(message, receiver, reason))
+        if events:
+            await self.commit(events)
+
+    # --- agents -----------------------------------------------------------
+
+    async def deploy(self, spec: DeploySpec) -> None:
+        self._check_running()
+        _check_spec(spec)
+        existing = self.world.agents.get(spec.name)
+        if existing is not None and not spec.replace:
+            raise AgentExists(spec.name)
+        loaded = await asyncio.to_thread(self.host.load, spec.component, spec.name)
+        if existing is not None:
+            await self._stop_actors(spec.name, "agent redeployed")
+        await self.commit(
+            [
+                AgentDeployed(
+                    agent=spec.name,
+                    component=loaded.digest,
+                    component_size=loaded.size,
+                    replicas=spec.replicas,
+                    capabilities=spec.capabilities,
+                    limits=spec.limits,
+                    restart=spec.restart,
+                    config=spec.config,
+                )
+            ]
+        )
+        actors = self._start_actors(spec.name, spec.limits.mailbox, spec.replicas)
+        wait = spec.limits.timeout_ms / 1000 + 5
+        await asyncio.wait([asyncio.ensure_future(a.started.wait()) for a in actors], timeout=wait)
+
+    async def stop_agent(self, name: str) -> None:
+        self._check_running()
+        agent = self.world.agents.get(name)
+        if agent is None:
+            raise AgentNotFound(name)
+        await self._stop_actors(name, "agent stopped")
+        if agent.status != "stopped":
+            await self.commit([AgentStopped(agent=name)])
+
+    async def remove_agent(self, name: str) -> None:
+        self._check_running()
+        if name not in self.world.agents:
+            raise AgentNotFound(name)
+        await self._stop_actors(name, "agent removed")
+        await self.commit([AgentRemoved(agent=name)])
+
+    def _start_actors(self, name: str, mailbox: int, replicas: int) -> list[InstanceActor]:
+        started = []
+        for replica in range(replicas):
+            agent = self.world.agents[name]
+            if agent.instances[replica].lifecycle == "failed":
+                continue
+            actor = InstanceActor(self, name, replica, mailbox)
+            self.actors[actor.key] = actor
+            actor.start()
+            started.append(actor)
+        return started
+
+    async def _stop_actors(self, name: str, reason: str) -> None:
+        keys = [k for k in self.actors if split_instance_key(k)[0] == name]
+        for key in keys:
+            actor = self.actors.pop(key)
+            left = await actor.stop()
+            await self.dead_letter_all(left, key, reason)
+
+    # --- messages from outside -------------------------------------------
+
+    async def send(self, message: AclMessage, *, wait_ms: int = 0) -> SendResult:
+        """Accepts a message from an API client; with `wait_ms`, waits for the reply."""
+        self._check_running()
+        previous = self._accepted.get(message.id) if message.id else None
+        if previous is not None:
+            return previous
+        sender = message.sender or client_address()
+        message = _with_ids(message, sender)
+        deliveries, dead = self._route(message)
+        for target in deliveries:
+            actor = self.actors.get(target)
+            if actor is not None and actor.free_slots <= 0:
+                raise MailboxFull(target, actor.mailbox.maxsize)
+        waiter = self._wait_for_reply(message) if wait_ms > 0 and is_client(sender) else None
+        events: list[Event] = [MessageSent(message=message, deliveries=deliveries)]
+        for receiver, reason in dead:
+            events.extend(self._undeliverable(message, receiver, reason))
+        await self.commit(events)
+        result = SendResult(message.id, message.conversation_id, deliveries, dead)
+        self._remember(result)
+        if waiter is None:
+            return result
+        try:
+            reply = await asyncio.wait_for(waiter, timeout=wait_ms / 1000)
+        except TimeoutError:
+            reply = None
+        finally:
+            self._forget_waiter(sender, waiter)
+        return SendResult(message.id, message.conversation_id, deliveries, dead, reply)
+
+    def _wait_for_reply(self, message: AclMessage) -> asyncio.Future[AclMessage]:
+        future: asyncio.Future[AclMessage] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(message.sender, []).append((message.conversation_id, future))
+        return future
+
+    def _forget_waiter(self, client: str, future: asyncio.Future[AclMessage]) -> None:
+        waiters = [w for w in self._waiters.get(client, []) if w[1] is not future]
+        if waiters:
+            self._waiters[client] = waiters
+        else:
+            self._waiters.pop(client, None)
+
+    def _to_client(self, client: str, message: AclMessage) -> None:
+        if message.performative == Performative.AGREE:
+            return
+        for conversation, future in self._waiters.get(client, []):
+            if conversation == message.conversation_id and not future.done():
+                future.set_result(message)
+
+    def _remember(self, result: SendResult) -> None:
+        self._accepted[result.message_id] = result
+        if len(self._accepted) > _ACCEPTED_MEMORY:
+            self._accepted.popitem(last=False)
+
+    def _check_running(self) -> None:
+        if self._stopping:
+            raise NodeStopping()
+
+
+def _with_ids(message: AclMessage, sender: str) -> AclMessage:
+    message_id = message.id or fresh_id()
+    return replace(
+        message,
+        id=message_id,
+        sender=sender,
+        conversation_id=message.conversation_id or fresh_id(),
+        reply_with=message.reply_with or message_id,
+    )
+
+
+def _check_spec(spec: DeploySpec) -> None:
+    if not is_valid_agent_name(spec.name) or spec.name == PLATFORM:
+        raise InvalidDeployment(
+            f"{spec.name!r} is not a valid agent name (letters, digits, '_', '-', '.'; "
+            f"at most 128; {PLATFORM!r} is reserved)"
+        )
+    if not 1 <= spec.replicas <= MAX_REPLICAS:
+        raise InvalidDeployment(f"replicas must be between 1 and {MAX_REPLICAS}")
+    for capability in spec.capabilities:
+        if not is_valid_agent_name(capability):
+            raise InvalidDeployment(f"{capability!r} is not a valid capability name")
+    limits = spec.limits
+    if not 64 << 10 <= limits.memory_bytes <= 4 << 30:
+        raise InvalidDeployment("memory must be between 64KiB and 4GiB")
+    if not 1 <= limits.timeout_ms <= 600_000:
+        raise InvalidDeployment("timeout must be between 1ms and 10m")
+    if not 1 <= limits.mailbox <= 1_000_000:
+        raise InvalidDeployment("mailbox must be between 1 and 1000000 messages")

@@ -1,0 +1,92 @@
+"""`caxton server start`: lock the data directory, open the log, fold it, serve the API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+
+from grpclib.health.service import Health
+from grpclib.server import Server
+
+from caxton.shell.api.auth import install_token_check
+from caxton.shell.api.service import services_for
+from caxton.shell.config import ServerConfig
+from caxton.shell.datadir import DataDir
+from caxton.shell.runtime.clock import SystemClock
+from caxton.shell.runtime.node import Node
+from caxton.shell.store import EventLog
+from caxton.shell.wasm import WasmHost
+
+logger = logging.getLogger("caxton.server")
+
+
+class ListenFailed(Exception):
+    """The API address cannot be bound."""
+
+
+async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print) -> None:
+    """Runs a server until SIGINT or SIGTERM, then stops cleanly."""
+    with DataDir(config.data_dir) as data_dir:
+        log = await EventLog.open(config.store_url, synchronous=config.synchronous.upper())
+        host = WasmHost(data_dir.components)
+        bind_host, port = config.host_port
+        node = Node(
+            log=log,
+            host=host,
+            clock=SystemClock(),
+            node_id=data_dir.node_id(),
+            address=f"{bind_host}:{port}",
+        )
+        server: Server | None = None
+        try:
+            await node.start()
+            handlers = services_for(node, log)
+            server = Server([*handlers, Health()])
+            if config.token:
+                install_token_check(server, config.token)
+            try:
+                await server.start(bind_host, port)
+            except OSError as exc:
+                raise ListenFailed(
+                    f"cannot listen on {bind_host}:{port} ({exc.strerror}); "
+                    "is another server running? choose another address with --listen"
+                ) from None
+            announce(
+                f"✓ Caxton {node.node_id} listening on {bind_host}:{port} "
+                f"(log: {config.store_url}, position {node.world.position})"
+            )
+            await _until_signalled()
+            announce("stopping…")
+        finally:
+            if server is not None:
+                server.close()
+                with contextlib.suppress(Exception):
+                    await server.wait_closed()
+            await node.shutdown()
+            await log.close()
+            host.close()
+        announce("✓ stopped cleanly")
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Set-up and the two everyday commands: `python3 dev.py demo` and `python3 dev.py test`.
+
+Needs only python3 (3.11+). Creates .venv, installs Caxton with its dev tools into it
+(again only when pyproject.toml changes), then runs the demo or the full check suite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+STAMP = VENV / ".caxton-installed"
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"✗ Caxton needs Python 3.11 or newer (this is {sys.version.split()[0]})")
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted and (BIN / "caxton").exists():
+        return
+    if not (BIN / "python").exists():
+        print("• creating .venv", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    print("• installing Caxton and its tools into .venv (first run takes a minute)", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    run([*pip, "install", "--upgrade", "pip"])
+    run([*pip, "install", "-e", f"{ROOT}[dev]"])
+    STAMP.write_text(wanted)
+
+
+def run(command: list[str], **env: str) -> None:
+    result = subprocess.run(command, cwd=ROOT, env={**os.environ, **env})
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def demo() -> None:
+    run([str(BIN / "caxton"), "demo"])
+
+
+def test() -> None:
+    py = str(BIN / "python")
+    steps = [
+        ("lint", [str(BIN / "ruff"), "check", "."]),
+        ("format", [str(BIN / "ruff"), "format", "--check", "."]),
+        ("types", [str(BIN / "mypy")]),
+        ("architecture", [str(BIN / "lint-imports")]),
+        ("generated code", [py, "-m", "caxton.shell.api.codegen", "--check"]),
+    ]
+    for name, command in steps:
+        print(f"• {name}", flush=True)
+        run(command)
+    print("• tests", flush=True)
+    # Exit status 5 ("no tests collected") is a failure here, as any other non-zero status.
+    run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *sys.argv[2:]])
+
+
+def main() -> None:
+    commands = {"demo": demo, "test": test, "setup": lambda: None}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit("usage: python3 dev.py demo | test [pytest args] | setup")
+    ensure_venv()
+    commands[sys.argv[1]]()
+
+
+if __name__ == "__main__":
+    main()
