@@ -1,0 +1,1 @@
+"""The imperative shell: storage, WebAssembly, network, clocks."""
