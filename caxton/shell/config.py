@@ -60,7 +60,8 @@ def load_config(path: Path | None, **flags: Any) -> ServerConfig:
         unknown = set(section) - _KEYS
         if unknown:
             raise ConfigError(
-                f"{path}: unknown key server.{sorted(unknown)[0]} (known: {', '.join(sorted(_KEYS))})"
+                f"{path}: unknown key server.{sorted(unknown)[0]} "
+                f"(known: {', '.join(sorted(_KEYS))})"
             )
         config = _apply(config, section, str(path))
     env_token = os.environ.get("CAXTON_TOKEN", "")

@@ -1,4 +1,4 @@
-"""The `caxton` command line: a gRPC client of the server, plus `server start` and the agent toolchain."""
+"""The `caxton` command line: a client of the server, `server start`, and the agent toolchain."""
 
 from caxton.shell.cli.main import main
 

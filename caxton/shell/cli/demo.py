@@ -1,4 +1,4 @@
-"""`caxton demo`: build the examples, start a server, run a contract-net and an order, show traces."""
+"""`caxton demo`: build the examples, start a server, run two conversations, show traces."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -46,7 +45,8 @@ async def demo(data_dir: Path, keep_running: bool) -> None:
             section("Conversations")
             for c in await client.conversations():
                 out.print(
-                    f"  {c.id}  {c.protocol or '-':<18} {c.state:<8} {c.message_count:>2} messages  "
+                    f"  {c.id}  {c.protocol or '-':<18} {c.state:<8} "
+                    f"{c.message_count:>2} messages  "
                     f"{', '.join(c.participants)}",
                     markup=False,
                 )

@@ -57,7 +57,8 @@ async def send(
     """Send an ACL message; with --wait, print the reply."""
     if performative not in PERFORMATIVES:
         raise Failure(
-            f"unknown performative {performative!r}; expected one of {', '.join(sorted(PERFORMATIVES))}",
+            f"unknown performative {performative!r}; "
+            f"expected one of {', '.join(sorted(PERFORMATIVES))}",
             code=2,
         )
     if language == "json" and content:
@@ -86,7 +87,8 @@ async def send(
     if wait:
         if result.reply is None:
             raise Failure(
-                f"no reply within {wait} ms (see: caxton trace --conversation-id {result.conversation_id})"
+                f"no reply within {wait} ms "
+                f"(see: caxton trace --conversation-id {result.conversation_id})"
             )
         reply = result.reply
         out.print(f"reply {reply.performative} from {reply.sender}:")

@@ -26,7 +26,6 @@ from caxton.domain.events import (
 )
 from caxton.domain.ids import instance_key
 from caxton.domain.supervision import decide_restart
-from caxton.shell.runtime.context import CallContext
 from caxton.shell.wasm import AgentError, AgentInstance, Completed, Trapped
 
 if TYPE_CHECKING:

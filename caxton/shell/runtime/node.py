@@ -11,7 +11,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from caxton import __version__
 from caxton.domain.acl import AclMessage, Performative, is_valid_agent_name, reply_to
@@ -67,8 +67,8 @@ class DeploySpec:
     component: bytes
     capabilities: tuple[str, ...] = ()
     replicas: int = 1
-    limits: Limits = Limits()
-    restart: RestartPolicy = RestartPolicy()
+    limits: Limits = field(default_factory=Limits)
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
     config: str = ""
     replace: bool = False
 

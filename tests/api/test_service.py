@@ -1,0 +1,154 @@
+"""The gRPC API over a real loopback socket, through the Python client."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import wasmtime
+from grpclib.server import Server
+
+from caxton.client import (
+    AlreadyExists,
+    CaxtonClient,
+    InvalidArgument,
+    InvokeTimeout,
+    NotFound,
+    ServerUnavailable,
+    Unauthenticated,
+)
+from caxton.domain.events import MessageSent
+from caxton.shell.api.auth import install_token_check
+from caxton.shell.api.service import services_for
+from caxton.shell.runtime.clock import SystemClock
+from caxton.shell.runtime.node import Node
+from caxton.shell.store import EventLog
+from caxton.shell.wasm import WasmHost
+
+COMPONENTS = Path(__file__).parents[1] / "wasm" / "components"
+TOKEN = "s3cret"
+
+
+def wat(name: str) -> bytes:
+    return bytes(wasmtime.wat2wasm((COMPONENTS / f"{name}.wat").read_text()))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def address(tmp_path: Path) -> AsyncIterator[str]:
+    log = await EventLog.open(str(tmp_path / "events.db"))
+    host = WasmHost(tmp_path / "components")
+    node = Node(log=log, host=host, clock=SystemClock(), node_id="node-api")
+    await node.start()
+    server = Server(services_for(node, log))
+    install_token_check(server, TOKEN)
+    port = free_port()
+    await server.start("127.0.0.1", port)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
+        await node.shutdown()
+        await log.close()
+        host.close()
+
+
+@pytest.fixture
+async def client(address: str) -> AsyncIterator[CaxtonClient]:
+    async with CaxtonClient(address, token=TOKEN) as c:
+        yield c
+
+
+async def test_deploy_list_status_invoke_and_remove(client: CaxtonClient) -> None:
+    info = await client.deploy(wat("reply"), "echo", replicas=3, capabilities=["echoing"])
+    assert info.status_line == "✓ Running (3/3 instances healthy)"
+    assert [a.name for a in await client.agents()] == ["echo"]
+
+    reply = await client.invoke("echo", {"hello": "world"}, timeout=5)
+    assert reply.performative.value == "inform"
+    assert reply.sender == "echo"
+
+    stopped = await client.stop("echo")
+    assert stopped.status == "stopped"
+    await client.remove("echo")
+    assert await client.agents() == []
+
+
+async def test_events_stream_in_log_order_and_filter_by_conversation(
+    client: CaxtonClient,
+) -> None:
+    await client.deploy(wat("reply"), "echo")
+    result = await client.send("echo", "request", {"n": 1}, wait_ms=5_000)
+
+    positions = [r.position async for r in client.events()]
+    assert positions == sorted(positions) and positions[0] == 1
+    mine = [r async for r in client.events(conversation_id=result.conversation_id)]
+    sent = [r.event for r in mine if isinstance(r.event, MessageSent)]
+    assert [m.message.performative.value for m in sent] == ["request", "inform"]
+    assert {r.stream for r in mine} == {f"conversation:{result.conversation_id}"}
+
+
+async def test_conversations_list_their_protocol_and_state(client: CaxtonClient) -> None:
+    await client.deploy(wat("reply"), "echo")
+    result = await client.send("echo", "request", {}, protocol="fipa-request", wait_ms=5_000)
+
+    found = {c.id: c for c in await client.conversations()}
+
+    conversation = found[result.conversation_id]
+    assert conversation.protocol == "fipa-request"
+    assert conversation.state == "done"
+    assert conversation.message_count == 2
+    assert set(conversation.participants) >= {"echo"}
+
+
+async def test_bad_input_gets_a_clear_error(client: CaxtonClient) -> None:
+    with pytest.raises(InvalidArgument, match="not a WebAssembly file"):
+        await client.deploy(b"hello", "x", filename="agent.wasm")
+    with pytest.raises(InvalidArgument, match="missing export 'handle'"):
+        await client.deploy(wat("no-handle"), "x", filename="agent.wasm")
+    with pytest.raises(InvalidArgument, match="unknown performative 'shout'"):
+        await client.send("echo", "shout", {})
+    with pytest.raises(InvalidArgument, match="content: not valid JSON"):
+        await client.send("echo", "request", "{not json")
+    with pytest.raises(InvalidArgument, match="not a valid agent name"):
+        await client.deploy(wat("silent"), "no spaces allowed")
+    with pytest.raises(NotFound, match="no agent named 'ghost'"):
+        await client.agent("ghost")
+
+
+async def test_deploying_a_taken_name_needs_replace(client: CaxtonClient) -> None:
+    await client.deploy(wat("silent"), "echo")
+    with pytest.raises(AlreadyExists, match="--replace"):
+        await client.deploy(wat("silent"), "echo")
+    info = await client.deploy(wat("reply"), "echo", replace=True)
+    assert info.status_line.startswith("✓ Running")
+
+
+async def test_invoke_times_out_when_no_reply_comes(client: CaxtonClient) -> None:
+    await client.deploy(wat("silent"), "quiet")
+    with pytest.raises(InvokeTimeout, match=r"did not reply within 0\.2s"):
+        await client.invoke("quiet", {}, timeout=0.2)
+
+
+async def test_a_wrong_token_is_refused(address: str) -> None:
+    async with CaxtonClient(address, token="wrong") as c:
+        with pytest.raises(Unauthenticated, match="token"):
+            await c.agents()
+    async with CaxtonClient(address) as c:
+        with pytest.raises(Unauthenticated):
+            await c.agents()
+
+
+async def test_no_server_is_a_clear_error() -> None:
+    async with CaxtonClient(f"127.0.0.1:{free_port()}") as c:
+        with pytest.raises(ServerUnavailable, match="no Caxton server answers"):
+            await c.agents()

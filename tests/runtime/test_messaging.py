@@ -1,0 +1,127 @@
+"""Messages through a real node: a real SQLite log, real wasmtime, WAT agents."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import wat
+
+from caxton.domain.acl import AclMessage, Performative
+from caxton.domain.events import (
+    AgentStarted,
+    MessageDeadLettered,
+    MessageHandled,
+    MessageSent,
+    NodeStarted,
+)
+from caxton.shell.runtime.node import DeploySpec, Node
+
+
+def request(*receivers: str, content: str = "{}", **fields: str) -> AclMessage:
+    return AclMessage(
+        id="",
+        performative=Performative.REQUEST,
+        sender="",
+        receivers=receivers,
+        content=content,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+async def test_a_request_gets_its_reply_and_every_step_is_in_the_log(node: Node) -> None:
+    await node.deploy(DeploySpec(name="echo", component=wat("reply")))
+
+    result = await node.send(request("echo", protocol="fipa-request"), wait_ms=5_000)
+
+    assert result.reply is not None
+    assert result.reply.performative is Performative.INFORM
+    assert result.reply.sender == "echo"
+    assert result.reply.in_reply_to == result.message_id
+    assert result.reply.conversation_id == result.conversation_id
+    assert result.reply.protocol == "fipa-request"
+    history = await node.log.read(conversation_id=result.conversation_id)
+    kinds = [type(r.event) for r in history]
+    assert kinds == [MessageSent, MessageHandled, MessageSent, MessageHandled][: len(kinds)]
+    assert kinds[:3] == [MessageSent, MessageHandled, MessageSent]
+    assert node.world.conversations[result.conversation_id].outcome == "done"
+
+
+async def test_an_unknown_receiver_is_dead_lettered_and_the_sender_gets_failure(
+    node: Node,
+) -> None:
+    result = await node.send(request("nobody"), wait_ms=5_000)
+
+    assert result.dead_letters == (("nobody", "no agent named nobody"),)
+    assert result.reply is not None
+    assert result.reply.performative is Performative.FAILURE
+    assert result.reply.sender == "caxton"
+    assert "no agent named nobody" in json.loads(result.reply.content)["error"]
+    history = await node.log.read(conversation_id=result.conversation_id)
+    assert any(isinstance(r.event, MessageDeadLettered) for r in history)
+
+
+async def test_replicas_share_the_load_round_robin(node: Node) -> None:
+    await node.deploy(DeploySpec(name="echo", component=wat("reply"), replicas=3))
+
+    targets = [(await node.send(request("echo"))).deliveries for _ in range(6)]
+
+    assert targets == [("echo#0",), ("echo#1",), ("echo#2",)] * 2
+
+
+async def test_a_cfp_to_a_capability_goes_to_every_agent_that_declares_it(node: Node) -> None:
+    for name in ("bidder-a", "bidder-b", "bidder-c"):
+        await node.deploy(DeploySpec(name=name, component=wat("reply"), capabilities=("bidding",)))
+    await node.deploy(DeploySpec(name="other", component=wat("reply")))
+    cfp = AclMessage(
+        id="",
+        performative=Performative.CFP,
+        sender="",
+        receivers=("capability:bidding",),
+        protocol="fipa-contract-net",
+    )
+
+    result = await node.send(cfp)
+
+    assert sorted(result.deliveries) == ["bidder-a#0", "bidder-b#0", "bidder-c#0"]
+
+
+async def test_sending_the_same_message_id_twice_is_accepted_once(node: Node) -> None:
+    await node.deploy(DeploySpec(name="echo", component=wat("silent")))
+    message = AclMessage(
+        id="order-17", performative=Performative.INFORM, sender="", receivers=("echo",)
+    )
+
+    first = await node.send(message)
+    second = await node.send(message)
+
+    assert first == second
+    sent = [r for r in await node.log.read() if isinstance(r.event, MessageSent)]
+    assert [r.event.message.id for r in sent] == ["order-17"]
+
+
+async def test_the_log_starts_with_the_node_and_records_each_instance_start(node: Node) -> None:
+    await node.deploy(DeploySpec(name="echo", component=wat("silent"), replicas=2))
+
+    history = await node.log.read()
+
+    assert isinstance(history[0].event, NodeStarted)
+    started = [r.event for r in history if isinstance(r.event, AgentStarted)]
+    assert [(e.agent, e.replica, e.incarnation) for e in started] == [
+        ("echo", 0, 1),
+        ("echo", 1, 1),
+    ]
+
+
+async def test_now_and_random_are_journaled_with_the_handling(node: Node) -> None:
+    await node.deploy(DeploySpec(name="clock", component=wat("clock")))
+
+    result = await node.send(request("clock"))
+    await node.log.read()  # the handling commits after the send; follow it to the end
+    handled = None
+    async for recorded in node.log.follow(conversation_id=result.conversation_id):
+        if isinstance(recorded.event, MessageHandled):
+            handled = recorded.event
+            break
+
+    assert handled is not None
+    assert [call.kind for call in handled.journal] == ["now", "random"]
