@@ -1,0 +1,189 @@
+"""The fold of agent lifecycles: each deployed agent and the state of each of its replicas."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Literal, assert_never
+
+from caxton.domain.events import (
+    AgentDeployed,
+    AgentFailed,
+    AgentRemoved,
+    AgentRestarting,
+    AgentStarted,
+    AgentStopped,
+    AgentTrapped,
+    Limits,
+    MessageDeadLettered,
+    MessageHandled,
+    MessageSent,
+    NodeStarted,
+    NodeStopped,
+    Recorded,
+    RestartPolicy,
+)
+from caxton.domain.frozen_map import FrozenMap
+
+Lifecycle = Literal["deployed", "starting", "running", "trapped", "restarting", "stopped", "failed"]
+AgentStatus = Literal["running", "stopped", "removed"]
+
+# Lifecycles in which an instance can still take messages (now or once it is up).
+AVAILABLE: frozenset[Lifecycle] = frozenset(
+    {"deployed", "starting", "running", "trapped", "restarting"}
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceState:
+    """One replica. `restarts` holds the times of its restarts, for the supervision window."""
+
+    replica: int
+    lifecycle: Lifecycle = "deployed"
+    incarnation: int = 0
+    restarts: tuple[int, ...] = ()
+    traps: int = 0
+    last_error: str = ""
+    failure: str = ""
+    handled: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentState:
+    name: str
+    component: str
+    component_size: int = 0
+    capabilities: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    config: str = ""
+    status: AgentStatus = "running"
+    deployed_at: int = 0
+    instances: tuple[InstanceState, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Health:
+    running: int
+    total: int
+    problems: tuple[str, ...] = ()
+
+
+Agents = FrozenMap[str, AgentState]
+NO_AGENTS: Agents = FrozenMap()
+
+
+def deployed(event: AgentDeployed, at: int) -> AgentState:
+    """A freshly (re)deployed agent: every replica waits to be started."""
+    return AgentState(
+        name=event.agent,
+        component=event.component,
+        component_size=event.component_size,
+        capabilities=event.capabilities,
+        limits=event.limits,
+        restart=event.restart,
+        config=event.config,
+        deployed_at=at,
+        instances=tuple(InstanceState(replica=r) for r in range(event.replicas)),
+    )
+
+
+def evolve(agents: Agents, recorded: Recorded) -> Agents:
+    """The agents after one recorded event. Events about unknown agents change nothing."""
+    event = recorded.event
+    match event:
+        case AgentDeployed():
+            return agents.set(event.agent, deployed(event, recorded.at))
+        case AgentStarted(agent=name, replica=replica, incarnation=incarnation):
+            agent = agents.get(name)
+            if agent is None:
+                return agents
+            started = _with_instance(
+                agent, replica, lambda i: replace(i, lifecycle="running", incarnation=incarnation)
+            )
+            return agents.set(name, replace(started, status="running"))
+        case AgentTrapped(agent=name, replica=replica, kind=kind, reason=reason):
+            return _update(
+                agents,
+                name,
+                replica,
+                lambda i: replace(
+                    i, lifecycle="trapped", traps=i.traps + 1, last_error=f"{kind}: {reason}"
+                ),
+            )
+        case AgentRestarting(agent=name, replica=replica):
+            at = recorded.at
+            return _update(
+                agents,
+                name,
+                replica,
+                lambda i: replace(i, lifecycle="restarting", restarts=(*i.restarts, at)),
+            )
+        case AgentFailed(agent=name, replica=replica, reason=reason):
+            return _update(
+                agents, name, replica, lambda i: replace(i, lifecycle="failed", failure=reason)
+            )
+        case AgentStopped(agent=name):
+            agent = agents.get(name)
+            if agent is None:
+                return agents
+            instances = tuple(replace(i, lifecycle="stopped") for i in agent.instances)
+            return agents.set(name, replace(agent, status="stopped", instances=instances))
+        case AgentRemoved(agent=name):
+            return agents.delete(name)
+        case MessageHandled(agent=name, replica=replica):
+            return _update(agents, name, replica, lambda i: replace(i, handled=i.handled + 1))
+        case MessageSent() | MessageDeadLettered() | NodeStarted() | NodeStopped():
+            return agents
+        case _:
+            assert_never(event)
+
+
+def _with_instance(
+    agent: AgentState, replica: int, change: Callable[[InstanceState], InstanceState]
+) -> AgentState:
+    if not 0 <= replica < len(agent.instances):
+        return agent
+    instances = list(agent.instances)
+    instances[replica] = change(instances[replica])
+    return replace(agent, instances=tuple(instances))
+
+
+def _update(
+    agents: Agents, name: str, replica: int, change: Callable[[InstanceState], InstanceState]
+) -> Agents:
+    agent = agents.get(name)
+    if agent is None:
+        return agents
+    return agents.set(name, _with_instance(agent, replica, change))
+
+
+def health(agent: AgentState) -> Health:
+    """How many replicas run, and one line per replica that does not."""
+    running = sum(1 for i in agent.instances if i.lifecycle == "running")
+    problems = tuple(_problem(i) for i in agent.instances if i.lifecycle != "running")
+    return Health(running=running, total=len(agent.instances), problems=problems)
+
+
+def _problem(instance: InstanceState) -> str:
+    line = f"replica {instance.replica} {instance.lifecycle}"
+    detail = instance.last_error or instance.failure
+    return f"{line}: {detail}" if detail else line
+
+
+_PENDING: frozenset[Lifecycle] = frozenset({"deployed", "starting", "restarting"})
+
+
+def status_line(agent: AgentState) -> str:
+    """`✓ Running (3/3 instances healthy)`, `✗ Degraded (…): replica 2 failed: …`, `■ Stopped`."""
+    if agent.status != "running":
+        return f"■ {agent.status.capitalize()}"
+    h = health(agent)
+    counts = f"({h.running}/{h.total} instances healthy)"
+    if h.running == h.total:
+        return f"✓ Running {counts}"
+    if all(i.lifecycle in _PENDING or i.lifecycle == "running" for i in agent.instances):
+        return f"◌ Starting {counts}"
+    if all(i.lifecycle == "failed" for i in agent.instances):
+        return f"✗ Failed {counts}: {'; '.join(h.problems)}"
+    return f"✗ Degraded {counts}: {'; '.join(h.problems)}"

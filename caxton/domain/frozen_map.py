@@ -1,0 +1,161 @@
+"""FrozenMap: an immutable mapping whose `set` and `delete` copy only one path of a hash trie."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+_BITS = 5
+_WIDTH = 1 << _BITS
+_MASK = _WIDTH - 1
+_LEAF_MAX = 16
+_MAX_SHIFT = 60  # past the hash's 64 bits, keys collide for good: leaves just grow
+_HASH_MASK = (1 << 64) - 1
+
+# A node is None (empty), a dict (a leaf, never mutated once built) or a tuple of
+# _WIDTH nodes (a branch). Folding a long log changes one entry per event, so copying
+# a path of small nodes instead of the whole mapping keeps every step cheap.
+_Node = dict[Any, Any] | tuple[Any, ...] | None
+
+
+def _hash(key: object) -> int:
+    return hash(key) & _HASH_MASK
+
+
+def _find(node: _Node, key: object, h: int) -> Any:
+    shift = 0
+    while type(node) is tuple:
+        node = node[(h >> shift) & _MASK]
+        shift += _BITS
+    if node is None:
+        raise KeyError(key)
+    assert type(node) is dict
+    return node[key]
+
+
+def _split(leaf: dict[Any, Any], shift: int) -> tuple[Any, ...]:
+    children: list[dict[Any, Any] | None] = [None] * _WIDTH
+    for k, v in leaf.items():
+        i = (_hash(k) >> shift) & _MASK
+        child = children[i]
+        if child is None:
+            child = children[i] = {}
+        child[k] = v
+    return tuple(children)
+
+
+def _set(node: _Node, key: object, value: object, h: int, shift: int) -> tuple[_Node, bool]:
+    """The node with `key` set, and whether the key is new."""
+    if node is None:
+        return {key: value}, True
+    if type(node) is dict:
+        if key in node or len(node) < _LEAF_MAX or shift >= _MAX_SHIFT:
+            added = key not in node
+            leaf = dict(node)
+            leaf[key] = value
+            return leaf, added
+        node = _split(node, shift)
+    assert type(node) is tuple
+    i = (h >> shift) & _MASK
+    child, added = _set(node[i], key, value, h, shift + _BITS)
+    return (*node[:i], child, *node[i + 1 :]), added
+
+
+def _delete(node: _Node, key: object, h: int, shift: int) -> _Node:
+    if node is None:
+        raise KeyError(key)
+    if type(node) is dict:
+        if key not in node:
+            raise KeyError(key)
+        leaf = dict(node)
+        del leaf[key]
+        return leaf or None
+    assert type(node) is tuple
+    i = (h >> shift) & _MASK
+    child = _delete(node[i], key, h, shift + _BITS)
+    branch = (*node[:i], child, *node[i + 1 :])
+    return None if all(c is None for c in branch) else branch
+
+
+def _walk(node: _Node) -> Iterator[tuple[Any, Any]]:
+    if node is None:
+        return
+    if type(node) is dict:
+        yield from node.items()
+        return
+    assert type(node) is tuple
+    for child in node:
+        yield from _walk(child)
+
+
+class FrozenMap(Mapping[K, V], Generic[K, V]):
+    """An immutable mapping; iteration order is unspecified, so sort where order matters."""
+
+    __slots__ = ("_len", "_root")
+
+    _root: _Node
+    _len: int
+
+    def __init__(self, items: Mapping[K, V] | Iterable[tuple[K, V]] = ()) -> None:
+        root: _Node = None
+        size = 0
+        pairs = items.items() if isinstance(items, Mapping) else items
+        for k, v in pairs:
+            root, added = _set(root, k, v, _hash(k), 0)
+            size += added
+        self._root = root
+        self._len = size
+
+    @classmethod
+    def _make(cls, root: _Node, size: int) -> FrozenMap[K, V]:
+        new: FrozenMap[K, V] = cls.__new__(cls)
+        new._root = root
+        new._len = size
+        return new
+
+    def __getitem__(self, key: K) -> V:
+        value: V = _find(self._root, key, _hash(key))
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            _find(self._root, key, _hash(key))
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[K]:
+        return (k for k, _ in _walk(self._root))
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrozenMap) and other._root is self._root:
+            return True
+        if not isinstance(other, Mapping) or len(other) != self._len:
+            return False
+        return dict(self.items()) == dict(other.items())
+
+    def __hash__(self) -> int:
+        """Hashable when its keys and values are, like a tuple."""
+        return hash(frozenset(self.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({dict(self.items())!r})"
+
+    def set(self, key: K, value: V) -> FrozenMap[K, V]:
+        """A copy with `key` mapped to `value`."""
+        root, added = _set(self._root, key, value, _hash(key), 0)
+        return self._make(root, self._len + added)
+
+    def delete(self, key: K) -> FrozenMap[K, V]:
+        """A copy without `key`; the same map if it had no such key."""
+        try:
+            root = _delete(self._root, key, _hash(key), 0)
+        except KeyError:
+            return self
+        return self._make(root, self._len - 1)

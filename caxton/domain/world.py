@@ -1,0 +1,89 @@
+"""The whole folded state: agents, conversations and membership, up to a log position."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import assert_never
+
+from caxton.domain import agents as agents_fold
+from caxton.domain import conversations as conversations_fold
+from caxton.domain import membership as membership_fold
+from caxton.domain.agents import NO_AGENTS, Agents
+from caxton.domain.conversations import NO_CONVERSATIONS, Conversations
+from caxton.domain.events import (
+    AgentDeployed,
+    AgentFailed,
+    AgentRemoved,
+    AgentRestarting,
+    AgentStarted,
+    AgentStopped,
+    AgentTrapped,
+    MessageDeadLettered,
+    MessageHandled,
+    MessageSent,
+    NodeStarted,
+    NodeStopped,
+    Recorded,
+)
+from caxton.domain.membership import NO_MEMBERS, Membership
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class World:
+    """Everything the log says, as of `position` (0 before the first event)."""
+
+    agents: Agents = NO_AGENTS
+    conversations: Conversations = NO_CONVERSATIONS
+    membership: Membership = NO_MEMBERS
+    position: int = 0
+
+
+EMPTY = World()
+
+
+def evolve(world: World, recorded: Recorded) -> World:
+    """The world after one recorded event, each event going to the folds that care."""
+    event = recorded.event
+    match event:
+        case (
+            AgentDeployed()
+            | AgentStarted()
+            | AgentRestarting()
+            | AgentFailed()
+            | AgentStopped()
+            | AgentRemoved()
+        ):
+            return replace(
+                world,
+                agents=agents_fold.evolve(world.agents, recorded),
+                position=recorded.position,
+            )
+        case AgentTrapped() | MessageHandled():
+            return replace(
+                world,
+                agents=agents_fold.evolve(world.agents, recorded),
+                conversations=conversations_fold.evolve(world.conversations, recorded),
+                position=recorded.position,
+            )
+        case MessageSent() | MessageDeadLettered():
+            return replace(
+                world,
+                conversations=conversations_fold.evolve(world.conversations, recorded),
+                position=recorded.position,
+            )
+        case NodeStarted() | NodeStopped():
+            return replace(
+                world,
+                membership=membership_fold.evolve(world.membership, recorded),
+                position=recorded.position,
+            )
+        case _:
+            assert_never(event)
+
+
+def fold(recorded_events: Iterable[Recorded], world: World = EMPTY) -> World:
+    """The world after every event in order, starting from `world`."""
+    for recorded in recorded_events:
+        world = evolve(world, recorded)
+    return world

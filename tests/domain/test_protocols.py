@@ -1,0 +1,236 @@
+"""FIPA protocols as checked by the conversation fold: complete runs, violations, phases."""
+
+from __future__ import annotations
+
+from domain_histories import Log, P
+
+from caxton.domain import (
+    FIPA_CONTRACT_NET,
+    NO_CONVERSATIONS,
+    TABLES,
+    ConversationState,
+    evolve_conversations,
+    phase,
+)
+
+CNET = "fipa-contract-net"
+
+
+def conversation(log: Log, cid: str = "c1") -> ConversationState:
+    conversations = NO_CONVERSATIONS
+    for recorded in log.recorded:
+        conversations = evolve_conversations(conversations, recorded)
+    return conversations[cid]
+
+
+def reasons(log: Log) -> list[str]:
+    return [v.reason for v in conversation(log).violations]
+
+
+def phase_of(log: Log) -> str:
+    state = conversation(log).protocol_state
+    assert state is not None
+    return phase(state)
+
+
+def auction(reply_by: int | None = None) -> Log:
+    """A cfp from `buyer` to three bidders at t=1000."""
+    log = Log(at=1_000)
+    log.send(P.CFP, "buyer", "bidder-a", "bidder-b", "bidder-c", protocol=CNET, reply_by=reply_by)
+    return log
+
+
+def test_a_complete_request_is_done() -> None:
+    log = Log()
+    log.send(P.REQUEST, "alice", "bob", protocol="fipa-request")
+    log.send(P.AGREE, "bob", "alice", protocol="fipa-request")
+    assert conversation(log).outcome == "open"
+    assert phase_of(log) == "agreed"
+    log.send(P.INFORM, "bob", "alice", protocol="fipa-request")
+    assert conversation(log).outcome == "done"
+    assert phase_of(log) == "done"
+
+
+def test_a_request_answered_directly_with_inform_is_done() -> None:
+    log = Log()
+    log.send(P.REQUEST, "client:cli", "bob", protocol="fipa-request")
+    log.send(P.INFORM, "bob#0", "client:cli", protocol="fipa-request")
+    assert conversation(log).outcome == "done"
+    assert conversation(log).participants == frozenset({"client:cli", "bob"})
+
+
+def test_a_refused_request_is_over_without_failing() -> None:
+    log = Log()
+    log.send(P.REQUEST, "alice", "bob", protocol="fipa-request")
+    log.send(P.REFUSE, "bob", "alice", protocol="fipa-request")
+    assert conversation(log).outcome == "done"
+
+
+def test_a_failure_after_agree_fails_the_request() -> None:
+    log = Log()
+    log.send(P.REQUEST, "alice", "bob", protocol="fipa-request")
+    log.send(P.AGREE, "bob", "alice", protocol="fipa-request")
+    log.send(P.FAILURE, "bob", "alice", protocol="fipa-request")
+    assert conversation(log).outcome == "failed"
+
+
+def test_agreeing_twice_is_a_violation() -> None:
+    log = Log()
+    log.send(P.REQUEST, "alice", "bob", protocol="fipa-request")
+    log.send(P.AGREE, "bob", "alice", protocol="fipa-request")
+    log.send(P.AGREE, "bob", "alice", protocol="fipa-request")
+    assert reasons(log) == ["agree from bob after it agreed (fipa-request)"]
+    assert conversation(log).outcome == "violated"
+
+
+def test_a_request_conversation_must_open_with_request() -> None:
+    log = Log()
+    log.send(P.INFORM, "alice", "bob", protocol="fipa-request")
+    assert reasons(log) == ["a fipa-request exchange with bob must open with request, not inform"]
+
+
+def test_a_stranger_answering_is_a_violation() -> None:
+    log = Log()
+    log.send(P.REQUEST, "alice", "bob", protocol="fipa-request")
+    log.send(P.INFORM, "mallory", "alice", protocol="fipa-request")
+    assert reasons(log) == [
+        "inform from mallory, which is not a participant of this fipa-request (opened by alice)"
+    ]
+
+
+def test_switching_protocol_mid_conversation_is_a_violation() -> None:
+    log = Log()
+    log.send(P.REQUEST, "alice", "bob", protocol="fipa-request")
+    log.send(P.INFORM, "bob", "alice", protocol="fipa-query")
+    assert reasons(log) == ["inform uses protocol fipa-query in a fipa-request conversation"]
+
+
+def test_messages_outside_any_protocol_are_not_checked() -> None:
+    log = Log()
+    log.send(P.INFORM, "alice", "bob")
+    log.send(P.ACCEPT_PROPOSAL, "bob", "alice")
+    state = conversation(log)
+    assert state.violations == ()
+    assert state.outcome == "open"
+    assert state.message_count == 2
+    assert state.protocol_state is None
+
+
+def test_a_query_ref_answered_with_inform_ref_is_done() -> None:
+    log = Log()
+    log.send(P.QUERY_REF, "alice", "bob", protocol="fipa-query")
+    log.send(P.INFORM_REF, "bob", "alice", protocol="fipa-query")
+    assert conversation(log).outcome == "done"
+
+
+def test_a_query_if_answered_with_inform_ref_is_a_violation() -> None:
+    log = Log()
+    log.send(P.QUERY_IF, "alice", "bob", protocol="fipa-query")
+    log.send(P.INFORM_REF, "bob", "alice", protocol="fipa-query")
+    assert conversation(log).outcome == "violated"
+
+
+def test_a_query_may_be_agreed_then_answered() -> None:
+    log = Log()
+    log.send(P.QUERY_IF, "alice", "bob", protocol="fipa-query")
+    log.send(P.AGREE, "bob", "alice", protocol="fipa-query")
+    log.send(P.INFORM, "bob", "alice", protocol="fipa-query")
+    assert conversation(log).outcome == "done"
+
+
+def test_a_complete_contract_net_is_done() -> None:
+    log = auction(reply_by=2_000)
+    assert phase_of(log) == "cfp sent"
+    log.send(P.PROPOSE, "bidder-a", "buyer", protocol=CNET, at=1_500)
+    log.send(P.REFUSE, "bidder-b", "buyer", protocol=CNET)
+    log.send(P.PROPOSE, "bidder-c", "buyer", protocol=CNET, at=2_000)
+    assert phase_of(log) == "proposals in"
+    log.send(P.ACCEPT_PROPOSAL, "buyer", "bidder-c", protocol=CNET)
+    log.send(P.REJECT_PROPOSAL, "buyer", "bidder-a", protocol=CNET)
+    assert phase_of(log) == "awarded"
+    assert conversation(log).outcome == "open"
+    log.send(P.INFORM, "bidder-c", "buyer", protocol=CNET)
+    assert phase_of(log) == "done"
+    state = conversation(log)
+    assert state.violations == ()
+    assert state.outcome == "done"
+    assert state.participants == frozenset({"buyer", "bidder-a", "bidder-b", "bidder-c"})
+
+
+def test_a_propose_after_the_deadline_is_a_violation() -> None:
+    log = auction(reply_by=5_000)
+    log.send(P.PROPOSE, "bidder-c", "buyer", protocol=CNET, at=5_120)
+    assert reasons(log) == ["propose from bidder-c after the reply-by deadline (by 120 ms)"]
+    assert conversation(log).outcome == "violated"
+
+
+def test_a_propose_without_a_deadline_is_never_late() -> None:
+    log = auction()
+    log.send(P.PROPOSE, "bidder-c", "buyer", protocol=CNET, at=10**12)
+    assert reasons(log) == []
+
+
+def test_accepting_the_same_proposal_twice_is_a_violation() -> None:
+    log = auction()
+    log.send(P.PROPOSE, "bidder-b", "buyer", protocol=CNET)
+    log.send(P.ACCEPT_PROPOSAL, "buyer", "bidder-b", protocol=CNET)
+    log.send(P.ACCEPT_PROPOSAL, "buyer", "bidder-b", protocol=CNET)
+    assert reasons(log) == ["accept-proposal sent twice to bidder-b"]
+
+
+def test_accepting_a_bidder_that_did_not_propose_is_a_violation() -> None:
+    log = auction()
+    log.send(P.REFUSE, "bidder-a", "buyer", protocol=CNET)
+    log.send(P.ACCEPT_PROPOSAL, "buyer", "bidder-a", protocol=CNET)
+    log.send(P.ACCEPT_PROPOSAL, "buyer", "bidder-z", protocol=CNET)
+    assert reasons(log) == [
+        "accept-proposal to bidder-a, which did not propose",
+        "accept-proposal to bidder-z, which was never sent the cfp",
+    ]
+
+
+def test_informing_before_the_award_is_a_violation() -> None:
+    log = auction()
+    log.send(P.INFORM, "bidder-a", "buyer", protocol=CNET)
+    assert reasons(log) == ["inform from bidder-a before its proposal was accepted"]
+
+
+def test_a_failed_award_fails_the_contract_net() -> None:
+    log = auction()
+    for bidder in ("bidder-a", "bidder-b", "bidder-c"):
+        log.send(P.PROPOSE, bidder, "buyer", protocol=CNET)
+    log.send(P.ACCEPT_PROPOSAL, "buyer", "bidder-a", protocol=CNET)
+    log.send(P.REJECT_PROPOSAL, "buyer", "bidder-b", "bidder-c", protocol=CNET)
+    log.send(P.FAILURE, "bidder-a", "buyer", protocol=CNET)
+    assert conversation(log).outcome == "failed"
+    assert phase_of(log) == "failed"
+
+
+def test_the_initiator_may_cancel_at_any_time_and_late_answers_are_tolerated() -> None:
+    log = auction()
+    log.send(P.PROPOSE, "bidder-a", "buyer", protocol=CNET)
+    log.send(P.CANCEL, "buyer", "bidder-a", "bidder-b", "bidder-c", protocol=CNET)
+    log.send(P.PROPOSE, "bidder-b", "buyer", protocol=CNET)
+    log.send(P.INFORM, "bidder-a", "buyer", protocol=CNET)
+    assert reasons(log) == []
+    assert phase_of(log) == "cancelled"
+    assert conversation(log).outcome == "done"
+
+
+def test_a_cfp_to_a_capability_opens_one_exchange_per_delivered_agent() -> None:
+    log = Log()
+    log.send(
+        P.CFP,
+        "buyer",
+        "capability:pricing",
+        protocol=CNET,
+        deliveries=("bidder-a#2", "bidder-b#0", "buyer#0"),
+    )
+    state = conversation(log).protocol_state
+    assert state is not None
+    assert dict(state.pairs) == {"bidder-a": "called", "bidder-b": "called"}
+
+
+def test_the_tables_are_plain_data() -> None:
+    assert FIPA_CONTRACT_NET[("proposed", "initiator", P.ACCEPT_PROPOSAL)] == "accepted"
+    assert set(TABLES) == {"fipa-request", "fipa-query", "fipa-contract-net"}
