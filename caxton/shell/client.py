@@ -22,6 +22,7 @@ import orjson
 from grpclib import GRPCError
 from grpclib.client import Channel
 from grpclib.const import Status
+from grpclib.exceptions import ProtocolError, StreamTerminatedError
 
 from caxton.domain.acl import AclMessage
 from caxton.domain.events import Recorded
@@ -61,6 +62,8 @@ class Busy(CaxtonError):
 class InvokeTimeout(CaxtonError):
     pass
 
+
+_TRANSPORT_ERRORS = (GRPCError, OSError, StreamTerminatedError, ProtocolError)
 
 _BY_STATUS: dict[Status, type[CaxtonError]] = {
     Status.UNAVAILABLE: ServerUnavailable,
@@ -179,7 +182,12 @@ class CaxtonClient:
             config=config,
             replace=replace,
         )
-        reply = await self._call(self._agents.deploy(request), subject=filename or name)
+        try:
+            reply = await self._call(self._agents.deploy(request))
+        except InvalidArgument as exc:
+            # the server names the component by the agent; the user knows it by its file
+            text = str(exc).removeprefix(f"{name}: ")
+            raise InvalidArgument(f"{filename}: {text}" if filename else str(exc)) from None
         return _agent(reply)
 
     async def agents(self) -> list[AgentInfo]:
@@ -295,22 +303,21 @@ class CaxtonClient:
                     event=decode(record.type, orjson.loads(record.payload_json)),
                     traceparent=record.traceparent,
                 )
-        except (GRPCError, OSError) as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise self._translate(exc) from None
 
-    async def _call(self, call: Any, subject: str = "") -> Any:
+    async def _call(self, call: Any) -> Any:
         try:
             return await call
-        except (GRPCError, OSError) as exc:
-            raise self._translate(exc, subject) from None
+        except _TRANSPORT_ERRORS as exc:
+            raise self._translate(exc) from None
 
-    def _translate(self, exc: Exception, subject: str = "") -> CaxtonError:
+    def _translate(self, exc: Exception) -> CaxtonError:
         if isinstance(exc, GRPCError):
             kind = _BY_STATUS.get(exc.status, CaxtonError)
-            text = exc.message or exc.status.name
-            if subject and kind is InvalidArgument and not text.startswith(subject):
-                text = f"{subject}: {text}"
-            return kind(text)
+            return kind(exc.message or exc.status.name)
+        if isinstance(exc, StreamTerminatedError | ProtocolError):
+            return ServerUnavailable(f"the connection to {self.address} was lost ({exc})")
         return ServerUnavailable(
             f"no Caxton server answers at {self.address} "
             "(start one with 'caxton server start', or pass --server)"

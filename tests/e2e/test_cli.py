@@ -1,0 +1,165 @@
+"""The `caxton` CLI against a real server subprocess."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import ServerProcess, caxton, free_port, write_component
+
+pytestmark = pytest.mark.slow
+
+
+def test_deploy_status_send_trace_and_conversations(server: ServerProcess, tmp_path: Path) -> None:
+    echo = write_component(tmp_path, "reply")
+
+    deployed = caxton(
+        "agent",
+        "deploy",
+        str(echo),
+        "--name",
+        "echo",
+        "--replicas",
+        "3",
+        "--capability",
+        "echoing",
+        server=server.address,
+    )
+    assert "✓ deployed echo" in deployed.stdout
+    status = caxton("agent", "status", "echo", server=server.address)
+    assert status.stdout.splitlines()[0] == "✓ Running (3/3 instances healthy)"
+    listed = caxton("agent", "list", server=server.address)
+    assert re.search(r"echo\s+running\s+3/3\s+echoing", listed.stdout)
+
+    sent = caxton(
+        "send",
+        "--to",
+        "capability:echoing",
+        "--performative",
+        "request",
+        "--content",
+        '{"order": 17}',
+        "--protocol",
+        "fipa-request",
+        "--wait",
+        "5s",
+        server=server.address,
+    )
+    conversation = re.search(r"conversation (\w+)", sent.stdout)
+    assert conversation is not None
+    assert "reply inform from echo" in sent.stdout
+
+    trace = caxton("trace", "--conversation-id", conversation.group(1), server=server.address)
+    lines = trace.stdout.splitlines()
+    assert re.match(
+        r'^\[\d\d:\d\d:\d\d\.\d{3}\] agent="client:\w+" message="request" status="sent"', lines[0]
+    )
+    assert 'agent="echo" message="request" status="received"' in lines[1]
+    assert 'agent="echo" message="inform" status="sent"' in lines[2]
+    as_json = caxton(
+        "trace", "--conversation-id", conversation.group(1), "--json", server=server.address
+    )
+    assert [json.loads(x)["status"] for x in as_json.stdout.splitlines()][:3] == [
+        "sent",
+        "received",
+        "sent",
+    ]
+
+    listing = caxton("conversations", "--last", "1h", server=server.address)
+    assert re.search(conversation.group(1) + r"\s+fipa-request\s+done\s+2", listing.stdout)
+
+    stopped = caxton("agent", "stop", "echo", server=server.address)
+    assert "■ Stopped" in stopped.stdout
+    caxton("agent", "remove", "echo", server=server.address)
+    assert "no agents deployed" in caxton("agent", "list", server=server.address).stdout
+    assert server.stop() == 0
+    assert "stopped cleanly" in "".join(server.lines)
+
+
+def test_a_failing_agent_shows_in_trace_and_status(server: ServerProcess, tmp_path: Path) -> None:
+    trapper = write_component(tmp_path, "trap")
+    caxton("agent", "deploy", str(trapper), "--name", "trapper", server=server.address)
+
+    sent = caxton(
+        "send",
+        "--to",
+        "trapper",
+        "--content",
+        "{}",
+        "--wait",
+        "5s",
+        server=server.address,
+        check=False,
+    )
+    assert sent.returncode == 1
+    assert "reply failure from caxton" in sent.stdout
+    conversation = re.search(r"conversation (\w+)", sent.stdout)
+    assert conversation is not None
+
+    trace = caxton("trace", "--conversation-id", conversation.group(1), server=server.address)
+    assert (
+        'agent="trapper" message="request" status="dead-letter" error="trap: unreachable"'
+        in trace.stdout
+    )
+    status = caxton("agent", "status", "trapper", server=server.address, check=False)
+    assert "trap: unreachable" in status.stdout
+
+
+def test_bad_input_gets_one_clear_line_and_no_traceback(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    not_wasm = tmp_path / "agent.wasm"
+    not_wasm.write_text("hello")
+    no_handle = write_component(tmp_path, "no-handle")
+    cases = [
+        (["agent", "deploy", str(not_wasm), "--name", "x"], "✗ agent.wasm: not a WebAssembly file"),
+        (
+            ["agent", "deploy", str(no_handle), "--name", "x"],
+            "missing export 'handle' (the caxton:agent world requires it)",
+        ),
+        (["send", "--to", "x", "--performative", "shout"], "✗ unknown performative 'shout'"),
+        (["send", "--to", "x", "--content", "{oops"], "✗ --content is not valid JSON"),
+        (["agent", "status", "ghost"], "✗ no agent named 'ghost' is deployed"),
+        (["agent", "deploy", str(tmp_path / "missing.wasm"), "--name", "x"], "✗ "),
+        (["agent", "deploy", str(not_wasm), "--name", "x", "--memory", "lots"], "is not a size"),
+        (["send", "--to", "bad name!", "--content", "{}"], "is not an agent name"),
+    ]
+    for args, expected in cases:
+        result = caxton(*args, server=server.address, check=False)
+        assert result.returncode != 0, args
+        assert expected in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused(server: ServerProcess) -> None:
+    second = caxton(
+        "server",
+        "start",
+        "--data-dir",
+        str(server.data_dir),
+        "--listen",
+        f"127.0.0.1:{free_port()}",
+        check=False,
+    )
+    assert second.returncode == 1
+    assert "already using" in second.stderr and str(server.data_dir) in second.stderr
+
+
+def test_no_server_running_is_a_clear_error() -> None:
+    result = caxton("agent", "list", server=f"127.0.0.1:{free_port()}", check=False)
+    assert result.returncode == 1
+    assert "✗ no Caxton server answers at 127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_token_protected_server_wants_the_token(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", f"127.0.0.1:{free_port()}").start("--token", "t0k")
+    try:
+        refused = caxton("agent", "list", server=server.address, check=False)
+        assert "✗ missing or wrong token" in refused.stderr
+        allowed = caxton("agent", "list", "--token", "t0k", server=server.address)
+        assert "no agents deployed" in allowed.stdout
+    finally:
+        server.stop()

@@ -1,0 +1,1 @@
+"""The Textual replay debugger; it reads the log through caxton.replay and the client."""
