@@ -6,7 +6,6 @@ Times are milliseconds since the Unix epoch, given by the shell.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from typing import assert_never
 
 from caxton.domain.acl import AclMessage

@@ -1,4 +1,4 @@
-"""Durations (`200ms`, `5s`, `5m`, `1h`) and sizes (`64MiB`, `512KiB`, `1GB`) as users write them."""
+"""Durations (`200ms`, `5s`, `1h`) and sizes (`64MiB`, `512KiB`, `1GB`) as people write them."""
 
 from __future__ import annotations
 
