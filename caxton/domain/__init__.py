@@ -14,7 +14,6 @@ from caxton.domain.acl import (
     reply_to,
     validate_address,
     validate_content,
-    with_defaults,
 )
 from caxton.domain.agents import (
     AVAILABLE,
@@ -247,5 +246,4 @@ __all__ = [
     "type_name",
     "validate_address",
     "validate_content",
-    "with_defaults",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -218,18 +218,6 @@ def reply_to(
         conversation_id=message.conversation_id,
         in_reply_to=message.reply_with or message.id,
         traceparent=message.traceparent,
-    )
-
-
-def with_defaults(
-    message: AclMessage, *, id: str, sender: str, conversation_id: str
-) -> AclMessage:
-    """Fills the fields the host owns: id, sender, and an empty conversation id."""
-    return replace(
-        message,
-        id=id,
-        sender=sender,
-        conversation_id=message.conversation_id or conversation_id,
     )
 
 

@@ -1,9 +1,9 @@
 """The domain's exception tree; the shell translates these at its boundaries.
 
-    DomainError
-    ├── InvalidMessage      an ACL envelope that breaks a rule (field, reason)
-    ├── InvalidAgentSpec    a deployment request that cannot be honoured
-    └── UnknownAgent        a name that the folded state does not hold
+DomainError
+├── InvalidMessage      an ACL envelope that breaks a rule (field, reason)
+├── InvalidAgentSpec    a deployment request that cannot be honoured
+└── UnknownAgent        a name that the folded state does not hold
 """
 
 from __future__ import annotations
