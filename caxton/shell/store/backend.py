@@ -1,0 +1,46 @@
+"""What the log needs from a database: one-transaction inserts, paged reads, stream versions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from eventsourcing.persistence import StoredEvent
+
+from caxton.shell.store.envelope import Row
+
+TABLE = "stored_events"  # eventsourcing's default name, so its own tools can read the log
+APPEND_ONLY = "the event log is append-only"
+
+
+class Backend(Protocol):
+    """A database behind eventsourcing's application recorder, plus an async reader."""
+
+    where: str
+    """The path or URL (without a password), for error messages."""
+
+    commits_inline: bool
+    """True: `insert` runs on the event-loop thread; False: in the writer thread."""
+
+    def insert(self, batch: Sequence[StoredEvent]) -> list[int]:
+        """Inserts a batch in one transaction; returns the positions given, in order."""
+        ...
+
+    def stream_versions(self) -> dict[str, int]:
+        """The last version of every stream, in one query."""
+        ...
+
+    async def rows(
+        self, *, after: int, limit: int, stream: str | None = None, after_version: int = 0
+    ) -> list[Row]:
+        """Up to `limit` rows past position `after` in log order (within `stream` if given,
+        past `after_version`)."""
+        ...
+
+    async def last_position(self) -> int:
+        """The highest committed position, 0 for an empty log."""
+        ...
+
+    async def close(self) -> None:
+        """Closes every connection; called once the writer is drained."""
+        ...

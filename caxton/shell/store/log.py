@@ -1,0 +1,154 @@
+"""`EventLog`: the append-only log every fact goes into, and every state is folded from."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from caxton.domain.events import Recorded
+from caxton.domain.ids import conversation_stream
+from caxton.shell.store.backend import Backend
+from caxton.shell.store.envelope import Pending, recorded
+from caxton.shell.store.integrity import IntegrityCheck, IntegrityReport
+from caxton.shell.store.postgres import PostgresBackend
+from caxton.shell.store.sqlite import SQLiteBackend
+from caxton.shell.store.writer import GroupCommit
+
+PAGE = 4096
+"""Rows per read query: large enough that the per-query cost (a thread hop) vanishes."""
+
+POLL_INTERVAL_S = 0.25
+"""How often `follow` looks for events appended by another process; in-process
+appends wake it at once."""
+
+
+class EventLog:
+    """The event log of one node: group-committed appends, ordered reads, live follow.
+
+    Use it from one event loop: `append` resolves futures of that loop.
+    """
+
+    def __init__(self, backend: Backend, versions: dict[str, int]) -> None:
+        self._backend = backend
+        self._committed = asyncio.Event()
+        self._closed = False
+        self._writer = GroupCommit(backend, versions, on_commit=self._wake_followers)
+
+    @classmethod
+    async def open(cls, store: str, *, synchronous: str = "NORMAL") -> EventLog:
+        """Opens (creating if need be) a SQLite file, or a `postgresql://` URL.
+
+        `synchronous` is SQLite's durability: NORMAL survives a crashed or killed
+        process, FULL also a power loss (an fsync per commit)."""
+        backend: Backend
+        if store.startswith(("postgresql://", "postgres://")):
+            backend = await PostgresBackend.open(store)
+        else:
+            backend = await SQLiteBackend.open(store, synchronous=synchronous)
+        try:
+            versions = await _stream_versions(backend)
+        except BaseException:
+            await backend.close()
+            raise
+        return cls(backend, versions)
+
+    def append(self, items: Sequence[Pending]) -> asyncio.Future[list[Recorded]]:
+        """Queues events without blocking; the future resolves once they are committed.
+
+        Every append of one loop iteration is committed in a single transaction."""
+        return self._writer.append(items)
+
+    async def read(
+        self,
+        *,
+        from_position: int = 1,
+        conversation_id: str | None = None,
+        since_ms: int | None = None,
+        limit: int | None = None,
+    ) -> list[Recorded]:
+        """Committed events in log order, from a position, of one conversation's stream,
+        recorded at or after `since_ms`, at most `limit` of them."""
+        found: list[Recorded] = []
+        async for page in self._pages(from_position, conversation_id):
+            for record in page:
+                if since_ms is None or record.at >= since_ms:
+                    found.append(record)
+                    if limit is not None and len(found) >= limit:
+                        return found
+        return found
+
+    async def follow(
+        self, *, from_position: int = 1, conversation_id: str | None = None
+    ) -> AsyncIterator[Recorded]:
+        """Yields the committed events from a position, then each new one as it commits,
+        until the log is closed."""
+        after = from_position - 1
+        version = 0
+        stream = None if conversation_id is None else conversation_stream(conversation_id)
+        while not self._closed:
+            committed = self._committed  # taken before reading, so no commit is missed
+            rows = await self._backend.rows(
+                after=after, limit=PAGE, stream=stream, after_version=version
+            )
+            for row in rows:
+                yield recorded(row, self._backend.where)
+                after, version = row.position, row.version
+            if len(rows) < PAGE and not self._closed:
+                try:
+                    async with asyncio.timeout(POLL_INTERVAL_S):
+                        await committed.wait()
+                except TimeoutError:
+                    pass  # another process may have appended: look again
+
+    async def last_position(self) -> int:
+        """The position of the last committed event, 0 when the log is empty."""
+        return await self._backend.last_position()
+
+    async def check_integrity(self) -> IntegrityReport:
+        """Checks positions, stream versions and every payload; raises `LogCorrupted`."""
+        check = IntegrityCheck(self._backend.where)
+        after = 0
+        while True:
+            rows = await self._backend.rows(after=after, limit=PAGE)
+            for row in rows:
+                check.feed(row)
+            if len(rows) < PAGE:
+                break
+            after = rows[-1].position
+        return check.report(await self._backend.last_position())
+
+    async def close(self) -> None:
+        """Commits what is queued, wakes followers (they end), closes the database."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._writer.close()
+        finally:
+            self._wake_followers()
+            await self._backend.close()
+
+    def _wake_followers(self) -> None:
+        committed, self._committed = self._committed, asyncio.Event()
+        committed.set()
+
+    async def _pages(
+        self, from_position: int, conversation_id: str | None
+    ) -> AsyncIterator[list[Recorded]]:
+        after = from_position - 1
+        version = 0
+        stream = None if conversation_id is None else conversation_stream(conversation_id)
+        while True:
+            rows = await self._backend.rows(
+                after=after, limit=PAGE, stream=stream, after_version=version
+            )
+            yield [recorded(row, self._backend.where) for row in rows]
+            if len(rows) < PAGE:
+                return
+            after, version = rows[-1].position, rows[-1].version
+
+
+async def _stream_versions(backend: Backend) -> dict[str, int]:
+    if backend.commits_inline:
+        return backend.stream_versions()
+    return await asyncio.to_thread(backend.stream_versions)

@@ -1,0 +1,142 @@
+"""The SQLite backend: eventsourcing's SQLite recorder writes, aiosqlite reads.
+
+Positions are SQLite rowids, which eventsourcing's table has implicitly (it declares no
+INTEGER PRIMARY KEY). A new rowid is max(rowid) + 1, so a rolled-back insert leaves no
+gap, and with no DELETE possible the sequence 1..N has no holes to reuse.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiosqlite
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteDatastore,
+)
+
+from caxton.shell.store.backend import APPEND_ONLY, TABLE
+from caxton.shell.store.envelope import Row
+from caxton.shell.store.errors import StoreUnavailable, translated
+
+SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_COLUMNS = "rowid, originator_id, originator_version, topic, state"
+_TRIGGERS = [
+    f"CREATE TRIGGER IF NOT EXISTS caxton_no_{verb.lower()} BEFORE {verb} ON {TABLE} "
+    f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"
+    for verb in ("UPDATE", "DELETE")
+]
+
+
+class _TunedPool(SQLiteConnectionPool):
+    """eventsourcing's pool (it sets WAL), also setting `synchronous` on each connection."""
+
+    def __init__(self, *, db_name: str, synchronous: str) -> None:
+        super().__init__(db_name=db_name, pool_size=2, max_overflow=2)
+        self.synchronous = synchronous
+
+    def _create_connection(self) -> SQLiteConnection:
+        conn = super()._create_connection()
+        conn.cursor().execute(f"PRAGMA synchronous={self.synchronous}")
+        return conn
+
+
+class SQLiteBackend:
+    """One file: a writer connection owned by the recorder, a read connection in aiosqlite."""
+
+    def __init__(
+        self,
+        where: str,
+        datastore: SQLiteDatastore,
+        recorder: SQLiteApplicationRecorder,
+        reader: aiosqlite.Connection,
+    ) -> None:
+        self.where = where
+        # Measured (docs/adr/0001-event-log.md): a WAL commit, even with FULL's fsync,
+        # costs less than the thread hop, so commits run on the loop thread.
+        self.commits_inline = True
+        self._datastore = datastore
+        self._recorder = recorder
+        self._reader = reader
+
+    @classmethod
+    async def open(cls, path: str, *, synchronous: str) -> SQLiteBackend:
+        """Opens or creates the file, its table and its append-only triggers."""
+        level = synchronous.upper()
+        if level not in SYNCHRONOUS:
+            raise ValueError(
+                f"synchronous must be one of {', '.join(SYNCHRONOUS)}: {synchronous!r}"
+            )
+        where = os.path.abspath(path)
+        _check_directory(where)
+        with translated(where):
+            datastore = SQLiteDatastore(where, originator_id_type="text")
+            datastore.pool = _TunedPool(db_name=where, synchronous=level)
+            recorder = SQLiteApplicationRecorder(datastore, events_table_name=TABLE)
+            try:
+                recorder.create_table()
+                with datastore.transaction(commit=True) as cursor:
+                    for statement in _TRIGGERS:
+                        cursor.execute(statement)
+                reader = await aiosqlite.connect(where, iter_chunk_size=4096)
+            except BaseException:
+                datastore.close()
+                raise
+            await reader.execute("PRAGMA query_only=ON")
+        return cls(where, datastore, recorder, reader)
+
+    def insert(self, batch: Sequence[StoredEvent]) -> list[int]:
+        with translated(self.where):
+            ids = self._recorder.insert_events(batch)
+        return list(ids or ())
+
+    def stream_versions(self) -> dict[str, int]:
+        query = f"SELECT originator_id, MAX(originator_version) FROM {TABLE} GROUP BY originator_id"
+        with translated(self.where), self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(query)
+            return {stream: version for stream, version in cursor.fetchall()}
+
+    async def rows(
+        self, *, after: int, limit: int, stream: str | None = None, after_version: int = 0
+    ) -> list[Row]:
+        if stream is None:
+            query = f"SELECT {_COLUMNS} FROM {TABLE} WHERE rowid > ? ORDER BY rowid LIMIT ?"
+            params: tuple[object, ...] = (after, limit)
+        else:
+            # The (originator_id, originator_version) key walks one stream in log order.
+            query = (
+                f"SELECT {_COLUMNS} FROM {TABLE} WHERE originator_id = ? "
+                "AND originator_version > ? AND rowid > ? ORDER BY originator_version LIMIT ?"
+            )
+            params = (stream, after_version, after, limit)
+        with translated(self.where):
+            fetched = await self._reader.execute_fetchall(query, params)
+        return [Row(*r) for r in fetched]
+
+    async def last_position(self) -> int:
+        with translated(self.where):
+            fetched = list(await self._reader.execute_fetchall(f"SELECT MAX(rowid) FROM {TABLE}"))
+        return int(fetched[0][0] or 0)
+
+    async def close(self) -> None:
+        with translated(self.where):
+            try:
+                await self._reader.close()
+            finally:
+                self._datastore.close()
+
+
+def _check_directory(where: str) -> None:
+    """Fails early, and says why, when the file cannot live where it is asked to."""
+    parent = Path(where).parent
+    if not parent.exists():
+        raise StoreUnavailable(where, f"cannot open the event log: {parent} does not exist")
+    if not parent.is_dir():
+        raise StoreUnavailable(where, f"cannot open the event log: {parent} is not a directory")
+    if Path(where).is_dir():
+        raise StoreUnavailable(where, "cannot open the event log: this path is a directory")
