@@ -27,6 +27,9 @@ from caxton.domain.events import (
 SCHEMA_VERSION = 1
 
 _BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
+_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {
+    t: tuple(f.name for f in fields(t)) for t in EVENT_TYPES
+}
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 # (type name, from version) -> function giving the dict of version + 1
@@ -43,7 +46,7 @@ def type_name(event: Event) -> str:
 
 def encode(event: Event) -> dict[str, Any]:
     """The event's payload as a JSON-able dict."""
-    return {f.name: _plain(getattr(event, f.name)) for f in fields(event)}
+    return {name: _plain(getattr(event, name)) for name in _FIELD_NAMES[type(event)]}
 
 
 def _plain(value: object) -> Any:
@@ -67,10 +70,7 @@ def decode(name: str, data: Mapping[str, Any], version: int = SCHEMA_VERSION) ->
         if upcast is not None:
             payload = upcast(payload)
         version += 1
-    kwargs: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name in payload:
-            kwargs[f.name] = payload[f.name]
+    kwargs: dict[str, Any] = {name: payload[name] for name in _FIELD_NAMES[cls] if name in payload}
     if cls is MessageSent:
         kwargs["message"] = message_from_stored(kwargs["message"])
         kwargs["deliveries"] = tuple(kwargs.get("deliveries", ()))
