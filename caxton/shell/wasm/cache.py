@@ -1,0 +1,118 @@
+"""Content-addressed store of agent components: validated once, compiled once, cached on disk.
+
+Layout under the cache directory:
+
+    components/<sha256>.wasm              the uploaded bytes, so a digest is enough to restart
+    <sha256>-<wasmtime version>.cwasm     `Component.serialize()` of the compiled code
+
+Compiling a componentize-py agent takes seconds; deserializing its artifact takes
+milliseconds. Artifacts are only ever read from this directory, which Caxton alone
+writes (wasmtime must never deserialize untrusted bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import wasmtime
+from wasmtime import component
+
+from caxton.shell.wasm.errors import InvalidComponent, UnknownComponent
+from caxton.shell.wasm.validation import check_header, check_world
+
+WASMTIME_VERSION = version("wasmtime")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedComponent:
+    """A compiled, validated agent component and the digest that names it."""
+
+    digest: str
+    component: component.Component
+    size: int
+
+
+class ComponentCache:
+    """Validates, compiles and caches components; `compilations` counts real compiles."""
+
+    def __init__(self, directory: Path, engine: wasmtime.Engine) -> None:
+        self.directory = directory
+        self._engine = engine
+        self._sources = directory / "components"
+        self._sources.mkdir(parents=True, exist_ok=True)
+        self._loaded: dict[str, LoadedComponent] = {}
+        self._lock = threading.Lock()
+        self.compilations = 0
+
+    def load(self, wasm: bytes, name_for_errors: str) -> LoadedComponent:
+        """The component for these bytes; raises `InvalidComponent` with a user-facing text."""
+        digest = hashlib.sha256(wasm).hexdigest()
+        with self._lock:
+            known = self._loaded.get(digest)
+        if known is not None:
+            return known
+        check_header(wasm, name_for_errors)
+        compiled = self._deserialize(digest) or self._compile(wasm, digest, name_for_errors)
+        check_world(self._engine, compiled, name_for_errors)
+        _write_once(self._sources / f"{digest}.wasm", wasm)
+        loaded = LoadedComponent(digest=digest, component=compiled, size=len(wasm))
+        with self._lock:
+            return self._loaded.setdefault(digest, loaded)
+
+    def get(self, digest: str) -> LoadedComponent:
+        """A component stored earlier, from memory, the artifact cache or its source."""
+        with self._lock:
+            known = self._loaded.get(digest)
+        if known is not None:
+            return known
+        source = self._sources / f"{digest}.wasm"
+        if not source.exists():
+            raise UnknownComponent(digest)
+        return self.load(source.read_bytes(), f"{digest}.wasm")
+
+    def has(self, digest: str) -> bool:
+        with self._lock:
+            if digest in self._loaded:
+                return True
+        return (self._sources / f"{digest}.wasm").exists()
+
+    def artifact_path(self, digest: str) -> Path:
+        return self.directory / f"{digest}-{WASMTIME_VERSION}.cwasm"
+
+    def _deserialize(self, digest: str) -> component.Component | None:
+        path = self.artifact_path(digest)
+        if not path.exists():
+            return None
+        try:
+            return component.Component.deserialize(self._engine, path.read_bytes())
+        except wasmtime.WasmtimeError:
+            return None  # made by another engine configuration: compile again
+
+    def _compile(self, wasm: bytes, digest: str, name: str) -> component.Component:
+        try:
+            compiled = component.Component(self._engine, wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise InvalidComponent(name, f"does not compile ({_first_line(exc)})") from None
+        self.compilations += 1
+        _write_atomically(self.artifact_path(digest), bytes(compiled.serialize()))
+        return compiled
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    if not path.exists():
+        _write_atomically(path, data)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)

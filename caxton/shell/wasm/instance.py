@@ -1,0 +1,155 @@
+"""One running agent: its own Store, limits and deadline; calls return an `Outcome`.
+
+Execution model (docs/adr/0002-agent-abi-and-execution.md): an agent whose timeout
+is at most `INLINE_TIMEOUT_MS` runs inline on the caller's thread (the event loop
+stalls for at most that long); longer ones run on the host's worker pool, where
+wasmtime releases the GIL, so an endless loop holds one worker until its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from concurrent.futures import Executor
+
+import wasmtime
+from wasmtime import component
+
+from caxton.domain.events import Limits
+from caxton.shell.wasm import imports
+from caxton.shell.wasm.cache import LoadedComponent
+from caxton.shell.wasm.engine import deadline_ticks
+from caxton.shell.wasm.errors import InstanceDead, InstantiationFailed
+from caxton.shell.wasm.outcome import (
+    AgentError,
+    Completed,
+    Outcome,
+    Trapped,
+    classify_failure,
+    format_bytes,
+)
+from caxton.shell.wasm.services import HostServices
+
+INLINE_TIMEOUT_MS = 20
+
+
+class AgentInstance:
+    """A component instance in its own Store. One call at a time; dead after a trap."""
+
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        linker: component.Linker,
+        loaded: LoadedComponent,
+        limits: Limits,
+        pool: Executor,
+        name: str = "agent",
+    ) -> None:
+        self.name = name
+        self.digest = loaded.digest
+        self.limits = limits
+        self.runs_inline = limits.timeout_ms <= INLINE_TIMEOUT_MS
+        self._pool = pool
+        self._ticks = deadline_ticks(limits.timeout_ms)
+        self._dead: Trapped | None = None
+        self._store: wasmtime.Store | None = wasmtime.Store(engine)
+        self._store.set_wasi(wasmtime.WasiConfig())
+        self._store.set_limits(memory_size=limits.memory_bytes)
+        self._store.set_epoch_deadline(self._ticks)
+        try:
+            instance = linker.instantiate(self._store, loaded.component)
+        except wasmtime.WasmtimeError as exc:
+            raise InstantiationFailed(f"{name}: cannot instantiate ({_why(exc, limits)})") from None
+        self._init = _export(instance, self._store, "init", name)
+        self._handle = _export(instance, self._store, "handle", name)
+
+    @property
+    def alive(self) -> bool:
+        return self._dead is None and self._store is not None
+
+    def init(self, config: str, services: HostServices) -> Outcome:
+        """Calls the guest's `init(config)` on this thread."""
+        return self._call(self._init, config, services)
+
+    def handle(self, envelope_json: str, services: HostServices) -> Outcome:
+        """Calls the guest's `handle(message)` on this thread."""
+        return self._call(self._handle, envelope_json, services)
+
+    async def init_async(self, config: str, services: HostServices) -> Outcome:
+        """`init`, inline or on the worker pool according to the agent's timeout."""
+        return await self._dispatch(self._init, config, services)
+
+    async def handle_async(self, envelope_json: str, services: HostServices) -> Outcome:
+        """`handle`, inline or on the worker pool according to the agent's timeout."""
+        return await self._dispatch(self._handle, envelope_json, services)
+
+    def close(self) -> None:
+        """Drops the Store (and with it the instance's memory)."""
+        self._store = None
+
+    async def _dispatch(self, func: component.Func, text: str, services: HostServices) -> Outcome:
+        if self.runs_inline:
+            return self._call(func, text, services)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._call, func, text, services)
+
+    def _call(self, func: component.Func, text: str, services: HostServices) -> Outcome:
+        store = self._store
+        if store is None or self._dead is not None:
+            why = self._dead.reason if self._dead is not None else "closed"
+            raise InstanceDead(f"{self.name}: the instance is dead ({why}); start a new one")
+        call = imports.ActiveCall(services)
+        imports.enter(call)
+        started = time.perf_counter_ns()
+        try:
+            store.set_epoch_deadline(self._ticks)
+            result = func(store, text)
+            func.post_return(store)
+        except Exception as exc:
+            outcome = self._failed(exc, call, _since(started))
+            self._dead = outcome
+            return outcome
+        finally:
+            imports.leave()
+        if result is None:
+            return Completed(_since(started))
+        return AgentError(str(result), _since(started))
+
+    def _failed(self, exc: Exception, call: imports.ActiveCall, duration_us: int) -> Trapped:
+        if call.failure is not None:
+            failure = call.failure
+            return Trapped("host-error", f"{type(failure).__name__}: {failure}", duration_us)
+        if not isinstance(exc, wasmtime.WasmtimeError):
+            return Trapped("host-error", f"{type(exc).__name__}: {exc}", duration_us)
+        return classify_failure(
+            str(exc),
+            timeout_ms=self.limits.timeout_ms,
+            memory_limit=self.limits.memory_bytes,
+            duration_us=duration_us,
+        )
+
+
+def _export(
+    instance: component.Instance, store: wasmtime.Store, export: str, name: str
+) -> component.Func:
+    func = instance.get_func(store, export)
+    if func is None:
+        raise InstantiationFailed(f"{name}: missing export '{export}'")
+    return func
+
+
+def _why(exc: wasmtime.WasmtimeError, limits: Limits) -> str:
+    text = str(exc).strip()
+    pages = re.search(r"memory minimum size of (\d+) pages exceeds memory limits", text)
+    if pages:
+        needed = int(pages.group(1)) << 16
+        return (
+            f"the component needs at least {format_bytes(needed)} of memory; "
+            f"the limit is {format_bytes(limits.memory_bytes)}"
+        )
+    return text.splitlines()[0] if text else "failed"
+
+
+def _since(started_ns: int) -> int:
+    return (time.perf_counter_ns() - started_ns) // 1000

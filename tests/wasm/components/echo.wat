@@ -1,0 +1,46 @@
+;; An agent that sends every message it receives back through host.send, unchanged.
+(component
+  (import "caxton:agent/host@0.1.0" (instance $host
+    (export "send" (func (param "message" string) (result (result string (error string)))))
+  ))
+  (core module $Mem
+    (memory (export "memory") 1)
+    (global $bump (export "bump") (mut i32) (i32.const 1024))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $p i32)
+      (local.set $p (i32.and (i32.add (global.get $bump) (i32.sub (local.get 2) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get 2))))
+      (global.set $bump (i32.add (local.get $p) (local.get 3)))
+      (block $fits
+        (br_if $fits (i32.le_u (global.get $bump) (i32.shl (memory.size) (i32.const 16))))
+        (br_if $fits (i32.ne (i32.const -1)
+          (memory.grow (i32.add (i32.const 1) (i32.shr_u
+            (i32.sub (global.get $bump) (i32.shl (memory.size) (i32.const 16))) (i32.const 16))))))
+        unreachable)
+      (local.get $p)))
+  (core instance $mem (instantiate $Mem))
+  (core func $send (canon lower (func $host "send")
+    (memory (core memory $mem "memory")) (realloc (core func $mem "realloc"))))
+  (core module $Main
+    (import "mem" "memory" (memory 1))
+    (import "mem" "bump" (global $bump (mut i32)))
+    (import "host" "send" (func $send (param i32 i32 i32)))
+    (func (export "init") (param i32 i32) (result i32)
+      (i32.store8 (i32.const 32) (i32.const 0))
+      (i32.const 32))
+    (func (export "handle") (param i32 i32) (result i32)
+      (call $send (local.get 0) (local.get 1) (i32.const 16))
+      (i32.store8 (i32.const 32) (i32.const 0))
+      (i32.const 32))
+    (func (export "reset") (param i32)
+      (global.set $bump (i32.const 1024))))
+  (core instance $main (instantiate $Main
+    (with "mem" (instance $mem))
+    (with "host" (instance (export "send" (func $send))))))
+  (func (export "init") (param "config" string) (result (result (error string)))
+    (canon lift (core func $main "init") (memory (core memory $mem "memory"))
+      (realloc (core func $mem "realloc")) (post-return (core func $main "reset"))))
+  (func (export "handle") (param "message" string) (result (result (error string)))
+    (canon lift (core func $main "handle") (memory (core memory $mem "memory"))
+      (realloc (core func $mem "realloc")) (post-return (core func $main "reset"))))
+)
