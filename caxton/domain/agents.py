@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal, assert_never
 
 from caxton.domain.events import (
@@ -23,6 +23,7 @@ from caxton.domain.events import (
     Recorded,
     RestartPolicy,
 )
+from caxton.domain.frozen import replace
 from caxton.domain.frozen_map import FrozenMap
 
 Lifecycle = Literal["deployed", "starting", "running", "trapped", "restarting", "stopped", "failed"]

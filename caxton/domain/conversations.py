@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, assert_never
 
 from caxton.domain.events import (
@@ -20,6 +20,7 @@ from caxton.domain.events import (
     NodeStopped,
     Recorded,
 )
+from caxton.domain.frozen import replace
 from caxton.domain.frozen_map import FrozenMap
 from caxton.domain.ids import instance_key, is_capability
 from caxton.domain.protocols import TABLES, ProtocolState, agent_of, begin, outcome, step

@@ -9,10 +9,11 @@ tables are data, after h11's `_state.py`, so each protocol reads on one screen.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from caxton.domain.acl import AclMessage, Performative
+from caxton.domain.frozen import replace
 from caxton.domain.frozen_map import FrozenMap
 
 P = Performative

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import assert_never
 
 from caxton.domain import agents as agents_fold
@@ -26,6 +26,7 @@ from caxton.domain.events import (
     NodeStopped,
     Recorded,
 )
+from caxton.domain.frozen import replace
 from caxton.domain.membership import NO_MEMBERS, Membership
 
 
