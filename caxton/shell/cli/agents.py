@@ -26,16 +26,20 @@ def agent() -> None:
     "--template", type=click.Choice(TEMPLATES), default="request-handler", show_default=True
 )
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="File to write (default NAME.py)."
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    help="Where to write NAME.py (default: here).",
 )
-def new(name: str, template: str, output: Path | None) -> None:
+def new(name: str, template: str, directory: Path) -> None:
     """Write a Python agent source from a template, ready to edit and build."""
-    from caxton.shell.agents import new_agent
+    from caxton.shell.agents import AgentToolError, new_agent
 
-    target = output or Path(f"{name.replace('-', '_')}.py")
-    if target.exists():
-        raise Failure(f"{target} already exists; choose another name or --output")
-    new_agent(name, template, target)
+    try:
+        target = new_agent(name, template, directory)
+    except AgentToolError as exc:
+        raise Failure(str(exc)) from None
     out.print(f"✓ wrote {target} (template {template}); build it with: caxton agent build {target}")
 
 
@@ -49,14 +53,14 @@ def new(name: str, template: str, output: Path | None) -> None:
 )
 def build(source: Path, output: Path | None) -> None:
     """Package a Python agent as a WebAssembly component (componentize-py, caxton:agent world)."""
-    from caxton.shell.agents import BuildError, build_agent
+    from caxton.shell.agents import AgentToolError, build_agent
 
     if not source.is_file():
         raise Failure(f"{source}: no such file")
     target = output or source.with_suffix(".wasm")
     try:
         result = build_agent(source, target)
-    except BuildError as exc:
+    except AgentToolError as exc:
         raise Failure(str(exc)) from None
     out.print(f"✓ built {target} ({format_size(result.size)}) in {result.seconds:.1f}s")
 

@@ -66,7 +66,7 @@ def section(title: str) -> None:
 
 
 def _build_examples(build_dir: Path) -> dict[str, Path]:
-    from caxton.shell.agents import BuildError, build_agent
+    from caxton.shell.agents import AgentToolError, build_agent
 
     sources = {
         "manager": EXAMPLES / "contract-net" / "manager.py",
@@ -84,7 +84,7 @@ def _build_examples(build_dir: Path) -> dict[str, Path]:
         else:
             try:
                 result = build_agent(source, target)
-            except BuildError as exc:
+            except AgentToolError as exc:
                 raise Failure(f"building {source}: {exc}") from None
             out.print(f"  {name}: built in {result.seconds:.1f}s")
         built[name] = target
