@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from domain_histories import Log
-
 from caxton.domain import (
     NO_AGENTS,
     AgentDeployed,
@@ -21,6 +19,7 @@ from caxton.domain import (
     health,
     status_line,
 )
+from tests.domain.domain_histories import Log
 
 
 def folded(log: Log) -> Agents:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from domain_histories import Log, P
-
 from caxton.domain import (
     NO_CONVERSATIONS,
     AgentTrapped,
@@ -14,6 +12,7 @@ from caxton.domain import (
     Violation,
     evolve_conversations,
 )
+from tests.domain.domain_histories import Log, P
 
 
 def folded(log: Log) -> Conversations:

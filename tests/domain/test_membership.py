@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from domain_histories import Log
-
 from caxton.domain import NO_MEMBERS, Membership, NodeStarted, NodeStopped, alive, evolve_membership
 from caxton.domain import left as left_nodes
+from tests.domain.domain_histories import Log
 
 
 def folded(log: Log) -> Membership:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from domain_histories import Log, P
-
 from caxton.domain import (
     FIPA_CONTRACT_NET,
     NO_CONVERSATIONS,
@@ -12,6 +10,7 @@ from caxton.domain import (
     evolve_conversations,
     phase,
 )
+from tests.domain.domain_histories import Log, P
 
 CNET = "fipa-contract-net"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from domain_histories import Log, P, message
-
 from caxton.domain import (
     NO_AGENTS,
     NO_CURSOR,
@@ -18,6 +16,7 @@ from caxton.domain import (
     evolve_agents,
     route,
 )
+from tests.domain.domain_histories import Log, P, message
 
 
 def world(*deployments: tuple[str, int, tuple[str, ...]]) -> Log:

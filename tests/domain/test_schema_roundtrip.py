@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from domain_histories import histories
 from hypothesis import HealthCheck, given, settings
 
 from caxton.domain import (
@@ -34,6 +33,7 @@ from caxton.domain import (
     encode,
     type_name,
 )
+from tests.domain.domain_histories import histories
 
 EXAMPLES: list[Event] = [
     AgentDeployed(

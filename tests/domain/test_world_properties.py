@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from domain_histories import Log, P, histories
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +19,7 @@ from caxton.domain import (
     fold,
     left,
 )
+from tests.domain.domain_histories import Log, P, histories
 
 fast = settings(
     max_examples=100,

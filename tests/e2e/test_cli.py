@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ServerProcess, caxton, free_port, write_component
+
+from tests.e2e.conftest import ServerProcess, caxton, free_port, write_component
 
 pytestmark = pytest.mark.slow
 

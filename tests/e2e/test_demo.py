@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import caxton
+
+from tests.e2e.conftest import caxton
 
 pytestmark = pytest.mark.slow
 

@@ -7,11 +7,11 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from conftest import ServerProcess, caxton, free_port, write_component
 
 from caxton.client import CaxtonClient, CaxtonError
 from caxton.domain.events import MessageHandled, MessageSent, NodeStarted, Recorded
 from caxton.domain.world import fold
+from tests.e2e.conftest import ServerProcess, caxton, free_port, write_component
 
 pytestmark = pytest.mark.slow
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import wat
-from test_messaging import request
-
 from caxton.domain.events import AgentFailed, AgentRestarting, AgentTrapped, Limits
 from caxton.shell.runtime.node import DeploySpec, Node
+from tests.runtime.conftest import wat
+from tests.runtime.test_messaging import request
 
 ECHO_TIMEOUT_S = 2.0
 

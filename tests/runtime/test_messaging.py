@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from conftest import wat
-
 from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.events import (
     AgentStarted,
@@ -15,6 +13,7 @@ from caxton.domain.events import (
     NodeStarted,
 )
 from caxton.shell.runtime.node import DeploySpec, Node
+from tests.runtime.conftest import wat
 
 
 def request(*receivers: str, content: str = "{}", **fields: str) -> AclMessage:

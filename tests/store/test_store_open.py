@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import stop
 
 from caxton.domain.events import AgentStopped
 from caxton.shell.store import EventLog, Pending, StoreUnavailable
+from tests.store.conftest import stop
 
 WRITER = """
 import asyncio, sys

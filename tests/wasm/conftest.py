@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from wasm_support import wat
 
 from caxton.shell.wasm import LoadedComponent, WasmHost
+from tests.wasm.wasm_support import wat
 
 
 @pytest.fixture

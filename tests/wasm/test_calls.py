@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from wasm_support import FAST, Loader, Recorder
-
 from caxton.shell.wasm import AgentError, Completed, WasmHost
+from tests.wasm.wasm_support import FAST, Loader, Recorder
 
 ENVELOPE = json.dumps(
     {

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from wasm_support import FAST, Loader, Recorder
-
 from caxton.domain.events import Limits
 from caxton.shell.wasm import INLINE_TIMEOUT_MS, Completed, Trapped, WasmHost
+from tests.wasm.wasm_support import FAST, Loader, Recorder
 
 
 class ThreadNoting(Recorder):

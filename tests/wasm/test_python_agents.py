@@ -7,11 +7,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from wasm_support import Recorder
 
 from caxton.domain.events import Limits
 from caxton.shell.agents import BuildFailed, build_agent, new_agent
 from caxton.shell.wasm import AgentError, AgentInstance, Completed, WasmHost
+from tests.wasm.wasm_support import Recorder
 
 pytestmark = pytest.mark.slow
 

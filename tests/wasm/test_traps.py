@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from wasm_support import FAST, Loader, Recorder
 
 from caxton.domain.events import Limits
 from caxton.shell.wasm import Completed, InstanceDead, InstantiationFailed, Trapped, WasmHost
+from tests.wasm.wasm_support import FAST, Loader, Recorder
 
 
 def test_unreachable_is_a_trap(host: WasmHost, load: Loader) -> None:

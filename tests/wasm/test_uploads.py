@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from wasm_support import FAST, Recorder, wat
 
 from caxton.shell.wasm import (
     Completed,
@@ -18,6 +17,7 @@ from caxton.shell.wasm import (
     make_engine,
 )
 from caxton.shell.wasm.cache import WASMTIME_VERSION
+from tests.wasm.wasm_support import FAST, Recorder, wat
 
 
 def refusal(host: WasmHost, wasm: bytes) -> str:
