@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from caxton.domain.events import AgentFailed, AgentRestarting, AgentTrapped, Limits
+from caxton.domain.events import (
+    AgentFailed,
+    AgentRestarting,
+    AgentTrapped,
+    Limits,
+    MessageDeadLettered,
+)
 from caxton.shell.runtime.node import DeploySpec, Node
 from tests.runtime.conftest import wat
 from tests.runtime.test_messaging import request
@@ -70,3 +76,22 @@ async def test_a_trapping_message_is_dead_lettered_and_its_sender_told(node: Nod
     assert result.reply is not None
     assert result.reply.performative.value == "failure"
     assert "trap: unreachable" in result.reply.content
+
+
+async def test_messages_for_a_failed_instance_are_dead_lettered_not_lost(node: Node) -> None:
+    await node.deploy(DeploySpec(name="trapper", component=wat("trap")))
+    results = [await node.send(request("trapper")) for _ in range(8)]
+    sent = {r.message_id for r in results if r.deliveries}
+
+    async def until_all_settled() -> None:
+        settled: set[str] = set()
+        async for recorded in node.log.follow():
+            if isinstance(recorded.event, MessageDeadLettered):
+                settled.add(recorded.event.message_id)
+                if sent <= settled:
+                    return
+
+    await asyncio.wait_for(until_all_settled(), timeout=30)
+    assert node.world.agents["trapper"].instances[0].lifecycle == "failed"
+    late = await node.send(request("trapper"))
+    assert late.dead_letters == (("trapper", "agent trapper has failed"),)

@@ -51,13 +51,15 @@ class InstanceActor:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self.key)
 
-    def deliver(self, message: AclMessage) -> bool:
-        """Queues a committed message; False when the mailbox is full."""
+    def deliver(self, message: AclMessage) -> str:
+        """Queues a committed message; returns why it could not be, or "" when queued."""
+        if self.finished.is_set():
+            return "instance not running"
         try:
             self.mailbox.put_nowait(message)
         except asyncio.QueueFull:
-            return False
-        return True
+            return f"mailbox full ({self.mailbox.maxsize} messages)"
+        return ""
 
     @property
     def free_slots(self) -> int:
@@ -196,6 +198,7 @@ class InstanceActor:
         await node.commit(decision)
         for event in decision:
             if isinstance(event, AgentFailed):
+                self.finished.set()  # refuse deliveries from here on; settle what is queued
                 await node.dead_letter_all(self._drain(), self.key, f"agent failed: {event.reason}")
                 return False
             if isinstance(event, AgentRestarting):

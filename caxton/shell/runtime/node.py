@@ -119,8 +119,9 @@ class Node:
                 self._start_actors(name, agent.limits.mailbox, len(agent.instances))
         for message, target in pending_deliveries(history):
             actor = self.actors.get(target)
-            if actor is None or not actor.deliver(message):
-                await self.commit(self._undeliverable(message, target, "agent not running"))
+            refused = actor.deliver(message) if actor is not None else "agent not running"
+            if refused:
+                await self.commit(self._undeliverable(message, target, refused))
         logger.info(
             "node %s started at position %d with %d agents",
             self.node_id,
@@ -172,10 +173,9 @@ class Node:
                 self._to_client(target, message)
                 continue
             actor = self.actors.get(target)
-            if actor is None:
-                self.commit(self._undeliverable(message, target, "agent not running"))
-            elif not actor.deliver(message):
-                self.commit(self._undeliverable(message, target, "mailbox full"))
+            refused = actor.deliver(message) if actor is not None else "agent not running"
+            if refused:
+                self.commit(self._undeliverable(message, target, refused))
 
     # --- what agents send -------------------------------------------------
 
