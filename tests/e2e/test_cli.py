@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.e2e.conftest import ServerProcess, caxton, free_port, write_component
+from tests.store.conftest import POSTGRES_URL, _require_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -164,3 +167,29 @@ def test_a_token_protected_server_wants_the_token(tmp_path: Path) -> None:
         assert "no agents deployed" in allowed.stdout
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+def test_the_server_keeps_its_log_in_postgresql(tmp_path: Path) -> None:
+    _require_postgres()
+    schema = f"caxton_e2e_{uuid.uuid4().hex[:8]}"
+    store = f"{POSTGRES_URL}?schema={schema}"
+    echo = write_component(tmp_path, "reply")
+    try:
+        server = ServerProcess(tmp_path / "data", f"127.0.0.1:{free_port()}").start(
+            "--store", store
+        )
+        caxton("agent", "deploy", str(echo), "--name", "echo", server=server.address)
+        sent = caxton(
+            "send", "--to", "echo", "--content", "{}", "--wait", "5s", server=server.address
+        )
+        assert "reply inform from echo" in sent.stdout
+        assert server.stop() == 0
+
+        again = ServerProcess(tmp_path / "data", f"127.0.0.1:{free_port()}").start("--store", store)
+        status = caxton("agent", "status", "echo", server=again.address)
+        assert status.stdout.startswith("✓ Running (1/1 instances healthy)")
+        assert again.stop() == 0
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
