@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -193,3 +195,44 @@ def test_the_server_keeps_its_log_in_postgresql(tmp_path: Path) -> None:
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_trace_follow_prints_steps_as_they_are_committed(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    echo = write_component(tmp_path, "reply")
+    caxton("agent", "deploy", str(echo), "--name", "echo", server=server.address)
+    follower = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "caxton",
+            "trace",
+            "--conversation-id",
+            "watched",
+            "--follow",
+            "--server",
+            server.address,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        caxton(
+            "send",
+            "--to",
+            "echo",
+            "--content",
+            "{}",
+            "--conversation-id",
+            "watched",
+            server=server.address,
+        )
+        assert follower.stdout is not None
+        seen = [follower.stdout.readline() for _ in range(3)]  # blocks until printed
+        assert 'message="request" status="sent"' in seen[0]
+        assert 'agent="echo" message="request" status="received"' in seen[1]
+        assert 'agent="echo" message="inform" status="sent"' in seen[2]
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
