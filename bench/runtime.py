@@ -192,6 +192,35 @@ async def throughput(directory: Path, agents: int, messages: int) -> float:
     return messages / elapsed
 
 
+async def ping_pong(directory: Path, pairs: int, seconds: float) -> float:
+    """Messages/s handled by `pairs` pairs of minimal agents replying to each other forever
+    (agent to agent: every message accepted into the log before delivery)."""
+    node, log, host = await fresh_node(directory)
+    for i in range(pairs):
+        for side in ("a", "b"):
+            await node.deploy(DeploySpec(name=f"{side}{i}", component=wat("reply"), limits=FAST))
+    handled = 0
+    original = node.commit
+
+    def counting_commit(events: Any, traceparent: str = "") -> Any:
+        nonlocal handled
+        handled += sum(1 for e in events if type(e).__name__ == "MessageHandled")
+        return original(events, traceparent)
+
+    node.commit = counting_commit  # type: ignore[method-assign]
+    for i in range(pairs):
+        serve = AclMessage(
+            id="", performative=Performative.INFORM, sender=f"a{i}", receivers=(f"b{i}",)
+        )
+        await node.send(serve)
+    await asyncio.sleep(0.5)  # warm-up: a fixed window, this is a rate measurement
+    start_count, start = handled, time.perf_counter()
+    await asyncio.sleep(seconds)
+    rate = (handled - start_count) / (time.perf_counter() - start)
+    await close(node, log, host)
+    return rate
+
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize()
@@ -276,6 +305,18 @@ async def main(quick: bool, runs: int, out: Path) -> dict[str, Any]:
             "met": rate >= 20_000,
         }
         report(f"throughput_{agents}", results[f"throughput_{agents}"])
+
+    for pairs in (1, 50):
+        rates = await repeat(runs, lambda d, p=pairs: ping_pong(d, p, 2.0 if quick else 5.0))
+        rate = statistics.median(rates)
+        results[f"agent_to_agent_{pairs}_pairs"] = {
+            "unit": "msg/s",
+            "median": rate,
+            "pairs": pairs,
+            "target": 20_000,
+            "met": rate >= 20_000,
+        }
+        report(f"a2a_{pairs}_pairs", results[f"agent_to_agent_{pairs}_pairs"])
 
     per_agent = statistics.median(await repeat(1 if quick else runs, lambda d: memory(d, n_spawn)))
     results["memory"] = {

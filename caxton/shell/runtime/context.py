@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from caxton.domain.acl import AclMessage, message_from_dict
 from caxton.domain.errors import InvalidMessage
 from caxton.domain.events import HostCall
+from caxton.domain.frozen import replace
 from caxton.domain.ids import derived_conversation_id, sent_message_id
 from caxton.shell.runtime.clock import Clock, random_u64
 from caxton.shell.wasm import SendRefused, ToolFailed

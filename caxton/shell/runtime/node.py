@@ -11,7 +11,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from caxton import __version__
 from caxton.domain.acl import AclMessage, Performative, is_valid_agent_name, reply_to
@@ -29,6 +29,7 @@ from caxton.domain.events import (
     Recorded,
     RestartPolicy,
 )
+from caxton.domain.frozen import replace
 from caxton.domain.ids import derive_id, is_client, split_instance_key
 from caxton.domain.routing import NO_CURSOR, route
 from caxton.domain.world import EMPTY, World, evolve, fold
