@@ -1,4 +1,8 @@
-"""Fixtures for the WebAssembly host tests: a host on a temporary cache, a WAT loader."""
+"""Fixtures for the WebAssembly host tests: a host on a temporary cache, a WAT loader.
+
+`host` runs every test twice: through the C-API fast path (`capi`) and through
+wasmtime-py's public API, which must behave the same.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from caxton.shell.wasm import LoadedComponent, WasmHost
+from caxton.shell.wasm import LoadedComponent, WasmHost, capi
 from tests.wasm.wasm_support import wat
 
 
-@pytest.fixture
-def host(tmp_path: Path) -> Iterator[WasmHost]:
+@pytest.fixture(params=["fast", "portable"])
+def host(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[WasmHost]:
+    monkeypatch.setattr(capi, "ENABLED", request.param == "fast")
     with WasmHost(tmp_path / "cache") as wasm_host:
         yield wasm_host
 

@@ -15,6 +15,7 @@ from typing import Any
 import wasmtime
 from wasmtime import component
 
+from caxton.shell.wasm import capi
 from caxton.shell.wasm.errors import HostCallRefused
 from caxton.shell.wasm.services import HostServices
 from caxton.shell.wasm.validation import HOST_INTERFACE
@@ -53,31 +54,48 @@ def _guarded(body: Callable[[HostServices], Any]) -> Any:
     call = _active()
     try:
         return body(call.services)
-    except HostCallRefused as refused:
-        return component.Variant("err", refused.reason)
     except Exception as exc:
         call.failure = exc
         raise wasmtime.WasmtimeError(f"host function failed: {exc!r}") from None
 
 
-def _send(_store: object, message: str) -> Any:
-    return _guarded(lambda s: component.Variant("ok", _text(s.send(message))))
+def _answer(body: Callable[[HostServices], object]) -> capi.Reply:
+    """A `result<string, string>`: the service's text, or the reason it refused."""
+    call = _active()
+    try:
+        return True, _text(body(call.services))
+    except HostCallRefused as refused:
+        return False, refused.reason
+    except Exception as exc:
+        call.failure = exc
+        raise wasmtime.WasmtimeError(f"host function failed: {exc!r}") from None
 
 
-def _log(_store: object, level: str, text: str) -> None:
+def _failed(exc: BaseException) -> None:
+    """Remembers an exception raised while lowering a host function's answer."""
+    call: ActiveCall | None = getattr(_slot, "call", None)
+    if call is not None and call.failure is None:
+        call.failure = exc
+
+
+def _send(message: str) -> capi.Reply:
+    return _answer(lambda s: s.send(message))
+
+
+def _log(level: str, text: str) -> None:
     _guarded(lambda s: s.log(level, text))
 
 
-def _now(_store: object) -> int:
+def _now() -> int:
     return int(_guarded(lambda s: _u64(s.now())))
 
 
-def _random(_store: object) -> int:
+def _random() -> int:
     return int(_guarded(lambda s: _u64(s.random())))
 
 
-def _call_tool(_store: object, server: str, tool: str, args_json: str) -> Any:
-    return _guarded(lambda s: component.Variant("ok", _text(s.call_tool(server, tool, args_json))))
+def _call_tool(server: str, tool: str, args_json: str) -> capi.Reply:
+    return _answer(lambda s: s.call_tool(server, tool, args_json))
 
 
 def _text(value: object) -> str:
@@ -92,14 +110,35 @@ def _u64(value: object) -> int:
     return value
 
 
+HOST = capi.HostFunctions(
+    send=_send, log=_log, now=_now, random=_random, call_tool=_call_tool, failed=_failed
+)
+
+
 def make_linker(engine: wasmtime.Engine) -> component.Linker:
-    """A linker with WASI p2 (componentize-py needs it) and the caxton:agent host."""
+    """A linker with WASI p2 (componentize-py needs it) and the caxton:agent host.
+
+    The host functions are raw C callbacks (`capi`) while the fast path is enabled,
+    wasmtime-py's `add_func` otherwise; both behave the same.
+    """
     linker = component.Linker(engine)
     linker.add_wasip2()
     with linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
-        host.add_func("send", _send)
-        host.add_func("log", _log)
-        host.add_func("now", _now)
-        host.add_func("random", _random)
-        host.add_func("call-tool", _call_tool)
+        if capi.enabled():
+            capi.add_host_functions(host, HOST)
+        else:
+            _add_portable(host)
     return linker
+
+
+def _add_portable(host: component.LinkerInstance) -> None:
+    def variant(reply: capi.Reply) -> component.Variant:
+        return component.Variant("ok" if reply[0] else "err", reply[1])
+
+    host.add_func("send", lambda _store, message: variant(_send(message)))
+    host.add_func("log", lambda _store, level, text: _log(level, text))
+    host.add_func("now", lambda _store: _now())
+    host.add_func("random", lambda _store: _random())
+    host.add_func(
+        "call-tool", lambda _store, server, tool, args: variant(_call_tool(server, tool, args))
+    )

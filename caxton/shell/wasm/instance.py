@@ -17,7 +17,7 @@ import wasmtime
 from wasmtime import component
 
 from caxton.domain.events import Limits
-from caxton.shell.wasm import imports
+from caxton.shell.wasm import capi, imports
 from caxton.shell.wasm.cache import LoadedComponent
 from caxton.shell.wasm.engine import deadline_ticks
 from caxton.shell.wasm.errors import InstanceDead, InstantiationFailed
@@ -32,6 +32,8 @@ from caxton.shell.wasm.outcome import (
 from caxton.shell.wasm.services import HostServices
 
 INLINE_TIMEOUT_MS = 20
+
+_Export = capi.GuestExport | capi.PortableExport
 
 
 class AgentInstance:
@@ -63,6 +65,7 @@ class AgentInstance:
             raise InstantiationFailed(f"{name}: cannot instantiate ({_why(exc, limits)})") from None
         self._init = _export(instance, self._store, "init", name)
         self._handle = _export(instance, self._store, "handle", name)
+        self.fast_path = isinstance(self._handle, capi.GuestExport)
 
     @property
     def alive(self) -> bool:
@@ -88,13 +91,13 @@ class AgentInstance:
         """Drops the Store (and with it the instance's memory)."""
         self._store = None
 
-    async def _dispatch(self, func: component.Func, text: str, services: HostServices) -> Outcome:
+    async def _dispatch(self, func: _Export, text: str, services: HostServices) -> Outcome:
         if self.runs_inline:
             return self._call(func, text, services)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._call, func, text, services)
 
-    def _call(self, func: component.Func, text: str, services: HostServices) -> Outcome:
+    def _call(self, func: _Export, text: str, services: HostServices) -> Outcome:
         store = self._store
         if store is None or self._dead is not None:
             why = self._dead.reason if self._dead is not None else "closed"
@@ -105,7 +108,6 @@ class AgentInstance:
         try:
             store.set_epoch_deadline(self._ticks)
             result = func(store, text)
-            func.post_return(store)
         except Exception as exc:
             outcome = self._failed(exc, call, _since(started))
             self._dead = outcome
@@ -114,7 +116,7 @@ class AgentInstance:
             imports.leave()
         if result is None:
             return Completed(_since(started))
-        return AgentError(str(result), _since(started))
+        return AgentError(result, _since(started))
 
     def _failed(self, exc: Exception, call: imports.ActiveCall, duration_us: int) -> Trapped:
         if call.failure is not None:
@@ -130,13 +132,11 @@ class AgentInstance:
         )
 
 
-def _export(
-    instance: component.Instance, store: wasmtime.Store, export: str, name: str
-) -> component.Func:
+def _export(instance: component.Instance, store: wasmtime.Store, export: str, name: str) -> _Export:
     func = instance.get_func(store, export)
     if func is None:
         raise InstantiationFailed(f"{name}: missing export '{export}'")
-    return func
+    return capi.guest_export(store, func)
 
 
 def _why(exc: wasmtime.WasmtimeError, limits: Limits) -> str:
