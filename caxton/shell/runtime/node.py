@@ -240,7 +240,10 @@ class Node:
         existing = self.world.agents.get(spec.name)
         if existing is not None and not spec.replace:
             raise AgentExists(spec.name)
-        loaded = await asyncio.to_thread(self.host.load, spec.component, spec.name)
+        # compiling can take seconds (a Python agent): off the loop, unless already loaded
+        loaded = self.host.cache.loaded(spec.component)
+        if loaded is None:
+            loaded = await asyncio.to_thread(self.host.load, spec.component, spec.name)
         if existing is not None:
             await self._stop_actors(spec.name, "agent redeployed")
         await self.commit(

@@ -35,6 +35,7 @@ class LoadedComponent:
     digest: str
     component: component.Component
     size: int
+    uses_wasi: bool = True
 
 
 class ComponentCache:
@@ -58,11 +59,19 @@ class ComponentCache:
             return known
         check_header(wasm, name_for_errors)
         compiled = self._deserialize(digest) or self._compile(wasm, digest, name_for_errors)
-        check_world(self._engine, compiled, name_for_errors)
+        uses_wasi = check_world(self._engine, compiled, name_for_errors)
         _write_once(self._sources / f"{digest}.wasm", wasm)
-        loaded = LoadedComponent(digest=digest, component=compiled, size=len(wasm))
+        loaded = LoadedComponent(
+            digest=digest, component=compiled, size=len(wasm), uses_wasi=uses_wasi
+        )
         with self._lock:
             return self._loaded.setdefault(digest, loaded)
+
+    def loaded(self, wasm: bytes) -> LoadedComponent | None:
+        """The component for these bytes if it is already in memory (cheap: a hash and a lookup)."""
+        digest = hashlib.sha256(wasm).hexdigest()
+        with self._lock:
+            return self._loaded.get(digest)
 
     def get(self, digest: str) -> LoadedComponent:
         """A component stored earlier, from memory, the artifact cache or its source."""

@@ -56,7 +56,8 @@ class AgentInstance:
         self._ticks = deadline_ticks(limits.timeout_ms)
         self._dead: Trapped | None = None
         self._store: wasmtime.Store | None = wasmtime.Store(engine)
-        self._store.set_wasi(wasmtime.WasiConfig())
+        if loaded.uses_wasi:
+            self._store.set_wasi(wasmtime.WasiConfig())  # empty: no files, env, args, sockets
         self._store.set_limits(memory_size=limits.memory_bytes)
         self._store.set_epoch_deadline(self._ticks)
         try:

@@ -29,8 +29,9 @@ def check_header(wasm: bytes, name: str) -> None:
         )
 
 
-def check_world(engine: wasmtime.Engine, compiled: component.Component, name: str) -> None:
-    """Refuses a component whose exports or imports are not those of caxton:agent."""
+def check_world(engine: wasmtime.Engine, compiled: component.Component, name: str) -> bool:
+    """Refuses a component whose exports or imports are not those of caxton:agent;
+    returns whether it imports WASI (componentize-py agents do, WAT agents need not)."""
     kind = compiled.type
     exports = kind.exports(engine)
     for export in REQUIRED_EXPORTS:
@@ -39,13 +40,15 @@ def check_world(engine: wasmtime.Engine, compiled: component.Component, name: st
                 name, f"missing export '{export}' (the caxton:agent world requires it)"
             )
         _check_signature(exports[export].ty, export, name)
-    for imported in kind.imports(engine):
+    imports = kind.imports(engine)
+    for imported in imports:
         if imported != HOST_INTERFACE and not imported.startswith(_WASI_PREFIX):
             raise InvalidComponent(
                 name,
                 f"imports '{imported}', which is outside the caxton:agent world "
                 f"(only '{HOST_INTERFACE}' and WASI are provided)",
             )
+    return any(imported.startswith(_WASI_PREFIX) for imported in imports)
 
 
 def _check_signature(item: object, export: str, name: str) -> None:
