@@ -1,6 +1,6 @@
 """Measures append latency and throughput of each commit path (not a test: run it by hand).
 
-.venv/bin/python tests/store/measure_append.py [postgresql://postgres@127.0.0.1:5432/test]
+PYTHONPATH=. .venv/bin/python tests/store/measure_log.py [postgresql://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
@@ -10,12 +10,16 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from eventsourcing.persistence import StoredEvent
 
 from caxton.domain.events import AgentStopped, MessageHandled
 from caxton.shell.store import EventLog, Pending
 from caxton.shell.store.backend import Backend
+from caxton.shell.store.errors import translated
 from caxton.shell.store.postgres import PostgresBackend
 from caxton.shell.store.sqlite import SQLiteBackend
 
@@ -75,6 +79,36 @@ async def run(name: str, backend: Backend, inline: bool) -> str:
     )
 
 
+async def held_versus_pooled(tmp: str, sync: str) -> str:
+    """Interleaves appends to two logs: one commits on its held connection (the log's
+    path), the other through the recorder's `insert_events` (a pool checkout per batch)."""
+    held = await EventLog.open(str(Path(tmp) / f"held-{sync}.db"), synchronous=sync)
+    pooled = await EventLog.open(str(Path(tmp) / f"pooled-{sync}.db"), synchronous=sync)
+    backend = pooled._backend
+    assert isinstance(backend, SQLiteBackend)
+    backend._datastore.pool.put_connection(backend._writer)  # let insert_events check it out
+
+    def insert_events(batch: Sequence[StoredEvent]) -> list[int]:
+        with translated(backend.where):
+            return list(backend._recorder.insert_events(batch) or ())
+
+    backend.insert = insert_events  # type: ignore[method-assign]
+    samples: dict[str, list[float]] = {"held": [], "pooled": []}
+    for i in range(SINGLE):
+        pair = [("held", held), ("pooled", pooled)]
+        for name, log in pair if i % 2 else reversed(pair):
+            t = time.perf_counter()
+            await log.append([Pending(AgentStopped(agent=f"a{i % 10}"), at=i)])
+            samples[name].append(time.perf_counter() - t)
+    backend._writer = backend._datastore.pool.get_connection(is_writer=True)
+    await held.close()
+    await pooled.close()
+    return f"{'sqlite synchronous=' + sync:<28} inline  1 producer, interleaved: " + ", ".join(
+        f"{name} p50 {_pct(s, 0.5):.0f} µs p99 {_pct(s, 0.99):.0f} µs"
+        for name, s in samples.items()
+    )
+
+
 async def reads(name: str, store: str) -> str:
     log = await EventLog.open(store)
     for start in range(0, READ_EVENTS, 1000):
@@ -109,6 +143,7 @@ async def main() -> None:
                 path = str(Path(tmp) / f"{sync}-{inline}.db")
                 backend = await SQLiteBackend.open(path, synchronous=sync)
                 print(await run(f"sqlite synchronous={sync}", backend, inline))
+            print(await held_versus_pooled(tmp, sync))
         print(await reads("sqlite", str(Path(tmp) / "reads.db")))
     if len(sys.argv) > 1:
         url = sys.argv[1] + ("&" if "?" in sys.argv[1] else "?") + "schema=caxton_measure"

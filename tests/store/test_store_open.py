@@ -92,12 +92,11 @@ async def test_the_writer_commits_at_the_synchronous_level_asked(
 ) -> None:
     log = await EventLog.open(str(tmp_path / "caxton.db"), synchronous=level)
     try:
-        datastore = log._backend._datastore  # type: ignore[attr-defined]
-        with datastore.transaction(commit=True) as cursor:
-            cursor.execute("PRAGMA synchronous")
-            assert cursor.fetchone()[0] == code
-            cursor.execute("PRAGMA journal_mode")
-            assert cursor.fetchone()[0] == "wal"
+        cursor = log._backend._writer.cursor()  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA synchronous")
+        assert cursor.fetchone()[0] == code
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
     finally:
         await log.close()
 

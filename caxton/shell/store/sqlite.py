@@ -3,6 +3,12 @@
 Positions are SQLite rowids, which eventsourcing's table has implicitly (it declares no
 INTEGER PRIMARY KEY). A new rowid is max(rowid) + 1, so a rolled-back insert leaves no
 gap, and with no DELETE possible the sequence 1..N has no holes to reuse.
+
+The writer holds one connection of the recorder's pool, and with it the pool's writer
+lock, for the life of the log. Each batch is one BEGIN/COMMIT around the recorder's own
+`_insert_events` (its statement, its table, one rowid per row): what `insert_events`
+does, without a pool checkout and nested context managers per batch, which cost
+about as much as SQLite's own work (docs/adr/0001-event-log.md, "Cheaper commits").
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ class SQLiteBackend:
         where: str,
         datastore: SQLiteDatastore,
         recorder: SQLiteApplicationRecorder,
+        writer: SQLiteConnection,
         reader: aiosqlite.Connection,
     ) -> None:
         self.where = where
@@ -62,6 +69,8 @@ class SQLiteBackend:
         self.commits_inline = True
         self._datastore = datastore
         self._recorder = recorder
+        self._writer = writer
+        self._cursor = writer.cursor()
         self._reader = reader
 
     @classmethod
@@ -83,16 +92,24 @@ class SQLiteBackend:
                 with datastore.transaction(commit=True) as cursor:
                     for statement in _TRIGGERS:
                         cursor.execute(statement)
+                # Any other write through this datastore would now wait: one writer.
+                writer = datastore.pool.get_connection(is_writer=True)
                 reader = await aiosqlite.connect(where, iter_chunk_size=4096)
             except BaseException:
                 datastore.close()
                 raise
             await reader.execute("PRAGMA query_only=ON")
-        return cls(where, datastore, recorder, reader)
+        return cls(where, datastore, recorder, writer, reader)
 
     def insert(self, batch: Sequence[StoredEvent]) -> list[int]:
         with translated(self.where):
-            ids = self._recorder.insert_events(batch)
+            self._cursor.execute("BEGIN")
+            try:
+                ids = self._recorder._insert_events(self._cursor, batch)
+                self._writer.commit()
+            except BaseException:
+                self._writer.rollback()  # no transaction, and no write lock, outlives a batch
+                raise
         return list(ids or ())
 
     def stream_versions(self) -> dict[str, int]:
@@ -128,7 +145,10 @@ class SQLiteBackend:
             try:
                 await self._reader.close()
             finally:
-                self._datastore.close()
+                try:
+                    self._datastore.pool.put_connection(self._writer)
+                finally:
+                    self._datastore.close()
 
 
 def _check_directory(where: str) -> None:
