@@ -27,6 +27,7 @@ from grpclib.exceptions import ProtocolError, StreamTerminatedError
 from caxton.domain.acl import AclMessage
 from caxton.domain.events import Recorded
 from caxton.domain.schema import decode, message_from_stored
+from caxton.shell.api.convert import envelope_dict
 from caxton.shell.api.generated.caxton import v1
 from caxton.shell.config import parse_host_port
 
@@ -367,22 +368,4 @@ def _conversation(info: v1.ConversationInfo) -> ConversationInfo:
 
 
 def _message(envelope: v1.AclEnvelope) -> AclMessage:
-    return message_from_stored(_envelope_dict(envelope))
-
-
-def _envelope_dict(envelope: v1.AclEnvelope) -> dict[str, Any]:
-    return {
-        "id": envelope.id,
-        "performative": envelope.performative,
-        "sender": envelope.sender,
-        "receivers": list(envelope.receivers),
-        "content": envelope.content,
-        "language": envelope.language or "json",
-        "ontology": envelope.ontology,
-        "protocol": envelope.protocol,
-        "conversation_id": envelope.conversation_id,
-        "reply_with": envelope.reply_with,
-        "in_reply_to": envelope.in_reply_to,
-        "reply_by": envelope.reply_by,
-        "traceparent": envelope.traceparent,
-    }
+    return message_from_stored(envelope_dict(envelope))

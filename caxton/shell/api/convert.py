@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from caxton.domain.acl import AclMessage, message_from_dict
@@ -33,7 +35,14 @@ def envelope_of(message: AclMessage) -> v1.AclEnvelope:
 
 def message_of(envelope: v1.AclEnvelope, *, max_content_bytes: int) -> AclMessage:
     """Validates an envelope from a client; raises InvalidMessage naming the field."""
-    data = {
+    return message_from_dict(
+        envelope_dict(envelope), max_content_bytes=max_content_bytes, require_id=False
+    )
+
+
+def envelope_dict(envelope: v1.AclEnvelope) -> dict[str, Any]:
+    """The envelope as the JSON-shaped dict the domain validates and stores."""
+    return {
         "id": envelope.id,
         "performative": envelope.performative,
         "sender": envelope.sender,
@@ -48,7 +57,6 @@ def message_of(envelope: v1.AclEnvelope, *, max_content_bytes: int) -> AclMessag
         "reply_by": envelope.reply_by,
         "traceparent": envelope.traceparent,
     }
-    return message_from_dict(data, max_content_bytes=max_content_bytes, require_id=False)
 
 
 def limits_of(limits: v1.Limits | None) -> Limits:
