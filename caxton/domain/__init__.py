@@ -45,7 +45,6 @@ from caxton.domain.errors import (
     DomainError,
     InvalidAgentSpec,
     InvalidMessage,
-    UnknownAgent,
 )
 from caxton.domain.events import (
     DEFAULT_MAILBOX,
@@ -199,7 +198,6 @@ __all__ = [
     "RestartPolicy",
     "Route",
     "RouteCursor",
-    "UnknownAgent",
     "UnknownEventType",
     "Violation",
     "World",

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from caxton.domain.errors import InvalidMessage
+from caxton.domain.frozen import replace
 from caxton.domain.ids import CAPABILITY_PREFIX, CLIENT_PREFIX
 
 
@@ -218,6 +219,32 @@ def reply_to(
         conversation_id=message.conversation_id,
         in_reply_to=message.reply_with or message.id,
         traceparent=message.traceparent,
+    )
+
+
+def is_final_reply(message: AclMessage) -> bool:
+    """Whether a reply settles a request for whoever waits on it: an `agree` only promises one."""
+    return message.performative is not Performative.AGREE
+
+
+def from_client(message: AclMessage, *, id: str, sender: str, conversation_id: str) -> AclMessage:
+    """A message from outside, with the fields the server owns filled in.
+
+    Outside callers speak only as clients (`client:<id>`): an agent's name, or the
+    platform's, cannot be borrowed through the API.
+    """
+    if message.sender and not message.sender.startswith(CLIENT_PREFIX):
+        raise InvalidMessage(
+            "sender",
+            f"{message.sender!r}: callers of the API send as client:<id> (or leave it empty)",
+        )
+    message_id = message.id or id
+    return replace(
+        message,
+        id=message_id,
+        sender=message.sender or sender,
+        conversation_id=message.conversation_id or conversation_id,
+        reply_with=message.reply_with or message_id,
     )
 
 

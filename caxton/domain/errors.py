@@ -2,8 +2,7 @@
 
 DomainError
 ├── InvalidMessage      an ACL envelope that breaks a rule (field, reason)
-├── InvalidAgentSpec    a deployment request that cannot be honoured
-└── UnknownAgent        a name that the folded state does not hold
+└── InvalidAgentSpec    a deployment request that cannot be honoured
 """
 
 from __future__ import annotations
@@ -29,11 +28,3 @@ class InvalidAgentSpec(DomainError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
-
-
-class UnknownAgent(DomainError):
-    """An agent name that is not deployed."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"no agent named {name!r} is deployed")
-        self.name = name

@@ -11,6 +11,8 @@ import hashlib
 
 CAPABILITY_PREFIX = "capability:"
 CLIENT_PREFIX = "client:"
+PLATFORM = "caxton"
+"""The sender of the platform's own messages (the `failure` after a dead letter)."""
 
 
 def derive_id(*parts: str) -> str:

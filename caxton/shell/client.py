@@ -29,7 +29,7 @@ from caxton.domain.events import Recorded
 from caxton.domain.schema import decode, message_from_stored
 from caxton.shell.api.convert import envelope_dict
 from caxton.shell.api.generated.caxton import v1
-from caxton.shell.config import parse_host_port
+from caxton.shell.config import ConfigError, parse_host_port
 
 
 class CaxtonError(Exception):
@@ -135,7 +135,10 @@ class CaxtonClient:
         self, address: str = "127.0.0.1:50051", *, token: str = "", timeout: float = 60.0
     ) -> None:
         self.address = address
-        host, port = parse_host_port(address)
+        try:
+            host, port = parse_host_port(address)
+        except ConfigError as exc:
+            raise InvalidArgument(f"server address: {exc}") from None
         self._channel = Channel(host, port)
         metadata = {"authorization": f"Bearer {token}"} if token else None
         options: dict[str, Any] = {"timeout": timeout, "metadata": metadata}

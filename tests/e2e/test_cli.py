@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import queue
 import re
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
+from typing import IO
 
 import psycopg
 import pytest
@@ -153,6 +156,14 @@ def test_a_second_server_on_the_same_data_dir_is_refused(server: ServerProcess) 
     assert "already using" in second.stderr and str(server.data_dir) in second.stderr
 
 
+def test_a_bad_server_address_is_a_clear_error() -> None:
+    for address in ("127.0.0.1:99999", "nohostport"):
+        result = caxton("agent", "list", server=address, check=False)
+        assert result.returncode == 1
+        assert "is not HOST:PORT" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_no_server_running_is_a_clear_error() -> None:
     result = caxton("agent", "list", server=f"127.0.0.1:{free_port()}", check=False)
     assert result.returncode == 1
@@ -229,10 +240,22 @@ def test_trace_follow_prints_steps_as_they_are_committed(
             server=server.address,
         )
         assert follower.stdout is not None
-        seen = [follower.stdout.readline() for _ in range(3)]  # blocks until printed
+        seen = _lines(follower.stdout, 3, timeout=30)
         assert 'message="request" status="sent"' in seen[0]
         assert 'agent="echo" message="request" status="received"' in seen[1]
         assert 'agent="echo" message="inform" status="sent"' in seen[2]
     finally:
         follower.terminate()
         follower.wait(timeout=10)
+
+
+def _lines(stream: IO[str], count: int, *, timeout: float) -> list[str]:
+    """The next `count` lines, failing (not hanging) when they do not come in time."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(stream.readline()) for _ in range(count)], daemon=True
+    ).start()
+    try:
+        return [lines.get(timeout=timeout) for _ in range(count)]
+    except queue.Empty:
+        raise AssertionError(f"fewer than {count} lines came within {timeout}s") from None

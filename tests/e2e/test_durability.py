@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -65,13 +66,27 @@ async def test_acknowledged_sends_survive_sigkill(tmp_path: Path) -> None:
             missing = set(acknowledged) - set(sent_ids)
             assert not missing, f"{len(missing)} acknowledged sends are not in the log"
 
-            # the state folded by the restarted server equals the fold of what was committed
+            # the state the restarted server folded equals the fold of what was committed:
+            # the same agents and conversations (handlings redone since may only add to it)
             expected = fold(before_kill)
+            agents = {a.name: a for a in await client.agents()}
+            assert agents.keys() == expected.agents.keys()
+            for name, state in expected.agents.items():
+                assert agents[name].component_digest == state.component
+                assert agents[name].status == state.status
+                assert agents[name].replicas == len(state.instances)
             served = {c.id: c for c in await client.conversations()}
-            for conversation_id, state in expected.conversations.items():
-                assert served[conversation_id].message_count == state.message_count
-            # and every accepted message is handled once, redelivered if the kill cut it off
+            assert served.keys() == expected.conversations.keys()
+            for conversation_id, conversation in expected.conversations.items():
+                assert served[conversation_id].message_count == conversation.message_count
+                assert set(served[conversation_id].participants) == conversation.participants
+            # and every accepted message is handled, redelivered if the kill cut it off ...
             await _until_all_handled(client, set(sent_ids))
+            # ... exactly once, now that all is settled
+            settled = [r.event async for r in client.events()]
+            handled = Counter(e.message_id for e in settled if isinstance(e, MessageHandled))
+            assert set(handled) == set(sent_ids)
+            assert set(handled.values()) == {1}, "a message was handled twice"
 
         one = acknowledged[0]
         conversation = next(
@@ -103,4 +118,3 @@ async def _until_all_handled(client: CaxtonClient, sent: set[str]) -> None:
                     return
 
     await asyncio.wait_for(watch(), timeout=60)
-    assert all(handled[m] == 1 for m in sent), "a message was handled twice"

@@ -65,7 +65,6 @@ async def test_failing_agents_trap_restart_and_fail_while_echo_keeps_answering(
         assert len(trapped) == 4 and all(t.reason for t in trapped)
         assert [r.attempt for r in restarts] == [1, 2, 3]
         assert len(failed) == 1
-    assert "failed" in node.world.agents["trapper"].instances[0].lifecycle
 
 
 async def test_a_trapping_message_is_dead_lettered_and_its_sender_told(node: Node) -> None:

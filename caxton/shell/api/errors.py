@@ -9,30 +9,30 @@ from typing import Any
 from grpclib import GRPCError
 from grpclib.const import Status
 
-from caxton.domain.errors import DomainError, InvalidAgentSpec, InvalidMessage, UnknownAgent
+from caxton.domain.errors import DomainError, InvalidAgentSpec, InvalidMessage
 from caxton.shell.runtime.errors import (
     AgentExists,
     AgentNotFound,
-    InvalidDeployment,
+    LogFailed,
     MailboxFull,
-    MessageRefused,
     NodeError,
     NodeStopping,
 )
-from caxton.shell.store.errors import StoreError
-from caxton.shell.wasm.errors import WasmError
+from caxton.shell.store.errors import AppendRejected, LogCorrupted, StoreError
+from caxton.shell.wasm.errors import InvalidComponent, WasmError
 
 STATUS_OF: tuple[tuple[type[Exception], Status], ...] = (
     (AgentNotFound, Status.NOT_FOUND),
-    (UnknownAgent, Status.NOT_FOUND),
     (AgentExists, Status.ALREADY_EXISTS),
-    (InvalidDeployment, Status.INVALID_ARGUMENT),
-    (MessageRefused, Status.INVALID_ARGUMENT),
     (InvalidMessage, Status.INVALID_ARGUMENT),
     (InvalidAgentSpec, Status.INVALID_ARGUMENT),
-    (WasmError, Status.INVALID_ARGUMENT),
+    (InvalidComponent, Status.INVALID_ARGUMENT),
+    (WasmError, Status.INTERNAL),
     (MailboxFull, Status.RESOURCE_EXHAUSTED),
     (NodeStopping, Status.UNAVAILABLE),
+    (LogCorrupted, Status.DATA_LOSS),
+    (AppendRejected, Status.ABORTED),
+    (LogFailed, Status.UNAVAILABLE),
     (StoreError, Status.UNAVAILABLE),
     (NodeError, Status.FAILED_PRECONDITION),
     (DomainError, Status.INVALID_ARGUMENT),

@@ -45,6 +45,8 @@ class InstanceActor:
         self.mailbox: asyncio.Queue[AclMessage | None] = asyncio.Queue(maxsize=mailbox_size)
         self.started = asyncio.Event()
         self.finished = asyncio.Event()
+        self.reserved = 0  # slots promised to sends that are being committed
+        self._stopping = asyncio.Event()
         self._instance: AgentInstance | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -61,12 +63,20 @@ class InstanceActor:
             return f"mailbox full ({self.mailbox.maxsize} messages)"
         return ""
 
+    async def redeliver(self, message: AclMessage) -> str:
+        """Queues a message accepted before a restart, waiting for room rather than refusing."""
+        if self.finished.is_set():
+            return "instance not running"
+        await self.mailbox.put(message)
+        return ""
+
     @property
     def free_slots(self) -> int:
-        return self.mailbox.maxsize - self.mailbox.qsize()
+        return self.mailbox.maxsize - self.mailbox.qsize() - self.reserved
 
     async def stop(self) -> list[AclMessage]:
         """Stops after the message in hand; returns the messages left in the mailbox."""
+        self._stopping.set()
         left = self._drain()
         if self._task is not None and not self._task.done():
             with contextlib.suppress(asyncio.QueueFull):
@@ -202,7 +212,11 @@ class InstanceActor:
                 await node.dead_letter_all(self._drain(), self.key, f"agent failed: {event.reason}")
                 return False
             if isinstance(event, AgentRestarting):
-                await asyncio.sleep(event.delay_ms / 1000)
+                try:  # back off, unless asked to stop meanwhile
+                    await asyncio.wait_for(self._stopping.wait(), event.delay_ms / 1000)
+                    return False
+                except TimeoutError:
+                    pass
         return True
 
     def _trapped(

@@ -3,9 +3,8 @@
 NodeError
 ├── AgentNotFound        no agent of that name is deployed
 ├── AgentExists          deploy refused: the name is taken and --replace was not given
-├── InvalidDeployment    a deploy request that cannot be honoured (bad name, limits, component)
-├── MessageRefused       a send that fails validation (field and reason)
 ├── MailboxFull          backpressure: the receiver's mailbox is at its limit
+├── LogFailed            an append failed; the node refuses work until restarted
 └── NodeStopping         the node is shutting down
 """
 
@@ -30,17 +29,6 @@ class AgentExists(NodeError):
         self.name = name
 
 
-class InvalidDeployment(NodeError):
-    """A deployment request that cannot be honoured."""
-
-
-class MessageRefused(NodeError):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
 class MailboxFull(NodeError):
     def __init__(self, receiver: str, size: int) -> None:
         super().__init__(f"{receiver}: mailbox full ({size} messages); retry later")
@@ -50,3 +38,8 @@ class MailboxFull(NodeError):
 class NodeStopping(NodeError):
     def __init__(self) -> None:
         super().__init__("the server is shutting down")
+
+
+class LogFailed(NodeError):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"the event log refused an append ({cause}); the server must be restarted")

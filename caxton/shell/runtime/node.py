@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from caxton import __version__
-from caxton.domain.acl import AclMessage, Performative, is_valid_agent_name, reply_to
+from caxton.domain.acl import AclMessage, Performative, from_client, is_final_reply, reply_to
 from caxton.domain.delivery import pending_deliveries
+from caxton.domain.deployment import validate_deployment
 from caxton.domain.events import (
     AgentDeployed,
     AgentRemoved,
@@ -29,8 +30,7 @@ from caxton.domain.events import (
     Recorded,
     RestartPolicy,
 )
-from caxton.domain.frozen import replace
-from caxton.domain.ids import derive_id, is_client, split_instance_key
+from caxton.domain.ids import PLATFORM, derive_id, is_client, split_instance_key
 from caxton.domain.routing import NO_CURSOR, route
 from caxton.domain.world import EMPTY, World, evolve, fold
 from caxton.shell.runtime.actor import InstanceActor
@@ -39,7 +39,7 @@ from caxton.shell.runtime.context import CallContext
 from caxton.shell.runtime.errors import (
     AgentExists,
     AgentNotFound,
-    InvalidDeployment,
+    LogFailed,
     MailboxFull,
     NodeStopping,
 )
@@ -48,8 +48,6 @@ from caxton.shell.wasm import WasmHost
 
 logger = logging.getLogger("caxton.runtime")
 
-PLATFORM = "caxton"
-MAX_REPLICAS = 64
 _ACCEPTED_MEMORY = 100_000
 
 
@@ -97,7 +95,10 @@ class Node:
         self.actors: dict[str, InstanceActor] = {}
         self._cursor = NO_CURSOR
         self._waiters: dict[str, list[tuple[str, asyncio.Future[AclMessage]]]] = {}
-        self._accepted: OrderedDict[str, SendResult] = OrderedDict()
+        self._waiters_by_id: dict[str, asyncio.Future[AclMessage]] = {}
+        self._accepted: OrderedDict[str, asyncio.Future[SendResult]] = OrderedDict()
+        self._agent_locks: dict[str, asyncio.Lock] = {}
+        self._started = False
         self._stopping = False
         self._commit_failed: BaseException | None = None
 
@@ -108,19 +109,21 @@ class Node:
         await self.log.check_integrity()
         history = await self.log.read(from_position=1)
         self.world = fold(history, EMPTY)
-        for recorded in history[-_ACCEPTED_MEMORY:]:
-            if isinstance(recorded.event, MessageSent):
-                m = recorded.event.message
-                self._remember(SendResult(m.id, m.conversation_id, recorded.event.deliveries, ()))
+        sends = [r.event for r in history if isinstance(r.event, MessageSent)]
+        for sent in sends[-_ACCEPTED_MEMORY:]:
+            m = sent.message
+            self._remember(SendResult(m.id, m.conversation_id, sent.deliveries, ()))
         await self.commit(
             [NodeStarted(node=self.node_id, address=self.address, version=__version__)]
         )
+        self._started = True
         for name, agent in self.world.agents.items():
             if agent.status == "running":
                 self._start_actors(name, agent.limits.mailbox, len(agent.instances))
         for message, target in pending_deliveries(history):
             actor = self.actors.get(target)
-            refused = actor.deliver(message) if actor is not None else "agent not running"
+            # waits for room: an accepted message is never dropped for a full mailbox here
+            refused = await actor.redeliver(message) if actor is not None else "agent not running"
             if refused:
                 await self.commit(self._undeliverable(message, target, refused))
         logger.info(
@@ -141,7 +144,8 @@ class Node:
             for _, fut in waiters:
                 if not fut.done():
                     fut.cancel()
-        await self.commit([NodeStopped(node=self.node_id)])
+        if self._started and self._commit_failed is None:
+            await self.commit([NodeStopped(node=self.node_id)])
 
     # --- the commit path --------------------------------------------------
 
@@ -159,8 +163,9 @@ class Node:
             return
         error = future.exception()
         if error is not None:
+            # the log and this node's world may now differ: refuse work until a restart
             self._commit_failed = error
-            logger.error("append failed: %s", error)
+            logger.error("append failed, refusing further work until restarted: %s", error)
             return
         for recorded in future.result():
             self.world = evolve(self.world, recorded)
@@ -168,6 +173,8 @@ class Node:
                 self._dispatch(recorded.event)
 
     def _dispatch(self, sent: MessageSent) -> None:
+        if self._stopping:
+            return  # committed but undelivered: the next start redelivers it
         message = sent.message
         for target in sent.deliveries:
             if is_client(target):
@@ -236,7 +243,13 @@ class Node:
 
     async def deploy(self, spec: DeploySpec) -> None:
         self._check_running()
-        _check_spec(spec)
+        validate_deployment(
+            spec.name, replicas=spec.replicas, capabilities=spec.capabilities, limits=spec.limits
+        )
+        async with self._agent_lock(spec.name):
+            await self._deploy(spec)
+
+    async def _deploy(self, spec: DeploySpec) -> None:
         existing = self.world.agents.get(spec.name)
         if existing is not None and not spec.replace:
             raise AgentExists(spec.name)
@@ -261,24 +274,33 @@ class Node:
             ]
         )
         actors = self._start_actors(spec.name, spec.limits.mailbox, spec.replicas)
-        wait = spec.limits.timeout_ms / 1000 + 5
-        await asyncio.wait([asyncio.ensure_future(a.started.wait()) for a in actors], timeout=wait)
+        # answer once every instance ran init (or gave up), so `status` is true at once
+        waits = [asyncio.ensure_future(a.started.wait()) for a in actors]
+        _, late = await asyncio.wait(waits, timeout=spec.limits.timeout_ms / 1000 + 5)
+        for task in late:
+            task.cancel()
 
     async def stop_agent(self, name: str) -> None:
         self._check_running()
-        agent = self.world.agents.get(name)
-        if agent is None:
-            raise AgentNotFound(name)
-        await self._stop_actors(name, "agent stopped")
-        if agent.status != "stopped":
-            await self.commit([AgentStopped(agent=name)])
+        async with self._agent_lock(name):
+            agent = self.world.agents.get(name)
+            if agent is None:
+                raise AgentNotFound(name)
+            await self._stop_actors(name, "agent stopped")
+            if agent.status != "stopped":
+                await self.commit([AgentStopped(agent=name)])
 
     async def remove_agent(self, name: str) -> None:
         self._check_running()
-        if name not in self.world.agents:
-            raise AgentNotFound(name)
-        await self._stop_actors(name, "agent removed")
-        await self.commit([AgentRemoved(agent=name)])
+        async with self._agent_lock(name):
+            if name not in self.world.agents:
+                raise AgentNotFound(name)
+            await self._stop_actors(name, "agent removed")
+            await self.commit([AgentRemoved(agent=name)])
+
+    def _agent_lock(self, name: str) -> asyncio.Lock:
+        """Deploy, stop and remove of one name run one at a time."""
+        return self._agent_locks.setdefault(name, asyncio.Lock())
 
     def _start_actors(self, name: str, mailbox: int, replicas: int) -> list[InstanceActor]:
         started = []
@@ -302,34 +324,65 @@ class Node:
     # --- messages from outside -------------------------------------------
 
     async def send(self, message: AclMessage, *, wait_ms: int = 0) -> SendResult:
-        """Accepts a message from an API client; with `wait_ms`, waits for the reply."""
+        """Accepts a message from an API client; with `wait_ms`, waits for the reply.
+
+        A message id the node accepted recently is not accepted twice: the caller gets
+        the first acceptance's result, so clients can retry safely.
+        """
         self._check_running()
-        previous = self._accepted.get(message.id) if message.id else None
-        if previous is not None:
-            return previous
-        sender = message.sender or client_address()
-        message = _with_ids(message, sender)
-        deliveries, dead = self._route(message)
-        for target in deliveries:
-            actor = self.actors.get(target)
-            if actor is not None and actor.free_slots <= 0:
-                raise MailboxFull(target, actor.mailbox.maxsize)
-        waiter = self._wait_for_reply(message) if wait_ms > 0 and is_client(sender) else None
-        events: list[Event] = [MessageSent(message=message, deliveries=deliveries)]
-        for receiver, reason in dead:
-            events.extend(self._undeliverable(message, receiver, reason))
-        await self.commit(events)
-        result = SendResult(message.id, message.conversation_id, deliveries, dead)
-        self._remember(result)
-        if waiter is None:
+        if message.id and message.id in self._accepted:
+            return await asyncio.shield(self._accepted[message.id])
+        message = from_client(
+            message, id=fresh_id(), sender=client_address(), conversation_id=fresh_id()
+        )
+        accepted: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self._accepted[message.id] = accepted
+        try:
+            result = await self._accept(message, wait_ms)
+        except BaseException as exc:
+            del self._accepted[message.id]  # not accepted: a retry may try again
+            accepted.set_exception(exc)
+            accepted.exception()  # retrieved: whoever awaited it got it
+            raise
+        accepted.set_result(result)
+        self._trim_accepted()
+        if wait_ms <= 0:
             return result
+        waiter = self._waiters_by_id.pop(message.id)
         try:
             reply = await asyncio.wait_for(waiter, timeout=wait_ms / 1000)
         except TimeoutError:
             reply = None
         finally:
-            self._forget_waiter(sender, waiter)
-        return SendResult(message.id, message.conversation_id, deliveries, dead, reply)
+            self._forget_waiter(message.sender, waiter)
+        return SendResult(
+            result.message_id, result.conversation_id, result.deliveries, result.dead_letters, reply
+        )
+
+    async def _accept(self, message: AclMessage, wait_ms: int) -> SendResult:
+        deliveries, dead = self._route(message)
+        reserved = [a for a in (self.actors.get(t) for t in deliveries) if a is not None]
+        for actor in reserved:
+            if actor.free_slots <= 0:
+                raise MailboxFull(actor.key, actor.mailbox.maxsize)
+        if wait_ms > 0:  # before the commit, so that no reply can come first
+            self._waiters_by_id[message.id] = self._wait_for_reply(message)
+        events: list[Event] = [MessageSent(message=message, deliveries=deliveries)]
+        for receiver, reason in dead:
+            events.extend(self._undeliverable(message, receiver, reason))
+        for actor in reserved:
+            actor.reserved += 1
+        try:
+            await self.commit(events)
+        except BaseException:
+            waiter = self._waiters_by_id.pop(message.id, None)
+            if waiter is not None:
+                self._forget_waiter(message.sender, waiter)
+            raise
+        finally:
+            for actor in reserved:
+                actor.reserved -= 1
+        return SendResult(message.id, message.conversation_id, deliveries, dead)
 
     def _wait_for_reply(self, message: AclMessage) -> asyncio.Future[AclMessage]:
         future: asyncio.Future[AclMessage] = asyncio.get_running_loop().create_future()
@@ -344,48 +397,24 @@ class Node:
             self._waiters.pop(client, None)
 
     def _to_client(self, client: str, message: AclMessage) -> None:
-        if message.performative == Performative.AGREE:
+        if not is_final_reply(message):
             return
         for conversation, future in self._waiters.get(client, []):
             if conversation == message.conversation_id and not future.done():
                 future.set_result(message)
 
     def _remember(self, result: SendResult) -> None:
-        self._accepted[result.message_id] = result
-        if len(self._accepted) > _ACCEPTED_MEMORY:
+        done: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        done.set_result(result)
+        self._accepted[result.message_id] = done
+        self._trim_accepted()
+
+    def _trim_accepted(self) -> None:
+        while len(self._accepted) > _ACCEPTED_MEMORY:
             self._accepted.popitem(last=False)
 
     def _check_running(self) -> None:
         if self._stopping:
             raise NodeStopping()
-
-
-def _with_ids(message: AclMessage, sender: str) -> AclMessage:
-    message_id = message.id or fresh_id()
-    return replace(
-        message,
-        id=message_id,
-        sender=sender,
-        conversation_id=message.conversation_id or fresh_id(),
-        reply_with=message.reply_with or message_id,
-    )
-
-
-def _check_spec(spec: DeploySpec) -> None:
-    if not is_valid_agent_name(spec.name) or spec.name == PLATFORM:
-        raise InvalidDeployment(
-            f"{spec.name!r} is not a valid agent name (letters, digits, '_', '-', '.'; "
-            f"at most 128; {PLATFORM!r} is reserved)"
-        )
-    if not 1 <= spec.replicas <= MAX_REPLICAS:
-        raise InvalidDeployment(f"replicas must be between 1 and {MAX_REPLICAS}")
-    for capability in spec.capabilities:
-        if not is_valid_agent_name(capability):
-            raise InvalidDeployment(f"{capability!r} is not a valid capability name")
-    limits = spec.limits
-    if not 64 << 10 <= limits.memory_bytes <= 4 << 30:
-        raise InvalidDeployment("memory must be between 64KiB and 4GiB")
-    if not 1 <= limits.timeout_ms <= 600_000:
-        raise InvalidDeployment("timeout must be between 1ms and 10m")
-    if not 1 <= limits.mailbox <= 1_000_000:
-        raise InvalidDeployment("mailbox must be between 1 and 1000000 messages")
+        if self._commit_failed is not None:
+            raise LogFailed(self._commit_failed)
