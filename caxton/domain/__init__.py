@@ -8,6 +8,8 @@ from caxton.domain.acl import (
     PROTOCOLS,
     AclMessage,
     Performative,
+    from_client,
+    is_final_reply,
     is_valid_agent_name,
     message_from_dict,
     parse_performative,
@@ -41,6 +43,7 @@ from caxton.domain.conversations import (
     evolve as evolve_conversations,
 )
 from caxton.domain.delivery import pending_deliveries
+from caxton.domain.deployment import MAX_REPLICAS, validate_deployment
 from caxton.domain.errors import (
     DomainError,
     InvalidAgentSpec,
@@ -149,6 +152,7 @@ __all__ = [
     "FIPA_REQUEST",
     "JSON_LANGUAGE",
     "MAX_RECEIVERS",
+    "MAX_REPLICAS",
     "NO_AGENTS",
     "NO_CONVERSATIONS",
     "NO_CURSOR",
@@ -217,10 +221,12 @@ __all__ = [
     "fold",
     "format_duration",
     "format_size",
+    "from_client",
     "health",
     "instance_key",
     "is_capability",
     "is_client",
+    "is_final_reply",
     "is_valid_agent_name",
     "left",
     "message_from_dict",
@@ -244,4 +250,5 @@ __all__ = [
     "type_name",
     "validate_address",
     "validate_content",
+    "validate_deployment",
 ]

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Callable
 
+from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
 from grpclib.server import Server
 
@@ -45,7 +46,8 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
         try:
             await node.start()
             handlers = services_for(node, log)
-            server = Server([*handlers, Health()])
+            serving = ServiceStatus()  # the gRPC health service: SERVING only while started
+            server = Server([*handlers, Health({handler: [serving] for handler in handlers})])
             if config.token:
                 install_token_check(server, config.token)
             try:
@@ -57,9 +59,11 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                 ) from None
             announce(
                 f"✓ Caxton {node.node_id} listening on {bind_host}:{port} "
-                f"(log: {config.store_url}, position {node.world.position})"
+                f"(log: {log.where}, position {node.world.position})"
             )
+            serving.set(True)
             await _until_signalled()
+            serving.set(False)
             announce("stopping…")
         finally:
             if server is not None:

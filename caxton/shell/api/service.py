@@ -118,25 +118,26 @@ class EventService(v1.EventServiceBase):
     async def stream_events(self, message: v1.StreamEventsRequest) -> AsyncIterator[v1.EventRecord]:
         start = max(message.from_position, 1)
         conversation = message.conversation_id or None
-        if message.follow:
-            async for recorded in self.log.follow(
-                from_position=start, conversation_id=conversation
-            ):
-                if recorded.at >= message.since_ms:
-                    yield event_record(recorded)
-            return
-        history = await self.log.read(
-            from_position=start,
-            conversation_id=conversation,
-            since_ms=message.since_ms or None,
-        )
-        for recorded in history:
-            yield event_record(recorded)
+        async with translated():
+            if message.follow:
+                async for recorded in self.log.follow(
+                    from_position=start, conversation_id=conversation
+                ):
+                    if recorded.at >= message.since_ms:
+                        yield event_record(recorded)
+                return
+            history = await self.log.read(
+                from_position=start,
+                conversation_id=conversation,
+                since_ms=message.since_ms or None,
+            )
+            for recorded in history:
+                yield event_record(recorded)
 
     async def get_log_info(self, message: v1.GetLogInfoRequest) -> v1.LogInfo:
         return v1.LogInfo(
             last_position=await self.log.last_position(),
-            store=self.log.describe() if hasattr(self.log, "describe") else "",
+            store=self.log.where,
             node=self.node.node_id,
         )
 

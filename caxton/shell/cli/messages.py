@@ -160,7 +160,8 @@ async def conversations(last: int | None, server: str, token: str) -> None:
         "PARTICIPANTS",
         "LAST ACTIVITY",
     ):
-        table.add_column(column)
+        # ids are never cut short: they are what `caxton trace` takes
+        table.add_column(column, no_wrap=column == "CONVERSATION", overflow="fold")
     for c in found:
         state = c.state if not c.violations else f"{c.state}: {c.violations[0]}"
         table.add_row(

@@ -34,6 +34,11 @@ class EventLog:
         self._closed = False
         self._writer = GroupCommit(backend, versions, on_commit=self._wake_followers)
 
+    @property
+    def where(self) -> str:
+        """The log's location for people: a file path, or the URL with its password hidden."""
+        return self._backend.where
+
     @classmethod
     async def open(cls, store: str, *, synchronous: str = "NORMAL") -> EventLog:
         """Opens (creating if need be) a SQLite file, or a `postgresql://` URL.
