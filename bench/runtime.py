@@ -16,6 +16,8 @@ import json
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -221,6 +223,19 @@ async def ping_pong(directory: Path, pairs: int, seconds: float) -> float:
     return rate
 
 
+def memory_in_fresh_process(n: int) -> float:
+    """`memory(n)` in a new interpreter, so that heap freed by earlier scenarios cannot be
+    reused by the agents and hide their cost."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.runtime", "--memory-probe", str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize()
@@ -318,7 +333,9 @@ async def main(quick: bool, runs: int, out: Path) -> dict[str, Any]:
         }
         report(f"a2a_{pairs}_pairs", results[f"agent_to_agent_{pairs}_pairs"])
 
-    per_agent = statistics.median(await repeat(1 if quick else runs, lambda d: memory(d, n_spawn)))
+    per_agent = statistics.median(
+        memory_in_fresh_process(n_spawn) for _ in range(1 if quick else runs)
+    )
     results["memory"] = {
         "unit": "bytes/agent",
         "agents": n_spawn,
@@ -364,5 +381,14 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--memory-probe", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.quick, args.runs, args.out))
+    if args.memory_probe:
+
+        async def probe() -> None:
+            with tempfile.TemporaryDirectory(prefix="caxton-bench-") as tmp:
+                print(await memory(Path(tmp), args.memory_probe))
+
+        asyncio.run(probe())
+    else:
+        asyncio.run(main(args.quick, args.runs, args.out))
