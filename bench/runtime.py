@@ -29,7 +29,7 @@ import wasmtime
 from wasmtime import component
 
 from caxton.domain.acl import AclMessage, Performative
-from caxton.domain.events import Limits
+from caxton.domain.events import Limits, MessageSent
 from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.store import EventLog
@@ -210,11 +210,15 @@ async def ping_pong(directory: Path, pairs: int, seconds: float) -> float:
         return original(events, traceparent)
 
     node.commit = counting_commit  # type: ignore[method-assign]
-    for i in range(pairs):
+    for i in range(pairs):  # the first ball, as if a{i} had sent it (the API cannot)
         serve = AclMessage(
-            id="", performative=Performative.INFORM, sender=f"a{i}", receivers=(f"b{i}",)
+            id=f"serve-{i}",
+            performative=Performative.INFORM,
+            sender=f"a{i}",
+            receivers=(f"b{i}",),
+            conversation_id=f"rally-{i}",
         )
-        await node.send(serve)
+        await node.commit([MessageSent(message=serve, deliveries=(f"b{i}#0",))])
     await asyncio.sleep(0.5)  # warm-up: a fixed window, this is a rate measurement
     start_count, start = handled, time.perf_counter()
     await asyncio.sleep(seconds)
