@@ -67,8 +67,19 @@ class InstanceActor:
         """Queues a message accepted before a restart, waiting for room rather than refusing."""
         if self.finished.is_set():
             return "instance not running"
-        await self.mailbox.put(message)
-        return ""
+        try:
+            self.mailbox.put_nowait(message)
+            return ""
+        except asyncio.QueueFull:
+            pass
+        put = asyncio.ensure_future(self.mailbox.put(message))
+        gone = asyncio.ensure_future(self.finished.wait())
+        await asyncio.wait({put, gone}, return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+        if put.done():
+            return ""
+        put.cancel()
+        return "instance not running"
 
     @property
     def free_slots(self) -> int:
