@@ -31,9 +31,17 @@ def ensure_venv() -> None:
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     print("• installing Caxton and its tools into .venv (first run takes a minute)", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-    run([*pip, "install", "--upgrade", "pip"])
-    run([*pip, "install", "-e", f"{ROOT}[dev]"])
+    quiet([*pip, "install", "--upgrade", "pip"])
+    quiet([*pip, "install", "-e", f"{ROOT}[dev]"])
     STAMP.write_text(wanted)
+
+
+def quiet(command: list[str]) -> None:
+    """Runs an install step, showing its output only when it fails."""
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        sys.exit(f"✗ {' '.join(command[2:5])} failed (exit status {result.returncode})")
 
 
 def run(command: list[str], **env: str) -> None:
