@@ -259,3 +259,39 @@ def _lines(stream: IO[str], count: int, *, timeout: float) -> list[str]:
         return [lines.get(timeout=timeout) for _ in range(count)]
     except queue.Empty:
         raise AssertionError(f"fewer than {count} lines came within {timeout}s") from None
+
+
+def test_new_build_deploy_and_ask_a_python_agent(server: ServerProcess, tmp_path: Path) -> None:
+    written = caxton(
+        "agent", "new", "greeter", "--template", "request-handler", "--dir", str(tmp_path)
+    )
+    source = tmp_path / "greeter.py"
+    assert source.is_file() and "class Greeter(Agent)" in source.read_text()
+    assert "✓ wrote" in written.stdout
+
+    built = caxton("agent", "build", str(source))
+    assert "✓ built" in built.stdout and (tmp_path / "greeter.wasm").is_file()
+
+    caxton(
+        "agent",
+        "deploy",
+        str(tmp_path / "greeter.wasm"),
+        "--name",
+        "greeter",
+        server=server.address,
+    )
+    sent = caxton(
+        "send",
+        "--to",
+        "greeter",
+        "--content",
+        '{"question": "ready?"}',
+        "--wait",
+        "10s",
+        server=server.address,
+    )
+    assert "reply inform from greeter" in sent.stdout
+    assert '"question": "ready?"' in sent.stdout
+
+    again = caxton("agent", "new", "greeter", "--dir", str(tmp_path), check=False)
+    assert again.returncode == 1 and "already exists" in again.stderr

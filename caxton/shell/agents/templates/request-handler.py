@@ -2,7 +2,7 @@
 """A fipa-request handler: answers `request` with `inform`, anything else with `not-understood`.
 
 Build it with `caxton agent build`, deploy it, and send it a request:
-`caxton invoke <name> request '{"question": "..."}'`.
+`caxton send --to <name> --content '{"question": "..."}' --wait 5s`.
 """
 
 from __future__ import annotations
