@@ -32,7 +32,9 @@ class ListenFailed(Exception):
 async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print) -> None:
     """Runs a server until SIGINT or SIGTERM, then stops cleanly."""
     with DataDir(config.data_dir) as data_dir:
-        log = await EventLog.open(config.store_url, synchronous=config.synchronous.upper())
+        log = await EventLog.open(
+            config.store_url, synchronous=config.synchronous.upper(), exclusive=True
+        )
         host = WasmHost(data_dir.components)
         bind_host, port = config.host_port
         node = Node(

@@ -6,13 +6,15 @@ import asyncio
 import signal
 import sqlite3
 import sys
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from caxton.domain.events import AgentStopped
 from caxton.shell.store import EventLog, Pending, StoreUnavailable
-from tests.store.conftest import stop
+from tests.store.conftest import POSTGRES_URL, _require_postgres, stop
 
 WRITER = """
 import asyncio, sys
@@ -135,3 +137,22 @@ async def test_an_unreachable_postgresql_is_unavailable_and_named() -> None:
         await EventLog.open(url)
     assert "postgresql://caxton:***@127.0.0.1:1/nowhere" in str(e.value)
     assert "secret" not in str(e.value)
+
+
+@pytest.mark.postgres
+async def test_an_exclusive_postgresql_log_refuses_a_second_exclusive_opener() -> None:
+    _require_postgres()
+    url = f"{POSTGRES_URL}?schema=caxton_excl_{uuid.uuid4().hex[:8]}"
+    first = await EventLog.open(url, exclusive=True)
+    try:
+        with pytest.raises(StoreUnavailable, match="another Caxton server is using this log"):
+            await EventLog.open(url, exclusive=True)
+        shared = await EventLog.open(url)  # a reader (an export, a test) may still open it
+        await shared.close()
+    finally:
+        await first.close()
+    again = await EventLog.open(url, exclusive=True)  # the lock went with the first server
+    await again.close()
+    schema = url.rsplit("=", 1)[1]
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

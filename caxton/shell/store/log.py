@@ -40,14 +40,18 @@ class EventLog:
         return self._backend.where
 
     @classmethod
-    async def open(cls, store: str, *, synchronous: str = "NORMAL") -> EventLog:
+    async def open(
+        cls, store: str, *, synchronous: str = "NORMAL", exclusive: bool = False
+    ) -> EventLog:
         """Opens (creating if need be) a SQLite file, or a `postgresql://` URL.
 
         `synchronous` is SQLite's durability: NORMAL survives a crashed or killed
-        process, FULL also a power loss (an fsync per commit)."""
+        process, FULL also a power loss (an fsync per commit). `exclusive` refuses to
+        open a PostgreSQL log that another exclusive opener holds (a server's own log;
+        a SQLite file is guarded by the server's data-directory lock)."""
         backend: Backend
         if store.startswith(("postgresql://", "postgres://")):
-            backend = await PostgresBackend.open(store)
+            backend = await PostgresBackend.open(store, exclusive=exclusive)
         else:
             backend = await SQLiteBackend.open(store, synchronous=synchronous)
         try:

@@ -145,12 +145,17 @@ class PostgresBackend:
         ).format(table)
 
     @classmethod
-    async def open(cls, url: str) -> PostgresBackend:
-        """Connects, then creates the schema, table and append-only triggers if missing."""
+    async def open(cls, url: str, *, exclusive: bool = False) -> PostgresBackend:
+        """Connects, then creates the schema, table and append-only triggers if missing.
+
+        With `exclusive`, the reader's session holds an advisory lock on the log for as
+        long as it is open, and a second exclusive opener is refused."""
         target = parse_url(url)
         with translated(target.redacted):
             reader = await psycopg.AsyncConnection.connect(target.conninfo, autocommit=True)
             try:
+                if exclusive:
+                    await _hold_exclusively(reader, target)
                 await reader.execute(
                     SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(target.schema))
                 )
@@ -195,6 +200,17 @@ class PostgresBackend:
                 await self._reader.close()
             finally:
                 await asyncio.to_thread(self._datastore.close)
+
+
+async def _hold_exclusively(reader: psycopg.AsyncConnection[Any], target: Target) -> None:
+    key = f"caxton:{target.dbname}:{target.schema}.{TABLE}"
+    cursor = await reader.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))
+    row = await cursor.fetchone()
+    if not row or not row[0]:
+        raise StoreUnavailable(
+            target.redacted,
+            "another Caxton server is using this log; stop it first or choose another schema",
+        )
 
 
 def _open_writer(target: Target) -> tuple[PostgresDatastore, _GapFreeRecorder]:
