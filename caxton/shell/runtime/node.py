@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from caxton import __version__
 from caxton.domain.acl import AclMessage, Performative, from_client, is_final_reply, reply_to
-from caxton.domain.delivery import pending_deliveries
+from caxton.domain.delivery import NO_PENDING, in_log_order, settle
 from caxton.domain.deployment import validate_deployment
 from caxton.domain.events import (
     AgentDeployed,
@@ -32,7 +32,7 @@ from caxton.domain.events import (
 )
 from caxton.domain.ids import PLATFORM, derive_id, is_client, split_instance_key
 from caxton.domain.routing import NO_CURSOR, route
-from caxton.domain.world import EMPTY, World, evolve, fold
+from caxton.domain.world import EMPTY, World, evolve
 from caxton.shell.runtime.actor import InstanceActor
 from caxton.shell.runtime.clock import Clock, client_address, fresh_id
 from caxton.shell.runtime.context import CallContext
@@ -107,10 +107,16 @@ class Node:
     async def start(self) -> None:
         """Folds the log, records the start, restarts agents and redelivers what was pending."""
         await self.log.check_integrity()
-        history = await self.log.read(from_position=1)
-        self.world = fold(history, EMPTY)
-        sends = [r.event for r in history if isinstance(r.event, MessageSent)]
-        for sent in sends[-_ACCEPTED_MEMORY:]:
+        world, pending = EMPTY, NO_PENDING
+        recent: deque[MessageSent] = deque(maxlen=_ACCEPTED_MEMORY)
+        async for page in self.log.pages():  # page by page: never the whole log in memory
+            for recorded in page:
+                world = evolve(world, recorded)
+                pending = settle(pending, recorded)
+                if isinstance(recorded.event, MessageSent):
+                    recent.append(recorded.event)
+        self.world = world
+        for sent in recent:
             m = sent.message
             self._remember(SendResult(m.id, m.conversation_id, sent.deliveries, ()))
         await self.commit(
@@ -120,7 +126,7 @@ class Node:
         for name, agent in self.world.agents.items():
             if agent.status == "running":
                 self._start_actors(name, agent.limits.mailbox, len(agent.instances))
-        for message, target in pending_deliveries(history):
+        for message, target in in_log_order(pending):
             actor = self.actors.get(target)
             # waits for room: an accepted message is never dropped for a full mailbox here
             refused = await actor.redeliver(message) if actor is not None else "agent not running"

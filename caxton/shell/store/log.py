@@ -86,6 +86,13 @@ class EventLog:
                         return found
         return found
 
+    async def pages(self, *, from_position: int = 1) -> AsyncIterator[list[Recorded]]:
+        """The whole log from a position, a page at a time: for scans that must not hold
+        every event in memory at once (the start-up fold)."""
+        async for page in self._pages(from_position, None):
+            if page:
+                yield page
+
     async def follow(
         self, *, from_position: int = 1, conversation_id: str | None = None
     ) -> AsyncIterator[Recorded]:
