@@ -90,6 +90,7 @@ class ContractNetManager(Agent):
                 "inform",
                 {
                     "task": state["task"],
+                    "conversation_id": outcome.conversation_id,
                     "winner": outcome.sender,
                     "price": price,
                     "result": outcome.body,
