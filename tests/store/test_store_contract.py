@@ -11,8 +11,8 @@ import pytest
 from caxton.domain.events import AgentStopped, MessageHandled, MessageSent, Recorded, stream_of
 from caxton.shell.store import AppendRejected, EventLog, LogCorrupted, Pending, StoreUnavailable
 from caxton.shell.store import log as log_module
+from tests.samples import every_event_type, message
 from tests.store.conftest import RawDatabase, stop
-from tests.store.store_samples import every_event_type, message
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
