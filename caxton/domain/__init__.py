@@ -130,6 +130,7 @@ from caxton.domain.schema import (
     message_from_stored,
     type_name,
 )
+from caxton.domain.sending import complete_reply, platform_failure, sent_by
 from caxton.domain.supervision import (
     DEFAULT_POLICY,
     decide_restart,
@@ -208,6 +209,7 @@ __all__ = [
     "agent_of",
     "agent_stream",
     "alive",
+    "complete_reply",
     "conversation_stream",
     "decide_restart",
     "decode",
@@ -237,11 +239,13 @@ __all__ = [
     "parse_size_bytes",
     "pending_deliveries",
     "phase",
+    "platform_failure",
     "protocol_outcome",
     "protocol_step",
     "reply_to",
     "restarts_in_window",
     "route",
+    "sent_by",
     "sent_message_id",
     "split_instance_key",
     "status_line",

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from caxton.domain.acl import AclMessage, message_from_dict
 from caxton.domain.errors import InvalidMessage
 from caxton.domain.events import HostCall
-from caxton.domain.frozen import replace
-from caxton.domain.ids import derived_conversation_id, sent_message_id
+from caxton.domain.sending import complete_reply, sent_by
 from caxton.shell.runtime.clock import Clock, random_u64
 from caxton.shell.wasm import SendRefused, ToolFailed
 
@@ -54,35 +53,17 @@ class CallContext:
         except ValueError as exc:
             raise SendRefused(f"message is not valid JSON ({exc})") from None
         if isinstance(data, dict):
-            data = self._complete_reply(data)
+            data = complete_reply(data, self.cause)
         try:
             message = message_from_dict(
                 data, max_content_bytes=self.max_content_bytes, require_id=False
             )
         except InvalidMessage as exc:
             raise SendRefused(str(exc)) from None
-        cause_id = self.cause.id if self.cause is not None else f"init:{self.agent}"
-        message_id = sent_message_id(cause_id, self.agent, len(self.outgoing))
-        conversation = message.conversation_id or derived_conversation_id(message_id)
-        message = _own(message, message_id, self.agent, conversation, self.cause)
+        message = sent_by(message, agent=self.agent, cause=self.cause, index=len(self.outgoing))
         deliveries, dead = self.route(message)
         self.outgoing.append(Outgoing(message, deliveries, dead))
-        return message_id
-
-    def _complete_reply(self, data: dict[str, object]) -> dict[str, object]:
-        """A reply may omit receivers: it goes to the sender of the message it answers."""
-        cause = self.cause
-        if cause is None or data.get("receivers"):
-            return data
-        if data.get("in_reply_to") not in (cause.id, cause.reply_with):
-            return data
-        completed = dict(data)
-        completed["receivers"] = [cause.sender]
-        completed.setdefault("conversation_id", cause.conversation_id)
-        completed.setdefault("protocol", cause.protocol)
-        if cause.reply_with:
-            completed["in_reply_to"] = cause.reply_with
-        return completed
+        return message.id
 
     def log(self, level: str, text: str) -> None:
         log.log(_LEVELS.get(level, logging.INFO), "%s", text[:4096], extra={"agent": self.agent})
@@ -101,18 +82,6 @@ class CallContext:
         reason = f"no tool server {server!r} is configured (tool bridge not enabled)"
         self.journal.append(HostCall(kind="tool-error", value=reason))
         raise ToolFailed(reason)
-
-
-def _own(
-    message: AclMessage, message_id: str, agent: str, conversation: str, cause: AclMessage | None
-) -> AclMessage:
-    return replace(
-        message,
-        id=message_id,
-        sender=agent,
-        conversation_id=conversation,
-        traceparent=message.traceparent or (cause.traceparent if cause else ""),
-    )
 
 
 _LEVELS = {

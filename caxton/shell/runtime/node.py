@@ -7,14 +7,13 @@ and only once they are committed fold them in and deliver the messages they acce
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from caxton import __version__
-from caxton.domain.acl import AclMessage, Performative, from_client, is_final_reply, reply_to
+from caxton.domain.acl import AclMessage, from_client, is_final_reply
 from caxton.domain.delivery import NO_PENDING, in_log_order, settle
 from caxton.domain.deployment import validate_deployment
 from caxton.domain.events import (
@@ -30,8 +29,9 @@ from caxton.domain.events import (
     Recorded,
     RestartPolicy,
 )
-from caxton.domain.ids import PLATFORM, derive_id, is_client, split_instance_key
+from caxton.domain.ids import is_client, split_instance_key
 from caxton.domain.routing import NO_CURSOR, route
+from caxton.domain.sending import platform_failure
 from caxton.domain.world import EMPTY, World, evolve
 from caxton.shell.runtime.actor import InstanceActor
 from caxton.shell.runtime.clock import Clock, client_address, fresh_id
@@ -217,15 +217,9 @@ class Node:
 
     def failure_to_sender(self, message: AclMessage, reason: str) -> list[Event]:
         """A `failure` from the platform back to whoever sent `message`."""
-        if not message.sender or message.sender == PLATFORM:
+        failure = platform_failure(message, reason)
+        if failure is None:
             return []
-        failure = reply_to(
-            message,
-            id=derive_id("failure", message.id, reason),
-            sender=PLATFORM,
-            performative=Performative.FAILURE,
-            content=json.dumps({"error": reason, "message_id": message.id}),
-        )
         deliveries, _ = self._route(failure)
         return [MessageSent(message=failure, deliveries=deliveries, cause=message.id)]
 
@@ -310,8 +304,8 @@ class Node:
 
     def _start_actors(self, name: str, mailbox: int, replicas: int) -> list[InstanceActor]:
         started = []
+        agent = self.world.agents[name]
         for replica in range(replicas):
-            agent = self.world.agents[name]
             if agent.instances[replica].lifecycle == "failed":
                 continue
             actor = InstanceActor(self, name, replica, mailbox)

@@ -1,0 +1,60 @@
+"""What the host fills in on messages agents send, and the platform's own `failure` replies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from caxton.domain.acl import AclMessage, Performative, reply_to
+from caxton.domain.frozen import replace
+from caxton.domain.ids import (
+    PLATFORM,
+    derive_id,
+    derived_conversation_id,
+    sent_message_id,
+)
+
+
+def complete_reply(data: Mapping[str, Any], cause: AclMessage | None) -> Mapping[str, Any]:
+    """A reply may omit receivers when `in_reply_to` names the message being handled:
+    it then goes to that message's sender, in its conversation and protocol."""
+    if cause is None or data.get("receivers"):
+        return data
+    if data.get("in_reply_to") not in (cause.id, cause.reply_with):
+        return data
+    completed = dict(data)
+    completed["receivers"] = [cause.sender]
+    completed.setdefault("conversation_id", cause.conversation_id)
+    completed.setdefault("protocol", cause.protocol)
+    if cause.reply_with:
+        completed["in_reply_to"] = cause.reply_with
+    return completed
+
+
+def sent_by(message: AclMessage, *, agent: str, cause: AclMessage | None, index: int) -> AclMessage:
+    """The `index`-th message `agent` sends while handling `cause` (or in `init`), with
+    the fields the host owns: a derived id, the sender, a conversation, trace context."""
+    cause_id = cause.id if cause is not None else f"init:{agent}"
+    message_id = sent_message_id(cause_id, agent, index)
+    return replace(
+        message,
+        id=message_id,
+        sender=agent,
+        conversation_id=message.conversation_id or derived_conversation_id(message_id),
+        traceparent=message.traceparent or (cause.traceparent if cause else ""),
+    )
+
+
+def platform_failure(message: AclMessage, reason: str) -> AclMessage | None:
+    """The `failure` the platform sends back to whoever sent `message`; none for a message
+    without a sender or sent by the platform itself (no failures about failures)."""
+    if not message.sender or message.sender == PLATFORM:
+        return None
+    return reply_to(
+        message,
+        id=derive_id("failure", message.id, reason),
+        sender=PLATFORM,
+        performative=Performative.FAILURE,
+        content=json.dumps({"error": reason, "message_id": message.id}),
+    )
