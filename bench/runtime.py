@@ -34,13 +34,9 @@ from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.store import EventLog
 from caxton.shell.wasm import WasmHost
+from tests.support import wat
 
-COMPONENTS = Path(__file__).parents[1] / "tests" / "wasm" / "components"
 FAST = Limits(timeout_ms=10, memory_bytes=1 << 20, mailbox=100_000)
-
-
-def wat(name: str) -> bytes:
-    return bytes(wasmtime.wat2wasm((COMPONENTS / f"{name}.wat").read_text()))
 
 
 def pct(values: list[float], q: float) -> float:

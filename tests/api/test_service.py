@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import wasmtime
 from grpclib.server import Server
 
 from caxton.client import (
@@ -26,20 +24,9 @@ from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog
 from caxton.shell.wasm import WasmHost
+from tests.support import free_port, wat
 
-COMPONENTS = Path(__file__).parents[1] / "wasm" / "components"
 TOKEN = "s3cret"
-
-
-def wat(name: str) -> bytes:
-    return bytes(wasmtime.wat2wasm((COMPONENTS / f"{name}.wat").read_text()))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,22 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import wasmtime
 
-COMPONENTS = Path(__file__).parents[1] / "wasm" / "components"
+from tests.support import free_port, wat
+
+__all__ = ["ServerProcess", "caxton", "free_port", "server", "write_component"]
+
 READY_TIMEOUT_S = 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def write_component(directory: Path, name: str) -> Path:
     path = directory / f"{name}.wasm"
-    path.write_bytes(bytes(wasmtime.wat2wasm((COMPONENTS / f"{name}.wat").read_text())))
+    path.write_bytes(wat(name))
     return path
 
 

@@ -6,19 +6,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import wasmtime
 
 from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog
 from caxton.shell.wasm import WasmHost
+from tests.support import wat
 
-COMPONENTS = Path(__file__).parents[1] / "wasm" / "components"
-
-
-def wat(name: str) -> bytes:
-    """The component binary of tests/wasm/components/<name>.wat."""
-    return bytes(wasmtime.wat2wasm((COMPONENTS / f"{name}.wat").read_text()))
+__all__ = ["node", "wat"]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from caxton.shell.wasm import LoadedComponent, WasmHost, capi
-from tests.wasm.wasm_support import wat
+from tests.support import wat
 
 
 @pytest.fixture(params=["fast", "portable"])

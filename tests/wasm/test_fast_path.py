@@ -24,7 +24,8 @@ from caxton.shell.wasm import (
     WasmHost,
     capi,
 )
-from tests.wasm.wasm_support import FAST, Loader, Recorder, wat
+from tests.support import wat
+from tests.wasm.wasm_support import FAST, Loader, Recorder
 
 LEVELS = ["trace", "debug", "info", "warn", "error"]
 ROOMY = Limits(memory_bytes=16 << 20, timeout_ms=2_000)

@@ -17,7 +17,8 @@ from caxton.shell.wasm import (
     make_engine,
 )
 from caxton.shell.wasm.cache import WASMTIME_VERSION
-from tests.wasm.wasm_support import FAST, Recorder, wat
+from tests.support import wat
+from tests.wasm.wasm_support import FAST, Recorder
 
 
 def refusal(host: WasmHost, wasm: bytes) -> str:

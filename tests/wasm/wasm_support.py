@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-
-import wasmtime
 
 from caxton.domain.events import Limits
 from caxton.shell.wasm import LoadedComponent, SendRefused, ToolFailed
 
-COMPONENTS = Path(__file__).parent / "components"
 Loader = Callable[[str], LoadedComponent]
-
-
-def wat(name: str) -> bytes:
-    """The binary of `tests/wasm/components/<name>.wat`."""
-    return bytes(wasmtime.wat2wasm((COMPONENTS / f"{name}.wat").read_text()))
 
 
 class Recorder:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from grpclib import GRPCError
 from grpclib.const import Status
@@ -60,6 +59,3 @@ async def translated() -> AsyncIterator[None]:
                 Status.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
             ) from exc
         raise GRPCError(status, str(exc)) from None
-
-
-Handler = Callable[..., Coroutine[Any, Any, Any]]

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
-from rich.text import Text
 
 from caxton.domain.units import parse_duration_ms, parse_size_bytes
 
@@ -88,8 +86,3 @@ class Size(click.ParamType):  # type: ignore[type-arg]
 
 DURATION = Duration()
 SIZE = Size()
-
-
-def fail(message: str, code: int = 1) -> None:
-    err.print(Text.assemble(("✗ ", "red"), message))
-    sys.exit(code)

@@ -1,0 +1,23 @@
+"""Helpers shared by the test folders (and the benchmarks): WAT components, free ports."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import wasmtime
+
+COMPONENTS = Path(__file__).parent / "wasm" / "components"
+
+
+def wat(name: str) -> bytes:
+    """The binary of `tests/wasm/components/<name>.wat`."""
+    return bytes(wasmtime.wat2wasm((COMPONENTS / f"{name}.wat").read_text()))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
