@@ -1,0 +1,463 @@
+"""What the replay screens show, as pure functions of a cursor: rows, lanes, panes, text.
+
+The TUI and `caxton replay --print` render these; they hold no widgets and no I/O,
+so every line a user sees can be tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from caxton.domain.acl import AclMessage
+from caxton.domain.agents import AgentState
+from caxton.domain.conversations import ConversationState, targets
+from caxton.domain.events import (
+    AgentDeployed,
+    AgentFailed,
+    AgentRemoved,
+    AgentRestarting,
+    AgentStarted,
+    AgentStopped,
+    AgentTrapped,
+    MessageDeadLettered,
+    MessageHandled,
+    MessageSent,
+    Recorded,
+)
+from caxton.domain.protocols import agent_of, phase
+from caxton.replay.cursor import Cursor, Timeline
+from caxton.replay.recording import participants
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Row:
+    """One line of the timeline."""
+
+    step: int
+    time: str
+    actor: str
+    arrow: str
+    performative: str
+    status: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentLine:
+    """A participant as it stood at the current step."""
+
+    name: str
+    status: str
+    instances: str
+    restarts: int
+    last_error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateView:
+    protocol: str
+    phase: str
+    outcome: str
+    messages: int
+    violations: tuple[str, ...]
+    failure: str
+    agents: tuple[AgentLine, ...]
+
+
+def clock(at: int) -> str:
+    """`03:29:49.097`, UTC."""
+    return datetime.fromtimestamp(at / 1000, tz=UTC).strftime("%H:%M:%S.") + f"{at % 1000:03d}"
+
+
+def row(step: int, recorded: Recorded, timeline: Timeline) -> Row:
+    event = recorded.event
+    time = clock(recorded.at)
+    match event:
+        case MessageSent(message=m):
+            to = ", ".join(targets(event)) or ", ".join(m.receivers)
+            return Row(
+                step=step,
+                time=time,
+                actor=m.sender,
+                arrow=f"{m.sender} → {to}",
+                performative=m.performative.value,
+                status="sent",
+            )
+        case MessageHandled(agent=a, replica=r, error=e):
+            return Row(
+                step=step,
+                time=time,
+                actor=a,
+                arrow=f"{a}#{r}",
+                performative=_performative(timeline, event.message_id),
+                status="failed" if e else "handled",
+                detail=e or f"{event.duration_us} µs",
+            )
+        case MessageDeadLettered(receiver=receiver, reason=reason):
+            return Row(
+                step=step,
+                time=time,
+                actor=agent_of(receiver),
+                arrow=f"✗ {receiver}",
+                performative=_performative(timeline, event.message_id),
+                status="dead-letter",
+                detail=reason,
+            )
+        case AgentTrapped(agent=a, replica=r, kind=kind, reason=reason):
+            return Row(
+                step=step,
+                time=time,
+                actor=a,
+                arrow=f"{a}#{r}",
+                performative=_performative(timeline, event.message_id) if event.message_id else "",
+                status="trapped",
+                detail=f"{kind}: {reason}",
+            )
+        case _:
+            return Row(
+                step=step,
+                time=time,
+                actor=getattr(event, "agent", ""),
+                arrow=getattr(event, "agent", ""),
+                performative="",
+                status=_lifecycle(recorded),
+                detail=_lifecycle_detail(recorded),
+            )
+
+
+def rows(timeline: Timeline, start: int = 1) -> list[Row]:
+    """The timeline's rows from step `start` on."""
+    events = timeline.recording.events
+    return [row(i, events[i - 1], timeline) for i in range(start, len(events) + 1)]
+
+
+def message_at(cursor: Cursor) -> AclMessage | None:
+    """The message the current step is about: sent, handled, dead-lettered or trapping."""
+    recorded = cursor.recorded
+    if recorded is None:
+        return None
+    event = recorded.event
+    match event:
+        case MessageSent(message=m):
+            return m
+        case MessageHandled(message_id=mid) | MessageDeadLettered(message_id=mid):
+            return _message(cursor.timeline, mid)
+        case AgentTrapped(message_id=mid) if mid:
+            return _message(cursor.timeline, mid)
+        case _:
+            return None
+
+
+def detail(cursor: Cursor) -> str:
+    """The selected message in full: envelope, then content pretty-printed."""
+    message = message_at(cursor)
+    recorded = cursor.recorded
+    if recorded is None:
+        return "Before the first event."
+    if message is None:
+        return f"{type(recorded.event).__name__}\n\n{_fields(recorded.event)}"
+    lines = [
+        f"{'performative':<16}{message.performative.value}",
+        f"{'id':<16}{message.id}",
+        f"{'sender':<16}{message.sender}",
+        f"{'receivers':<16}{', '.join(message.receivers)}",
+    ]
+    for name in ("protocol", "conversation_id", "reply_with", "in_reply_to", "ontology"):
+        value = getattr(message, name)
+        if value:
+            lines.append(f"{name.replace('_', '-'):<16}{value}")
+    if message.reply_by is not None:
+        lines.append(f"{'reply-by':<16}{clock(message.reply_by)}")
+    if message.language != "json":
+        lines.append(f"{'language':<16}{message.language}")
+    if isinstance(recorded.event, MessageSent) and recorded.event.deliveries:
+        lines.append(f"{'delivered to':<16}{', '.join(recorded.event.deliveries)}")
+    lines += ["", pretty(message.content, message.language)]
+    if not isinstance(recorded.event, MessageSent):
+        lines = [f"{_lifecycle(recorded)}: {_fields(recorded.event)}", "", *lines]
+    return "\n".join(lines)
+
+
+def pretty(content: str, language: str = "json") -> str:
+    """JSON content indented; anything else as it is."""
+    if language == "json" and content:
+        try:
+            return json.dumps(json.loads(content), indent=2, ensure_ascii=False, sort_keys=True)
+        except ValueError:
+            pass
+    return content
+
+
+def state_view(cursor: Cursor) -> StateView:
+    """The conversation and its participants at the current step."""
+    world = cursor.state
+    conversation_id = cursor.timeline.recording.conversation_id
+    conv = world.conversations.get(conversation_id) or ConversationState(id=conversation_id)
+    names = participants(cursor.timeline.recording.events[: cursor.step])
+    agents = tuple(_agent_line(name, world.agents.get(name)) for name in names)
+    return StateView(
+        protocol=conv.protocol or "(none)",
+        phase=phase(conv.protocol_state) if conv.protocol_state else "—",
+        outcome=conv.outcome,
+        messages=conv.message_count,
+        violations=tuple(
+            f"step {_step_of(cursor, v.position)}: {v.reason}" for v in conv.violations
+        ),
+        failure=conv.failure,
+        agents=agents,
+    )
+
+
+def lanes(timeline: Timeline) -> list[str]:
+    """One lane per participant, in order of appearance, clients included."""
+    seen: dict[str, None] = {}
+    for recorded in timeline.recording.events:
+        event = recorded.event
+        if isinstance(event, MessageSent):
+            seen.setdefault(event.message.sender, None)
+            for name in targets(event):
+                seen.setdefault(name, None)
+    for name in participants(timeline.recording.events):
+        seen.setdefault(name, None)
+    return list(seen)
+
+
+def sequence(cursor: Cursor, width: int = 24) -> list[tuple[int, str]]:
+    """The sequence diagram as text: a header of lanes, then one line per message sent
+    (`(step, line)`, step 0 for the header), arrows from sender to each receiver."""
+    timeline = cursor.timeline
+    names = lanes(timeline)
+    if not names:
+        return [(0, "(no messages)")]
+    width = max(width, 8)
+    column = {name: i * width + width // 2 for i, name in enumerate(names)}
+    total = width * len(names)
+    header = "".join(_centre(name, width) for name in names)
+    lines: list[tuple[int, str]] = [(0, header)]
+    for step, recorded in enumerate(timeline.recording.events, start=1):
+        event = recorded.event
+        if isinstance(event, MessageSent):
+            lines.append((step, _arrow(event, column, total)))
+        elif isinstance(event, MessageDeadLettered | AgentTrapped):
+            who = (
+                agent_of(event.receiver) if isinstance(event, MessageDeadLettered) else event.agent
+            )
+            if who in column:
+                mark = "✗ dead letter" if isinstance(event, MessageDeadLettered) else "✗ trap"
+                lines.append((step, _mark(column, total, who, mark)))
+    return lines
+
+
+def phase_line(cursor: Cursor) -> str:
+    """`fipa-contract-net: proposals in` at the current step."""
+    view = state_view(cursor)
+    text = f"{view.protocol}: {view.phase}" if view.protocol != "(none)" else "no protocol"
+    if view.violations:
+        text += f"  ⚠ {len(view.violations)} violation(s)"
+    return text
+
+
+def story(cursor: Cursor) -> str:
+    """`caxton replay --print`: the timeline, the state at the end, then the violations."""
+    timeline = cursor.timeline
+    end = cursor.end()
+    recording = timeline.recording
+    out = [f"Conversation {recording.conversation_id} — {len(timeline)} steps", ""]
+    out += [format_row(r) for r in rows(timeline)]
+    view = state_view(end)
+    out += [
+        "",
+        "State at the end",
+        f"  protocol   {view.protocol}",
+        f"  phase      {view.phase}",
+        f"  outcome    {view.outcome}",
+        f"  messages   {view.messages}",
+    ]
+    if view.failure:
+        out.append(f"  failure    {view.failure}")
+    out += ["", "Agents"]
+    out += [
+        f"  {a.name:<16} {a.status:<10} {a.instances:<14} restarts={a.restarts}"
+        + (f"  last error: {a.last_error}" if a.last_error else "")
+        for a in view.agents
+    ]
+    out += ["", "Violations"]
+    out += [f"  {v}" for v in view.violations] or ["  none"]
+    return "\n".join(out)
+
+
+def format_row(r: Row) -> str:
+    text = f"{r.step:>4}  [{r.time}]  {r.status:<11} {r.performative:<16} {r.arrow}"
+    return f"{text}  ({r.detail})" if r.detail else text
+
+
+def mermaid(recording: Timeline | Cursor) -> str:
+    """A `sequenceDiagram` of the conversation, as GitHub renders it."""
+    timeline = recording.timeline if isinstance(recording, Cursor) else recording
+    names = lanes(timeline)
+    alias = {name: f"p{i}" for i, name in enumerate(names)}
+    out = ["sequenceDiagram"]
+    out += [f"    participant {alias[n]} as {_mermaid_text(n)}" for n in names]
+    for recorded in timeline.recording.events:
+        event = recorded.event
+        if isinstance(event, MessageSent):
+            m = event.message
+            for to in targets(event) or m.receivers:
+                if to in alias:
+                    label = m.performative.value + (f" {_summary(m.content)}" if m.content else "")
+                    out.append(f"    {alias[m.sender]}->>{alias[to]}: {_mermaid_text(label)}")
+        elif isinstance(event, MessageDeadLettered) and agent_of(event.receiver) in alias:
+            who = alias[agent_of(event.receiver)]
+            out.append(f"    Note over {who}: dead letter: {_mermaid_text(event.reason)}")
+        elif isinstance(event, AgentTrapped) and event.agent in alias:
+            why = f"trapped ({event.kind}): {event.reason}"
+            out.append(f"    Note over {alias[event.agent]}: {_mermaid_text(why)}")
+    state = timeline.state(len(timeline)).conversations.get(timeline.recording.conversation_id)
+    if state is not None and state.violations and names:
+        for v in state.violations:
+            out.append(f"    Note over {alias[names[0]]}: violation: {_mermaid_text(v.reason)}")
+    return "\n".join(out) + "\n"
+
+
+# --- helpers ----------------------------------------------------------------
+
+
+def _message(timeline: Timeline, message_id: str) -> AclMessage | None:
+    step = timeline.send_step(message_id)
+    recorded = timeline.event(step) if step is not None else None
+    return recorded.event.message if recorded and isinstance(recorded.event, MessageSent) else None
+
+
+def _performative(timeline: Timeline, message_id: str) -> str:
+    message = _message(timeline, message_id)
+    return message.performative.value if message else "?"
+
+
+def _step_of(cursor: Cursor, position: int) -> int:
+    for i, recorded in enumerate(cursor.timeline.recording.events, start=1):
+        if recorded.position == position:
+            return i
+    return 0
+
+
+def _agent_line(name: str, agent: AgentState | None) -> AgentLine:
+    if agent is None:
+        return AgentLine(name=name, status="—", instances="", restarts=0, last_error="")
+    lifecycles = [i.lifecycle for i in agent.instances]
+    up = sum(1 for state in lifecycles if state == "running")
+    others = sorted({state for state in lifecycles if state != "running"})
+    errors = [i.last_error or i.failure for i in agent.instances if i.last_error or i.failure]
+    return AgentLine(
+        name=name,
+        status=agent.status,
+        instances=f"{up}/{len(lifecycles)} running" + (f" ({', '.join(others)})" if others else ""),
+        restarts=sum(len(i.restarts) for i in agent.instances),
+        last_error=errors[-1] if errors else "",
+    )
+
+
+def _lifecycle(recorded: Recorded) -> str:
+    return {
+        AgentDeployed: "deployed",
+        AgentStarted: "started",
+        AgentRestarting: "restarting",
+        AgentFailed: "failed",
+        AgentStopped: "stopped",
+        AgentRemoved: "removed",
+        AgentTrapped: "trapped",
+        MessageHandled: "handled",
+        MessageDeadLettered: "dead-letter",
+    }.get(type(recorded.event), type(recorded.event).__name__)
+
+
+def _lifecycle_detail(recorded: Recorded) -> str:
+    event = recorded.event
+    match event:
+        case AgentStarted(replica=r, incarnation=n):
+            return f"replica {r}, incarnation {n}"
+        case AgentRestarting(replica=r, attempt=a, delay_ms=d):
+            return f"replica {r}, attempt {a}, in {d} ms"
+        case AgentFailed(replica=r, reason=why):
+            return f"replica {r}: {why}"
+        case AgentDeployed(replicas=k):
+            return f"{k} replica(s)"
+        case _:
+            return ""
+
+
+def _fields(event: object) -> str:
+    slots = getattr(type(event), "__slots__", ())
+    return ", ".join(f"{name}={getattr(event, name)!r}" for name in slots if name != "journal")
+
+
+def _centre(text: str, width: int) -> str:
+    text = text if len(text) < width - 1 else text[: width - 2] + "…"
+    return text.center(width)
+
+
+def _arrow(event: MessageSent, column: dict[str, int], total: int) -> str:
+    m = event.message
+    line = [" "] * total
+    for x in column.values():
+        line[x] = "│"
+    start = column.get(m.sender)
+    ends = [column[t] for t in (targets(event) or m.receivers) if t in column]
+    if start is None or not ends:
+        return "".join(line)
+    for end in ends:
+        low, high = sorted((start, end))
+        for x in range(low + 1, high):
+            if line[x] in (" ", "│"):
+                line[x] = "─"
+        line[end] = "▶" if end > start else "◀"
+    line[start] = "●"
+    label = f" {m.performative.value} "
+    low, high = min(start, *ends), max(start, *ends)
+    at = low + 2 if high - low > len(label) + 2 else min(high + 2, max(total - len(label), 0))
+    for i, ch in enumerate(label):
+        if at + i < total:
+            line[at + i] = ch
+    return "".join(line).rstrip()
+
+
+def _mark(column: dict[str, int], total: int, who: str, text: str) -> str:
+    line = [" "] * total
+    for x in column.values():
+        line[x] = "│"
+    at = column[who]
+    for i, ch in enumerate(text):
+        if at + i < total:
+            line[at + i] = ch
+    return "".join(line).rstrip()
+
+
+def _summary(content: str, limit: int = 40) -> str:
+    flat = " ".join(content.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _mermaid_text(text: str) -> str:
+    """Mermaid labels end at a newline and treat `;` and `#` specially."""
+    return text.replace("\n", " ").replace(";", ",").replace("#", "#35;")
+
+
+__all__ = [
+    "AgentLine",
+    "Row",
+    "StateView",
+    "clock",
+    "detail",
+    "format_row",
+    "lanes",
+    "mermaid",
+    "message_at",
+    "phase_line",
+    "pretty",
+    "row",
+    "rows",
+    "sequence",
+    "state_view",
+    "story",
+]
