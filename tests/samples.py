@@ -61,6 +61,7 @@ def every_event_type() -> list[Event]:
             reason="unreachable",
             message_id="m0",
             conversation_id="c1",
+            duration_us=1234,
         ),
         AgentRestarting(agent="echo", replica=0, attempt=1, delay_ms=100),
         AgentFailed(agent="echo", replica=1, reason="restart budget spent"),

@@ -77,6 +77,7 @@ class AgentTrapped:
     reason: str
     message_id: str = ""
     conversation_id: str = ""
+    duration_us: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

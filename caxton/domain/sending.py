@@ -14,6 +14,7 @@ from caxton.domain.ids import (
     derived_conversation_id,
     sent_message_id,
 )
+from caxton.domain.tracing import child_traceparent
 
 
 def complete_reply(data: Mapping[str, Any], cause: AclMessage | None) -> Mapping[str, Any]:
@@ -42,7 +43,7 @@ def sent_by(message: AclMessage, *, agent: str, cause: AclMessage | None, index:
         id=message_id,
         sender=agent,
         conversation_id=message.conversation_id or derived_conversation_id(message_id),
-        traceparent=message.traceparent or (cause.traceparent if cause else ""),
+        traceparent=message.traceparent or child_traceparent(message_id, cause),
     )
 
 
@@ -51,10 +52,12 @@ def platform_failure(message: AclMessage, reason: str) -> AclMessage | None:
     without a sender or sent by the platform itself (no failures about failures)."""
     if not message.sender or message.sender == PLATFORM:
         return None
-    return reply_to(
+    failure_id = derive_id("failure", message.id, reason)
+    failure = reply_to(
         message,
-        id=derive_id("failure", message.id, reason),
+        id=failure_id,
         sender=PLATFORM,
         performative=Performative.FAILURE,
         content=json.dumps({"error": reason, "message_id": message.id}),
     )
+    return replace(failure, traceparent=child_traceparent(failure_id, message))

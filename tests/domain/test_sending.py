@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.sending import complete_reply, platform_failure, sent_by
+from caxton.domain.tracing import child_traceparent
 
 CAUSE = AclMessage(
     id="m1",
@@ -43,7 +44,8 @@ def test_what_an_agent_sends_gets_the_same_derived_id_when_handled_again() -> No
 
     assert first == again and first.id != second.id
     assert first.sender == "echo"
-    assert first.conversation_id and first.traceparent == CAUSE.traceparent
+    assert first.conversation_id
+    assert first.traceparent == child_traceparent(first.id, CAUSE)
 
 
 def test_the_platform_does_not_answer_its_own_failures() -> None:

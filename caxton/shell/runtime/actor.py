@@ -177,7 +177,9 @@ class InstanceActor:
                 incarnation = node.world.agents[self.agent].instances[self.replica].incarnation
                 reason = f"{outcome.kind}: {outcome.reason}"
                 events: list[Event] = [
-                    self._trapped(incarnation, outcome.kind, outcome.reason, message),
+                    self._trapped(
+                        incarnation, outcome.kind, outcome.reason, message, outcome.duration_us
+                    ),
                     MessageDeadLettered(
                         message_id=message.id,
                         conversation_id=message.conversation_id,
@@ -186,7 +188,7 @@ class InstanceActor:
                     ),
                 ]
                 events.extend(node.failure_to_sender(message, reason))
-                await node.commit(events)
+                await node.commit(events, message.traceparent)
                 return True
             handled = MessageHandled(
                 message_id=message.id,
@@ -200,7 +202,7 @@ class InstanceActor:
             events = [handled, *node.sends_of(context)]
             if isinstance(outcome, AgentError):
                 events.extend(node.failure_to_sender(message, outcome.text))
-            node.commit(events)
+            node.commit(events, message.traceparent)
             assert isinstance(outcome, Completed | AgentError)
 
     async def _supervise(self) -> bool:
@@ -231,7 +233,12 @@ class InstanceActor:
         return True
 
     def _trapped(
-        self, incarnation: int, kind: str, reason: str, message: AclMessage | None
+        self,
+        incarnation: int,
+        kind: str,
+        reason: str,
+        message: AclMessage | None,
+        duration_us: int = 0,
     ) -> AgentTrapped:
         logger.warning("%s trapped (%s: %s)", self.key, kind, reason)
         return AgentTrapped(
@@ -242,6 +249,7 @@ class InstanceActor:
             reason=reason,
             message_id=message.id if message else "",
             conversation_id=message.conversation_id if message else "",
+            duration_us=duration_us,
         )
 
     def _close_instance(self) -> None:

@@ -32,6 +32,7 @@ from caxton.domain.events import (
 from caxton.domain.ids import is_client, split_instance_key
 from caxton.domain.routing import NO_CURSOR, route
 from caxton.domain.sending import platform_failure
+from caxton.domain.tracing import stamped
 from caxton.domain.world import EMPTY, World, evolve
 from caxton.shell.runtime.actor import InstanceActor
 from caxton.shell.runtime.clock import Clock, client_address, fresh_id
@@ -210,7 +211,8 @@ class Node:
     def sends_of(self, context: CallContext) -> list[Event]:
         events: list[Event] = []
         for out in context.outgoing:
-            events.append(MessageSent(message=out.message, deliveries=out.deliveries))
+            cause = context.cause.id if context.cause is not None else ""
+            events.append(MessageSent(message=out.message, deliveries=out.deliveries, cause=cause))
             for receiver, reason in out.dead_letters:
                 events.extend(self._undeliverable(out.message, receiver, reason))
         return events
@@ -332,8 +334,8 @@ class Node:
         self._check_running()
         if message.id and message.id in self._accepted:
             return await asyncio.shield(self._accepted[message.id])
-        message = from_client(
-            message, id=fresh_id(), sender=client_address(), conversation_id=fresh_id()
+        message = stamped(
+            from_client(message, id=fresh_id(), sender=client_address(), conversation_id=fresh_id())
         )
         accepted: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._accepted[message.id] = accepted
