@@ -9,11 +9,15 @@ from typing import Literal, assert_never
 from caxton.domain.events import (
     AgentDeployed,
     AgentFailed,
+    AgentReconfigured,
     AgentRemoved,
     AgentRestarting,
     AgentStarted,
     AgentStopped,
     AgentTrapped,
+    BreakerClosed,
+    BreakerHalfOpened,
+    BreakerOpened,
     Limits,
     MessageDeadLettered,
     MessageHandled,
@@ -22,9 +26,13 @@ from caxton.domain.events import (
     NodeStopped,
     Recorded,
     RestartPolicy,
+    ToolCalled,
+    ToolFailed,
+    ToolReturned,
 )
 from caxton.domain.frozen import replace
 from caxton.domain.frozen_map import FrozenMap
+from caxton.domain.settings import reconfigure
 
 Lifecycle = Literal["deployed", "starting", "running", "trapped", "restarting", "stopped", "failed"]
 AgentStatus = Literal["running", "stopped", "removed"]
@@ -58,8 +66,17 @@ class AgentState:
     limits: Limits = field(default_factory=Limits)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     config: str = ""
+    tools: tuple[str, ...] = ()
+    """Granted tools, `server.tool` or `server.*`; changed by deploy (and `config set`)."""
+    tool_timeout_ms: int = 0
+    """`circuit-breaker.timeout` for this agent's tool calls; 0 keeps each server's."""
+    breaker_threshold: int = 0
+    """`circuit-breaker.threshold`: its own breaker per server after this many failures;
+    0 shares each server's breaker."""
     status: AgentStatus = "running"
     deployed_at: int = 0
+    reconfigured: tuple[str, ...] = ()
+    """Settings changed by `caxton config set` since the last deploy (caxton.domain.settings)."""
     instances: tuple[InstanceState, ...] = ()
 
 
@@ -84,6 +101,7 @@ def deployed(event: AgentDeployed, at: int) -> AgentState:
         limits=event.limits,
         restart=event.restart,
         config=event.config,
+        tools=event.tools,
         deployed_at=at,
         instances=tuple(InstanceState(replica=r) for r in range(event.replicas)),
     )
@@ -132,9 +150,21 @@ def evolve(agents: Agents, recorded: Recorded) -> Agents:
             return agents.set(name, replace(agent, status="stopped", instances=instances))
         case AgentRemoved(agent=name):
             return agents.delete(name)
+        case AgentReconfigured(agent=name):
+            agent = agents.get(name)
+            return agents if agent is None else agents.set(name, reconfigure(agent, event))
         case MessageHandled(agent=name, replica=replica):
             return _update(agents, name, replica, lambda i: replace(i, handled=i.handled + 1))
         case MessageSent() | MessageDeadLettered() | NodeStarted() | NodeStopped():
+            return agents
+        case (
+            ToolCalled()
+            | ToolReturned()
+            | ToolFailed()
+            | BreakerOpened()
+            | BreakerHalfOpened()
+            | BreakerClosed()
+        ):
             return agents
         case _:
             assert_never(event)

@@ -13,12 +13,18 @@ from caxton.domain.events import (
     AgentStarted,
     AgentStopped,
     AgentTrapped,
+    BreakerClosed,
+    BreakerHalfOpened,
+    BreakerOpened,
     MessageDeadLettered,
     MessageHandled,
     MessageSent,
     NodeStarted,
     NodeStopped,
     Recorded,
+    ToolCalled,
+    ToolFailed,
+    ToolReturned,
 )
 from caxton.domain.frozen import replace
 from caxton.domain.frozen_map import FrozenMap
@@ -115,6 +121,12 @@ def evolve(conversations: Conversations, recorded: Recorded) -> Conversations:
             | AgentRemoved()
             | NodeStarted()
             | NodeStopped()
+            | ToolCalled()
+            | ToolReturned()
+            | ToolFailed()
+            | BreakerOpened()
+            | BreakerHalfOpened()
+            | BreakerClosed()
         ):
             return conversations
         case _:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import assert_never
 
 from caxton.domain.acl import AclMessage
-from caxton.domain.ids import agent_stream, conversation_stream, node_stream
+from caxton.domain.ids import agent_stream, conversation_stream, node_stream, tool_stream
 
 DEFAULT_MEMORY_BYTES = 64 << 20
 DEFAULT_TIMEOUT_MS = 5_000
@@ -56,6 +56,8 @@ class AgentDeployed:
     limits: Limits = field(default_factory=Limits)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     config: str = ""
+    tools: tuple[str, ...] = ()
+    """Tools it may call: `server.tool` or `server.*` (caxton.domain.tools)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +109,22 @@ class AgentRemoved:
     agent: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentReconfigured:
+    """`caxton config set`: new values for some of an agent's settings, applied to its
+    running instances without a restart. `None` leaves a setting as it was."""
+
+    agent: str
+    memory_bytes: int | None = None
+    timeout_ms: int | None = None
+    mailbox: int | None = None
+    max_restarts: int | None = None
+    restart_window_ms: int | None = None
+    breaker_timeout_ms: int | None = None
+    breaker_threshold: int | None = None
+    tools: tuple[str, ...] | None = None
+
+
 # --- messages -------------------------------------------------------------
 
 
@@ -156,6 +174,86 @@ class NodeStopped:
     node: str
 
 
+# --- tools ----------------------------------------------------------------
+# A call made while handling a message goes to that conversation's stream; a call
+# made from the shell (`caxton tools call`) or during `init` to the tool's stream.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCalled:
+    """An agent (or `caxton tools call`, agent "") called `tool` of MCP server `server`."""
+
+    call_id: str
+    server: str
+    tool: str
+    arguments: str
+    agent: str = ""
+    conversation_id: str = ""
+    message_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolReturned:
+    """The tool's result as the agent received it; `size` is the whole result's, in bytes,
+    when it was larger than the configured maximum and `truncated`."""
+
+    call_id: str
+    server: str
+    tool: str
+    result: str
+    duration_us: int
+    agent: str = ""
+    conversation_id: str = ""
+    truncated: bool = False
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolFailed:
+    """A call that gave no result: `kind` is refused, breaker-open, timeout, server-error
+    or tool-error; `reason` is the text the agent received."""
+
+    call_id: str
+    server: str
+    tool: str
+    kind: str
+    reason: str
+    duration_us: int = 0
+    agent: str = ""
+    conversation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerOpened:
+    """Calls to `server` (by `agent`, or by everyone when "") now fail fast until `reset_ms`
+    has passed; `conversation_id` is the call's that tripped it."""
+
+    server: str
+    failures: int
+    reset_ms: int
+    reason: str
+    agent: str = ""
+    conversation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerHalfOpened:
+    """The reset time passed: one trial call may go through."""
+
+    server: str
+    agent: str = ""
+    conversation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerClosed:
+    """A trial call succeeded: calls go through again."""
+
+    server: str
+    agent: str = ""
+    conversation_id: str = ""
+
+
 AgentEvent = (
     AgentDeployed
     | AgentStarted
@@ -164,10 +262,14 @@ AgentEvent = (
     | AgentFailed
     | AgentStopped
     | AgentRemoved
+    | AgentReconfigured
 )
 MessageEvent = MessageSent | MessageHandled | MessageDeadLettered
 NodeEvent = NodeStarted | NodeStopped
-Event = AgentEvent | MessageEvent | NodeEvent
+ToolEvent = (
+    ToolCalled | ToolReturned | ToolFailed | BreakerOpened | BreakerHalfOpened | BreakerClosed
+)
+Event = AgentEvent | MessageEvent | NodeEvent | ToolEvent
 
 EVENT_TYPES: tuple[type[Event], ...] = (
     AgentDeployed,
@@ -177,11 +279,18 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     AgentFailed,
     AgentStopped,
     AgentRemoved,
+    AgentReconfigured,
     MessageSent,
     MessageHandled,
     MessageDeadLettered,
     NodeStarted,
     NodeStopped,
+    ToolCalled,
+    ToolReturned,
+    ToolFailed,
+    BreakerOpened,
+    BreakerHalfOpened,
+    BreakerClosed,
 )
 
 
@@ -207,6 +316,15 @@ def stream_of(event: Event) -> str:
         case NodeStarted(node=n) | NodeStopped(node=n):
             return node_stream(n)
         case (
+            ToolCalled(server=s, conversation_id=c)
+            | ToolReturned(server=s, conversation_id=c)
+            | ToolFailed(server=s, conversation_id=c)
+            | BreakerOpened(server=s, conversation_id=c)
+            | BreakerHalfOpened(server=s, conversation_id=c)
+            | BreakerClosed(server=s, conversation_id=c)
+        ):
+            return conversation_stream(c) if c else tool_stream(s)
+        case (
             AgentDeployed(agent=a)
             | AgentStarted(agent=a)
             | AgentTrapped(agent=a)
@@ -214,6 +332,7 @@ def stream_of(event: Event) -> str:
             | AgentFailed(agent=a)
             | AgentStopped(agent=a)
             | AgentRemoved(agent=a)
+            | AgentReconfigured(agent=a)
         ):
             return agent_stream(a)
         case _:

@@ -61,3 +61,8 @@ def conversation_stream(conversation_id: str) -> str:
 
 def node_stream(node: str) -> str:
     return f"node:{node}"
+
+
+def tool_stream(server: str) -> str:
+    """Tool calls outside any conversation, and breaker changes outside one, of a server."""
+    return f"tool:{server}"

@@ -13,12 +13,18 @@ from caxton.domain.events import (
     AgentStarted,
     AgentStopped,
     AgentTrapped,
+    BreakerClosed,
+    BreakerHalfOpened,
+    BreakerOpened,
     MessageDeadLettered,
     MessageHandled,
     MessageSent,
     NodeStarted,
     NodeStopped,
     Recorded,
+    ToolCalled,
+    ToolFailed,
+    ToolReturned,
 )
 from caxton.domain.frozen import replace
 from caxton.domain.frozen_map import FrozenMap
@@ -74,6 +80,12 @@ def evolve(members: Membership, recorded: Recorded) -> Membership:
             | MessageSent()
             | MessageHandled()
             | MessageDeadLettered()
+            | ToolCalled()
+            | ToolReturned()
+            | ToolFailed()
+            | BreakerOpened()
+            | BreakerHalfOpened()
+            | BreakerClosed()
         ):
             return members
         case _:

@@ -15,6 +15,7 @@ from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.events import (
     EVENT_TYPES,
     AgentDeployed,
+    AgentReconfigured,
     AgentStarted,
     Event,
     HostCall,
@@ -76,8 +77,11 @@ def decode(name: str, data: Mapping[str, Any], version: int = SCHEMA_VERSION) ->
         kwargs["deliveries"] = tuple(kwargs.get("deliveries", ()))
     elif cls is AgentDeployed:
         kwargs["capabilities"] = tuple(kwargs.get("capabilities", ()))
+        kwargs["tools"] = tuple(kwargs.get("tools", ()))
         kwargs["limits"] = Limits(**kwargs.get("limits", {}))
         kwargs["restart"] = RestartPolicy(**kwargs.get("restart", {}))
+    elif cls is AgentReconfigured and kwargs.get("tools") is not None:
+        kwargs["tools"] = tuple(kwargs["tools"])
     elif cls is MessageHandled or cls is AgentStarted:
         kwargs["journal"] = tuple(HostCall(**j) for j in kwargs.get("journal", ()))
     return cls(**kwargs)

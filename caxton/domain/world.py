@@ -14,17 +14,24 @@ from caxton.domain.conversations import NO_CONVERSATIONS, Conversations
 from caxton.domain.events import (
     AgentDeployed,
     AgentFailed,
+    AgentReconfigured,
     AgentRemoved,
     AgentRestarting,
     AgentStarted,
     AgentStopped,
     AgentTrapped,
+    BreakerClosed,
+    BreakerHalfOpened,
+    BreakerOpened,
     MessageDeadLettered,
     MessageHandled,
     MessageSent,
     NodeStarted,
     NodeStopped,
     Recorded,
+    ToolCalled,
+    ToolFailed,
+    ToolReturned,
 )
 from caxton.domain.frozen import replace
 from caxton.domain.membership import NO_MEMBERS, Membership
@@ -54,6 +61,7 @@ def evolve(world: World, recorded: Recorded) -> World:
             | AgentFailed()
             | AgentStopped()
             | AgentRemoved()
+            | AgentReconfigured()
         ):
             return replace(
                 world,
@@ -79,6 +87,16 @@ def evolve(world: World, recorded: Recorded) -> World:
                 membership=membership_fold.evolve(world.membership, recorded),
                 position=recorded.position,
             )
+        case (
+            ToolCalled()
+            | ToolReturned()
+            | ToolFailed()
+            | BreakerOpened()
+            | BreakerHalfOpened()
+            | BreakerClosed()
+        ):
+            # facts for trace and replay; breakers live in the bridge (caxton.shell.tools)
+            return replace(world, position=recorded.position)
         case _:
             assert_never(event)
 
