@@ -8,6 +8,7 @@ from typing import Literal, assert_never
 from caxton.domain.events import (
     AgentDeployed,
     AgentFailed,
+    AgentReconfigured,
     AgentRemoved,
     AgentRestarting,
     AgentStarted,
@@ -119,6 +120,7 @@ def evolve(conversations: Conversations, recorded: Recorded) -> Conversations:
             | AgentFailed()
             | AgentStopped()
             | AgentRemoved()
+            | AgentReconfigured()
             | NodeStarted()
             | NodeStopped()
             | ToolCalled()

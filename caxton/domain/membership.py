@@ -8,6 +8,7 @@ from typing import Literal, assert_never
 from caxton.domain.events import (
     AgentDeployed,
     AgentFailed,
+    AgentReconfigured,
     AgentRemoved,
     AgentRestarting,
     AgentStarted,
@@ -77,6 +78,7 @@ def evolve(members: Membership, recorded: Recorded) -> Membership:
             | AgentFailed()
             | AgentStopped()
             | AgentRemoved()
+            | AgentReconfigured()
             | MessageSent()
             | MessageHandled()
             | MessageDeadLettered()

@@ -21,11 +21,13 @@ from caxton.domain.events import (
     AgentStarted,
     AgentTrapped,
     Event,
+    Limits,
     MessageDeadLettered,
     MessageHandled,
 )
 from caxton.domain.ids import instance_key
 from caxton.domain.supervision import decide_restart
+from caxton.shell.runtime.mailbox import Mailbox
 from caxton.shell.wasm import AgentError, AgentInstance, Completed, Trapped
 
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ class InstanceActor:
         self.agent = agent
         self.replica = replica
         self.key = instance_key(agent, replica)
-        self.mailbox: asyncio.Queue[AclMessage | None] = asyncio.Queue(maxsize=mailbox_size)
+        self.mailbox = Mailbox(maxsize=mailbox_size)
         self.started = asyncio.Event()
         self.finished = asyncio.Event()
         self.reserved = 0  # slots promised to sends that are being committed
@@ -80,6 +82,13 @@ class InstanceActor:
             return ""
         put.cancel()
         return "instance not running"
+
+    def apply(self, limits: Limits) -> None:
+        """New limits for this running instance (`caxton config set`), without a restart:
+        the mailbox at once, memory and the time budget from the next call."""
+        self.mailbox.resize(limits.mailbox)
+        if self._instance is not None:
+            self._instance.set_limits(limits)
 
     @property
     def free_slots(self) -> int:

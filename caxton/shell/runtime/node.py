@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 from caxton import __version__
 from caxton.domain.acl import AclMessage, from_client, is_final_reply
+from caxton.domain.agents import AgentState
 from caxton.domain.delivery import NO_PENDING, in_log_order, settle
 from caxton.domain.deployment import validate_deployment
 from caxton.domain.events import (
     AgentDeployed,
+    AgentReconfigured,
     AgentRemoved,
     AgentStopped,
     Event,
@@ -32,6 +34,7 @@ from caxton.domain.events import (
 from caxton.domain.ids import is_client, split_instance_key
 from caxton.domain.routing import NO_CURSOR, route
 from caxton.domain.sending import platform_failure
+from caxton.domain.settings import validate_reconfiguration
 from caxton.domain.tracing import stamped
 from caxton.domain.world import EMPTY, World, evolve
 from caxton.shell.runtime.actor import InstanceActor
@@ -299,6 +302,21 @@ class Node:
                 raise AgentNotFound(name)
             await self._stop_actors(name, "agent removed")
             await self.commit([AgentRemoved(agent=name)])
+
+    async def reconfigure(self, change: AgentReconfigured) -> AgentState:
+        """`caxton config set`: validates, records the change, and applies it to the running
+        instances without restarting them. Returns the agent as it is now."""
+        self._check_running()
+        validate_reconfiguration(change)
+        async with self._agent_lock(change.agent):
+            if change.agent not in self.world.agents:
+                raise AgentNotFound(change.agent)
+            await self.commit([change])
+            agent = self.world.agents[change.agent]
+            for key, actor in self.actors.items():
+                if split_instance_key(key)[0] == change.agent:
+                    actor.apply(agent.limits)
+            return agent
 
     def _agent_lock(self, name: str) -> asyncio.Lock:
         """Deploy, stop and remove of one name run one at a time."""

@@ -54,6 +54,7 @@ class AgentInstance:
         self.runs_inline = limits.timeout_ms <= INLINE_TIMEOUT_MS
         self._pool = pool
         self._ticks = deadline_ticks(limits.timeout_ms)
+        self._new_memory_limit: int | None = None
         self._dead: Trapped | None = None
         self._store: wasmtime.Store | None = wasmtime.Store(engine)
         if loaded.uses_wasi:
@@ -88,6 +89,15 @@ class AgentInstance:
         """`handle`, inline or on the worker pool according to the agent's timeout."""
         return await self._dispatch(self._handle, envelope_json, services)
 
+    def set_limits(self, limits: Limits) -> None:
+        """New limits for the calls after this one, on a live instance. The Store's memory
+        limit changes on the calling thread, never under a call that is running."""
+        if limits.memory_bytes != self.limits.memory_bytes:
+            self._new_memory_limit = limits.memory_bytes
+        self.limits = limits
+        self.runs_inline = limits.timeout_ms <= INLINE_TIMEOUT_MS
+        self._ticks = deadline_ticks(limits.timeout_ms)
+
     def close(self) -> None:
         """Drops the Store (and with it the instance's memory)."""
         self._store = None
@@ -107,6 +117,9 @@ class AgentInstance:
         imports.enter(call)
         started = time.perf_counter_ns()
         try:
+            if self._new_memory_limit is not None:
+                store.set_limits(memory_size=self._new_memory_limit)
+                self._new_memory_limit = None
             store.set_epoch_deadline(self._ticks)
             result = func(store, text)
         except Exception as exc:
