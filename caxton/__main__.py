@@ -1,5 +1,5 @@
 """`python -m caxton`: the same as the `caxton` command."""
 
-from caxton.shell.cli import main
+from caxton.cli import main
 
 main()

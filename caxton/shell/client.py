@@ -289,13 +289,19 @@ class CaxtonClient:
         *,
         follow: bool = False,
         since_ms: int = 0,
+        streams: Sequence[str] = (),
+        to_position: int = 0,
     ) -> AsyncIterator[Recorded]:
-        """The log's events in order; with `follow`, keeps yielding new ones as they commit."""
+        """The log's events in order; with `follow`, keeps yielding new ones as they commit.
+        `streams` limits them to some streams (`agent:x`, `conversation:y`), `to_position`
+        to a prefix of the log."""
         request = v1.StreamEventsRequest(
             from_position=from_position,
             conversation_id=conversation_id,
             follow=follow,
             since_ms=since_ms,
+            streams=list(streams),
+            to_position=to_position,
         )
         try:
             async for record in self._events.stream_events(request):
@@ -309,6 +315,11 @@ class CaxtonClient:
                 )
         except _TRANSPORT_ERRORS as exc:
             raise self._translate(exc) from None
+
+    async def component(self, digest: str) -> bytes:
+        """The bytes of a component the server holds (by sha256 digest); `NotFound` if none."""
+        reply = await self._call(self._agents.get_component(v1.GetComponentRequest(digest=digest)))
+        return bytes(reply.component)
 
     async def _call(self, call: Any) -> Any:
         try:

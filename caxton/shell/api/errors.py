@@ -18,7 +18,7 @@ from caxton.shell.runtime.errors import (
     NodeStopping,
 )
 from caxton.shell.store.errors import AppendRejected, LogCorrupted, StoreError
-from caxton.shell.wasm.errors import InvalidComponent, WasmError
+from caxton.shell.wasm.errors import InvalidComponent, UnknownComponent, WasmError
 
 STATUS_OF: tuple[tuple[type[Exception], Status], ...] = (
     (AgentNotFound, Status.NOT_FOUND),
@@ -26,6 +26,7 @@ STATUS_OF: tuple[tuple[type[Exception], Status], ...] = (
     (InvalidMessage, Status.INVALID_ARGUMENT),
     (InvalidAgentSpec, Status.INVALID_ARGUMENT),
     (InvalidComponent, Status.INVALID_ARGUMENT),
+    (UnknownComponent, Status.NOT_FOUND),
     (WasmError, Status.INTERNAL),
     (MailboxFull, Status.RESOURCE_EXHAUSTED),
     (NodeStopping, Status.UNAVAILABLE),

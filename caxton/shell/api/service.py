@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from grpclib import GRPCError
 from grpclib.const import Status
 
 from caxton.domain.events import RestartPolicy
+from caxton.domain.ids import conversation_stream
 from caxton.shell.api.convert import (
     agent_info,
     conversation_info,
@@ -60,6 +62,11 @@ class AgentService(v1.AgentServiceBase):
         async with translated():
             await self.node.stop_agent(message.name)
             return agent_info(self.node.world.agents[message.name])
+
+    async def get_component(self, message: v1.GetComponentRequest) -> v1.ComponentBytes:
+        async with translated():
+            wasm = await asyncio.to_thread(self.node.host.cache.source, message.digest)
+            return v1.ComponentBytes(digest=message.digest, component=wasm)
 
     async def remove_agent(self, message: v1.RemoveAgentRequest) -> v1.RemoveAgentReply:
         async with translated():
@@ -119,6 +126,17 @@ class EventService(v1.EventServiceBase):
         start = max(message.from_position, 1)
         conversation = message.conversation_id or None
         async with translated():
+            if message.streams:
+                streams = [*message.streams]
+                if conversation is not None:
+                    streams.append(conversation_stream(conversation))
+                chosen = await self.log.read_streams(
+                    streams, to_position=message.to_position or None
+                )
+                for recorded in chosen:
+                    if recorded.position >= start and recorded.at >= message.since_ms:
+                        yield event_record(recorded)
+                return
             if message.follow:
                 async for recorded in self.log.follow(
                     from_position=start, conversation_id=conversation
@@ -132,6 +150,8 @@ class EventService(v1.EventServiceBase):
                 since_ms=message.since_ms or None,
             )
             for recorded in history:
+                if message.to_position and recorded.position > message.to_position:
+                    return
                 yield event_record(recorded)
 
     async def get_log_info(self, message: v1.GetLogInfoRequest) -> v1.LogInfo:

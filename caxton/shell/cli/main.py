@@ -10,6 +10,7 @@ from caxton import __version__
 from caxton.shell.cli.agents import agent
 from caxton.shell.cli.common import Failure, err
 from caxton.shell.cli.demo import demo
+from caxton.shell.cli.events import events
 from caxton.shell.cli.messages import conversations, send, trace
 from caxton.shell.cli.server import server
 from caxton.shell.client import CaxtonError
@@ -27,6 +28,7 @@ cli.add_command(send)
 cli.add_command(trace)
 cli.add_command(conversations)
 cli.add_command(demo)
+cli.add_command(events)
 
 
 def main() -> None:

@@ -86,6 +86,20 @@ class EventLog:
                         return found
         return found
 
+    async def read_streams(
+        self, streams: Sequence[str], *, to_position: int | None = None
+    ) -> list[Recorded]:
+        """The committed events of some streams (`agent:x`, `conversation:y`), merged in
+        log order, up to a position: one indexed walk per stream, never a log scan."""
+        found: list[Recorded] = []
+        for stream in dict.fromkeys(streams):
+            async for page in self._pages(1, None, stream=stream):
+                found.extend(r for r in page if to_position is None or r.position <= to_position)
+                if page and to_position is not None and page[-1].position > to_position:
+                    break
+        found.sort(key=lambda r: r.position)
+        return found
+
     async def pages(self, *, from_position: int = 1) -> AsyncIterator[list[Recorded]]:
         """The whole log from a position, a page at a time: for scans that must not hold
         every event in memory at once (the start-up fold)."""
@@ -149,11 +163,12 @@ class EventLog:
         committed.set()
 
     async def _pages(
-        self, from_position: int, conversation_id: str | None
+        self, from_position: int, conversation_id: str | None, *, stream: str | None = None
     ) -> AsyncIterator[list[Recorded]]:
         after = from_position - 1
         version = 0
-        stream = None if conversation_id is None else conversation_stream(conversation_id)
+        if conversation_id is not None:
+            stream = conversation_stream(conversation_id)
         while True:
             rows = await self._backend.rows(
                 after=after, limit=PAGE, stream=stream, after_version=version

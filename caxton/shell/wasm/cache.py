@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -26,6 +27,7 @@ from caxton.shell.wasm.errors import InvalidComponent, UnknownComponent
 from caxton.shell.wasm.validation import check_header, check_world
 
 WASMTIME_VERSION = version("wasmtime")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,16 @@ class ComponentCache:
         if not source.exists():
             raise UnknownComponent(digest)
         return self.load(source.read_bytes(), f"{digest}.wasm")
+
+    def source(self, digest: str) -> bytes:
+        """The uploaded bytes of a component; raises `UnknownComponent`."""
+        if not _DIGEST.fullmatch(digest):
+            raise UnknownComponent(digest)
+        path = self._sources / f"{digest}.wasm"
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise UnknownComponent(digest) from None
 
     def has(self, digest: str) -> bool:
         with self._lock:

@@ -8,6 +8,7 @@ __all__ = (
     "AgentInfo",
     "AgentServiceBase",
     "AgentServiceStub",
+    "ComponentBytes",
     "ConversationInfo",
     "ConversationServiceBase",
     "ConversationServiceStub",
@@ -17,6 +18,7 @@ __all__ = (
     "EventServiceBase",
     "EventServiceStub",
     "GetAgentRequest",
+    "GetComponentRequest",
     "GetConversationRequest",
     "GetLogInfoRequest",
     "InstanceInfo",
@@ -173,6 +175,16 @@ class AgentInfo(betterproto2.Message):
 
 
 default_message_pool.register_message("caxton.v1", "AgentInfo", AgentInfo)
+
+
+@dataclass(eq=False, repr=False)
+class ComponentBytes(betterproto2.Message):
+    digest: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    component: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+
+
+default_message_pool.register_message("caxton.v1", "ComponentBytes", ComponentBytes)
 
 
 @dataclass(eq=False, repr=False)
@@ -336,6 +348,17 @@ class GetAgentRequest(betterproto2.Message):
 
 
 default_message_pool.register_message("caxton.v1", "GetAgentRequest", GetAgentRequest)
+
+
+@dataclass(eq=False, repr=False)
+class GetComponentRequest(betterproto2.Message):
+    digest: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    Hex sha256 of the component's bytes.
+    """
+
+
+default_message_pool.register_message("caxton.v1", "GetComponentRequest", GetComponentRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -589,6 +612,17 @@ class StreamEventsRequest(betterproto2.Message):
     Only events recorded at or after this time (ms since the Unix epoch); 0 for all.
     """
 
+    streams: "list[str]" = betterproto2.field(5, betterproto2.TYPE_STRING, repeated=True)
+    """
+    Only the events of these streams ("agent:<name>", "conversation:<id>", ...), in log
+    order; empty for all. `caxton replay` reads a conversation and its participants so.
+    """
+
+    to_position: "int" = betterproto2.field(6, betterproto2.TYPE_INT64)
+    """
+    Only events at or before this position; 0 for no bound.
+    """
+
 
 default_message_pool.register_message("caxton.v1", "StreamEventsRequest", StreamEventsRequest)
 
@@ -701,6 +735,29 @@ class AgentServiceStub(betterproto2_grpclib.ServiceStub):
             "/caxton.v1.AgentService/RemoveAgent",
             message,
             RemoveAgentReply,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_component(
+        self,
+        message: "GetComponentRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "ComponentBytes":
+        """
+        The bytes of a component the server holds, by its sha256 digest (as in the
+        `AgentDeployed` event): what `caxton events export --format bundle` packs.
+        NOT_FOUND if the server never received it.
+        """
+
+        return await self._unary_unary(
+            "/caxton.v1.AgentService/GetComponent",
+            message,
+            ComponentBytes,
             timeout=timeout,
             deadline=deadline,
             metadata=metadata,
@@ -861,6 +918,15 @@ class AgentServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def get_component(self, message: "GetComponentRequest") -> "ComponentBytes":
+        """
+        The bytes of a component the server holds, by its sha256 digest (as in the
+        `AgentDeployed` event): what `caxton events export --format bundle` packs.
+        NOT_FOUND if the server never received it.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def __rpc_deploy(self, stream: "grpclib.server.Stream[DeployRequest, AgentInfo]") -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -899,6 +965,14 @@ class AgentServiceBase(betterproto2_grpclib.ServiceBase):
         response = await self.remove_agent(request)
         await stream.send_message(response)
 
+    async def __rpc_get_component(
+        self, stream: "grpclib.server.Stream[GetComponentRequest, ComponentBytes]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.get_component(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> "dict[str, grpclib.const.Handler]":
         return {
             "/caxton.v1.AgentService/Deploy": grpclib.const.Handler(
@@ -930,6 +1004,12 @@ class AgentServiceBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 RemoveAgentRequest,
                 RemoveAgentReply,
+            ),
+            "/caxton.v1.AgentService/GetComponent": grpclib.const.Handler(
+                self.__rpc_get_component,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetComponentRequest,
+                ComponentBytes,
             ),
         }
 

@@ -1,0 +1,160 @@
+"""Where a recorded conversation comes from: a running server (through the gRPC client),
+or a log file read offline (a data directory, an imported log, a bundle)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+from caxton.domain.events import Recorded
+from caxton.domain.ids import agent_stream, conversation_stream
+from caxton.replay.recording import Recording, participants, record
+from caxton.shell.archive.reader import LogFile, LogFileError
+from caxton.shell.client import CaxtonClient, NotFound
+
+POLL_S = 0.25
+"""How often a log file read offline is looked at again for a live conversation: another
+process writes it, so there is nothing to wait on."""
+
+
+class SourceError(Exception):
+    """A source that cannot be read, or a conversation it does not hold."""
+
+
+class Source(Protocol):
+    """A log to read recorded conversations from."""
+
+    where: str
+
+    async def history(self, conversation_id: str) -> list[Recorded]:
+        """The conversation's stream and its participants' agent streams, in log order."""
+        ...
+
+    async def component(self, digest: str) -> bytes | None:
+        """A component's bytes by sha256 digest; none when this source does not hold it."""
+        ...
+
+    def follow(self, after: int) -> AsyncIterator[Recorded]:
+        """Every event after a position, then each new one as it is recorded."""
+        ...
+
+    def everything(self) -> AsyncIterator[Recorded]:
+        """The whole log in order (for exports without a conversation)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+async def recording(source: Source, conversation_id: str) -> tuple[Recording, list[Recorded]]:
+    """The recording of a conversation, and the events it was made from."""
+    history = await source.history(conversation_id)
+    found = record(conversation_id, history)
+    if not found.events:
+        raise SourceError(f"no conversation {conversation_id!r} in {source.where}")
+    return found, history
+
+
+async def _history(conversation: list[Recorded], agent_streams: AsyncStreams) -> list[Recorded]:
+    names = participants(conversation)
+    agents = await agent_streams([agent_stream(n) for n in names]) if names else []
+    return sorted([*conversation, *agents], key=lambda r: r.position)
+
+
+class AsyncStreams(Protocol):
+    async def __call__(self, streams: list[str]) -> list[Recorded]: ...
+
+
+class LogSource:
+    """A log file read offline: `DIR` (its `events.db` and `components/`), or a file."""
+
+    def __init__(self, log: LogFile, components: Path | None) -> None:
+        self._log = log
+        self._components = components
+        self.where = log.where
+
+    @classmethod
+    async def open(cls, path: Path) -> LogSource:
+        if path.is_dir():
+            file, components = path / "events.db", path / "components" / "components"
+            if not file.exists():
+                raise SourceError(f"{path}: not a Caxton data directory (no events.db)")
+        else:
+            file, components = path, path.parent / "components" / "components"
+        try:
+            log = await LogFile.open(file)
+        except LogFileError as exc:
+            raise SourceError(str(exc)) from None
+        return cls(log, components if components.is_dir() else None)
+
+    @property
+    def log(self) -> LogFile:
+        return self._log
+
+    async def history(self, conversation_id: str) -> list[Recorded]:
+        conversation = await self._log.stream(conversation_stream(conversation_id))
+        return await _history(conversation, self._log.streams)
+
+    async def component(self, digest: str) -> bytes | None:
+        packed = await self._log.component(digest)
+        if packed is not None or self._components is None:
+            return packed
+        path = self._components / f"{digest}.wasm"
+        return path.read_bytes() if len(digest) == 64 and path.is_file() else None
+
+    async def follow(self, after: int) -> AsyncIterator[Recorded]:
+        while True:
+            async for page in self._log.pages(from_position=after + 1):
+                for recorded in page:
+                    yield recorded
+                    after = recorded.position
+            await asyncio.sleep(POLL_S)
+
+    async def everything(self) -> AsyncIterator[Recorded]:
+        async for page in self._log.pages():
+            for recorded in page:
+                yield recorded
+
+    async def close(self) -> None:
+        await self._log.close()
+
+
+class ServerSource:
+    """A running server's log, through the gRPC API."""
+
+    def __init__(self, client: CaxtonClient) -> None:
+        self._client = client
+        self.where = f"the server at {client.address}"
+
+    async def history(self, conversation_id: str) -> list[Recorded]:
+        conversation = [r async for r in self._client.events(conversation_id=conversation_id)]
+        return await _history(conversation, self._streams)
+
+    async def _streams(self, streams: list[str]) -> list[Recorded]:
+        return [r async for r in self._client.events(streams=streams)]
+
+    async def component(self, digest: str) -> bytes | None:
+        try:
+            return await self._client.component(digest)
+        except NotFound:
+            return None
+
+    async def follow(self, after: int) -> AsyncIterator[Recorded]:
+        async for recorded in self._client.events(from_position=after + 1, follow=True):
+            yield recorded
+
+    async def everything(self) -> AsyncIterator[Recorded]:
+        async for recorded in self._client.events():
+            yield recorded
+
+    async def close(self) -> None:
+        self._client.close()
+
+
+async def open_source(*, server: str | None, log: Path | None, token: str = "") -> Source:
+    """`--log PATH` if given, else `--server ADDR`."""
+    if log is not None:
+        return await LogSource.open(log)
+    client = CaxtonClient(server or "127.0.0.1:50051", token=token)
+    return ServerSource(client)

@@ -1,0 +1,72 @@
+"""Commands that open a terminal app (registered on the `caxton` group by `caxton.cli`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from caxton.replay.cursor import Cursor
+from caxton.replay.views import story
+from caxton.shell.archive import Source
+from caxton.shell.cli.common import Failure, out, run
+from caxton.shell.cli.events import load, open_for, source_options
+
+
+def _with_pairs(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, Path]:
+    pairs: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"{value!r} is not AGENT=FILE (e.g. bidder-b=bidder.wasm)")
+        pairs[name] = Path(path)
+    return pairs
+
+
+@click.command()
+@click.option("--conversation", "conversation_id", required=True, help="The conversation.")
+@click.option("--print", "as_text", is_flag=True, help="Print the story as text; no TUI.")
+@click.option(
+    "--with",
+    "builds",
+    multiple=True,
+    callback=_with_pairs,
+    metavar="AGENT=FILE",
+    help="Re-execute the conversation with a new build of AGENT (repeatable).",
+)
+@source_options
+@run
+async def replay(
+    conversation_id: str,
+    as_text: bool,
+    builds: dict[str, Path],
+    log_path: Path | None,
+    server: str,
+    token: str,
+) -> None:
+    """Step through a recorded conversation (TUI), print it, or re-execute it."""
+    source = await open_for(server, token, log_path)
+    try:
+        found, story_events = await load(source, conversation_id)
+        if builds:
+            from caxton.shell.reexec import reexecute_command
+
+            await reexecute_command(source, found, story_events, builds)
+            return
+        if as_text:
+            out.print(story(Cursor.open(found)), markup=False, highlight=False)
+            return
+        await _open_app(source, found)
+    finally:
+        await source.close()
+
+
+async def _open_app(source: Source, found: object) -> None:
+    from tui.replay import ReplayApp
+
+    app = ReplayApp(found, source=source)  # type: ignore[arg-type]
+    await app.run_async()
+    if app.failure:
+        raise Failure(app.failure)

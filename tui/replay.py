@@ -1,0 +1,384 @@
+"""`caxton replay`: step through a recorded conversation.
+
+Everything shown is computed by `caxton.replay.views` from a `Cursor`; this module only
+lays it out, maps keys to cursor moves, and follows a live log. It reads, and never
+re-executes, calls a tool or emits telemetry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from caxton.replay.cursor import Cursor, Timeline
+from caxton.replay.export import jsonl_lines, mermaid
+from caxton.replay.recording import Recording, extend
+from caxton.replay.views import Row, phase_line, row, sequence, state_view
+from caxton.replay.views import detail as detail_text
+from caxton.replay.views import lanes as lanes_of
+from caxton.shell.archive import Source
+
+PLAY_INTERVAL_S = 0.4
+STATUS_STYLE = {
+    "sent": "cyan",
+    "handled": "green",
+    "failed": "yellow",
+    "dead-letter": "red",
+    "trapped": "bold red",
+}
+OUTCOME_STYLE = {"open": "cyan", "done": "green", "failed": "red", "violated": "bold red"}
+
+
+class ReplayApp(App[None]):
+    """One conversation: timeline, sequence diagram, message, state, status bar."""
+
+    CSS_PATH = "replay.tcss"
+    TITLE = "Caxton replay"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("right,down,n", "step(1)", "Step", key_display="→/n", priority=True),
+        Binding("left,up,p", "step(-1)", "Back", key_display="←/p", priority=True),
+        Binding("home", "home", "First", show=False, priority=True),
+        Binding("end", "end", "Last", show=False, priority=True),
+        Binding("g", "prompt('go')", "Go to"),
+        Binding("b", "breakpoint", "Break"),
+        Binding("B", "prompt('break')", "Break on"),
+        Binding("space", "play", "Play"),
+        Binding("slash", "prompt('search')", "Search", key_display="/"),
+        Binding("c", "cause", "Cause"),
+        Binding("e", "export", "Export"),
+        Binding("q", "quit", "Quit"),
+        Binding("escape", "cancel_prompt", "Cancel", show=False),
+    ]
+
+    def __init__(
+        self,
+        recording: Recording,
+        *,
+        source: Source | None = None,
+        export_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.cursor = Cursor.open(recording)
+        self.source = source
+        self.export_dir = export_dir or Path.cwd()
+        self.failure = ""
+        self.playing = False
+        self.message = ""
+        self._prompt = ""
+        self._shown = 0
+        self._diagram: tuple[int, list[tuple[int, str]]] = (-1, [])
+
+    # --- layout ------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="top"):
+            table: DataTable[str | Text] = DataTable(id="timeline", cursor_type="row")
+            yield table
+            with VerticalScroll(id="state-pane"):
+                yield Static(id="state")
+        with Horizontal(id="bottom"):
+            with Vertical(id="diagram-pane"):
+                yield Static(id="phase")
+                with VerticalScroll(id="diagram-scroll"):
+                    yield Static(id="diagram")
+            with VerticalScroll(id="message-pane"):
+                yield Static(id="message")
+        yield Input(id="prompt")
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.cursor.timeline.recording.conversation_id
+        table = self.query_one("#timeline", DataTable)
+        table.border_title = "Timeline"
+        self.query_one("#diagram-pane").border_title = "Sequence"
+        self.query_one("#message-pane").border_title = "Message"
+        self.query_one("#state-pane").border_title = "State at this step"
+        for key, label, width in (
+            ("step", "#", 4),
+            ("time", "time (UTC)", 12),
+            ("who", "sender → receivers", 26),
+            ("performative", "performative", 15),
+            ("status", "status", 11),
+        ):
+            table.add_column(label, key=key, width=width)
+        self.query_one("#prompt", Input).display = False
+        table.focus()
+        self._add_rows()
+        self.refresh_view()
+        if self.source is not None:
+            self.follow()
+
+    # --- drawing -----------------------------------------------------------
+
+    def _add_rows(self) -> None:
+        table = self.query_one("#timeline", DataTable)
+        timeline = self.cursor.timeline
+        for step in range(self._shown + 1, len(timeline) + 1):
+            recorded = timeline.event(step)
+            assert recorded is not None
+            r = row(step, recorded, timeline)
+            table.add_row(*self._cells(r), key=str(step))
+        self._shown = len(timeline)
+
+    def _cells(self, r: Row) -> tuple[str | Text, ...]:
+        marker = "●" if r.step in self.cursor.breakpoints.steps else " "
+        return (
+            Text(f"{marker}{r.step}", style="red" if marker == "●" else ""),
+            r.time,
+            r.arrow,
+            r.performative,
+            Text(r.status, style=STATUS_STYLE.get(r.status, "magenta")),
+        )
+
+    def refresh_view(self) -> None:
+        cursor = self.cursor
+        table = self.query_one("#timeline", DataTable)
+        if cursor.step and table.cursor_row != cursor.step - 1:
+            table.move_cursor(row=cursor.step - 1, animate=False)
+        self.query_one("#message", Static).update(Text(detail_text(cursor)))
+        self.query_one("#state", Static).update(self._state_text())
+        self.query_one("#phase", Static).update(Text(phase_line(cursor), style="bold"))
+        self.query_one("#diagram", Static).update(self._diagram_text())
+        self.query_one("#status", Static).update(self._status_text())
+
+    def _diagram_text(self) -> Text:
+        timeline = self.cursor.timeline
+        lanes = max(len(lanes_of(timeline)), 1)
+        pane = self.query_one("#diagram-scroll").size.width or 48
+        width = max(9, min(24, (pane - 1) // lanes))
+        if self._diagram[0] != len(timeline) * 100 + width:
+            self._diagram = (len(timeline) * 100 + width, sequence(self.cursor, width=width))
+        text = Text(no_wrap=True)
+        for step, line in self._diagram[1]:
+            if step == 0:
+                text.append(line + "\n", style="bold")
+            elif step == self.cursor.step:
+                text.append(line + "\n", style="reverse bold")
+            elif step > self.cursor.step:
+                text.append(line + "\n", style="dim")
+            else:
+                text.append(line + "\n")
+        return text
+
+    def _state_text(self) -> Text:
+        view = state_view(self.cursor)
+        text = Text()
+        text.append("Conversation\n", style="bold underline")
+        text.append(f"  protocol  {view.protocol}\n")
+        text.append(f"  phase     {view.phase}\n")
+        text.append("  outcome   ")
+        text.append(view.outcome + "\n", style=OUTCOME_STYLE.get(view.outcome, ""))
+        text.append(f"  messages  {view.messages}\n")
+        if view.failure:
+            text.append(f"  failure   {view.failure}\n", style="red")
+        for violation in view.violations:
+            text.append(f"  ⚠ violation {violation}\n", style="bold red")
+        text.append("\nAgents at this step\n", style="bold underline")
+        for agent in view.agents:
+            style = "" if not agent.last_error else "yellow"
+            status = "" if agent.status == "running" else f"{agent.status} "
+            text.append(f"  {agent.name:<12} {status}{agent.instances}", style=style)
+            text.append(f" · {agent.restarts} restarts\n" if agent.restarts else "\n", style=style)
+            if agent.last_error:
+                text.append(f"    last error: {agent.last_error}\n", style="red")
+        return text
+
+    def _status_text(self) -> Text:
+        cursor = self.cursor
+        text = Text()
+        text.append(f" step {cursor.step}/{cursor.last} ", style="reverse")
+        recorded = cursor.recorded
+        if recorded is not None:
+            text.append(f"  position {recorded.position}")
+        text.append("  ▶ playing" if self.playing else "  ■ paused")
+        points = cursor.breakpoints
+        if points:
+            parts = [f"steps {','.join(map(str, sorted(points.steps)))}"] if points.steps else []
+            parts += [f"on {p}" for p in sorted(points.performatives)]
+            parts += [f"agent {a}" for a in sorted(points.agents)]
+            text.append("  ● break: " + "; ".join(parts), style="red")
+        if self.message:
+            text.append(f"  {self.message}", style="italic")
+        return text
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.refresh_view)
+
+    def move(self, cursor: Cursor, message: str = "") -> None:
+        self.cursor = cursor
+        self.message = message
+        self.refresh_view()
+
+    # --- actions -------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a prompt is open, the keys it needs are its own (arrows move the caret)."""
+        if action in ("step", "home", "end") and self._prompt_open():
+            return False
+        return True
+
+    def _prompt_open(self) -> bool:
+        try:
+            return bool(self.query_one("#prompt", Input).display)
+        except Exception:
+            return False
+
+    def action_step(self, delta: int) -> None:
+        self.playing = False
+        self.move(self.cursor.seek(self.cursor.step + delta))
+
+    def action_home(self) -> None:
+        self.move(self.cursor.home())
+
+    def action_end(self) -> None:
+        self.move(self.cursor.end())
+
+    def action_breakpoint(self) -> None:
+        cursor = self.cursor.toggle_breakpoint()
+        on = cursor.step in cursor.breakpoints.steps
+        self.cursor = cursor
+        self._redraw_row(cursor.step)
+        self.move(cursor, f"breakpoint {'set' if on else 'cleared'} at step {cursor.step}")
+
+    def action_play(self) -> None:
+        if self.playing:
+            self.playing = False
+            self.move(self.cursor, "paused")
+            return
+        if self.cursor.step >= self.cursor.last:
+            self.cursor = self.cursor.seek(0)
+        self.playing = True
+        self.play()
+
+    @work(exclusive=True, group="play")
+    async def play(self) -> None:
+        while self.playing:
+            cursor, stop = self.cursor.play()
+            if stop:
+                self.playing = False
+                why = "breakpoint" if cursor.at_breakpoint() else "end"
+                self.move(cursor, f"stopped at {why}")
+                return
+            self.move(cursor)
+            await asyncio.sleep(PLAY_INTERVAL_S)
+
+    def action_cause(self) -> None:
+        found = self.cursor.cause()
+        if found is None:
+            self.move(self.cursor, "no earlier cause in this conversation")
+        else:
+            self.move(found, f"cause of step {self.cursor.step}")
+
+    def action_export(self) -> None:
+        recording = self.cursor.timeline.recording
+        base = self.export_dir / recording.conversation_id
+        try:
+            Path(f"{base}.jsonl").write_bytes(b"".join(jsonl_lines(recording.events)))
+            Path(f"{base}.md").write_bytes(mermaid(recording))
+        except OSError as exc:
+            self.move(self.cursor, f"export failed: {exc.strerror}")
+            return
+        self.move(self.cursor, f"exported {base}.jsonl and {base}.md")
+
+    def action_prompt(self, kind: str) -> None:
+        self.playing = False
+        self._prompt = kind
+        prompt = self.query_one("#prompt", Input)
+        prompt.placeholder = {
+            "go": "go to step (number)",
+            "break": "break on a performative or an agent (e.g. propose, bidder-b)",
+            "search": "search in content",
+        }[kind]
+        prompt.value = ""
+        prompt.display = True
+        prompt.focus()
+
+    def action_cancel_prompt(self) -> None:
+        prompt = self.query_one("#prompt", Input)
+        prompt.display = False
+        self.query_one("#timeline", DataTable).focus()
+
+    @on(Input.Submitted, "#prompt")
+    def answered(self, event: Input.Submitted) -> None:
+        self.action_cancel_prompt()
+        value = event.value.strip()
+        if not value:
+            return
+        if self._prompt == "go":
+            if not value.isdigit():
+                self.move(self.cursor, f"{value!r} is not a step number")
+                return
+            self.move(self.cursor.seek(int(value)))
+        elif self._prompt == "search":
+            found = self.cursor.search(value)
+            if found is None:
+                self.move(self.cursor, f"{value!r} not found")
+            else:
+                self.move(found, f"found {value!r}")
+        elif self._prompt == "break":
+            names = {a for r in self.cursor.timeline.recording.events for a in _agents(r)}
+            if value in names:
+                self.move(self.cursor.break_on(agent=value), f"break on agent {value}")
+            else:
+                self.move(self.cursor.break_on(performative=value), f"break on {value}")
+
+    @on(DataTable.RowSelected, "#timeline")
+    def row_chosen(self, event: DataTable.RowSelected) -> None:
+        """A click on a row (or Enter) goes to its step."""
+        step = event.cursor_row + 1
+        if step != self.cursor.step:
+            self.move(self.cursor.seek(step))
+
+    def _redraw_row(self, step: int) -> None:
+        table = self.query_one("#timeline", DataTable)
+        recorded = self.cursor.timeline.event(step)
+        if recorded is None:
+            return
+        marker = self._cells(row(step, recorded, self.cursor.timeline))[0]
+        table.update_cell(str(step), "step", marker)
+
+    # --- live ----------------------------------------------------------------
+
+    @work(exclusive=True, group="follow")
+    async def follow(self) -> None:
+        """Keeps the conversation growing on screen while events are recorded."""
+        assert self.source is not None
+        recording = self.cursor.timeline.recording
+        last = recording.events[-1].position if recording.events else 0
+        try:
+            async for recorded in self.source.follow(last):
+                grown = extend(self.cursor.timeline.recording, recorded)
+                if grown is self.cursor.timeline.recording:
+                    continue
+                self.grow(grown)
+        except Exception as exc:  # the server went away: keep what is on screen
+            self.move(self.cursor, f"live updates stopped: {exc}")
+
+    def grow(self, recording: Recording) -> None:
+        timeline: Timeline = self.cursor.timeline.grown(recording)
+        at_end = self.cursor.step == self.cursor.last
+        cursor = Cursor(
+            timeline=timeline, step=self.cursor.step, breakpoints=self.cursor.breakpoints
+        )
+        self.cursor = cursor.end() if at_end and not self.playing else cursor
+        self._add_rows()
+        self.refresh_view()
+
+
+def _agents(recorded: object) -> set[str]:
+    event = getattr(recorded, "event", None)
+    names = {getattr(event, "agent", "")}
+    message = getattr(event, "message", None)
+    if message is not None:
+        names |= {message.sender, *message.receivers}
+    return {n for n in names if n}
