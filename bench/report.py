@@ -1,0 +1,157 @@
+"""The Markdown report and the latency-distribution plot of one `python -m bench` run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.scenario import Result
+
+
+def figure(value: float | None, unit: str) -> str:
+    if value is None:
+        return ""
+    if unit == "µs" and value >= 1_000:
+        return f"{value / 1_000:,.2f} ms"
+    if unit.startswith("bytes"):
+        return f"{value / 1024:,.1f} KiB"
+    if value >= 100:
+        return f"{value:,.0f} {unit}"
+    return f"{value:,.1f} {unit}"
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"×{value:,.1f}"
+
+
+def _target(target: Any, unit: str) -> str:
+    if isinstance(target, dict):
+        parts = []
+        for key, value in target.items():
+            if key == "share_of_floor":
+                parts.append(f"≥ {value:.0%} of the floor")
+            elif key.endswith("_speedup"):
+                peer = key.removesuffix("_speedup")
+                parts.append(
+                    f"≥ {value:g}× {peer}" if value >= 1 else f"within {1 / value:g}× of {peer}"
+                )
+            else:
+                parts.append(f"{key} ≤ {figure(value, unit)}")
+        return ", ".join(parts)
+    if unit.endswith("/s"):
+        return f"≥ {figure(target, unit)}"
+    return f"≤ {figure(target, unit)}"
+
+
+def _peer(figures: dict[str, Any] | None, unit: str) -> str:
+    if not figures:
+        return ""
+    if "error" in figures:
+        return f"not run: {figures['error']}"
+    text = figure(figures["median"], unit)
+    speedup = figures.get("speedup")
+    if speedup is not None:
+        text += (
+            f" (Caxton {speedup:,.1f}× faster)"
+            if speedup >= 1
+            else f" (Caxton {1 / speedup:,.1f}× slower)"
+        )
+    return text
+
+
+def missed_by(row: Result) -> str:
+    """How far a missed target is: the factor by which ours must improve."""
+    target, unit, better_high = row["target"], row["unit"], row.get("higher_is_better")
+    if isinstance(target, (int, float)):
+        factor = target / row["median"] if better_high else row["median"] / target
+        return f"{factor:,.1f}× short"
+    parts = []
+    for key, value in target.items():
+        if key == "share_of_floor" and row.get("ratio_to_floor"):
+            share = 1 / row["ratio_to_floor"]
+            if share < value:
+                parts.append(f"{share:.0%} of the floor, {value / share:,.1f}× short")
+        elif key in ("p50", "p99"):
+            ours = row["median"] if key == "p50" else row["p99"]
+            if ours is not None and ours > value:
+                parts.append(f"{key} {ours / value:,.1f}× over")
+        elif key.endswith("_speedup"):
+            peer = row["peers"].get(key.removesuffix("_speedup"), {})
+            if "speedup" in peer and peer["speedup"] < value:
+                parts.append(f"{value / peer['speedup']:,.1f}× short against {key[:-8]}")
+    return ", ".join(parts) or f"{unit}"
+
+
+def markdown(document: dict[str, Any]) -> str:
+    rows: list[Result] = document["scenarios"]
+    peer_names = sorted({p for r in rows for p in r.get("peers", {})})
+    machine = document["machine"]
+    lines = [
+        f"# Caxton benchmarks, {document['date']}",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+        f"{machine['os']}, CPython {machine['python']}, wasmtime {machine['wasmtime']}, "
+        f"SQLite {machine['sqlite']}. Load average at start / end: "
+        f"{document['load']['start']} / {document['load']['end']} "
+        f"({'quick run' if document['quick'] else 'full run'}, medians over repeated runs; "
+        "floors and peers measured in the same run).",
+        "",
+        "| scenario | median | p99 | floor (same run) | "
+        + " | ".join(peer_names)
+        + (" | " if peer_names else "")
+        + "target | |",
+        "|---" * (6 + len(peer_names)) + "|",
+    ]
+    for row in rows:
+        unit = row["unit"]
+        floor = row.get("floor")
+        floor_text = (
+            f"{floor['name']}: {figure(floor['median'], unit)} {_ratio(row['ratio_to_floor'])}"
+            if floor
+            else ""
+        )
+        cells = [
+            row["scenario"],
+            figure(row["median"], unit),
+            figure(row.get("p99"), unit),
+            floor_text,
+            *(_peer(row.get("peers", {}).get(p), unit) for p in peer_names),
+            _target(row["target"], unit),
+            "met" if row["met"] else f"**missed** ({missed_by(row)})",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"- {r['scenario']}: {r['note']}" for r in rows if r.get("note")]
+    if notes:
+        lines += ["", "What each scenario measures:", "", *notes]
+    if document.get("skipped"):
+        lines += ["", "Not run:", "", *(f"- {s}" for s in document["skipped"])]
+    return "\n".join(lines) + "\n"
+
+
+def plot(series: dict[str, dict[str, list[float]]], units: dict[str, str], path: Path) -> str:
+    """One panel per scenario: the cumulative distribution of each series' latencies."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no plot: matplotlib is not installed (pip install -e '.[bench]')"
+    if not series:
+        return "no plot: no scenario recorded latency samples"
+    figure_, axes = plt.subplots(len(series), 1, figsize=(9, 3.6 * len(series)), squeeze=False)
+    for axis, (scenario, by_name) in zip(axes[:, 0], series.items(), strict=True):
+        for name, samples in by_name.items():
+            ordered = sorted(samples)
+            n = len(ordered)
+            axis.plot(ordered, [(i + 1) / n for i in range(n)], label=f"{name} ({n})")
+        axis.set_xscale("log")
+        axis.set_xlabel(f"latency ({units[scenario]}, log scale)")
+        axis.set_ylabel("fraction ≤ x")
+        axis.set_title(scenario)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize="small", loc="lower right")
+    figure_.tight_layout()
+    figure_.savefig(path, dpi=110)
+    plt.close(figure_)
+    return ""
