@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
+from caxton.domain.events import Recorded
 from caxton.replay.cursor import Cursor
+from caxton.replay.recording import Recording
+from caxton.replay.reexec import NotInConversation, render
 from caxton.replay.views import story
 from caxton.shell.archive import Source
 from caxton.shell.cli.common import Failure, out, run
 from caxton.shell.cli.events import load, open_for, source_options
+from caxton.shell.reexec import ReexecFailed, reexecute
 
 
 def _with_pairs(
@@ -51,9 +56,7 @@ async def replay(
     try:
         found, story_events = await load(source, conversation_id)
         if builds:
-            from caxton.shell.reexec import reexecute_command
-
-            await reexecute_command(source, found, story_events, builds)
+            await reexecute_command(found, story_events, builds)
             return
         if as_text:
             out.print(story(Cursor.open(found)), markup=False, highlight=False)
@@ -70,3 +73,23 @@ async def _open_app(source: Source, found: object) -> None:
     await app.run_async()
     if app.failure:
         raise Failure(app.failure)
+
+
+async def reexecute_command(
+    recording: Recording, history: Sequence[Recorded], builds: dict[str, Path]
+) -> None:
+    """`caxton replay --with AGENT=FILE …`: prints the reports; exit 1 on any divergence."""
+    diverged = False
+    for agent, path in builds.items():
+        try:
+            wasm = path.read_bytes()
+        except OSError as exc:
+            raise Failure(f"{path}: cannot read ({exc.strerror})") from None
+        try:
+            report = await reexecute(recording, history, agent, wasm, str(path))
+        except (NotInConversation, ReexecFailed) as exc:
+            raise Failure(str(exc)) from None
+        out.print(render(report), markup=False, highlight=False)
+        diverged = diverged or not report.identical
+    if diverged:
+        raise Failure("the new build diverges from the recorded conversation", code=1)

@@ -223,9 +223,7 @@ class ReplayApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """While a prompt is open, the keys it needs are its own (arrows move the caret)."""
-        if action in ("step", "home", "end") and self._prompt_open():
-            return False
-        return True
+        return not (action in ("step", "home", "end") and self._prompt_open())
 
     def _prompt_open(self) -> bool:
         try:
