@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from caxton.domain.world import fold
-from caxton.shell.archive.sources import LogSource, ServerSource, recording
+from caxton.shell.archive.sources import LogSource, recording
 from caxton.shell.client import CaxtonClient
 from tests.e2e.conftest import ServerProcess, caxton
 from tests.support import wat
@@ -202,7 +202,7 @@ def test_a_bundle_imported_elsewhere_folds_to_the_same_state(
         for path in (server.data_dir, bundle, imported):
             source = await LogSource.open(path)
             try:
-                rec, history = await recording(source, cid)
+                rec, _ = await recording(source, cid)
                 world = fold(rec.events, rec.prelude)
                 found.append((world.conversations[cid], world.agents, rec.events))
                 # the bundle carries the components, content-addressed
