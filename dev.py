@@ -18,6 +18,13 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 STAMP = VENV / ".caxton-installed"
+# Real MCP servers from PyPI that the tool bridge's tests run as subprocesses. Each gets
+# its own venv: mcp-server-sqlite needs the mcp 1.x SDK, Caxton (and mcp-server-time) 2.x.
+TOOL_SERVERS = {
+    "sqlite": ["mcp-server-sqlite==2025.4.25", "mcp[cli]>=1.6,<2"],
+    "time": ["mcp-server-time==2026.10.19"],
+}
+TOOL_VENVS = VENV / "tool-servers"
 
 
 def ensure_venv() -> None:
@@ -34,6 +41,21 @@ def ensure_venv() -> None:
     quiet([*pip, "install", "--upgrade", "pip"])
     quiet([*pip, "install", "-e", f"{ROOT}[dev]"])
     STAMP.write_text(wanted)
+
+
+def ensure_tool_servers() -> None:
+    """One venv per registry MCP server of the tests, under .venv/tool-servers/NAME."""
+    for name, requirements in TOOL_SERVERS.items():
+        home = TOOL_VENVS / name
+        stamp = home / ".caxton-installed"
+        wanted = " ".join(requirements)
+        if stamp.exists() and stamp.read_text() == wanted:
+            continue
+        print(f"• installing the {name} MCP server for the tests", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(home)
+        pip = [str(home / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+        quiet([*pip, "install", *requirements])
+        stamp.write_text(wanted)
 
 
 def quiet(command: list[str]) -> None:
@@ -76,6 +98,8 @@ def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit("usage: python3 dev.py demo | test [pytest args] | setup")
     ensure_venv()
+    if sys.argv[1] in ("test", "setup"):
+        ensure_tool_servers()
     commands[sys.argv[1]]()
 
 

@@ -84,6 +84,21 @@ def parse_grants(text: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(grants))
 
 
+def validate_grants(grants: Iterable[str], servers: Iterable[str]) -> tuple[str, ...]:
+    """The grants, sorted; raises `InvalidAgentSpec` for a malformed grant or one naming no
+    configured server."""
+    known = sorted(servers)
+    parsed = parse_grants(grants)
+    for grant in parsed:
+        server = grant.partition(".")[0]
+        if server not in known:
+            listed = ", ".join(known) if known else "none is configured"
+            raise InvalidAgentSpec(
+                "tools", f"{grant!r} names no tool server of this server (configured: {listed})"
+            )
+    return parsed
+
+
 def is_granted(grants: Iterable[str], server: str, tool: str) -> bool:
     """Whether `server.tool` is in the grants, exactly or by `server.*`."""
     wanted = f"{server}.{tool}"

@@ -149,7 +149,7 @@ class InstanceActor:
             await node.commit([self._trapped(incarnation, "instantiate", str(exc), None)])
             return False
         context = node.call_context(self.agent, None)
-        outcome = await self._instance.init_async(spec.config, context)
+        outcome = await self._instance.init_async(spec.config, context, on_pool=context.may_wait)
         if isinstance(outcome, Trapped | AgentError):
             kind, reason = (
                 (outcome.kind, outcome.reason)
@@ -181,11 +181,14 @@ class InstanceActor:
             if message is None:
                 return False
             context = node.call_context(self.agent, message)
-            outcome = await instance.handle_async(json.dumps(message.to_dict()), context)
+            outcome = await instance.handle_async(
+                json.dumps(message.to_dict()), context, on_pool=context.may_wait
+            )
             if isinstance(outcome, Trapped):
                 incarnation = node.world.agents[self.agent].instances[self.replica].incarnation
                 reason = f"{outcome.kind}: {outcome.reason}"
                 events: list[Event] = [
+                    *context.tool_events,  # calls made before the trap happened all the same
                     self._trapped(
                         incarnation, outcome.kind, outcome.reason, message, outcome.duration_us
                     ),

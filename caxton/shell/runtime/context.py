@@ -13,11 +13,23 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from caxton.domain import events
 from caxton.domain.acl import AclMessage, message_from_dict
 from caxton.domain.errors import InvalidMessage
-from caxton.domain.events import HostCall
+from caxton.domain.events import Event, HostCall, ToolCalled, ToolReturned
 from caxton.domain.sending import complete_reply, sent_by
+from caxton.domain.tools import (
+    call_policy,
+    is_granted,
+    journal_value,
+    not_granted,
+    parse_arguments,
+    tool_call_id,
+    unknown_server,
+)
 from caxton.shell.runtime.clock import Clock, random_u64
+from caxton.shell.telemetry.logs import message_context
+from caxton.shell.tools.calls import ToolAnswer, ToolCall, ToolCaller
 from caxton.shell.wasm import SendRefused, ToolFailed
 
 log = logging.getLogger("caxton.agent")
@@ -46,6 +58,14 @@ class CallContext:
     max_content_bytes: int
     journal: list[HostCall] = field(default_factory=list)
     outgoing: list[Outgoing] = field(default_factory=list)
+    tools: ToolAccess | None = None
+    tool_events: list[Event] = field(default_factory=list)
+    tool_calls: int = 0
+
+    @property
+    def may_wait(self) -> bool:
+        """Whether the call may wait for a tool: it must then run on the worker pool."""
+        return self.tools is not None and self.tools.may_call
 
     def send(self, envelope_json: str) -> str:
         try:
@@ -66,7 +86,8 @@ class CallContext:
         return message.id
 
     def log(self, level: str, text: str) -> None:
-        log.log(_LEVELS.get(level, logging.INFO), "%s", text[:4096], extra={"agent": self.agent})
+        context = message_context(self.cause, self.agent)
+        log.log(_LEVELS.get(level, logging.INFO), "%s", text[:4096], extra=context)
 
     def now(self) -> int:
         value = self.clock.now_ms()
@@ -79,9 +100,105 @@ class CallContext:
         return value
 
     def call_tool(self, server: str, tool: str, args_json: str) -> str:
-        reason = f"no tool server {server!r} is configured (tool bridge not enabled)"
-        self.journal.append(HostCall(kind="tool-error", value=reason))
-        raise ToolFailed(reason)
+        access = self.tools or ToolAccess()
+        cause = self.cause
+        scope = cause.id if cause is not None else f"{self.agent}/init/{self.clock.now_ms()}"
+        call_id = tool_call_id(scope, self.tool_calls)
+        self.tool_calls += 1
+        conversation = cause.conversation_id if cause is not None else ""
+        who = {"agent": self.agent, "conversation_id": conversation}
+        self.tool_events.append(
+            ToolCalled(
+                call_id=call_id,
+                server=server,
+                tool=tool,
+                arguments=args_json,
+                message_id=cause.id if cause is not None else "",
+                **who,
+            )
+        )
+        answer = access.call(self.agent, server, tool, args_json, conversation)
+        ids = {"call_id": call_id, "server": server, "tool": tool, **who}
+        self.tool_events.extend(answer.before)
+        if answer.result is None:
+            reason = f"{answer.kind}: {answer.reason}"
+            self.tool_events.append(
+                events.ToolFailed(
+                    kind=answer.kind, reason=reason, duration_us=answer.duration_us, **ids
+                )
+            )
+            self.tool_events.extend(answer.after)
+            self.journal.append(
+                HostCall(
+                    kind="call-tool", value=journal_value(server, tool, args_json, error=reason)
+                )
+            )
+            raise ToolFailed(reason)
+        self.tool_events.append(
+            ToolReturned(
+                result=answer.result,
+                duration_us=answer.duration_us,
+                truncated=answer.truncated,
+                size=answer.size,
+                **ids,
+            )
+        )
+        self.tool_events.extend(answer.after)
+        self.journal.append(
+            HostCall(
+                kind="call-tool", value=journal_value(server, tool, args_json, ok=answer.result)
+            )
+        )
+        return answer.result
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolAccess:
+    """What one agent may call, and the bridge that calls it (None: no tools configured)."""
+
+    bridge: ToolCaller | None = None
+    grants: tuple[str, ...] = ()
+    timeout_ms: int = 0
+    breaker_threshold: int = 0
+
+    @property
+    def may_call(self) -> bool:
+        """Whether calls may wait for a tool (the agent then runs on the worker pool)."""
+        return self.bridge is not None and bool(self.grants)
+
+    def call(
+        self, agent: str, server: str, tool: str, args_json: str, conversation: str
+    ) -> ToolAnswer:
+        """Refuses what the rules refuse, and asks the bridge for the rest."""
+        bridge = self.bridge
+        if bridge is None:
+            return ToolAnswer(kind="refused", reason="no tool server is configured on this server")
+        config = bridge.servers.get(server)
+        if config is None:
+            return ToolAnswer(kind="refused", reason=unknown_server(server, bridge.servers))
+        if not is_granted(self.grants, server, tool):
+            return ToolAnswer(kind="refused", reason=not_granted(agent, server, tool))
+        arguments = parse_arguments(args_json)
+        if isinstance(arguments, str):
+            return ToolAnswer(kind="refused", reason=arguments)
+        policy = call_policy(
+            timeout_ms=config.timeout_ms,
+            breaker_threshold=config.breaker_threshold,
+            breaker_reset_ms=config.breaker_reset_ms,
+            agent=agent,
+            agent_timeout_ms=self.timeout_ms,
+            agent_threshold=self.breaker_threshold,
+        )
+        return bridge.call_blocking(
+            ToolCall(
+                server=server,
+                tool=tool,
+                arguments=arguments,
+                policy=policy,
+                agent=agent,
+                conversation_id=conversation,
+            )
+        )
 
 
 _LEVELS = {

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 
 from caxton import __version__
 from caxton.domain.acl import AclMessage, from_client, is_final_reply
@@ -35,11 +36,12 @@ from caxton.domain.ids import is_client, split_instance_key
 from caxton.domain.routing import NO_CURSOR, route
 from caxton.domain.sending import platform_failure
 from caxton.domain.settings import validate_reconfiguration
+from caxton.domain.tools import validate_grants
 from caxton.domain.tracing import stamped
 from caxton.domain.world import EMPTY, World, evolve
 from caxton.shell.runtime.actor import InstanceActor
 from caxton.shell.runtime.clock import Clock, client_address, fresh_id
-from caxton.shell.runtime.context import CallContext
+from caxton.shell.runtime.context import CallContext, ToolAccess
 from caxton.shell.runtime.errors import (
     AgentExists,
     AgentNotFound,
@@ -48,6 +50,7 @@ from caxton.shell.runtime.errors import (
     NodeStopping,
 )
 from caxton.shell.store import EventLog, Pending
+from caxton.shell.tools import ToolCaller
 from caxton.shell.wasm import WasmHost
 
 logger = logging.getLogger("caxton.runtime")
@@ -74,6 +77,7 @@ class DeploySpec:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     config: str = ""
     replace: bool = False
+    tools: tuple[str, ...] = ()
 
 
 class Node:
@@ -88,8 +92,10 @@ class Node:
         node_id: str,
         address: str = "",
         max_content_bytes: int = 1 << 20,
+        tools: ToolCaller | None = None,
     ) -> None:
         self.log = log
+        self.tools = tools
         self.host = host
         self.clock = clock
         self.node_id = node_id
@@ -105,6 +111,8 @@ class Node:
         self._started = False
         self._stopping = False
         self._commit_failed: BaseException | None = None
+        self.observers: list[Callable[[Recorded], None]] = []
+        """Called with every committed event, in order (metrics, live figures): keep cheap."""
 
     # --- lifecycle --------------------------------------------------------
 
@@ -179,6 +187,8 @@ class Node:
             return
         for recorded in future.result():
             self.world = evolve(self.world, recorded)
+            for observe in self.observers:
+                observe(recorded)
             if isinstance(recorded.event, MessageSent):
                 self._dispatch(recorded.event)
 
@@ -198,12 +208,19 @@ class Node:
     # --- what agents send -------------------------------------------------
 
     def call_context(self, agent: str, cause: AclMessage | None) -> CallContext:
+        state = self.world.agents.get(agent)
         return CallContext(
             agent=agent,
             cause=cause,
             clock=self.clock,
             route=self._route,
             max_content_bytes=self.max_content_bytes,
+            tools=ToolAccess(
+                bridge=self.tools,
+                grants=state.tools if state is not None else (),
+                timeout_ms=state.tool_timeout_ms if state is not None else 0,
+                breaker_threshold=state.breaker_threshold if state is not None else 0,
+            ),
         )
 
     def _route(self, message: AclMessage) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
@@ -212,7 +229,8 @@ class Node:
         return decided.deliveries, decided.dead_letters
 
     def sends_of(self, context: CallContext) -> list[Event]:
-        events: list[Event] = []
+        """What a guest call produced: its tool calls (in order), then the messages it sent."""
+        events: list[Event] = list(context.tool_events)
         for out in context.outgoing:
             cause = context.cause.id if context.cause is not None else ""
             events.append(MessageSent(message=out.message, deliveries=out.deliveries, cause=cause))
@@ -251,6 +269,8 @@ class Node:
         validate_deployment(
             spec.name, replicas=spec.replicas, capabilities=spec.capabilities, limits=spec.limits
         )
+        grants = validate_grants(spec.tools, self.tools.servers if self.tools is not None else {})
+        spec = dataclass_replace(spec, tools=grants)
         async with self._agent_lock(spec.name):
             await self._deploy(spec)
 
@@ -275,6 +295,7 @@ class Node:
                     limits=spec.limits,
                     restart=spec.restart,
                     config=spec.config,
+                    tools=spec.tools,
                 )
             ]
         )

@@ -9,6 +9,7 @@ no lookup by store, no per-instance linker.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,13 +23,17 @@ from caxton.shell.wasm.validation import HOST_INTERFACE
 
 
 class ActiveCall:
-    """The services of the call running on this thread, and a host failure if any."""
+    """The services of the call running on this thread, and a host failure if any.
 
-    __slots__ = ("failure", "services")
+    `resume(waited_ns)` is called after a host function that may wait (`call-tool`), so
+    the instance can re-arm the guest's deadline without charging it the wait."""
+
+    __slots__ = ("failure", "resume", "services")
 
     def __init__(self, services: HostServices) -> None:
         self.services = services
         self.failure: BaseException | None = None
+        self.resume: Callable[[int], None] | None = None
 
 
 _slot = threading.local()
@@ -95,7 +100,13 @@ def _random() -> int:
 
 
 def _call_tool(server: str, tool: str, args_json: str) -> capi.Reply:
-    return _answer(lambda s: s.call_tool(server, tool, args_json))
+    call = _active()
+    began = time.perf_counter_ns()
+    try:
+        return _answer(lambda s: s.call_tool(server, tool, args_json))
+    finally:
+        if call.resume is not None:
+            call.resume(time.perf_counter_ns() - began)
 
 
 def _text(value: object) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 
 import wasmtime
@@ -81,13 +82,19 @@ class AgentInstance:
         """Calls the guest's `handle(message)` on this thread."""
         return self._call(self._handle, envelope_json, services)
 
-    async def init_async(self, config: str, services: HostServices) -> Outcome:
-        """`init`, inline or on the worker pool according to the agent's timeout."""
-        return await self._dispatch(self._init, config, services)
+    async def init_async(
+        self, config: str, services: HostServices, *, on_pool: bool = False
+    ) -> Outcome:
+        """`init`, inline or on the worker pool according to the agent's timeout;
+        `on_pool` forces the pool (an agent that may wait for tools)."""
+        return await self._dispatch(self._init, config, services, on_pool)
 
-    async def handle_async(self, envelope_json: str, services: HostServices) -> Outcome:
-        """`handle`, inline or on the worker pool according to the agent's timeout."""
-        return await self._dispatch(self._handle, envelope_json, services)
+    async def handle_async(
+        self, envelope_json: str, services: HostServices, *, on_pool: bool = False
+    ) -> Outcome:
+        """`handle`, inline or on the worker pool according to the agent's timeout;
+        `on_pool` forces the pool (an agent that may wait for tools)."""
+        return await self._dispatch(self._handle, envelope_json, services, on_pool)
 
     def set_limits(self, limits: Limits) -> None:
         """New limits for the calls after this one, on a live instance. The Store's memory
@@ -102,8 +109,10 @@ class AgentInstance:
         """Drops the Store (and with it the instance's memory)."""
         self._store = None
 
-    async def _dispatch(self, func: _Export, text: str, services: HostServices) -> Outcome:
-        if self.runs_inline:
+    async def _dispatch(
+        self, func: _Export, text: str, services: HostServices, on_pool: bool = False
+    ) -> Outcome:
+        if self.runs_inline and not on_pool:
             return self._call(func, text, services)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._call, func, text, services)
@@ -114,8 +123,9 @@ class AgentInstance:
             why = self._dead.reason if self._dead is not None else "closed"
             raise InstanceDead(f"{self.name}: the instance is dead ({why}); start a new one")
         call = imports.ActiveCall(services)
-        imports.enter(call)
         started = time.perf_counter_ns()
+        call.resume = self._rearm(store, started)
+        imports.enter(call)
         try:
             if self._new_memory_limit is not None:
                 store.set_limits(memory_size=self._new_memory_limit)
@@ -131,6 +141,19 @@ class AgentInstance:
         if result is None:
             return Completed(_since(started))
         return AgentError(result, _since(started))
+
+    def _rearm(self, store: wasmtime.Store, started_ns: int) -> Callable[[int], None]:
+        """After a host call that waited (a tool), the deadline again leaves the guest the
+        rest of its budget: time spent waiting for a tool is bounded by the tool's timeout,
+        not charged to the agent's per-message budget."""
+        waited = [0]
+
+        def resume(waited_ns: int) -> None:
+            waited[0] += waited_ns
+            used_ms = (time.perf_counter_ns() - started_ns - waited[0]) / 1e6
+            store.set_epoch_deadline(deadline_ticks(max(1, int(self.limits.timeout_ms - used_ms))))
+
+        return resume
 
     def _failed(self, exc: Exception, call: imports.ActiveCall, duration_us: int) -> Trapped:
         if call.failure is not None:

@@ -1,0 +1,57 @@
+"""What the runtime asks of the tool bridge and what it gets back (no MCP imports here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from caxton.domain.events import Event
+from caxton.domain.tools import CallPolicy
+from caxton.shell.tools.settings import ToolServerConfig
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCall:
+    """One call, already granted and with valid arguments."""
+
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+    policy: CallPolicy
+    agent: str = ""
+    conversation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolAnswer:
+    """A call's end: `result` (the text the agent receives) or a failure `kind` and `reason`.
+
+    `before` holds the breaker events recorded as the call was admitted (a trial), `after`
+    those its end caused (opened, closed)."""
+
+    result: str | None = None
+    kind: str = ""
+    reason: str = ""
+    duration_us: int = 0
+    truncated: bool = False
+    size: int = 0
+    before: tuple[Event, ...] = ()
+    after: tuple[Event, ...] = field(default=())
+
+
+class ToolCaller(Protocol):
+    """The bridge as the runtime sees it."""
+
+    @property
+    def servers(self) -> Mapping[str, ToolServerConfig]:
+        """The configured tool servers by name."""
+        ...
+
+    def call_blocking(self, call: ToolCall) -> ToolAnswer:
+        """Makes the call from a worker thread and waits for its answer (never raises)."""
+        ...
+
+    async def call(self, call: ToolCall) -> ToolAnswer:
+        """Makes the call on the event loop (never raises)."""
+        ...

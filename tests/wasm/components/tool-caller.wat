@@ -1,0 +1,86 @@
+;; An agent that calls one tool per message: `init(config)` keeps the config, three
+;; lines "SERVER\nTOOL\nARGS-JSON"; `handle` calls call-tool(SERVER, TOOL, ARGS-JSON)
+;; and returns ok when the tool answered, or err(<the host's error text>) when not.
+(component
+  (import "caxton:agent/host@0.1.0" (instance $host
+    (export "call-tool" (func (param "server" string) (param "tool" string)
+      (param "args-json" string) (result (result string (error string)))))
+  ))
+  (core module $Mem
+    (memory (export "memory") 1)
+    (global $bump (export "bump") (mut i32) (i32.const 32768))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $p i32)
+      (local.set $p (i32.and (i32.add (global.get $bump) (i32.sub (local.get 2) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get 2))))
+      (global.set $bump (i32.add (local.get $p) (local.get 3)))
+      (block $fits
+        (br_if $fits (i32.le_u (global.get $bump) (i32.shl (memory.size) (i32.const 16))))
+        (br_if $fits (i32.ne (i32.const -1)
+          (memory.grow (i32.add (i32.const 1) (i32.shr_u
+            (i32.sub (global.get $bump) (i32.shl (memory.size) (i32.const 16))) (i32.const 16))))))
+        unreachable)
+      (local.get $p)))
+  (core instance $mem (instantiate $Mem))
+  (core func $call_tool (canon lower (func $host "call-tool")
+    (memory (core memory $mem "memory")) (realloc (core func $mem "realloc"))))
+  (core module $Main
+    (import "mem" "memory" (memory 1))
+    (import "mem" "bump" (global $bump (mut i32)))
+    (import "host" "call-tool" (func $call_tool (param i32 i32 i32 i32 i32 i32 i32)))
+    ;; 16..28: call-tool's return area; 32..44: our own result;
+    ;; 64..88: the config's three parts as (offset, length) pairs; 1024..32767: the config
+    (func $newline (param $from i32) (param $end i32) (result i32)
+      (block $found
+        (loop $scan
+          (br_if $found (i32.ge_u (local.get $from) (local.get $end)))
+          (br_if $found (i32.eq (i32.load8_u (local.get $from)) (i32.const 10)))
+          (local.set $from (i32.add (local.get $from) (i32.const 1)))
+          (br $scan)))
+      (local.get $from))
+
+    (func (export "init") (param $at i32) (param $len i32) (result i32)
+      (local $end i32) (local $a i32) (local $b i32)
+      (if (i32.gt_u (local.get $len) (i32.const 31000)) (then unreachable))
+      (memory.copy (i32.const 1024) (local.get $at) (local.get $len))
+      (local.set $end (i32.add (i32.const 1024) (local.get $len)))
+      (local.set $a (call $newline (i32.const 1024) (local.get $end)))
+      (local.set $b (call $newline (i32.add (local.get $a) (i32.const 1)) (local.get $end)))
+      (i32.store (i32.const 64) (i32.const 1024))
+      (i32.store (i32.const 68) (i32.sub (local.get $a) (i32.const 1024)))
+      (i32.store (i32.const 72) (i32.add (local.get $a) (i32.const 1)))
+      (i32.store (i32.const 76) (i32.sub (local.get $b) (i32.add (local.get $a) (i32.const 1))))
+      (i32.store (i32.const 80) (i32.add (local.get $b) (i32.const 1)))
+      (i32.store (i32.const 84) (i32.sub (local.get $end) (i32.add (local.get $b) (i32.const 1))))
+      (if (i32.ge_u (local.get $b) (local.get $end))
+        (then (i32.store (i32.const 84) (i32.const 0))))
+      (i32.store8 (i32.const 32) (i32.const 0))
+      (i32.const 32))
+
+    (func (export "handle") (param $at i32) (param $len i32) (result i32)
+      (call $call_tool
+        (i32.load (i32.const 64)) (i32.load (i32.const 68))
+        (i32.load (i32.const 72)) (i32.load (i32.const 76))
+        (i32.load (i32.const 80)) (i32.load (i32.const 84))
+        (i32.const 16))
+      (if (i32.load8_u (i32.const 16))
+        (then
+          (i32.store8 (i32.const 32) (i32.const 1))
+          (i32.store (i32.const 36) (i32.load (i32.const 20)))
+          (i32.store (i32.const 40) (i32.load (i32.const 24)))
+          (return (i32.const 32))))
+      (i32.store8 (i32.const 32) (i32.const 0))
+      (i32.const 32))
+
+    (func (export "reset") (param i32)
+      (global.set $bump (i32.const 32768))))
+  (core instance $main (instantiate $Main
+    (with "mem" (instance $mem))
+    (with "host" (instance (export "call-tool" (func $call_tool))))))
+  (func (export "init") (param "config" string) (result (result (error string)))
+    (canon lift (core func $main "init") (memory (core memory $mem "memory"))
+      (realloc (core func $mem "realloc")) (post-return (core func $main "reset"))))
+  (func (export "handle") (param "message" string) (result (result (error string)))
+    (canon lift (core func $main "handle") (memory (core memory $mem "memory"))
+      (realloc (core func $mem "realloc")) (post-return (core func $main "reset"))))
+)
