@@ -30,6 +30,14 @@ from caxton.domain.schema import decode, message_from_stored
 from caxton.shell.api.convert import envelope_dict
 from caxton.shell.api.generated.caxton import v1
 from caxton.shell.config import ConfigError, parse_host_port
+from caxton.shell.operations import (
+    AgentDebug,
+    Setting,
+    TopSnapshot,
+    debug_of,
+    settings_of,
+    top_of,
+)
 
 
 class CaxtonError(Exception):
@@ -145,6 +153,7 @@ class CaxtonClient:
         self._agents = v1.AgentServiceStub(self._channel, **options)
         self._messages = v1.MessageServiceStub(self._channel, **options)
         self._conversations = v1.ConversationServiceStub(self._channel, **options)
+        self._ops = v1.OpsServiceStub(self._channel, **options)
         self._events = v1.EventServiceStub(self._channel, metadata=metadata)
 
     async def __aenter__(self) -> CaxtonClient:
@@ -320,6 +329,50 @@ class CaxtonClient:
         """The bytes of a component the server holds (by sha256 digest); `NotFound` if none."""
         reply = await self._call(self._agents.get_component(v1.GetComponentRequest(digest=digest)))
         return bytes(reply.component)
+
+    # --- live operations (caxton config, top, debug) ------------------------
+
+    async def config_set(
+        self,
+        agent: str,
+        *,
+        memory_bytes: int | None = None,
+        timeout_ms: int | None = None,
+        mailbox: int | None = None,
+        max_restarts: int | None = None,
+        restart_window_ms: int | None = None,
+        breaker_timeout_ms: int | None = None,
+        breaker_threshold: int | None = None,
+        tools: Sequence[str] | None = None,
+    ) -> tuple[Setting, ...]:
+        """Changes settings of a running agent, without a restart; returns all of them."""
+        request = v1.SetConfigRequest(
+            agent=agent,
+            memory_bytes=memory_bytes,
+            timeout_ms=timeout_ms,
+            mailbox=mailbox,
+            max_restarts=max_restarts,
+            restart_window_ms=restart_window_ms,
+            breaker_timeout_ms=breaker_timeout_ms,
+            breaker_threshold=breaker_threshold,
+            set_tools=tools is not None,
+            tools=list(tools or ()),
+        )
+        return settings_of((await self._call(self._ops.set_config(request))).settings)
+
+    async def config_get(self, agent: str) -> tuple[Setting, ...]:
+        """An agent's effective settings and where each came from."""
+        reply = await self._call(self._ops.get_config(v1.GetConfigRequest(agent=agent)))
+        return settings_of(reply.settings)
+
+    async def top(self) -> TopSnapshot:
+        """Every agent's live figures and the open, stalled and violated conversations."""
+        return top_of(await self._call(self._ops.top(v1.TopRequest())))
+
+    async def debug_agent(self, agent: str, *, recent: int = 10) -> AgentDebug:
+        """One agent's figures, recent traps, restarts and conversations."""
+        request = v1.DebugAgentRequest(agent=agent, recent=recent)
+        return debug_of(await self._call(self._ops.debug_agent(request)))
 
     async def _call(self, call: Any) -> Any:
         try:

@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_METRICS = "127.0.0.1:9090"
+DEFAULT_HEALTH = "127.0.0.1:8081"
+OFF = "off"
+TRACE_EXPORTS = ("none", "console", "otlp-grpc", "otlp-http")
+LOG_FORMATS = ("auto", "json", "text")
 DEFAULT_DATA_DIR = Path(".caxton")
 
 
@@ -23,6 +28,17 @@ class ServerConfig:
     store: str = ""
     token: str = ""
     synchronous: str = "NORMAL"
+    metrics: str = DEFAULT_METRICS
+    """HOST:PORT of Prometheus `/metrics`, or `off`."""
+    health: str = DEFAULT_HEALTH
+    """HOST:PORT of `/health` and `/ready`, or `off`."""
+    traces: str = "none"
+    """Where spans go: none, console, otlp-grpc or otlp-http."""
+    otlp_endpoint: str = ""
+    trace_sampling: str = "1.0"
+    """The share of traces exported, 0 to 1 (decided by trace id)."""
+    log_format: str = "auto"
+    """json, text, or auto: text on a terminal, JSON lines otherwise."""
 
     @property
     def store_url(self) -> str:
@@ -41,7 +57,19 @@ def parse_host_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-_KEYS = {"data_dir", "listen", "store", "token", "synchronous"}
+_KEYS = {
+    "data_dir",
+    "listen",
+    "store",
+    "token",
+    "synchronous",
+    "metrics",
+    "health",
+    "traces",
+    "otlp_endpoint",
+    "trace_sampling",
+    "log_format",
+}
 
 
 def load_config(path: Path | None, **flags: Any) -> ServerConfig:
@@ -71,13 +99,35 @@ def load_config(path: Path | None, **flags: Any) -> ServerConfig:
     parse_host_port(config.listen)
     if config.synchronous.upper() not in {"NORMAL", "FULL"}:
         raise ConfigError("synchronous must be NORMAL or FULL")
+    _check_observability(config)
     return config
+
+
+def _check_observability(config: ServerConfig) -> None:
+    for name, value in (("metrics", config.metrics), ("health", config.health)):
+        if value != OFF:
+            try:
+                parse_host_port(value)
+            except ConfigError:
+                raise ConfigError(f"{name}: {value!r} is not HOST:PORT or off") from None
+    if config.traces not in TRACE_EXPORTS:
+        raise ConfigError(f"traces: {config.traces!r} is not one of {', '.join(TRACE_EXPORTS)}")
+    try:
+        sampling = float(config.trace_sampling)
+    except ValueError:
+        sampling = -1.0
+    if not 0 <= sampling <= 1:
+        raise ConfigError(f"trace_sampling: {config.trace_sampling!r} is not a number from 0 to 1")
+    if config.log_format not in LOG_FORMATS:
+        raise ConfigError(f"log_format: {config.log_format!r} is not one of auto, json, text")
 
 
 def _apply(config: ServerConfig, values: dict[str, Any], origin: str) -> ServerConfig:
     for key, value in values.items():
         if key == "data_dir":
             value = Path(value)
+        elif key == "trace_sampling" and isinstance(value, int | float):
+            value = str(value)
         elif not isinstance(value, str):
             raise ConfigError(f"{origin}: {key} must be a string")
         config = replace(config, **{key: value})

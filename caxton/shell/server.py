@@ -14,12 +14,14 @@ from grpclib.health.service import Health
 from grpclib.server import Server
 
 from caxton.shell.api.auth import install_token_check
+from caxton.shell.api.ops import OpsService
 from caxton.shell.api.service import services_for
 from caxton.shell.config import ServerConfig
 from caxton.shell.datadir import DataDir
 from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog
+from caxton.shell.telemetry.wiring import Observability
 from caxton.shell.wasm import WasmHost
 
 logger = logging.getLogger("caxton.server")
@@ -45,13 +47,20 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             address=f"{bind_host}:{port}",
         )
         server: Server | None = None
+        observability = Observability(config)
         try:
+            await observability.bind()
+            observability.attach(node, log)
+            first_new = await log.last_position() + 1
             await node.start()
-            handlers = services_for(node, log)
+            observability.checks["integrity"] = True
+            observability.start_traces(log, node, first_new)
+            handlers = [*services_for(node, log), OpsService(node, observability.stats)]
             serving = ServiceStatus()  # the gRPC health service: SERVING only while started
             server = Server([*handlers, Health({handler: [serving] for handler in handlers})])
             if config.token:
                 install_token_check(server, config.token)
+            observability.count_requests(server)
             try:
                 await server.start(bind_host, port)
             except OSError as exc:
@@ -59,6 +68,9 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                     f"cannot listen on {bind_host}:{port} ({exc.strerror}); "
                     "is another server running? choose another address with --listen"
                 ) from None
+            observability.checks["api"] = True
+            for what, where in observability.addresses.items():
+                announce(f"  {what}: {where}")
             announce(
                 f"✓ Caxton {node.node_id} listening on {bind_host}:{port} "
                 f"(log: {log.where}, position {node.world.position})"
@@ -73,6 +85,7 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                 with contextlib.suppress(Exception):
                     await server.wait_closed()
             await node.shutdown()
+            await observability.close()
             await log.close()
             host.close()
         announce("✓ stopped cleanly")

@@ -118,6 +118,10 @@ async def _start_server(data_dir: Path, address: str) -> asyncio.subprocess.Proc
         address,
         "--log-level",
         "WARNING",
+        "--metrics",  # free ports: the defaults may be taken by another server
+        f"127.0.0.1:{_free_port()}",
+        "--health",
+        f"127.0.0.1:{_free_port()}",
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )

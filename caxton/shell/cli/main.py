@@ -12,6 +12,7 @@ from caxton.shell.cli.common import Failure, err
 from caxton.shell.cli.demo import demo
 from caxton.shell.cli.events import events
 from caxton.shell.cli.messages import conversations, send, trace
+from caxton.shell.cli.ops import config, debug
 from caxton.shell.cli.server import server
 from caxton.shell.client import CaxtonError
 
@@ -29,6 +30,8 @@ cli.add_command(trace)
 cli.add_command(conversations)
 cli.add_command(demo)
 cli.add_command(events)
+cli.add_command(config)
+cli.add_command(debug)
 
 
 def main() -> None:

@@ -45,6 +45,30 @@ def server() -> None:
     help="SQLite durability: NORMAL survives crashes, FULL also power loss.",
 )
 @click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--metrics", default=None, help="HOST:PORT for Prometheus /metrics, or off (127.0.0.1:9090)."
+)
+@click.option(
+    "--health", default=None, help="HOST:PORT for /health and /ready, or off (127.0.0.1:8081)."
+)
+@click.option(
+    "--traces",
+    type=click.Choice(["none", "console", "otlp-grpc", "otlp-http"]),
+    default=None,
+    help="Where spans go (default none).",
+)
+@click.option(
+    "--otlp-endpoint",
+    default=None,
+    help="The collector (default http://127.0.0.1:4317, or :4318/v1/traces for otlp-http).",
+)
+@click.option("--trace-sampling", default=None, help="Share of traces exported, 0 to 1 (1).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "json", "text"]),
+    default=None,
+    help="Logs on stderr: JSON lines, or text (auto: text on a terminal).",
+)
 def start(
     data_dir: Path | None,
     listen: str | None,
@@ -53,12 +77,20 @@ def start(
     token: str | None,
     synchronous: str | None,
     log_level: str,
+    metrics: str | None,
+    health: str | None,
+    traces: str | None,
+    otlp_endpoint: str | None,
+    trace_sampling: str | None,
+    log_format: str | None,
 ) -> None:
     """Start a server in the foreground; Ctrl-C stops it cleanly."""
     from caxton.shell.config import ConfigError, load_config
     from caxton.shell.datadir import DataDirBusy, DataDirUnusable
-    from caxton.shell.server import ListenFailed, configure_logging, serve
+    from caxton.shell.server import ListenFailed, serve
     from caxton.shell.store import StoreError
+    from caxton.shell.telemetry.http import EndpointUnavailable
+    from caxton.shell.telemetry.logs import configure_logging
     from caxton.shell.wasm import WasmError
 
     try:
@@ -69,11 +101,24 @@ def start(
             store=store,
             token=token,
             synchronous=synchronous,
+            metrics=metrics,
+            health=health,
+            traces=traces,
+            otlp_endpoint=otlp_endpoint,
+            trace_sampling=trace_sampling,
+            log_format=log_format,
         )
     except ConfigError as exc:
         raise Failure(str(exc), code=2) from None
-    configure_logging(log_level)
+    configure_logging(log_level, config.log_format)  # type: ignore[arg-type]
     try:
         asyncio.run(serve(config, announce=lambda text: out.print(text, markup=False)))
-    except (DataDirBusy, DataDirUnusable, ListenFailed, StoreError, WasmError) as exc:
+    except (
+        DataDirBusy,
+        DataDirUnusable,
+        ListenFailed,
+        EndpointUnavailable,
+        StoreError,
+        WasmError,
+    ) as exc:
         raise Failure(str(exc)) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from caxton.domain.events import Recorded
 from caxton.domain.ids import conversation_stream
@@ -60,6 +60,10 @@ class EventLog:
             await backend.close()
             raise
         return cls(backend, versions)
+
+    def observe_commits(self, callback: Callable[[int, int], None] | None) -> None:
+        """`callback(events, commit_ns)` after each committed transaction (for metrics)."""
+        self._writer.on_batch = callback
 
     def append(self, items: Sequence[Pending]) -> asyncio.Future[list[Recorded]]:
         """Queues events without blocking; the future resolves once they are committed.

@@ -10,6 +10,7 @@ others commit in one writer thread, and appends made meanwhile wait for the next
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class _Outcome:
     positions: list[int] = field(default_factory=list)
     error: StoreError | None = None
     versions: dict[str, int] | None = None
+    duration_ns: int = 0
 
 
 class GroupCommit:
@@ -46,6 +48,8 @@ class GroupCommit:
         self._backend = backend
         self._versions = versions
         self._on_commit = on_commit
+        self.on_batch: Callable[[int, int], None] | None = None
+        """Called after each committed batch with its size and its commit time in ns."""
         self._loop = asyncio.get_running_loop()
         self._queue: list[tuple[list[Prepared], Waiter]] = []
         self._busy = False  # a flush is scheduled or a batch is in flight
@@ -114,6 +118,7 @@ class GroupCommit:
 
     def _commit(self, stored: list[StoredEvent]) -> _Outcome:
         """One transaction; on failure, the versions are reloaded (another writer?)."""
+        started = time.perf_counter_ns()
         try:
             positions = self._backend.insert(stored)
         except Exception as e:  # every caller of the batch must hear of it, bug or not
@@ -127,7 +132,7 @@ class GroupCommit:
         if len(positions) != len(stored):
             reason = f"the recorder gave {len(positions)} positions for {len(stored)} events"
             return _Outcome(error=StoreError(self._backend.where, reason))
-        return _Outcome(positions=positions)
+        return _Outcome(positions=positions, duration_ns=time.perf_counter_ns() - started)
 
     def _landed(
         self, batch: list[tuple[list[Prepared], Waiter]], versions: list[int], outcome: _Outcome
@@ -141,6 +146,8 @@ class GroupCommit:
         else:
             self.batches += 1
             self._resolve(batch, versions, outcome.positions)
+            if self.on_batch is not None:
+                self.on_batch(len(outcome.positions), outcome.duration_ns)
             self._on_commit()
         if self._queue:
             self._loop.call_soon(self._flush)

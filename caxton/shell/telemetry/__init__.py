@@ -1,0 +1,1 @@
+"""Observability: metrics, health, logs, live figures and the live span exporter."""

@@ -1,0 +1,256 @@
+"""The live trace exporter: spans built from committed events, shipped off the hot path.
+
+A background task follows the log, turns events into spans with the same builder as
+`caxton events export --format otlp-json` (`caxton.replay.spans`), converts the
+sampled ones to the SDK's `ReadableSpan` and hands batches to an exporter (OTLP gRPC or
+HTTP, console) on a worker thread. The queue is bounded: when the collector is slow or
+absent, spans are dropped and counted, and message handling never waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event as SdkEvent
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from caxton import __version__
+from caxton.replay.spans import Span, SpanBuilder
+from caxton.shell.store import EventLog
+
+logger = logging.getLogger("caxton.telemetry")
+
+TraceExport = Literal["none", "console", "otlp-grpc", "otlp-http"]
+TRACE_EXPORTS: tuple[TraceExport, ...] = ("none", "console", "otlp-grpc", "otlp-http")
+DEFAULT_ENDPOINTS = {
+    "otlp-grpc": "http://127.0.0.1:4317",
+    "otlp-http": "http://127.0.0.1:4318/v1/traces",
+}
+MAX_QUEUE = 20_000
+BATCH = 512
+EXPORT_TIMEOUT_S = 5.0
+
+_KINDS = {
+    "internal": SpanKind.INTERNAL,
+    "server": SpanKind.SERVER,
+    "client": SpanKind.CLIENT,
+    "producer": SpanKind.PRODUCER,
+    "consumer": SpanKind.CONSUMER,
+}
+_SCOPE = InstrumentationScope("caxton", __version__)
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def make_exporter(kind: TraceExport, endpoint: str = "") -> SpanExporter | None:
+    """The SDK exporter for `--traces`; nothing is assumed to listen at the endpoint."""
+    if kind == "none":
+        return None
+    if kind == "console":
+        return ConsoleSpanExporter(
+            out=sys.stdout, formatter=lambda span: span.to_json(indent=None) + "\n"
+        )
+    if kind == "otlp-grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        return GrpcExporter(
+            endpoint=endpoint or DEFAULT_ENDPOINTS[kind],
+            insecure=(endpoint or DEFAULT_ENDPOINTS[kind]).startswith("http://"),
+            timeout=EXPORT_TIMEOUT_S,
+        )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpExporter,
+    )
+
+    return HttpExporter(endpoint=endpoint or DEFAULT_ENDPOINTS[kind], timeout=EXPORT_TIMEOUT_S)
+
+
+def sampled(span: Span, ratio: float) -> bool:
+    """Trace-id ratio sampling, as the SDK's `TraceIdRatioBased`: the same decision for
+    every span of a trace, on every node and in every export; a caller's unsampled
+    `traceparent` is respected."""
+    if not span.sampled or ratio <= 0:
+        return False
+    if ratio >= 1:
+        return True
+    return int(span.trace_id[16:], 16) < round(ratio * (1 << 64))
+
+
+def readable(span: Span, resource: Resource) -> ReadableSpan:
+    """The SDK's form of a span, for its exporters."""
+    parent = (
+        SpanContext(int(span.trace_id, 16), int(span.parent_span_id, 16), False, _SAMPLED)
+        if span.parent_span_id
+        else None
+    )
+    status = (
+        Status(StatusCode.ERROR, span.status_message)
+        if span.status == "error"
+        else Status(StatusCode.OK)
+        if span.status == "ok"
+        else Status(StatusCode.UNSET)
+    )
+    return ReadableSpan(
+        name=span.name,
+        context=SpanContext(int(span.trace_id, 16), int(span.span_id, 16), False, _SAMPLED),
+        parent=parent,
+        resource=resource,
+        attributes=dict(span.attributes),
+        events=[SdkEvent(e.name, dict(e.attributes), e.time_ns) for e in span.events],
+        kind=_KINDS[span.kind],
+        status=status,
+        start_time=span.start_ns,
+        end_time=span.end_ns,
+        instrumentation_scope=_SCOPE,
+    )
+
+
+class LiveExporter:
+    """Follows the log from `from_position` and exports the sampled spans it makes."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        exporter: SpanExporter,
+        *,
+        sampling: float = 1.0,
+        node: str = "",
+        max_queue: int = MAX_QUEUE,
+        on_exported: Callable[[int], None] | None = None,
+        on_dropped: Callable[[int], None] | None = None,
+    ) -> None:
+        self.log = log
+        self.exporter = exporter
+        self.sampling = sampling
+        self.max_queue = max_queue
+        self.exported = 0
+        self.dropped = 0
+        self._on_exported = on_exported
+        self._on_dropped = on_dropped
+        attributes = {"service.name": "caxton", "service.version": __version__}
+        if node:
+            attributes["service.instance.id"] = node
+        self._resource = Resource.create(attributes)
+        self._queue: deque[ReadableSpan] = deque()
+        self._ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failing = False
+        self._in_flight = 0
+        self._progress = asyncio.Condition()
+        self._flushes = 0  # someone waits in `flush`: tell them of progress
+        self.position = 0
+        """The last log position turned into spans."""
+
+    async def flush(self, position: int) -> None:
+        """Waits until the events up to `position` are built into spans and shipped."""
+        self._flushes += 1
+        try:
+            async with self._progress:
+                await self._progress.wait_for(
+                    lambda: self.position >= position and not self._queue and not self._in_flight
+                )
+        finally:
+            self._flushes -= 1
+
+    def start(self, from_position: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._follow(from_position), name="caxton-span-builder"),
+            loop.create_task(self._ship(), name="caxton-span-exporter"),
+        ]
+
+    async def close(self, timeout: float = EXPORT_TIMEOUT_S) -> None:
+        """Stops following, ships what is queued (within `timeout`), shuts the exporter."""
+        follow, ship = self._tasks or (None, None)
+        if follow is not None:
+            follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follow
+        if ship is not None:
+            self._queue.append(_END)
+            self._ready.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ship, timeout)
+        await asyncio.to_thread(self.exporter.shutdown)
+
+    async def _follow(self, from_position: int) -> None:
+        builder = SpanBuilder()
+        try:
+            async for recorded in self.log.follow(from_position=from_position):
+                for span in builder.spans(recorded):
+                    if sampled(span, self.sampling):
+                        self._enqueue(readable(span, self._resource))
+                self.position = recorded.position
+                if self._flushes and not self._queue:
+                    await self._notify()
+        except Exception:  # telemetry must never take the server down
+            logger.exception("the span exporter stopped following the log")
+
+    def _enqueue(self, span: ReadableSpan) -> None:
+        if len(self._queue) >= self.max_queue:
+            self.dropped += 1
+            if self._on_dropped is not None:
+                self._on_dropped(1)
+            return
+        self._queue.append(span)
+        self._ready.set()
+
+    async def _ship(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._queue:
+                batch: list[ReadableSpan] = []
+                while self._queue and len(batch) < BATCH:
+                    span = self._queue.popleft()
+                    if span is _END:
+                        await self._export(batch)
+                        return
+                    batch.append(span)
+                await self._export(batch)
+
+    async def _export(self, batch: Sequence[ReadableSpan]) -> None:
+        if not batch:
+            return
+        self._in_flight += 1
+        try:
+            result = await asyncio.to_thread(self.exporter.export, batch)
+        except Exception as exc:
+            logger.warning("exporting %d spans failed: %s", len(batch), exc)
+            result = SpanExportResult.FAILURE
+        finally:
+            self._in_flight -= 1
+        if self._flushes:
+            await self._notify()
+        if result is SpanExportResult.SUCCESS:
+            self.exported += len(batch)
+            if self._on_exported is not None:
+                self._on_exported(len(batch))
+            if self._failing:
+                logger.info("span export works again")
+            self._failing = False
+        else:
+            self.dropped += len(batch)
+            if self._on_dropped is not None:
+                self._on_dropped(len(batch))
+            if not self._failing:  # once per outage, not once per batch
+                logger.warning("span export failed; dropping spans until the collector answers")
+            self._failing = True
+
+    async def _notify(self) -> None:
+        async with self._progress:
+            self._progress.notify_all()
+
+
+_END = ReadableSpan(name="end of export")

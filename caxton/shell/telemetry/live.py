@@ -1,0 +1,187 @@
+"""Live figures for `caxton top` and `caxton debug agent`, kept from committed events.
+
+The node hands every committed event to `LiveStats.observe`, which only appends to
+bounded deques (well under a microsecond); rates and percentiles are computed when
+someone asks, over the last `WINDOW_MS`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from caxton.domain.events import (
+    AgentRestarting,
+    AgentTrapped,
+    MessageHandled,
+    MessageSent,
+    Recorded,
+    ToolFailed,
+    ToolReturned,
+)
+from caxton.domain.ids import is_capability, split_instance_key
+
+WINDOW_MS = 5_000
+_RECENT = 4_096
+_HISTORY = 64
+_DEADLINES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Trap:
+    at_ms: int
+    replica: int
+    kind: str
+    reason: str
+    message_id: str
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    at_ms: int
+    replica: int
+    attempt: int
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    messages_per_second: float
+    p99_handling_ms: float
+    cpu_ms_per_second: float
+    tool_calls_per_second: float
+    tool_p99_ms: float
+
+
+@dataclass(slots=True)
+class _AgentFigures:
+    handled: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=_RECENT))
+    tools: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=_RECENT))
+    traps: deque[Trap] = field(default_factory=lambda: deque(maxlen=_HISTORY))
+    restarts: deque[Restart] = field(default_factory=lambda: deque(maxlen=_HISTORY))
+    conversations: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+
+@dataclass(slots=True)
+class Deadline:
+    """A message with a reply-by whose receivers have not all answered yet."""
+
+    reply_by: int
+    message_id: str
+    waiting: set[str]
+
+
+class LiveStats:
+    """Recent handlings, tool calls, traps, restarts and open deadlines, per agent."""
+
+    def __init__(self) -> None:
+        self._agents: dict[str, _AgentFigures] = {}
+        self.deadlines: OrderedDict[str, Deadline] = OrderedDict()
+
+    def observe(self, recorded: Recorded) -> None:
+        event = recorded.event
+        at = recorded.at
+        if isinstance(event, MessageHandled):
+            figures = self._figures(event.agent)
+            figures.handled.append((at, event.duration_us))
+            self._touch(figures, event.conversation_id)
+        elif isinstance(event, MessageSent):
+            self._sent(event)
+        elif isinstance(event, AgentTrapped):
+            figures = self._figures(event.agent)
+            figures.traps.append(
+                Trap(
+                    at,
+                    event.replica,
+                    event.kind,
+                    event.reason,
+                    event.message_id,
+                    event.conversation_id,
+                )
+            )
+            self._touch(figures, event.conversation_id)
+        elif isinstance(event, AgentRestarting):
+            self._figures(event.agent).restarts.append(
+                Restart(at, event.replica, event.attempt, event.delay_ms)
+            )
+        elif isinstance(event, ToolReturned | ToolFailed) and event.agent:
+            self._figures(event.agent).tools.append((at, event.duration_us))
+
+    def _sent(self, sent: MessageSent) -> None:
+        message = sent.message
+        conversation = message.conversation_id
+        deadline = self.deadlines.get(conversation)
+        if deadline is not None:
+            deadline.waiting.discard(message.sender)
+            if not deadline.waiting:
+                del self.deadlines[conversation]
+        if message.reply_by is not None and conversation:
+            waiting = {split_instance_key(d)[0] if "#" in d else d for d in sent.deliveries}
+            waiting |= {r for r in message.receivers if not is_capability(r)}
+            waiting.discard(message.sender)
+            self.deadlines[conversation] = Deadline(message.reply_by, message.id, waiting)
+            self.deadlines.move_to_end(conversation)
+            while len(self.deadlines) > _DEADLINES:
+                self.deadlines.popitem(last=False)
+        for target in sent.deliveries:
+            if "#" in target:
+                self._touch(self._figures(split_instance_key(target)[0]), conversation)
+
+    def _figures(self, agent: str) -> _AgentFigures:
+        figures = self._agents.get(agent)
+        if figures is None:
+            figures = self._agents[agent] = _AgentFigures()
+        return figures
+
+    @staticmethod
+    def _touch(figures: _AgentFigures, conversation: str) -> None:
+        if not conversation:
+            return
+        figures.conversations[conversation] = None
+        figures.conversations.move_to_end(conversation)
+        if len(figures.conversations) > _HISTORY:
+            figures.conversations.popitem(last=False)
+
+    def forget(self, agent: str) -> None:
+        self._agents.pop(agent, None)
+
+    # --- what people ask ----------------------------------------------------
+
+    def rates(self, agent: str, now_ms: int) -> Rates:
+        figures = self._agents.get(agent)
+        if figures is None:
+            return Rates(0.0, 0.0, 0.0, 0.0, 0.0)
+        since = now_ms - WINDOW_MS
+        handled = [d for at, d in figures.handled if at >= since]
+        tools = [d for at, d in figures.tools if at >= since]
+        seconds = WINDOW_MS / 1000
+        recent = handled or [d for _, d in list(figures.handled)[-512:]]
+        recent_tools = tools or [d for _, d in list(figures.tools)[-512:]]
+        return Rates(
+            messages_per_second=len(handled) / seconds,
+            p99_handling_ms=_p99(recent) / 1000,
+            cpu_ms_per_second=sum(handled) / 1000 / seconds,
+            tool_calls_per_second=len(tools) / seconds,
+            tool_p99_ms=_p99(recent_tools) / 1000,
+        )
+
+    def traps(self, agent: str) -> list[Trap]:
+        figures = self._agents.get(agent)
+        return list(figures.traps) if figures else []
+
+    def restarts(self, agent: str) -> list[Restart]:
+        figures = self._agents.get(agent)
+        return list(figures.restarts) if figures else []
+
+    def conversations(self, agent: str) -> list[str]:
+        """The agent's recent conversations, most recent first."""
+        figures = self._agents.get(agent)
+        return list(reversed(figures.conversations)) if figures else []
+
+
+def _p99(values: list[int]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))])

@@ -1,0 +1,243 @@
+"""Prometheus metrics, counted from committed events and read from the node when scraped.
+
+Counting on the hot path is one dictionary lookup and one `inc()` on a pre-bound child
+per event (ADR 0007); gauges (mailboxes, agents by state, memory limits, the log
+position) are read only when `/metrics` is scraped. Label values are bounded: agent
+names, performatives, trap kinds and fixed reasons, never conversation or message ids.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from caxton.domain.events import (
+    AgentRestarting,
+    AgentTrapped,
+    MessageDeadLettered,
+    MessageHandled,
+    MessageSent,
+    Recorded,
+    ToolFailed,
+    ToolReturned,
+)
+
+if TYPE_CHECKING:
+    from caxton.shell.runtime.node import Node
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_HANDLING_BUCKETS = (
+    *(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05),
+    *(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+_COMMIT_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5)
+_PERFORMATIVES_REMEMBERED = 50_000
+_DEAD_LETTER_REASONS = (
+    ("no agent named", "unknown_receiver"),
+    ("no agent declares", "unknown_receiver"),
+    ("mailbox full", "mailbox_full"),
+    ("not running", "not_running"),
+    ("agent stopped", "not_running"),
+    ("agent removed", "not_running"),
+    ("agent redeployed", "not_running"),
+    ("agent failed", "agent_failed"),
+)
+
+
+class Metrics:
+    """The node's Prometheus registry. `observe` is handed every committed event."""
+
+    def __init__(self) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # `*_created`: noise here
+        self.registry = CollectorRegistry(auto_describe=False)
+        r = self.registry
+        self.sent = Counter(
+            "caxton_messages_sent", "Messages accepted into the log.", ["performative"], registry=r
+        )
+        self.handled = Counter(
+            "caxton_messages_handled",
+            "Messages handled by agents, by outcome: ok, error (the agent's error reply), trapped.",
+            ["agent", "performative", "outcome"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "caxton_dead_letters", "Messages that could not be delivered.", ["reason"], registry=r
+        )
+        self.handling = Histogram(
+            "caxton_handling_duration_seconds",
+            "Time an agent's handler ran for one message.",
+            ["agent"],
+            buckets=_HANDLING_BUCKETS,
+            registry=r,
+        )
+        self.cpu = Counter(
+            "caxton_guest_cpu_seconds",
+            "Time spent running agents' guest code (Caxton bounds time, it does not meter fuel).",
+            ["agent"],
+            registry=r,
+        )
+        self.traps = Counter(
+            "caxton_traps",
+            "Traps, timeouts and out-of-memory kills.",
+            ["agent", "kind"],
+            registry=r,
+        )
+        self.restarts = Counter(
+            "caxton_restarts", "Instance restarts after traps.", ["agent"], registry=r
+        )
+        self.tool_calls = Counter(
+            "caxton_tool_calls", "Tool calls by outcome.", ["server", "outcome"], registry=r
+        )
+        self.appends = Counter("caxton_log_appends", "Events committed to the log.", registry=r)
+        self.commits = Histogram(
+            "caxton_log_commit_duration_seconds",
+            "Time one group-commit transaction took.",
+            buckets=_COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.grpc = Counter(
+            "caxton_grpc_requests", "gRPC API requests.", ["method", "code"], registry=r
+        )
+        self.agent_logs_dropped = Counter(
+            "caxton_agent_logs_dropped",
+            "Agents' log lines dropped by the per-agent rate limit.",
+            ["agent"],
+            registry=r,
+        )
+        self.spans_exported = Counter(
+            "caxton_spans_exported", "Spans handed to the trace exporter.", registry=r
+        )
+        self.spans_dropped = Counter(
+            "caxton_spans_dropped",
+            "Spans dropped because the exporter's queue was full (a slow or absent collector).",
+            registry=r,
+        )
+        self._children: dict[tuple[Any, ...], Any] = {}
+        self._performatives: OrderedDict[str, str] = OrderedDict()
+
+    def attach(self, node: Node) -> None:
+        """Reads the node's gauges at each scrape, and counts its commits."""
+        self.registry.register(_NodeGauges(node))
+        node.log.observe_commits(self.committed)
+
+    def committed(self, events: int, commit_ns: int) -> None:
+        self.appends.inc(events)
+        self.commits.observe(commit_ns / 1e9)
+
+    def observe(self, recorded: Recorded) -> None:
+        event = recorded.event
+        if isinstance(event, MessageHandled):
+            performative = self._performatives.get(event.message_id, "unknown")
+            outcome = "error" if event.error else "ok"
+            self._child(self.handled, event.agent, performative, outcome).inc()
+            self._child(self.handling, event.agent).observe(event.duration_us / 1e6)
+            self._child(self.cpu, event.agent).inc(event.duration_us / 1e6)
+        elif isinstance(event, MessageSent):
+            performative = event.message.performative.value
+            self._child(self.sent, performative).inc()
+            self._performatives[event.message.id] = performative
+            if len(self._performatives) > _PERFORMATIVES_REMEMBERED:
+                self._performatives.popitem(last=False)
+        elif isinstance(event, AgentTrapped):
+            self._child(self.traps, event.agent, event.kind).inc()
+            if event.message_id:
+                performative = self._performatives.get(event.message_id, "unknown")
+                self._child(self.handled, event.agent, performative, "trapped").inc()
+                self._child(self.cpu, event.agent).inc(event.duration_us / 1e6)
+        elif isinstance(event, MessageDeadLettered):
+            self._child(self.dead_letters, _dead_letter_reason(event.reason)).inc()
+        elif isinstance(event, AgentRestarting):
+            self._child(self.restarts, event.agent).inc()
+        elif isinstance(event, ToolReturned):
+            self._child(self.tool_calls, event.server, "ok").inc()
+        elif isinstance(event, ToolFailed):
+            self._child(self.tool_calls, event.server, event.kind).inc()
+
+    def request(self, method: str, code: str) -> None:
+        self._child(self.grpc, method, code).inc()
+
+    def exposition(self) -> bytes:
+        """The text `/metrics` serves."""
+        return generate_latest(self.registry)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+
+def _dead_letter_reason(reason: str) -> str:
+    for text, label in _DEAD_LETTER_REASONS:
+        if text in reason:
+            return label
+    if ": " in reason:  # "trap: unreachable", "timeout: timed out after …"
+        return "trapped"
+    return "other"
+
+
+class _NodeGauges(Collector):
+    """Gauges read from the node when scraped (the scrape runs on the event loop)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def collect(self) -> Iterable[Metric]:
+        node = self.node
+        world = node.world
+        position = GaugeMetricFamily("caxton_log_position", "The log's last folded position.")
+        position.add_metric([], world.position)
+        yield position
+        agents = GaugeMetricFamily("caxton_agents", "Agents by state.", labels=["state"])
+        instances = GaugeMetricFamily(
+            "caxton_instances", "Agent instances by lifecycle.", labels=["lifecycle"]
+        )
+        depth = GaugeMetricFamily(
+            "caxton_mailbox_depth", "Messages waiting in an agent's mailboxes.", labels=["agent"]
+        )
+        capacity = GaugeMetricFamily(
+            "caxton_mailbox_capacity",
+            "Room in an agent's mailboxes, in messages.",
+            labels=["agent"],
+        )
+        memory = GaugeMetricFamily(
+            "caxton_wasm_memory_limit_bytes",
+            "Linear memory an agent's running instances may use in all (limit x instances).",
+            labels=["agent"],
+        )
+        by_state: dict[str, int] = {}
+        by_lifecycle: dict[str, int] = {}
+        queued: dict[str, int] = {}
+        room: dict[str, int] = {}
+        for actor in list(node.actors.values()):
+            queued[actor.agent] = queued.get(actor.agent, 0) + actor.mailbox.qsize()
+            room[actor.agent] = room.get(actor.agent, 0) + actor.mailbox.maxsize
+        for agent in world.agents.values():
+            by_state[agent.status] = by_state.get(agent.status, 0) + 1
+            running = 0
+            for instance in agent.instances:
+                by_lifecycle[instance.lifecycle] = by_lifecycle.get(instance.lifecycle, 0) + 1
+                running += instance.lifecycle == "running"
+            depth.add_metric([agent.name], queued.get(agent.name, 0))
+            capacity.add_metric([agent.name], room.get(agent.name, 0))
+            memory.add_metric([agent.name], agent.limits.memory_bytes * running)
+        for state in ("running", "stopped"):
+            agents.add_metric([state], by_state.get(state, 0))
+        for lifecycle, count in sorted(by_lifecycle.items()):
+            instances.add_metric([lifecycle], count)
+        yield from (agents, instances, depth, capacity, memory)
+
+
+Observer = Callable[[Recorded], None]

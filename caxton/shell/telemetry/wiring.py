@@ -1,0 +1,115 @@
+"""One server's observability: metrics, health, live figures, the span exporter, logs."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+
+from grpclib.events import RecvRequest, SendTrailingMetadata, listen
+from grpclib.server import Server
+
+from caxton.shell.config import OFF, ServerConfig
+from caxton.shell.runtime.node import Node
+from caxton.shell.store import EventLog
+from caxton.shell.telemetry.exporter import LiveExporter, TraceExport, make_exporter
+from caxton.shell.telemetry.http import HttpEndpoints, Response
+from caxton.shell.telemetry.live import LiveStats
+from caxton.shell.telemetry.logs import AgentLogFilter, AgentLogLimiter
+from caxton.shell.telemetry.metrics import CONTENT_TYPE, Metrics
+
+_METHOD: contextvars.ContextVar[str] = contextvars.ContextVar("caxton_grpc_method", default="")
+_JSON = "application/json"
+
+
+class Observability:
+    """Binds its ports first (a port in use fails the start at once), then watches the node."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.stats = LiveStats()
+        self.checks = {"log": False, "integrity": False, "api": False}
+        self._metrics_http = HttpEndpoints("metrics", "--metrics", {"/metrics": self._metrics_page})
+        self._health_http = HttpEndpoints(
+            "health", "--health", {"/health": self._health, "/ready": self._ready}
+        )
+        self._exporter: LiveExporter | None = None
+        self._log_filter = AgentLogFilter(AgentLogLimiter(on_drop=self._log_dropped))
+
+    def _log_dropped(self, agent: str) -> None:
+        self.metrics.agent_logs_dropped.labels(agent).inc()
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        """What is served where, for the start-up announcement."""
+        found = {}
+        if self._metrics_http.address:
+            found["metrics"] = f"http://{self._metrics_http.address}/metrics"
+        if self._health_http.address:
+            found["health"] = f"http://{self._health_http.address}/health"
+        return found
+
+    async def bind(self) -> None:
+        """Starts `/metrics` and `/health` + `/ready`; raises `EndpointUnavailable`."""
+        if self.config.metrics != OFF:
+            await self._metrics_http.start(self.config.metrics)
+        if self.config.health != OFF:
+            try:
+                await self._health_http.start(self.config.health)
+            except BaseException:
+                await self._metrics_http.close()
+                raise
+        logging.getLogger("caxton.agent").addFilter(self._log_filter)
+
+    def attach(self, node: Node, log: EventLog) -> None:
+        """Counts every committed event of `node` from now on (call before `node.start`)."""
+        self.checks["log"] = True
+        self.metrics.attach(node)
+        node.observers.append(self.metrics.observe)
+        node.observers.append(self.stats.observe)
+
+    def start_traces(self, log: EventLog, node: Node, from_position: int) -> None:
+        kind: TraceExport = self.config.traces  # type: ignore[assignment]
+        exporter = make_exporter(kind, self.config.otlp_endpoint)
+        if exporter is None:
+            return
+        self._exporter = LiveExporter(
+            log,
+            exporter,
+            sampling=float(self.config.trace_sampling),
+            node=node.node_id,
+            on_exported=self.metrics.spans_exported.inc,
+            on_dropped=self.metrics.spans_dropped.inc,
+        )
+        self._exporter.start(from_position)
+
+    def count_requests(self, server: Server) -> None:
+        async def received(event: RecvRequest) -> None:
+            _METHOD.set(event.method_name.rsplit("/", 1)[-1])
+
+        async def answered(event: SendTrailingMetadata) -> None:
+            self.metrics.request(_METHOD.get() or "unknown", event.status.name)
+
+        listen(server, RecvRequest, received)
+        listen(server, SendTrailingMetadata, answered)
+
+    async def close(self) -> None:
+        logging.getLogger("caxton.agent").removeFilter(self._log_filter)
+        if self._exporter is not None:
+            await self._exporter.close()
+        await self._metrics_http.close()
+        await self._health_http.close()
+
+    # --- the HTTP pages -----------------------------------------------------
+
+    def _metrics_page(self) -> Response:
+        return 200, CONTENT_TYPE, self.metrics.exposition()
+
+    def _health(self) -> Response:
+        return 200, _JSON, b'{"status": "live"}\n'
+
+    def _ready(self) -> Response:
+        ready = all(self.checks.values())
+        body = json.dumps({"ready": ready, **self.checks}) + "\n"
+        return (200 if ready else 503), _JSON, body.encode()

@@ -1,0 +1,103 @@
+"""`/metrics` scraped during a run parses with prometheus-client's parser and matches the log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from caxton.domain.events import AgentTrapped, MessageDeadLettered, MessageHandled, MessageSent
+from tests.support import wat
+from tests.telemetry.conftest import Observed
+
+
+async def http_get(address: str, path: str) -> tuple[int, str]:
+    host, port = address.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n".encode())
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.decode().partition("\r\n\r\n")
+    return int(head.split(" ")[1]), body
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+async def test_the_counters_match_the_log(observed: Observed) -> None:
+    client = observed.client
+    await client.deploy(wat("reply"), "echo", replicas=2)
+    await client.deploy(wat("trap"), "crashy")
+    for _ in range(5):
+        await client.send("echo", "request", {"n": 1}, protocol="fipa-request", wait_ms=5_000)
+    await client.send("crashy", "request", {}, wait_ms=5_000)
+    await client.send("nobody", "inform", {}, wait_ms=5_000)
+    metrics = observed.config.metrics
+
+    status, text = await http_get(metrics, "/metrics")
+
+    assert status == 200
+    found = samples(text)
+    history = await observed.log.read()
+    sent = Counter(
+        r.event.message.performative.value for r in history if isinstance(r.event, MessageSent)
+    )
+    for performative, count in sent.items():
+        assert found["caxton_messages_sent_total", (("performative", performative),)] == count
+    handled = [r.event for r in history if isinstance(r.event, MessageHandled)]
+    assert found[
+        "caxton_messages_handled_total",
+        (("agent", "echo"), ("outcome", "ok"), ("performative", "request")),
+    ] == len(handled)
+    assert found["caxton_handling_duration_seconds_count", (("agent", "echo"),)] == len(handled)
+    traps = [r.event for r in history if isinstance(r.event, AgentTrapped)]
+    assert found["caxton_traps_total", (("agent", "crashy"), ("kind", "trap"))] == len(traps) == 1
+    dead = [r.event for r in history if isinstance(r.event, MessageDeadLettered)]
+    assert sum(v for (name, _), v in found.items() if name == "caxton_dead_letters_total") == len(
+        dead
+    )
+    assert found["caxton_dead_letters_total", (("reason", "unknown_receiver"),)] == 1
+    assert found["caxton_log_appends_total", ()] == len(history)
+    assert found["caxton_log_position", ()] == history[-1].position
+    assert found["caxton_agents", (("state", "running"),)] == 2
+    assert found["caxton_mailbox_capacity", (("agent", "echo"),)] == 2 * 1024
+    assert found["caxton_grpc_requests_total", (("code", "OK"), ("method", "Send"))] == 7
+
+
+async def test_health_is_live_and_ready_once_the_api_listens(observed: Observed) -> None:
+    health = observed.config.health
+
+    assert (await http_get(health, "/health"))[0] == 200
+    status, body = await http_get(health, "/ready")
+    assert status == 200 and '"ready": true' in body
+
+    observed.observability.checks["api"] = False
+    status, body = await http_get(health, "/ready")
+    assert status == 503 and '"api": false' in body
+    assert (await http_get(health, "/nowhere"))[0] == 404
+
+
+async def test_a_port_in_use_is_a_clear_error(observed: Observed) -> None:
+    from caxton.shell.config import ServerConfig
+    from caxton.shell.telemetry.http import EndpointUnavailable
+    from caxton.shell.telemetry.wiring import Observability
+
+    second = Observability(ServerConfig(metrics=observed.config.metrics, health="off"))
+
+    try:
+        await second.bind()
+    except EndpointUnavailable as exc:
+        assert str(exc) == (
+            f"cannot serve metrics on {observed.config.metrics} (address already in use); "
+            "choose another address with --metrics HOST:PORT, or --metrics off"
+        )
+    else:
+        await second.close()
+        raise AssertionError("a second server bound the same metrics port")
