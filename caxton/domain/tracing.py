@@ -72,9 +72,9 @@ def process_span_id(message_id: str, agent: str) -> str:
     return _hex(8, "process", message_id, agent)
 
 
-def tool_span_id(message_id: str, agent: str, index: int) -> str:
-    """The span of the `index`-th tool call an agent made while handling a message."""
-    return _hex(8, "tool", message_id, agent, str(index))
+def tool_span_id(call_id: str) -> str:
+    """The span of one tool call (`ToolCalled.call_id`)."""
+    return _hex(8, "tool", call_id)
 
 
 def trace_of(message: AclMessage) -> TraceContext:

@@ -25,6 +25,9 @@ from caxton.domain.events import (
     MessageHandled,
     MessageSent,
     Recorded,
+    ToolCalled,
+    ToolFailed,
+    ToolReturned,
 )
 from caxton.domain.ids import PLATFORM, is_capability, is_client, split_instance_key
 from caxton.domain.tracing import (
@@ -34,6 +37,7 @@ from caxton.domain.tracing import (
     parse_traceparent,
     process_span_id,
     send_span_id,
+    tool_span_id,
     trace_of,
 )
 
@@ -107,6 +111,7 @@ class SpanBuilder:
         # message id -> the error span (trap or dead letter) a platform failure answers
         self._failed: OrderedDict[str, str] = OrderedDict()
         self._trapped: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._tool_calls: OrderedDict[str, ToolCalled] = OrderedDict()
 
     def spans(self, recorded: Recorded) -> list[Span]:
         event = recorded.event
@@ -120,8 +125,56 @@ class SpanBuilder:
                 return self._trapped_spans(event, recorded, at_ns)
             case MessageDeadLettered():
                 return self._dead_letter_spans(event, recorded, at_ns)
+            case ToolCalled():
+                self._remember(self._tool_calls, event.call_id, event)
+                return []
+            case ToolReturned() | ToolFailed():
+                return [self._tool_span(event, recorded, at_ns)]
             case _:
                 return []
+
+    # --- tool calls ---------------------------------------------------------
+
+    def _tool_span(self, done: ToolReturned | ToolFailed, recorded: Recorded, at_ns: int) -> Span:
+        """`execute_tool {tool}` (OpenTelemetry's GenAI conventions), a child of the
+        handling that made the call, or a root for `caxton tools call`."""
+        called = self._tool_calls.pop(done.call_id, None)
+        message_id = called.message_id if called is not None else ""
+        parent = process_span_id(message_id, done.agent) if message_id and done.agent else ""
+        if message_id:
+            trace_id, flags = self._trace(message_id, recorded.traceparent)
+        else:
+            trace_id, flags = derived_trace_id(f"tool:{done.call_id}"), SAMPLED
+        attributes: list[tuple[str, AttributeValue]] = [
+            ("gen_ai.operation.name", "execute_tool"),
+            ("gen_ai.tool.name", done.tool),
+            ("gen_ai.tool.call.id", done.call_id),
+            ("caxton.tool.server", done.server),
+            ("caxton.tool.duration_us", done.duration_us),
+            ("messaging.caxton.agent", done.agent),
+            ("messaging.message.conversation_id", done.conversation_id),
+            ("caxton.log.position", recorded.position),
+        ]
+        error = ""
+        if isinstance(done, ToolFailed):
+            attributes.append(("error.type", done.kind))
+            error = done.reason
+        elif done.truncated:
+            attributes.append(("caxton.tool.result_size", done.size))
+        return Span(
+            trace_id=trace_id,
+            span_id=tool_span_id(done.call_id),
+            parent_span_id=parent,
+            name=f"execute_tool {done.tool}",
+            kind="internal",
+            start_ns=at_ns - done.duration_us * 1000,
+            end_ns=at_ns,
+            attributes=_without_empty(attributes),
+            status="error" if error else "unset",
+            status_message=error,
+            sampled=_sampled(flags),
+            position=recorded.position,
+        )
 
     # --- sends ------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from caxton.domain.events import MessageDeadLettered
+from caxton.domain.events import MessageDeadLettered, ToolCalled, ToolFailed
 from caxton.domain.tracing import (
     deliver_span_id,
     parse_traceparent,
@@ -172,3 +172,37 @@ def test_spans_are_the_same_every_time() -> None:
     log, _ = contract_net()
 
     assert spans_of(log.recorded) == spans_of(log.recorded)
+
+
+def test_a_tool_call_is_an_execute_tool_span_under_the_handling_that_made_it() -> None:
+    log = TracedLog()
+    request = log.from_client(P.REQUEST, "inventory", "inventory#0")
+    called = ToolCalled(
+        call_id="t1",
+        server="db",
+        tool="read_query",
+        arguments="{}",
+        agent="inventory",
+        conversation_id=request.conversation_id,
+        message_id=request.id,
+    )
+    failed = ToolFailed(
+        call_id="t1",
+        server="db",
+        tool="read_query",
+        kind="timeout",
+        reason="timeout: no answer within 5000 ms",
+        duration_us=5_000_000,
+        agent="inventory",
+        conversation_id=request.conversation_id,
+    )
+    log.commit(called, failed, traceparent=request.traceparent)
+
+    (_, tool) = spans_of(log.recorded)
+
+    assert tool.name == "execute_tool read_query"
+    assert tool.parent_span_id == process_span_id(request.id, "inventory")
+    assert tool.trace_id == parse_traceparent(request.traceparent).trace_id  # type: ignore[union-attr]
+    assert tool.status == "error" and tool.attribute("error.type") == "timeout"
+    assert tool.attribute("gen_ai.tool.name") == "read_query"
+    assert tool.end_ns - tool.start_ns == 5_000_000_000
