@@ -3,6 +3,7 @@
 from caxton.shell.client import (
     AgentInfo,
     AlreadyExists,
+    BreakerInfo,
     Busy,
     CaxtonClient,
     CaxtonError,
@@ -13,12 +14,16 @@ from caxton.shell.client import (
     NotFound,
     SendResult,
     ServerUnavailable,
+    ToolCallResult,
+    ToolInfo,
+    ToolServerInfo,
     Unauthenticated,
 )
 
 __all__ = [
     "AgentInfo",
     "AlreadyExists",
+    "BreakerInfo",
     "Busy",
     "CaxtonClient",
     "CaxtonError",
@@ -29,5 +34,8 @@ __all__ = [
     "NotFound",
     "SendResult",
     "ServerUnavailable",
+    "ToolCallResult",
+    "ToolInfo",
+    "ToolServerInfo",
     "Unauthenticated",
 ]

@@ -9,10 +9,16 @@ from typing import Any
 
 from caxton.domain.events import (
     AgentTrapped,
+    BreakerClosed,
+    BreakerHalfOpened,
+    BreakerOpened,
     MessageDeadLettered,
     MessageHandled,
     MessageSent,
     Recorded,
+    ToolCalled,
+    ToolFailed,
+    ToolReturned,
 )
 from caxton.domain.ids import split_instance_key
 
@@ -28,6 +34,8 @@ class TraceLine:
     message_id: str = ""
     to: str = ""
     error: str = ""
+    tool: str = ""
+    """`server.tool` for a tool call's lines, the server for a breaker's."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -43,6 +51,8 @@ class TraceLine:
             data["to"] = self.to
         if self.error:
             data["error"] = self.error
+        if self.tool:
+            data["tool"] = self.tool
         return data
 
 
@@ -109,8 +119,52 @@ class TraceView:
                         error=f"{event.kind}: {event.reason}",
                     )
                 ]
+            case (
+                ToolCalled()
+                | ToolReturned()
+                | ToolFailed()
+                | BreakerOpened()
+                | BreakerHalfOpened()
+                | BreakerClosed()
+            ):
+                return [tool_line(recorded)]
             case _:
                 return []
+
+
+def tool_line(recorded: Recorded) -> TraceLine:
+    """A tool call's steps, and its breaker's changes, as trace lines."""
+    event = recorded.event
+    status, error, took = "", "", 0
+    match event:
+        case ToolCalled():
+            status = "tool-called"
+        case ToolReturned():
+            status, took = "tool-returned", event.duration_us
+            error = f"truncated from {event.size} bytes" if event.truncated else ""
+        case ToolFailed():
+            status, error, took = "tool-failed", event.reason, event.duration_us
+        case BreakerOpened():
+            status = "breaker-open"
+            error = f"after {event.failures} failures ({event.reason}), for {event.reset_ms}ms"
+        case BreakerHalfOpened():
+            status = "breaker-half-open"
+        case BreakerClosed():
+            status = "breaker-closed"
+        case _:
+            raise ValueError(f"not a tool event: {type(event).__name__}")
+    is_call = isinstance(event, ToolCalled | ToolReturned | ToolFailed)
+    tool = f"{event.server}.{event.tool}" if is_call else event.server  # type: ignore[union-attr]
+    return TraceLine(
+        position=recorded.position,
+        at=recorded.at,
+        conversation_id=event.conversation_id,
+        agent=event.agent or "caxton",
+        message=f"{took // 1000}ms" if took else "",
+        status=status,
+        error=error,
+        tool=tool,
+    )
 
 
 def trace_lines(history: Iterable[Recorded]) -> list[TraceLine]:
@@ -120,6 +174,10 @@ def trace_lines(history: Iterable[Recorded]) -> list[TraceLine]:
 
 def format_line(line: TraceLine) -> str:
     """`[03:23:45.123] agent="manager" message="cfp" status="sent"` and what else is known."""
+    if line.tool:  # a tool call: no message; how long it took instead
+        took = f' took="{line.message}"' if line.message else ""
+        text = f'[{_clock(line.at)}] agent="{line.agent}" tool="{line.tool}" status="{line.status}"'
+        return text + took + (f' error="{line.error}"' if line.error else "")
     text = (
         f'[{_clock(line.at)}] agent="{line.agent}" message="{line.message}" status="{line.status}"'
     )

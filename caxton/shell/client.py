@@ -108,6 +108,7 @@ class AgentInfo:
     timeout_ms: int
     mailbox: int
     instances: tuple[InstanceInfo, ...] = field(default=())
+    tools: tuple[str, ...] = ()
 
     @property
     def healthy(self) -> int:
@@ -125,6 +126,50 @@ class ConversationInfo:
     last_at_ms: int
     violations: tuple[str, ...]
     phase: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolInfo:
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerInfo:
+    agent: str
+    state: str
+    failures: int
+    last_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolServerInfo:
+    name: str
+    transport: str
+    where: str
+    state: str
+    detail: str
+    breakers: tuple[BreakerInfo, ...]
+    tools: tuple[ToolInfo, ...]
+    timeout_ms: int
+    max_concurrency: int
+    breaker_threshold: int
+    breaker_reset_ms: int
+    max_result_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallResult:
+    result_json: str
+    error_kind: str
+    error: str
+    duration_us: int
+    truncated: bool
+
+    @property
+    def ok(self) -> bool:
+        return not self.error_kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +200,7 @@ class CaxtonClient:
         self._conversations = v1.ConversationServiceStub(self._channel, **options)
         self._ops = v1.OpsServiceStub(self._channel, **options)
         self._events = v1.EventServiceStub(self._channel, metadata=metadata)
+        self._tools = v1.ToolServiceStub(self._channel, **options)
 
     async def __aenter__(self) -> CaxtonClient:
         return self
@@ -185,6 +231,7 @@ class CaxtonClient:
         config: str = "",
         replace: bool = False,
         filename: str = "",
+        tools: Sequence[str] = (),
     ) -> AgentInfo:
         request = v1.DeployRequest(
             name=name,
@@ -194,6 +241,7 @@ class CaxtonClient:
             limits=v1.Limits(memory_bytes=memory_bytes, timeout_ms=timeout_ms, mailbox=mailbox),
             config=config,
             replace=replace,
+            tools=list(tools),
         )
         try:
             reply = await self._call(self._agents.deploy(request))
@@ -212,6 +260,28 @@ class CaxtonClient:
 
     async def stop(self, name: str) -> AgentInfo:
         return _agent(await self._call(self._agents.stop_agent(v1.StopAgentRequest(name=name))))
+
+    # --- tools ------------------------------------------------------------
+
+    async def tool_servers(self, *, refresh: bool = True) -> list[ToolServerInfo]:
+        """The server's MCP tool servers, their state and tools (`refresh` starts idle ones)."""
+        reply = await self._call(self._tools.list_tools(v1.ListToolsRequest(refresh=refresh)))
+        return [_tool_server(s) for s in reply.servers]
+
+    async def call_tool(
+        self, server: str, tool: str, arguments: str | Any = None
+    ) -> ToolCallResult:
+        """Calls one tool from outside any agent; a failed call is a result with `error`."""
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+        request = v1.CallToolRequest(server=server, tool=tool, arguments_json=text)
+        reply = await self._call(self._tools.call_tool(request, timeout=3_600))
+        return ToolCallResult(
+            result_json=reply.result_json,
+            error_kind=reply.error_kind,
+            error=reply.error,
+            duration_us=reply.duration_us,
+            truncated=reply.truncated,
+        )
 
     async def remove(self, name: str) -> None:
         await self._call(self._agents.remove_agent(v1.RemoveAgentRequest(name=name)))
@@ -405,6 +475,7 @@ def _agent(info: v1.AgentInfo) -> AgentInfo:
         memory_bytes=limits.memory_bytes,
         timeout_ms=limits.timeout_ms,
         mailbox=limits.mailbox,
+        tools=tuple(info.tools),
         instances=tuple(
             InstanceInfo(
                 replica=i.replica,
@@ -417,6 +488,28 @@ def _agent(info: v1.AgentInfo) -> AgentInfo:
             )
             for i in info.instances
         ),
+    )
+
+
+def _tool_server(info: v1.ToolServerInfo) -> ToolServerInfo:
+    return ToolServerInfo(
+        name=info.name,
+        transport=info.transport,
+        where=info.where,
+        state=info.state,
+        detail=info.detail,
+        breakers=tuple(
+            BreakerInfo(b.agent, b.state, b.failures, b.last_reason) for b in info.breakers
+        ),
+        tools=tuple(
+            ToolInfo(t.name, t.description, json.loads(t.input_schema_json or "{}"))
+            for t in info.tools
+        ),
+        timeout_ms=info.timeout_ms,
+        max_concurrency=info.max_concurrency,
+        breaker_threshold=info.breaker_threshold,
+        breaker_reset_ms=info.breaker_reset_ms,
+        max_result_bytes=info.max_result_bytes,
     )
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from caxton.shell.tools.settings import InvalidToolConfig, ToolServerConfig, parse_tool_servers
+
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_METRICS = "127.0.0.1:9090"
 DEFAULT_HEALTH = "127.0.0.1:8081"
@@ -28,6 +30,8 @@ class ServerConfig:
     store: str = ""
     token: str = ""
     synchronous: str = "NORMAL"
+    tools: tuple[ToolServerConfig, ...] = ()
+    """The `[tools.NAME]` tables: MCP servers agents may call (caxton.shell.tools)."""
     metrics: str = DEFAULT_METRICS
     """HOST:PORT of Prometheus `/metrics`, or `off`."""
     health: str = DEFAULT_HEALTH
@@ -92,6 +96,11 @@ def load_config(path: Path | None, **flags: Any) -> ServerConfig:
                 f"(known: {', '.join(sorted(_KEYS))})"
             )
         config = _apply(config, section, str(path))
+        try:
+            tools = parse_tool_servers(document.get("tools", {}), str(path))
+        except InvalidToolConfig as exc:
+            raise ConfigError(str(exc)) from None
+        config = replace(config, tools=tools)
     env_token = os.environ.get("CAXTON_TOKEN", "")
     if env_token and not config.token:
         config = replace(config, token=env_token)

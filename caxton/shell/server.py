@@ -8,14 +8,17 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
 from grpclib.server import Server
 
 from caxton.shell.api.auth import install_token_check
+from caxton.shell.api.codec import RequestCodec
 from caxton.shell.api.ops import OpsService
 from caxton.shell.api.service import services_for
+from caxton.shell.api.tools import ToolService
 from caxton.shell.config import ServerConfig
 from caxton.shell.datadir import DataDir
 from caxton.shell.runtime.clock import SystemClock
@@ -23,6 +26,9 @@ from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog
 from caxton.shell.telemetry.wiring import Observability
 from caxton.shell.wasm import WasmHost
+
+if TYPE_CHECKING:
+    from caxton.shell.tools.bridge import ToolBridge
 
 logger = logging.getLogger("caxton.server")
 
@@ -39,12 +45,14 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
         )
         host = WasmHost(data_dir.components)
         bind_host, port = config.host_port
+        bridge = _tool_bridge(config)
         node = Node(
             log=log,
             host=host,
             clock=SystemClock(),
             node_id=data_dir.node_id(),
             address=f"{bind_host}:{port}",
+            tools=bridge,
         )
         server: Server | None = None
         observability = Observability(config)
@@ -55,9 +63,16 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             await node.start()
             observability.checks["integrity"] = True
             observability.start_traces(log, node, first_new)
-            handlers = [*services_for(node, log), OpsService(node, observability.stats)]
+            handlers = [
+                *services_for(node, log),
+                OpsService(node, observability.stats),
+                ToolService(node, bridge),
+            ]
             serving = ServiceStatus()  # the gRPC health service: SERVING only while started
-            server = Server([*handlers, Health({handler: [serving] for handler in handlers})])
+            server = Server(
+                [*handlers, Health({handler: [serving] for handler in handlers})],
+                codec=RequestCodec(),
+            )
             if config.token:
                 install_token_check(server, config.token)
             observability.count_requests(server)
@@ -85,10 +100,24 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                 with contextlib.suppress(Exception):
                     await server.wait_closed()
             await node.shutdown()
+            if bridge is not None:
+                await bridge.close()  # stops the tool server processes
             await observability.close()
             await log.close()
             host.close()
         announce("✓ stopped cleanly")
+
+
+def _tool_bridge(config: ServerConfig) -> ToolBridge | None:
+    """The MCP tool bridge when caxton.toml declares [tools.NAME] servers (they start on
+    first use); the SDK is imported only then."""
+    if not config.tools:
+        return None
+    from caxton.shell.tools.bridge import ToolBridge
+
+    bridge = ToolBridge(config.tools)
+    bridge.bind()
+    return bridge
 
 
 async def _until_signalled() -> None:

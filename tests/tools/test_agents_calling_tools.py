@@ -47,7 +47,7 @@ async def deploy_caller(
             name=name,
             component=wat("tool-caller"),
             limits=Limits(timeout_ms=timeout_ms),
-            config=f"toy\n{tool}\n{json.dumps(args)}",
+            config=json.dumps(["toy", tool, args]),
             tools=grants,
         )
     )

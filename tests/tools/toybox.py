@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--http", type=int, default=0, help="serve streamable HTTP on this port")
     options = parser.parse_args()
     if options.http:
-        toybox.run("streamable-http", host="127.0.0.1", port=options.http, log_level="WARNING")
+        toybox.run("streamable-http", host="127.0.0.1", port=options.http)
     else:
         toybox.run()
 

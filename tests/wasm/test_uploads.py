@@ -14,6 +14,7 @@ from caxton.shell.wasm import (
     InvalidComponent,
     UnknownComponent,
     WasmHost,
+    check_memory,
     make_engine,
 )
 from caxton.shell.wasm.cache import WASMTIME_VERSION
@@ -51,6 +52,18 @@ def test_a_component_importing_outside_the_world_is_refused(host: WasmHost) -> N
         "agent.wasm: imports 'acme:bank/vault@1.0.0', which is outside the caxton:agent "
         "world (only 'caxton:agent/host@0.1.0' and WASI are provided)"
     )
+
+
+def test_a_host_import_with_the_wrong_signature_is_refused(host: WasmHost) -> None:
+    assert refusal(host, wat("mistyped")) == (
+        "agent.wasm: imports 'send' as func(u32) -> u64, but the caxton:agent world "
+        "declares func(string) -> result<string, string>"
+    )
+
+
+def test_every_host_function_with_its_declared_signature_is_accepted(host: WasmHost) -> None:
+    for name in ("reply", "relay", "clock"):  # send; log, call-tool; now, random
+        host.load(wat(name), f"{name}.wasm")
 
 
 def test_a_truncated_component_is_refused(host: WasmHost) -> None:
@@ -95,3 +108,14 @@ def test_an_artifact_from_another_engine_config_is_recompiled(tmp_path: Path) ->
     cache = ComponentCache(tmp_path, wasmtime.Engine(other))
     assert cache.get(digest).digest == digest
     assert cache.compilations == 1
+
+
+def test_a_memory_declared_over_the_agents_limit_is_refused() -> None:
+    with pytest.raises(InvalidComponent) as caught:
+        check_memory(wat("huge-memory"), 64 << 20, "agent.wasm")
+    assert str(caught.value) == (
+        "agent.wasm: declares a memory of 2,500.0 MiB at start, more than its memory limit "
+        "of 64.0 MiB (raise it with --memory)"
+    )
+    check_memory(wat("huge-memory"), 40_000 << 16, "agent.wasm")  # exactly its size fits
+    check_memory(wat("silent"), 1 << 16, "agent.wasm")

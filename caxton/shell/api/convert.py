@@ -96,6 +96,7 @@ def agent_info(agent: AgentState) -> v1.AgentInfo:
             )
             for i in agent.instances
         ],
+        tools=list(agent.tools),
     )
 
 

@@ -43,6 +43,7 @@ class AgentService(v1.AgentServiceBase):
                     restart=RestartPolicy(),
                     config=message.config,
                     replace=message.replace,
+                    tools=tuple(message.tools),
                 )
             )
             return agent_info(self.node.world.agents[message.name])

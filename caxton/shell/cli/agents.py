@@ -91,6 +91,12 @@ def build(source: Path, output: Path | None) -> None:
     "--config", "config", default="", help="Config text passed to init(): JSON, or @FILE."
 )
 @click.option("--replace", is_flag=True, help="Redeploy over an agent of the same name.")
+@click.option(
+    "--tools",
+    "tool_grants",
+    default="",
+    help="MCP tools it may call: SERVER.TOOL or SERVER.*, comma-separated (db.read_query,time.*).",
+)
 @server_options
 @run
 async def deploy(
@@ -103,6 +109,7 @@ async def deploy(
     mailbox: int,
     config: str,
     replace: bool,
+    tool_grants: str,
     server: str,
     token: str,
 ) -> None:
@@ -124,6 +131,7 @@ async def deploy(
             config=config_text,
             replace=replace,
             filename=component.name,
+            tools=[t.strip() for t in tool_grants.split(",") if t.strip()],
         )
     out.print(
         f"✓ deployed {info.name} ({info.component_digest[:12]}, {format_size(info.component_size)})"
@@ -192,6 +200,8 @@ async def status(name: str, server: str, token: str) -> None:
         info = await client.agent(name)
     out.print(info.status_line)
     _print_instances(info)
+    if info.tools:
+        out.print(f"  tools: {', '.join(info.tools)}", markup=False)
     if info.healthy < info.replicas:
         raise SystemExit(1)
 

@@ -14,6 +14,7 @@ from caxton.shell.cli.events import events
 from caxton.shell.cli.messages import conversations, send, trace
 from caxton.shell.cli.ops import config, debug
 from caxton.shell.cli.server import server
+from caxton.shell.cli.tools import tools
 from caxton.shell.client import CaxtonError
 
 
@@ -29,6 +30,7 @@ cli.add_command(send)
 cli.add_command(trace)
 cli.add_command(conversations)
 cli.add_command(demo)
+cli.add_command(tools)
 cli.add_command(events)
 cli.add_command(config)
 cli.add_command(debug)

@@ -13,10 +13,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from caxton.domain import events
 from caxton.domain.acl import AclMessage, message_from_dict
 from caxton.domain.errors import InvalidMessage
-from caxton.domain.events import Event, HostCall, ToolCalled, ToolReturned
+from caxton.domain.events import Event, HostCall
 from caxton.domain.sending import complete_reply, sent_by
 from caxton.domain.tools import (
     call_policy,
@@ -29,7 +28,13 @@ from caxton.domain.tools import (
 )
 from caxton.shell.runtime.clock import Clock, random_u64
 from caxton.shell.telemetry.logs import message_context
-from caxton.shell.tools.calls import ToolAnswer, ToolCall, ToolCaller
+from caxton.shell.tools.calls import (
+    ToolAnswer,
+    ToolCall,
+    ToolCaller,
+    failure_text,
+    recorded_call,
+)
 from caxton.shell.wasm import SendRefused, ToolFailed
 
 log = logging.getLogger("caxton.agent")
@@ -100,55 +105,33 @@ class CallContext:
         return value
 
     def call_tool(self, server: str, tool: str, args_json: str) -> str:
-        access = self.tools or ToolAccess()
         cause = self.cause
         scope = cause.id if cause is not None else f"{self.agent}/init/{self.clock.now_ms()}"
         call_id = tool_call_id(scope, self.tool_calls)
         self.tool_calls += 1
         conversation = cause.conversation_id if cause is not None else ""
-        who = {"agent": self.agent, "conversation_id": conversation}
-        self.tool_events.append(
-            ToolCalled(
+        answer = (self.tools or ToolAccess()).call(
+            self.agent, server, tool, args_json, conversation
+        )
+        self.tool_events.extend(
+            recorded_call(
                 call_id=call_id,
                 server=server,
                 tool=tool,
-                arguments=args_json,
+                args_json=args_json,
+                answer=answer,
+                agent=self.agent,
+                conversation_id=conversation,
                 message_id=cause.id if cause is not None else "",
-                **who,
             )
         )
-        answer = access.call(self.agent, server, tool, args_json, conversation)
-        ids = {"call_id": call_id, "server": server, "tool": tool, **who}
-        self.tool_events.extend(answer.before)
         if answer.result is None:
-            reason = f"{answer.kind}: {answer.reason}"
-            self.tool_events.append(
-                events.ToolFailed(
-                    kind=answer.kind, reason=reason, duration_us=answer.duration_us, **ids
-                )
-            )
-            self.tool_events.extend(answer.after)
-            self.journal.append(
-                HostCall(
-                    kind="call-tool", value=journal_value(server, tool, args_json, error=reason)
-                )
-            )
+            reason = failure_text(answer)
+            entry = journal_value(server, tool, args_json, error=reason)
+            self.journal.append(HostCall(kind="call-tool", value=entry))
             raise ToolFailed(reason)
-        self.tool_events.append(
-            ToolReturned(
-                result=answer.result,
-                duration_us=answer.duration_us,
-                truncated=answer.truncated,
-                size=answer.size,
-                **ids,
-            )
-        )
-        self.tool_events.extend(answer.after)
-        self.journal.append(
-            HostCall(
-                kind="call-tool", value=journal_value(server, tool, args_json, ok=answer.result)
-            )
-        )
+        entry = journal_value(server, tool, args_json, ok=answer.result)
+        self.journal.append(HostCall(kind="call-tool", value=entry))
         return answer.result
 
 

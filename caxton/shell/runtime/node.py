@@ -51,7 +51,7 @@ from caxton.shell.runtime.errors import (
 )
 from caxton.shell.store import EventLog, Pending
 from caxton.shell.tools import ToolCaller
-from caxton.shell.wasm import WasmHost
+from caxton.shell.wasm import WasmHost, check_memory
 
 logger = logging.getLogger("caxton.runtime")
 
@@ -282,6 +282,7 @@ class Node:
         loaded = self.host.cache.loaded(spec.component)
         if loaded is None:
             loaded = await asyncio.to_thread(self.host.load, spec.component, spec.name)
+        check_memory(spec.component, spec.limits.memory_bytes, spec.name)
         if existing is not None:
             await self._stop_actors(spec.name, "agent redeployed")
         await self.commit(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from typing import Any
 
 import mcp_types
 
+from caxton.domain.events import BreakerClosed, BreakerHalfOpened, BreakerOpened, Event
 from caxton.domain.tools import (
     CLOSED,
     Breaker,
@@ -36,6 +38,8 @@ from caxton.shell.tools.connection import (
     ToolServerError,
 )
 from caxton.shell.tools.settings import ToolServerConfig
+
+logger = logging.getLogger("caxton.tools")
 
 _MAX_REASON = 4096
 # extra time a worker waits beyond the call's own timeout before it gives up on the loop
@@ -126,6 +130,8 @@ class ToolBridge:
             conversation_id=call.conversation_id,
         )
         self._breakers[key] = breaker
+        for event in (*admission.events, *after):
+            _log_breaker(event)
         return ToolAnswer(
             result=answer.result,
             kind=answer.kind,
@@ -202,6 +208,26 @@ class ToolBridge:
                 )
             )
         return views
+
+
+def _log_breaker(event: Event) -> None:
+    if not isinstance(event, BreakerOpened | BreakerHalfOpened | BreakerClosed):
+        return
+    whose = f" (calls by {event.agent})" if event.agent else ""
+    match event:
+        case BreakerOpened():
+            logger.warning(
+                "circuit breaker open for %s%s after %d failures (%s); trial in %d ms",
+                event.server,
+                whose,
+                event.failures,
+                event.reason,
+                event.reset_ms,
+            )
+        case BreakerHalfOpened():
+            logger.info("circuit breaker half-open for %s%s: a trial call", event.server, whose)
+        case BreakerClosed():
+            logger.warning("circuit breaker closed for %s%s: calls go through", event.server, whose)
 
 
 def _answer_of(result: mcp_types.CallToolResult, max_bytes: int) -> ToolAnswer:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from caxton.domain.events import Event
+from caxton.domain.events import Event, ToolCalled, ToolFailed, ToolReturned
 from caxton.domain.tools import CallPolicy
 from caxton.shell.tools.settings import ToolServerConfig
 
@@ -55,3 +55,48 @@ class ToolCaller(Protocol):
     async def call(self, call: ToolCall) -> ToolAnswer:
         """Makes the call on the event loop (never raises)."""
         ...
+
+
+def recorded_call(
+    *,
+    call_id: str,
+    server: str,
+    tool: str,
+    args_json: str,
+    answer: ToolAnswer,
+    agent: str = "",
+    conversation_id: str = "",
+    message_id: str = "",
+) -> list[Event]:
+    """The events of one call, in the order things happened: called, the breaker's trial,
+    returned or failed (the `reason` as the agent received it), what the end did to the
+    breaker."""
+    who = {"agent": agent, "conversation_id": conversation_id}
+    ids = {"call_id": call_id, "server": server, "tool": tool, **who}
+    called = ToolCalled(
+        call_id=call_id,
+        server=server,
+        tool=tool,
+        arguments=args_json,
+        message_id=message_id,
+        **who,
+    )
+    end: Event
+    if answer.result is None:
+        end = ToolFailed(
+            kind=answer.kind, reason=failure_text(answer), duration_us=answer.duration_us, **ids
+        )
+    else:
+        end = ToolReturned(
+            result=answer.result,
+            duration_us=answer.duration_us,
+            truncated=answer.truncated,
+            size=answer.size,
+            **ids,
+        )
+    return [called, *answer.before, end, *answer.after]
+
+
+def failure_text(answer: ToolAnswer) -> str:
+    """What the agent receives as `err` for a failed call: `KIND: REASON`."""
+    return f"{answer.kind}: {answer.reason}"

@@ -23,6 +23,7 @@ from caxton.shell.wasm.outcome import (
     format_bytes,
 )
 from caxton.shell.wasm.services import HostServices
+from caxton.shell.wasm.validation import check_memory
 
 __all__ = [
     "INLINE_TIMEOUT_MS",
@@ -46,6 +47,7 @@ __all__ = [
     "UnknownComponent",
     "WasmError",
     "WasmHost",
+    "check_memory",
     "deadline_ticks",
     "format_bytes",
     "make_engine",

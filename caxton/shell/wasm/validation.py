@@ -48,6 +48,8 @@ def check_world(engine: wasmtime.Engine, compiled: component.Component, name: st
                 f"imports '{imported}', which is outside the caxton:agent world "
                 f"(only '{HOST_INTERFACE}' and WASI are provided)",
             )
+    if HOST_INTERFACE in imports:
+        _check_host_imports(engine, imports[HOST_INTERFACE].ty, name)
     return any(imported.startswith(_WASI_PREFIX) for imported in imports)
 
 
@@ -65,3 +67,126 @@ def _check_signature(item: object, export: str, name: str) -> None:
         or not isinstance(result.err, component.String)
     ):
         raise InvalidComponent(name, f"export {expected}")
+
+
+# The host functions as proto/wit/agent.wit declares them, in `_shape`'s words.
+HOST_FUNCTIONS = {
+    "send": "func(string) -> result<string, string>",
+    "log": "func(enum{trace, debug, info, warn, error}, string)",
+    "now": "func() -> u64",
+    "random": "func() -> u64",
+    "call-tool": "func(string, string, string) -> result<string, string>",
+}
+
+
+def _check_host_imports(engine: wasmtime.Engine, host: object, name: str) -> None:
+    """Refuses a host function imported under a name or a type the world does not have
+    (it would trap at its first call instead of being refused now)."""
+    if not isinstance(host, component.ComponentInstanceType):
+        raise InvalidComponent(
+            name, f"imports '{HOST_INTERFACE}' as something else than an instance"
+        )
+    for function, item in host.exports(engine).items():
+        item_type = getattr(item, "ty", item)
+        if not isinstance(item_type, component.FuncType):
+            continue  # a type export, such as `level`
+        expected = HOST_FUNCTIONS.get(function)
+        if expected is None:
+            raise InvalidComponent(
+                name, f"imports '{function}' from '{HOST_INTERFACE}', which has no such function"
+            )
+        found = _shape(item_type)
+        if found != expected:
+            raise InvalidComponent(
+                name,
+                f"imports '{function}' as {found}, but the caxton:agent world declares {expected}",
+            )
+
+
+def _shape(kind: object) -> str:
+    """A component type written as WIT would write it (enough to compare signatures)."""
+    if isinstance(kind, component.FuncType):
+        params = ", ".join(_shape(t) for _, t in kind.params)
+        result = "" if kind.result is None else f" -> {_shape(kind.result)}"
+        return f"func({params}){result}"
+    if isinstance(kind, component.ResultType):
+        ok = "_" if kind.ok is None else _shape(kind.ok)
+        err = "_" if kind.err is None else _shape(kind.err)
+        return f"result<{ok}, {err}>"
+    if isinstance(kind, component.EnumType):
+        return "enum{" + ", ".join(kind.names) + "}"
+    return type(kind).__name__.lower()
+
+
+_PAGE = 1 << 16
+_CORE_MODULE_SECTION, _COMPONENT_SECTION, _MEMORY_SECTION = 1, 4, 5
+
+
+def check_memory(wasm: bytes, limit: int, name: str) -> None:
+    """Refuses a component with a memory whose declared minimum size is over the agent's
+    memory limit (a limit per linear memory): every instance of it would fail to start."""
+    try:
+        needed = largest_initial_memory(wasm)
+    except (IndexError, ValueError):
+        return  # not parseable here; compiling it has already said whether it is valid
+    if needed > limit:
+        raise InvalidComponent(
+            name,
+            f"declares a memory of {needed / (1 << 20):,.1f} MiB at start, more than its memory "
+            f"limit of {limit / (1 << 20):,.1f} MiB (raise it with --memory)",
+        )
+
+
+def largest_initial_memory(wasm: bytes) -> int:
+    """The minimum size in bytes of the largest memory a component's core modules define."""
+    return _memories_of_component(memoryview(wasm))
+
+
+def _memories_of_component(view: memoryview) -> int:
+    largest = 0
+    for section, body in _sections(view):
+        if section == _CORE_MODULE_SECTION:
+            largest = max(largest, _memories_of_module(body))
+        elif section == _COMPONENT_SECTION:
+            largest = max(largest, _memories_of_component(body))
+    return largest
+
+
+def _memories_of_module(view: memoryview) -> int:
+    largest = 0
+    for section, body in _sections(view):
+        if section != _MEMORY_SECTION:
+            continue
+        count, at = _leb(body, 0)
+        for _ in range(count):
+            flags = body[at]
+            minimum, at = _leb(body, at + 1)
+            if flags & 1:  # a maximum follows
+                _, at = _leb(body, at)
+            largest = max(largest, minimum * _PAGE)
+    return largest
+
+
+def _sections(view: memoryview) -> list[tuple[int, memoryview]]:
+    """The (id, body) of each section after the 8-byte preamble."""
+    found, at = [], 8
+    while at < len(view):
+        section = view[at]
+        size, at = _leb(view, at + 1)
+        if at + size > len(view):
+            raise ValueError("a section runs past the end")
+        found.append((section, view[at : at + size]))
+        at += size
+    return found
+
+
+def _leb(view: memoryview, at: int) -> tuple[int, int]:
+    """An unsigned LEB128 number at `at`, and the offset after it."""
+    value = shift = 0
+    while True:
+        byte = view[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7

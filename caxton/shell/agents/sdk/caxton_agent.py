@@ -3,7 +3,7 @@
 It runs inside the WebAssembly component (componentize-py), on top of the
 generated `wit_world` bindings of the caxton:agent world:
 
-    from caxton_agent import Agent, Message, log, now, reply, send
+    from caxton_agent import Agent, Message, call_tool, log, now, reply, send
 
     class Greeter(Agent):
         def handle(self, message: Message) -> None:
@@ -147,13 +147,37 @@ def random() -> int:
     return int(host.random())
 
 
-def call_tool(server: str, tool: str, arguments: Any = None) -> Any:
-    """Calls an MCP tool through the host; returns its decoded JSON result."""
+@dataclass(frozen=True)
+class ToolResult:
+    """What an MCP tool returned: its content blocks, the text of its text blocks, its
+    structured content (when the tool gives one), and whether the host cut it to fit."""
+
+    content: list[Any]
+    text: str
+    structured: Any
+    truncated: bool
+
+    def json(self) -> Any:
+        """The structured content, or else the text decoded as JSON."""
+        return self.structured if self.structured is not None else json.loads(self.text)
+
+
+def call_tool(server: str, tool: str, arguments: Any = None) -> ToolResult:
+    """Calls tool `tool` of MCP server `server` through the host (the agent must be granted
+    it: `--tools server.tool`). Raises ToolFailed with the reason (refused, breaker-open,
+    timeout, server-error, tool-error). Journaled: a replay gets the recorded result."""
     try:
-        result = host.call_tool(server, tool, json.dumps(arguments or {}))
+        answer = host.call_tool(server, tool, json.dumps(arguments or {}))
     except Err as failed:
         raise ToolFailed(str(failed.value)) from None
-    return json.loads(result) if result else None
+    data = json.loads(answer)
+    content = list(data.get("content") or [])
+    return ToolResult(
+        content=content,
+        text="\n".join(c.get("text", "") for c in content if c.get("type") == "text"),
+        structured=data.get("structuredContent"),
+        truncated=bool(data.get("truncated")),
+    )
 
 
 class _Log:

@@ -1,0 +1,78 @@
+"""The gRPC server's codec: a request payload that does not decode is the caller's error.
+
+grpclib answers a decoding failure as any unhandled exception, `UNKNOWN: Internal Server
+Error`; this says INVALID_ARGUMENT and what the payload failed to be. betterproto2 also
+decodes a field sent with the wrong wire type (a group, a varint for a string) into a
+value of the wrong Python type, or None, which the services would trip over: such a
+message is refused here too, by checking each field against its declared type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import betterproto2
+from grpclib import GRPCError
+from grpclib.const import Status
+from grpclib.encoding.proto import ProtoCodec
+
+_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "bytes": bytes,
+    "bool": bool,
+    "double": float,
+    "float": float,
+    "enum": int,
+    **{
+        t: int
+        for t in (
+            "int32",
+            "int64",
+            "uint32",
+            "uint64",
+            "sint32",
+            "sint64",
+            "fixed32",
+            "fixed64",
+            "sfixed32",
+            "sfixed64",
+        )
+    },
+}
+
+
+class RequestCodec(ProtoCodec):
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        try:
+            message = super().decode(data, message_type)
+            _check_types(message)
+        except Exception as exc:
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            raise GRPCError(
+                Status.INVALID_ARGUMENT,
+                f"the request is not a valid {message_type.__name__} message ({reason})",
+            ) from None
+        return message
+
+
+def _check_types(message: Any) -> None:
+    for name, meta in message._betterproto.meta_by_field_name.items():
+        value = getattr(message, name)
+        if meta.map_meta is not None:
+            continue
+        values = value if meta.repeated else [value]
+        if not isinstance(values, list):
+            raise TypeError(f"field {name!r} should be repeated")
+        for item in values:
+            if item is None:
+                if meta.optional or meta.group is not None:
+                    continue
+                raise TypeError(f"field {name!r} has the wrong wire type")
+            if meta.proto_type == "message":
+                if not isinstance(item, betterproto2.Message):
+                    raise TypeError(f"field {name!r} should be a message")
+                _check_types(item)
+                continue
+            expected = _PYTHON_TYPES.get(meta.proto_type)
+            if expected is not None and not isinstance(item, expected):
+                raise TypeError(f"field {name!r} should be {meta.proto_type}")
