@@ -1,0 +1,96 @@
+"""Kill: rounds of SIGKILL at random moments under load (8 in CI, 20 with CAXTON_LOAD_LONG=1),
+each followed by a restart and the checks: no acknowledged message missing, positions
+gap-free, and once redelivery has settled, the server's state equals a fresh fold of
+its log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from pathlib import Path
+
+import pytest
+
+from caxton.client import CaxtonClient, CaxtonError
+from caxton.domain.events import Recorded
+from caxton.domain.world import fold
+from caxton.shell.api.convert import agent_info, conversation_info
+from caxton.shell.client import _agent, _conversation
+from tests.load.conftest import (
+    LONG,
+    deliveries,
+    gap_free,
+    long_or_short,
+    sent_ids,
+    start_server,
+    until_settled,
+)
+from tests.support import wat
+
+pytestmark = [pytest.mark.slow, pytest.mark.load, pytest.mark.timeout(900 if LONG else 300)]
+
+ROUNDS = int(long_or_short(20, 8))
+SENDERS = 6
+
+
+async def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    seed = random.randrange(1 << 30)
+    moments = random.Random(seed)
+    data = tmp_path / "data"
+    server = start_server(data)
+    acknowledged: set[str] = set()
+    try:
+        async with CaxtonClient(server.address) as client:
+            await client.deploy(wat("silent"), "sink", replicas=2, timeout_ms=10)
+            await client.deploy(wat("reply"), "echo", replicas=2, timeout_ms=10)
+        for round_ in range(ROUNDS):
+            senders = [
+                asyncio.create_task(_send_until_gone(server.address, f"{round_}-{n}", acknowledged))
+                for n in range(SENDERS)
+            ]
+            await asyncio.sleep(moments.uniform(0.3, 2.0))  # a random moment under load
+            server.kill()  # SIGKILL
+            await asyncio.wait_for(asyncio.gather(*senders), timeout=60)
+            server = start_server(data)
+            async with CaxtonClient(server.address) as client:
+                recorded = await until_settled(client)
+                where = f"round {round_ + 1} of {ROUNDS} (seed {seed})"
+                gap_free(recorded)
+                ids = sent_ids(recorded)
+                assert len(ids) == len(set(ids)), f"{where}: a message was accepted twice"
+                missing = acknowledged - set(ids)
+                assert not missing, f"{where}: {len(missing)} acknowledged messages are lost"
+                deliveries(recorded).check_exactly_once()
+                await _state_is_the_fold_of(client, recorded, where)
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop()
+    assert len(acknowledged) > ROUNDS * SENDERS, "too little load to mean anything"
+
+
+async def _send_until_gone(address: str, prefix: str, acknowledged: set[str]) -> None:
+    """Sends informs to the sink and requests to the echo until the server is gone."""
+    async with CaxtonClient(address, timeout=5) as client:
+        for i in range(1_000_000):
+            try:
+                if i % 3:
+                    sent = await client.send("sink", "inform", {"i": i}, message_id=f"{prefix}-{i}")
+                else:
+                    sent = await client.send(
+                        "echo", "request", {"i": i}, protocol="fipa-request", wait_ms=2_000
+                    )
+            except CaxtonError:
+                return
+            acknowledged.add(sent.message_id)
+
+
+async def _state_is_the_fold_of(client: CaxtonClient, recorded: list[Recorded], where: str) -> None:
+    expected = fold(recorded)
+    agents = {a.name: a for a in await client.agents()}
+    assert agents == {n: _agent(agent_info(a)) for n, a in expected.agents.items()}, where
+    conversations = {c.id: c for c in await client.conversations()}
+    folded = {i: _conversation(conversation_info(c)) for i, c in expected.conversations.items()}
+    assert conversations.keys() == folded.keys(), where
+    different = [i for i in folded if conversations[i] != folded[i]]
+    assert not different, f"{where}: {conversations[different[0]]} != {folded[different[0]]}"
