@@ -93,10 +93,22 @@ def test() -> None:
     run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *sys.argv[2:]])
 
 
+def bench() -> None:
+    """Installs the peers (the `bench` extra) once, then runs `python -m bench [args]`."""
+    stamp = VENV / ".caxton-bench-installed"
+    wanted = STAMP.read_text()
+    if not stamp.exists() or stamp.read_text() != wanted:
+        print("• installing the benchmarks' peers (SPADE, Thespian) and matplotlib", flush=True)
+        pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+        quiet([*pip, "install", "-e", f"{ROOT}[dev,bench]"])
+        stamp.write_text(wanted)
+    run([str(BIN / "python"), "-m", "bench", *sys.argv[2:]])
+
+
 def main() -> None:
-    commands = {"demo": demo, "test": test, "setup": lambda: None}
+    commands = {"demo": demo, "test": test, "bench": bench, "setup": lambda: None}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
-        sys.exit("usage: python3 dev.py demo | test [pytest args] | setup")
+        sys.exit("usage: python3 dev.py demo | test [pytest args] | bench [--quick] | setup")
     ensure_venv()
     if sys.argv[1] in ("test", "setup"):
         ensure_tool_servers()
