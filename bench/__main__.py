@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import platform
 import sqlite3
+import subprocess
 import sys
+import tempfile
 import time
-import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from bench.report import markdown, plot
 from bench.scenario import Result, cores
 
 MODULES = ("runtime", "contract_net", "eventlog", "replay", "tools")
+MODULE_TIMEOUT_S = 3600
 
 
 def machine() -> dict[str, Any]:
@@ -53,26 +56,41 @@ def load() -> str:
 
 
 def run_module(name: str, quick: bool, skipped: list[str]) -> list[Result]:
-    try:
-        module = importlib.import_module(f"bench.{name}")
-    except ModuleNotFoundError as e:
-        if e.name != f"bench.{name}":
-            raise
+    """Runs one module in a fresh interpreter: no scenario inherits another's heap, threads
+    or garbage, and a module that fails or hangs costs only its own rows."""
+    if importlib.util.find_spec(f"bench.{name}") is None:
         skipped.append(f"bench/{name}.py: not present yet")
         print(f"• {name}: skipped (bench/{name}.py is not present)", flush=True)
         return []
     print(f"• {name}", flush=True)
     started = time.perf_counter()
-    try:
-        rows: list[Result] = module.run(quick)
-    except Exception as e:
-        traceback.print_exc()
-        skipped.append(f"bench/{name}.py: failed: {type(e).__name__}: {e}")
-        return []
+    with tempfile.TemporaryDirectory(prefix="caxton-bench-rows-") as tmp:
+        rows_file = Path(tmp) / "rows.json"
+        command = [sys.executable, "-m", "bench", "--child", name, "--rows", str(rows_file)]
+        try:
+            done = subprocess.run(
+                [*command, *(["--quick"] if quick else [])], timeout=MODULE_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired:
+            skipped.append(f"bench/{name}.py: did not finish within {MODULE_TIMEOUT_S} s")
+            return []
+        if done.returncode != 0 or not rows_file.exists():
+            skipped.append(
+                f"bench/{name}.py: failed (exit status {done.returncode}; see its output)"
+            )
+            return []
+        rows: list[Result] = json.loads(rows_file.read_text())
     for row in rows:
         print(f"  {row['scenario']:<32} {row['median']:>12,.1f} {row['unit']}", flush=True)
     print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
     return rows
+
+
+def child(name: str, quick: bool, rows_file: Path) -> None:
+    rows = importlib.import_module(f"bench.{name}").run(quick)
+    rows_file.write_text(json.dumps(rows))
+    sys.stdout.flush()
+    os._exit(0)  # a library thread left running (a log's reader, a pool) must not keep us
 
 
 def main(argv: list[str]) -> int:
@@ -82,7 +100,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs (< 3 min)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--only", nargs="+", choices=MODULES, default=list(MODULES))
+    parser.add_argument("--child", choices=MODULES, help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        child(args.child, args.quick, args.rows)
 
     started = datetime.now(UTC)
     load_start = load()
