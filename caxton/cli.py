@@ -9,8 +9,10 @@ from __future__ import annotations
 from caxton.shell.cli.main import cli
 from caxton.shell.cli.main import main as _main
 from tui.commands import replay
+from tui.top import top
 
 cli.add_command(replay)
+cli.add_command(top)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from caxton.shell.api.errors import translated
 from caxton.shell.api.generated.caxton import v1
 from caxton.shell.runtime.errors import AgentNotFound
 from caxton.shell.runtime.node import Node
-from caxton.shell.telemetry.live import LiveStats
+from caxton.shell.telemetry.live import LiveStats, conversation_state
 
 TOP_CONVERSATIONS = 200
 DEFAULT_RECENT = 10
@@ -127,28 +127,15 @@ class OpsService(v1.OpsServiceBase):
         )
 
     def _conversation(self, conversation: ConversationState, now: int) -> v1.ConversationRow:
-        state: str = conversation.outcome
-        detail = ""
-        reply_by = 0
+        state, detail = conversation_state(conversation, self.stats, now)
         deadline = self.stats.deadlines.get(conversation.id)
-        if deadline is not None:
-            reply_by = deadline.reply_by
-            if state == "open" and now > deadline.reply_by:
-                state = "stalled"
-                late = (now - deadline.reply_by) / 1000
-                waiting = ", ".join(sorted(deadline.waiting))
-                detail = f"no answer from {waiting}, {late:.1f}s past reply-by"
-        if conversation.violations:
-            detail = conversation.violations[0].reason
-        elif conversation.failure and not detail:
-            detail = conversation.failure
         return v1.ConversationRow(
             id=conversation.id,
             protocol=conversation.protocol,
             state=state,
             messages=conversation.message_count,
             participants=sorted(conversation.participants),
-            reply_by_ms=reply_by,
+            reply_by_ms=deadline.reply_by if deadline is not None else 0,
             last_at_ms=conversation.last_at,
             detail=detail,
         )

@@ -8,8 +8,14 @@ someone asks, over the last `WINDOW_MS`.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from caxton.domain.conversations import ConversationState
 from caxton.domain.events import (
     AgentRestarting,
     AgentTrapped,
@@ -20,6 +26,9 @@ from caxton.domain.events import (
     ToolReturned,
 )
 from caxton.domain.ids import is_capability, split_instance_key
+
+if TYPE_CHECKING:
+    from caxton.shell.runtime.node import Node
 
 WINDOW_MS = 5_000
 _RECENT = 4_096
@@ -69,6 +78,8 @@ class Deadline:
 
     reply_by: int
     message_id: str
+    asker: str
+    reply_with: str
     waiting: set[str]
 
 
@@ -112,7 +123,10 @@ class LiveStats:
         message = sent.message
         conversation = message.conversation_id
         deadline = self.deadlines.get(conversation)
-        if deadline is not None:
+        if deadline is not None and (
+            deadline.asker in message.receivers
+            or message.in_reply_to in (deadline.message_id, deadline.reply_with)
+        ):  # an answer to whoever set the deadline, not just any message of the waited
             deadline.waiting.discard(message.sender)
             if not deadline.waiting:
                 del self.deadlines[conversation]
@@ -120,7 +134,9 @@ class LiveStats:
             waiting = {split_instance_key(d)[0] if "#" in d else d for d in sent.deliveries}
             waiting |= {r for r in message.receivers if not is_capability(r)}
             waiting.discard(message.sender)
-            self.deadlines[conversation] = Deadline(message.reply_by, message.id, waiting)
+            self.deadlines[conversation] = Deadline(
+                message.reply_by, message.id, message.sender, message.reply_with, waiting
+            )
             self.deadlines.move_to_end(conversation)
             while len(self.deadlines) > _DEADLINES:
                 self.deadlines.popitem(last=False)
@@ -178,6 +194,52 @@ class LiveStats:
         """The agent's recent conversations, most recent first."""
         figures = self._agents.get(agent)
         return list(reversed(figures.conversations)) if figures else []
+
+
+def conversation_state(
+    conversation: ConversationState, stats: LiveStats, now: int
+) -> tuple[str, str]:
+    """The conversation's state for people, and what is wrong. `stalled`: someone still
+    waits for an answer past the reply-by (the conversation may have failed inside: the
+    failure went to an agent that did not pass it on)."""
+    failure = conversation.failure
+    if conversation.violations:
+        return "violated", conversation.violations[0].reason
+    deadline = stats.deadlines.get(conversation.id)
+    if (
+        deadline is not None
+        and deadline.waiting
+        and now > deadline.reply_by
+        and conversation.outcome in ("open", "failed")
+    ):
+        late = (now - deadline.reply_by) / 1000
+        waiting = ", ".join(sorted(deadline.waiting))
+        detail = f"no answer from {waiting}, {late:.1f}s past reply-by"
+        return "stalled", f"{detail}; {failure}" if failure else detail
+    return conversation.outcome, failure
+
+
+class ConversationGauges(Collector):
+    """`caxton_conversations{state}` at each scrape: stalled ones are what to alert on."""
+
+    def __init__(self, node: Node, stats: LiveStats) -> None:
+        self.node = node
+        self.stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        now = self.node.clock.now_ms()
+        counts = dict.fromkeys(("open", "stalled", "violated", "done", "failed"), 0)
+        for conversation in list(self.node.world.conversations.values()):
+            state, _ = conversation_state(conversation, self.stats, now)
+            counts[state] = counts.get(state, 0) + 1
+        gauge = GaugeMetricFamily(
+            "caxton_conversations",
+            "Conversations by state; stalled: someone waits for an answer past its reply-by.",
+            labels=["state"],
+        )
+        for state, count in counts.items():
+            gauge.add_metric([state], count)
+        yield gauge
 
 
 def _p99(values: list[int]) -> float:

@@ -14,7 +14,7 @@ from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog
 from caxton.shell.telemetry.exporter import LiveExporter, TraceExport, make_exporter
 from caxton.shell.telemetry.http import HttpEndpoints, Response
-from caxton.shell.telemetry.live import LiveStats
+from caxton.shell.telemetry.live import ConversationGauges, LiveStats
 from caxton.shell.telemetry.logs import AgentLogFilter, AgentLogLimiter
 from caxton.shell.telemetry.metrics import CONTENT_TYPE, Metrics
 
@@ -66,6 +66,7 @@ class Observability:
         """Counts every committed event of `node` from now on (call before `node.start`)."""
         self.checks["log"] = True
         self.metrics.attach(node)
+        self.metrics.registry.register(ConversationGauges(node, self.stats))
         node.observers.append(self.metrics.observe)
         node.observers.append(self.stats.observe)
 

@@ -1,0 +1,192 @@
+"""`caxton top`: its rows as pure functions, its keys with Pilot against a live server
+subprocess, and its layout as a snapshot (reviewed by eye)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import DataTable, Static, TabbedContent
+
+from caxton.shell.client import CaxtonClient
+from caxton.shell.operations import (
+    AgentDebug,
+    AgentFigures,
+    ConversationFigures,
+    RestartInfo,
+    Setting,
+    TopSnapshot,
+    TrapInfo,
+)
+from tests.e2e.conftest import ServerProcess, caxton, write_component
+from tests.support import free_port
+from tui.top import TopApp, agent_rows, conversation_rows, detail_lines, snapshot_text
+
+SIZE = (130, 30)
+AT = 1_764_000_000_000
+
+
+def figures(name: str, **values: Any) -> AgentFigures:
+    defaults: dict[str, Any] = {
+        "running": 1,
+        "replicas": 1,
+        "state": "running",
+        "messages_per_second": 0.0,
+        "p99_handling_ms": 0.0,
+        "mailbox_depth": 0,
+        "mailbox_size": 1024,
+        "memory_limit_bytes": 64 << 20,
+        "cpu_ms_per_second": 0.0,
+        "restarts": 0,
+        "traps": 0,
+        "handled": 0,
+        "tool_calls_per_second": 0.0,
+        "tool_p99_ms": 0.0,
+    }
+    return AgentFigures(name=name, **{**defaults, **values})
+
+
+SNAPSHOT = TopSnapshot(
+    at_ms=AT,
+    position=1234,
+    agents=(
+        figures("order-desk", messages_per_second=12.4, p99_handling_ms=3.2, handled=620),
+        figures(
+            "inventory",
+            state="degraded",
+            running=2,
+            replicas=3,
+            messages_per_second=3.2,
+            p99_handling_ms=152.0,
+            mailbox_depth=1523,
+            mailbox_size=3072,
+            restarts=4,
+            traps=5,
+            cpu_ms_per_second=480.0,
+        ),
+        figures("pricer", messages_per_second=40.0, p99_handling_ms=0.4, handled=9000),
+    ),
+    conversations=(
+        ConversationFigures(
+            id="9f2c41d0e6b54a8f",
+            protocol="fipa-request",
+            state="stalled",
+            messages=4,
+            participants=("client:7a1b", "inventory", "order-desk"),
+            reply_by_ms=AT - 3_000,
+            last_at_ms=AT - 2_500,
+            detail="no answer from order-desk, 3.0s past reply-by; inventory#0 trapped: timeout",
+        ),
+        ConversationFigures(
+            id="77aa01",
+            protocol="fipa-contract-net",
+            state="violated",
+            messages=9,
+            participants=("bidder-b", "manager"),
+            reply_by_ms=0,
+            last_at_ms=AT - 60_000,
+            detail="accept-proposal sent twice to bidder-b",
+        ),
+    ),
+)
+DEBUG = AgentDebug(
+    agent=SNAPSHOT.agents[1],
+    traps=(TrapInfo(AT - 2_600, 0, "timeout", "timed out after 150 ms", "m1", "9f2c41d0e6b54a8f"),),
+    restarts=(RestartInfo(AT - 2_400, 0, 1, 100),),
+    conversations=(SNAPSHOT.conversations[0],),
+    settings=(Setting("timeout", "150ms", "deploy"),),
+)
+
+
+async def fixed_top() -> TopSnapshot:
+    return SNAPSHOT
+
+
+async def fixed_debug(name: str) -> AgentDebug:
+    return DEBUG
+
+
+def test_agents_sort_by_any_column_either_way() -> None:
+    assert [r[0] for r in agent_rows(SNAPSHOT)] == ["inventory", "order-desk", "pricer"]
+    by_rate = agent_rows(SNAPSHOT, "rate", descending=True)
+    assert [r[0] for r in by_rate] == ["pricer", "order-desk", "inventory"]
+    by_queue = agent_rows(SNAPSHOT, "queue", descending=True)
+    assert by_queue[0][:3] == ("inventory", "2/3", "degraded") and by_queue[0][5] == "1523/3072"
+
+
+def test_conversations_and_detail_say_what_is_wrong() -> None:
+    (stalled, violated) = conversation_rows(SNAPSHOT)
+    assert stalled[2] == "stalled" and "past reply-by" in stalled[6]
+    assert violated[2] == "violated"
+    lines = detail_lines(DEBUG)
+    assert "queue 1523/3072" in lines[1]
+    assert any("timeout: timed out after 150 ms" in line for line in lines)
+    assert any("attempt 1 after 100 ms" in line for line in lines)
+    assert snapshot_text(SNAPSHOT)[0].split() == [
+        "AGENT", "INST", "STATE", "MSG/S", "P99", "QUEUE", "MEM", "LIMIT", "CPU", "MS/S",
+        "RESTARTS", "TRAPS",
+    ]  # fmt: skip
+
+
+async def test_keys_sort_switch_tabs_and_open_an_agent() -> None:
+    app = TopApp(fixed_top, fixed_debug, where="127.0.0.1:50051")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.query_one("#agent-table", DataTable)
+        assert table.get_row_at(0)[0] == "inventory"
+        await pilot.press("s", "s", "s", "r")  # name → instances → state → rate, reversed
+        assert app.sort == "rate" and app.descending
+        assert table.get_row_at(0)[0] == "pricer"
+        await pilot.press("c")
+        assert app.query_one(TabbedContent).active == "conversations"
+        await pilot.press("a", "enter")
+        await pilot.pause()
+        detail = str(app.screen.query_one("#agent-detail", Static).render())
+        assert detail.startswith("pricer") or detail.startswith("inventory")
+        await pilot.press("escape")
+        assert app.query_one("#status", Static) is not None
+
+
+def test_the_top_screen_snapshot(snap_compare: Any) -> None:
+    assert snap_compare(TopApp(fixed_top, fixed_debug, where="127.0.0.1:50051"), terminal_size=SIZE)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    running = ServerProcess(tmp_path / "data", f"127.0.0.1:{free_port()}").start()
+    try:
+        yield running
+    finally:
+        if running.process is not None and running.process.poll() is None:
+            running.kill()
+
+
+@pytest.mark.slow
+async def test_top_against_a_live_server(live_server: ServerProcess, tmp_path: Path) -> None:
+    address = live_server.address
+    reply = write_component(tmp_path, "reply")
+    trap = write_component(tmp_path, "trap")
+    caxton("agent", "deploy", str(reply), "--name", "echo", "--replicas", "2", server=address)
+    caxton("agent", "deploy", str(trap), "--name", "crashy", server=address)
+    caxton("send", "--to", "echo", "--content", "{}", "--wait", "5s", server=address)
+    caxton("send", "--to", "crashy", "--content", "{}", "--wait", "5s", server=address, check=False)
+
+    async with CaxtonClient(address) as client:
+        app = TopApp(client.top, client.debug_agent, where=address)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.query_one("#agent-table", DataTable)
+            while not table.row_count:  # the first refresh comes from the server
+                await pilot.pause(0.05)
+            assert [table.get_row_at(i)[0] for i in range(table.row_count)] == ["crashy", "echo"]
+            assert table.get_row_at(1)[1] == "2/2"
+            await pilot.press("enter")  # crashy
+            for _ in range(100):
+                await pilot.pause(0.05)
+                detail = str(app.screen.query_one("#agent-detail", Static).render())
+                if "Recent traps" in detail:
+                    break
+            assert "trap: unreachable" in detail
+            await pilot.press("escape")
+            await pilot.press("q")
