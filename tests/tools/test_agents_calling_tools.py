@@ -18,6 +18,7 @@ import pytest
 from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.errors import InvalidAgentSpec
 from caxton.domain.events import (
+    AgentReconfigured,
     BreakerClosed,
     BreakerHalfOpened,
     BreakerOpened,
@@ -203,3 +204,49 @@ async def test_a_server_killed_mid_call_fails_the_call_and_is_restarted(tmp_path
     new_pid = json.loads(returned.result)["structuredContent"]["result"]
     assert new_pid != killed
     assert node.world.agents["victim"].instances[0].traps == 0
+
+
+async def test_config_set_grants_tools_and_gives_the_agent_its_own_breaker_live(
+    tmp_path: Path,
+) -> None:
+    node, bridge = await make_node(tmp_path, toybox(timeout_ms=5_000, breaker_threshold=5))
+    try:
+        await deploy_caller(node, "late", "hang", {"seconds": 30}, grants=(), timeout_ms=10)
+        before = await handle_one(node, "late")
+        await node.reconfigure(
+            AgentReconfigured(
+                agent="late", tools=("toy.hang",), breaker_timeout_ms=200, breaker_threshold=1
+            )
+        )
+        after = await handle_one(node, "late")  # granted now, with its own timeout and breaker
+        again = await handle_one(node, "late")
+    finally:
+        await close_node(node, bridge)
+
+    assert [f.kind for f in of_type(before, ToolFailed)] == ["refused"]
+    (timed_out,) = of_type(after, ToolFailed)
+    assert timed_out.reason == "timeout: toy.hang did not answer within 200ms"
+    (opened,) = of_type(after, BreakerOpened)
+    assert (opened.agent, opened.failures) == ("late", 1)  # its own, not the server's (5)
+    (fast,) = of_type(again, ToolFailed)
+    assert fast.kind == "breaker-open"
+    assert "circuit breaker open for toy (calls by late) after 1 failures" in fast.reason
+
+
+async def test_a_result_over_the_limit_is_cut_to_fit_and_the_cut_recorded(tmp_path: Path) -> None:
+    node, bridge = await make_node(tmp_path, toybox(max_result_bytes=2048))
+    try:
+        await deploy_caller(
+            node, "hoarder", "big", {"size": 10_000}, grants=("toy.big",), timeout_ms=1_000
+        )
+        events = await handle_one(node, "hoarder")
+    finally:
+        await close_node(node, bridge)
+
+    (returned,) = of_type(events, ToolReturned)
+    assert returned.truncated and returned.size > 10_000
+    assert len(returned.result.encode()) <= 2048
+    data = json.loads(returned.result)
+    assert data["truncated"] is True and data["content"][0]["text"].startswith("xxxx")
+    (handled,) = of_type(events, MessageHandled)
+    assert read_journal_value(handled.journal[0].value).ok == returned.result
