@@ -178,6 +178,10 @@ class ToolBridge:
 
     # --- for `caxton tools list` --------------------------------------------
 
+    def starts(self, server: str) -> int:
+        """How many times the server's process was started (restarts included)."""
+        return self._connections[server].starts
+
     async def describe(self, *, refresh: bool = True, timeout_s: float = 10.0) -> list[ServerView]:
         """Every server with its state and tools; `refresh` starts servers to list their tools."""
         views = []

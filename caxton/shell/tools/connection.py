@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import warnings
 from typing import Any, Literal
 
 import mcp_types
-from mcp import Client, MCPError, StdioServerParameters
+from mcp import Client, MCPDeprecationWarning, MCPError, StdioServerParameters
 
 from caxton.shell.tools.settings import ToolServerConfig
 
@@ -22,6 +23,10 @@ logger = logging.getLogger("caxton.tools")
 
 START_TIMEOUT_S = 30.0
 """How long a server may take to start and answer `initialize` (not part of a call's timeout)."""
+
+WATCH_INTERVAL_S = 5.0
+"""How often a running server is pinged, so that one that died is restarted before a call
+finds out."""
 
 ConnectionState = Literal["idle", "starting", "running", "failed", "stopped"]
 _CLOSED = mcp_types.CONNECTION_CLOSED
@@ -50,6 +55,7 @@ class ServerConnection:
         self._owner: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._lock: asyncio.Lock | None = None
+        self._revival: asyncio.Task[None] | None = None
 
     async def ready(self) -> None:
         """Starts the server unless it runs; raises ToolServerError when it cannot start."""
@@ -94,8 +100,12 @@ class ServerConnection:
 
     async def close(self) -> None:
         """Stops the server (if running) and waits for its owner task."""
-        await self._shut()
         self.state = "stopped"
+        if self._revival is not None:
+            self._revival.cancel()
+            with contextlib.suppress(BaseException):
+                await self._revival
+        await self._shut()
 
     async def _connected(self) -> Client:
         if self._client is not None and self.state == "running":
@@ -136,7 +146,7 @@ class ServerConnection:
                 if not ready.done():
                     ready.set_result(client)
                 logger.info("tool server %s running (%s)", self.config.name, self.config.where)
-                await stop.wait()
+                await self._watch(client, stop)
         except asyncio.CancelledError:
             pass
         except BaseException as exc:
@@ -150,6 +160,37 @@ class ServerConnection:
             self._client = None
             if not ready.done():
                 ready.set_exception(ToolServerError("stopped before it was ready"))
+
+    async def _watch(self, client: Client, stop: asyncio.Event) -> None:
+        """Until told to stop, pings the server when WATCH_INTERVAL_S passes; one whose
+        connection closed (its process died) is restarted at once, not at the next call."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WATCH_INTERVAL_S)
+                return
+            with warnings.catch_warnings():  # deprecated for the 2026 protocol; we speak legacy
+                warnings.simplefilter("ignore", MCPDeprecationWarning)
+                ping = client.send_ping()
+            try:
+                await asyncio.wait_for(ping, WATCH_INTERVAL_S)
+                continue
+            except TimeoutError:
+                continue  # busy, perhaps hung: calls' timeouts and the breaker deal with that
+            except MCPError as exc:
+                if exc.code != _CLOSED:
+                    continue
+                why = "the connection closed (the server exited?)"
+            except Exception as exc:
+                why = _describe(exc)
+            self.state, self.last_error = "failed", why
+            self._client = None
+            logger.warning("tool server %s died (%s); restarting it", self.config.name, why)
+            self._revival = asyncio.get_running_loop().create_task(self._revive())
+            return
+
+    async def _revive(self) -> None:
+        with contextlib.suppress(ToolServerError):
+            await self._connected()
 
     def _new_client(self) -> Client:
         config = self.config
