@@ -19,11 +19,13 @@ from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.errors import InvalidAgentSpec
 from caxton.domain.events import (
     AgentReconfigured,
+    AgentTrapped,
     BreakerClosed,
     BreakerHalfOpened,
     BreakerOpened,
     Event,
     Limits,
+    MessageDeadLettered,
     MessageHandled,
     Recorded,
     ToolCalled,
@@ -64,7 +66,7 @@ async def handle_one(node: Node, agent: str) -> list[Event]:
     async with asyncio.timeout(60):
         async for recorded in node.log.follow(conversation_id=result.conversation_id):
             seen.append(recorded)
-            if isinstance(recorded.event, MessageHandled):
+            if isinstance(recorded.event, MessageHandled | MessageDeadLettered):
                 break
     await asyncio.sleep(0)  # let the handling's batch (committed together) be read whole
     history = await node.log.read(conversation_id=result.conversation_id)
@@ -250,3 +252,26 @@ async def test_a_result_over_the_limit_is_cut_to_fit_and_the_cut_recorded(tmp_pa
     assert data["truncated"] is True and data["content"][0]["text"].startswith("xxxx")
     (handled,) = of_type(events, MessageHandled)
     assert read_journal_value(handled.journal[0].value).ok == returned.result
+
+
+async def test_an_agent_calling_tools_in_an_endless_loop_is_stopped(tmp_path: Path) -> None:
+    node, bridge = await make_node(tmp_path, toybox())
+    try:
+        await node.deploy(
+            DeploySpec(
+                name="looper",
+                component=wat("tool-loop"),
+                limits=Limits(timeout_ms=2_000),
+                config=json.dumps(["toy", "pid", {}]),
+                tools=("toy.echo",),  # pid is refused: each call answers at once
+            )
+        )
+        events = await handle_one(node, "looper")
+        everything = [r.event for r in await node.log.read()]
+    finally:
+        await close_node(node, bridge)
+
+    (trapped,) = of_type(everything, AgentTrapped)
+    assert trapped.kind == "host-error"
+    assert "more than 1000 tool calls while handling one message" in trapped.reason
+    assert len(of_type(events, ToolFailed)) == 1000

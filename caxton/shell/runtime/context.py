@@ -105,14 +105,22 @@ class CallContext:
         return value
 
     def call_tool(self, server: str, tool: str, args_json: str) -> str:
+        if self.tool_calls >= MAX_TOOL_CALLS:  # a loop: stop it rather than record it forever
+            raise ToolLoop(f"more than {MAX_TOOL_CALLS} tool calls while handling one message")
         cause = self.cause
         scope = cause.id if cause is not None else f"{self.agent}/init/{self.clock.now_ms()}"
         call_id = tool_call_id(scope, self.tool_calls)
         self.tool_calls += 1
         conversation = cause.conversation_id if cause is not None else ""
-        answer = (self.tools or ToolAccess()).call(
-            self.agent, server, tool, args_json, conversation
-        )
+        if len(args_json) > self.max_content_bytes:  # refused, and kept short in the log
+            answer = ToolAnswer(
+                kind="refused", reason=f"arguments are over {self.max_content_bytes} bytes"
+            )
+            args_json = args_json[:1024] + "…"
+        else:
+            answer = (self.tools or ToolAccess()).call(
+                self.agent, server, tool, args_json, conversation
+            )
         self.tool_events.extend(
             recorded_call(
                 call_id=call_id,
@@ -133,6 +141,14 @@ class CallContext:
         entry = journal_value(server, tool, args_json, ok=answer.result)
         self.journal.append(HostCall(kind="call-tool", value=entry))
         return answer.result
+
+
+MAX_TOOL_CALLS = 1_000
+"""Tool calls one handling may make; the next one traps the instance (host-error)."""
+
+
+class ToolLoop(RuntimeError):
+    """Too many tool calls in one handling: not a refusal, so the guest traps."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,6 +33,8 @@ from caxton.shell.wasm.outcome import (
 from caxton.shell.wasm.services import HostServices
 
 INLINE_TIMEOUT_MS = 20
+MAX_TOOL_WAIT_MS = 600_000
+"""Tool waits not charged to one call's budget, at most (ADR 0006)."""
 
 _Export = capi.GuestExport | capi.PortableExport
 
@@ -145,11 +147,12 @@ class AgentInstance:
     def _rearm(self, store: wasmtime.Store, started_ns: int) -> Callable[[int], None]:
         """After a host call that waited (a tool), the deadline again leaves the guest the
         rest of its budget: time spent waiting for a tool is bounded by the tool's timeout,
-        not charged to the agent's per-message budget."""
+        not charged to the agent's per-message budget, up to MAX_TOOL_WAIT_MS in all (so
+        a guest calling tools in an endless loop still meets its deadline)."""
         waited = [0]
 
         def resume(waited_ns: int) -> None:
-            waited[0] += waited_ns
+            waited[0] = min(waited[0] + waited_ns, MAX_TOOL_WAIT_MS * 1_000_000)
             used_ms = (time.perf_counter_ns() - started_ns - waited[0]) / 1e6
             store.set_epoch_deadline(deadline_ticks(max(1, int(self.limits.timeout_ms - used_ms))))
 
