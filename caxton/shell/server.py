@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grpclib.health.check import ServiceStatus
@@ -20,7 +21,7 @@ from caxton.shell.api.ops import OpsService
 from caxton.shell.api.service import services_for
 from caxton.shell.api.tools import ToolService
 from caxton.shell.config import ServerConfig
-from caxton.shell.datadir import DataDir
+from caxton.shell.datadir import DataDir, DataDirUnusable
 from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog
@@ -37,9 +38,26 @@ class ListenFailed(Exception):
     """The API address cannot be bound."""
 
 
+def _refuse_imported(config: ServerConfig) -> None:
+    """A log imported from a bundle is an excerpt of another log (positions with gaps,
+    agents without their history): it is for reading, not for running."""
+    from caxton.shell.archive.bundle import imported_from
+
+    if config.store:
+        return
+    conversation = imported_from(Path(config.store_url))
+    if conversation:
+        raise DataDirUnusable(
+            f"{config.data_dir} holds conversation {conversation} imported from a bundle: "
+            f"browse it with 'caxton replay --log {config.data_dir} --conversation "
+            f"{conversation}'; a server cannot run on it"
+        )
+
+
 async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print) -> None:
     """Runs a server until SIGINT or SIGTERM, then stops cleanly."""
     with DataDir(config.data_dir) as data_dir:
+        _refuse_imported(config)
         log = await EventLog.open(
             config.store_url, synchronous=config.synchronous.upper(), exclusive=True
         )

@@ -196,6 +196,8 @@ def test_a_bundle_imported_elsewhere_folds_to_the_same_state(
     caxton("events", "import", str(bundle), "--data-dir", str(imported))
     refused = caxton("events", "import", str(bundle), "--data-dir", str(imported), check=False)
     assert refused.returncode == 1 and "not empty" in refused.stderr
+    served = caxton("server", "start", "--data-dir", str(imported), check=False)
+    assert served.returncode == 1 and "imported from a bundle" in served.stderr
 
     async def states() -> list[object]:
         found = []

@@ -14,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from caxton.domain.events import Recorded
-from caxton.shell.store import EventLog, Pending
+from caxton.shell.store import EventLog, Pending, StoreError
 from caxton.shell.store.backend import TABLE
 from caxton.shell.store.envelope import prepare
 
@@ -39,9 +40,24 @@ async def write_bundle(
     """Writes a new bundle file (refusing to overwrite one that exists)."""
     if path.exists():
         raise BundleError(f"{path} already exists; choose another file or remove it")
+    if not path.parent.is_dir():
+        raise BundleError(f"{path.parent} is not a directory")
     try:
-        await _create_log(path)
-        with _connected(path) as db:
+        await _write(path, history, components, info)
+    except (OSError, sqlite3.Error, StoreError) as exc:
+        raise BundleError(f"{path}: cannot write the bundle ({exc})") from None
+
+
+async def _write(
+    path: Path,
+    history: Iterable[Recorded],
+    components: Mapping[str, bytes],
+    info: Mapping[str, str],
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="caxton-bundle-", dir=path.parent) as scratch:
+        draft = Path(scratch) / "bundle.db"
+        await _create_log(draft)
+        with _connected(draft) as db:
             _insert(db, history)
             db.execute("CREATE TABLE caxton_components (digest TEXT PRIMARY KEY, wasm BLOB)")
             for digest, wasm in sorted(components.items()):
@@ -49,10 +65,9 @@ async def write_bundle(
                     raise BundleError(f"component {digest} does not match its digest")
                 db.execute("INSERT INTO caxton_components VALUES (?, ?)", (digest, wasm))
             _write_info(db, {"format": FORMAT, **info})
-        _checkpoint(path)
-    except BaseException:
-        _remove(path)
-        raise
+        # One self-contained file (no -wal beside it), compacted.
+        with _connected(draft) as db:
+            db.execute("VACUUM INTO ?", (str(path),))
 
 
 async def import_bundle(bundle: Path, data_dir: Path) -> dict[str, str]:
@@ -86,7 +101,6 @@ async def import_bundle(bundle: Path, data_dir: Path) -> dict[str, str]:
                 rows,
             )
             _write_info(db, {**info, "imported_from": str(bundle.resolve())})
-        _checkpoint(target)
         store = data_dir / "components" / "components"
         store.mkdir(parents=True, exist_ok=True)
         for digest, wasm in components:
@@ -136,13 +150,6 @@ def _write_info(db: sqlite3.Connection, info: Mapping[str, str]) -> None:
     db.executemany("INSERT INTO caxton_bundle VALUES (?, ?)", sorted(info.items()))
 
 
-def _checkpoint(path: Path) -> None:
-    """Folds the WAL into the file, so the bundle is one file to copy."""
-    with _connected(path) as db:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        db.execute("PRAGMA journal_mode=DELETE")
-
-
 @contextmanager
 def _connected(where: Path | str) -> Iterator[sqlite3.Connection]:
     """A connection committed on success and always closed (sqlite3's own context
@@ -153,8 +160,3 @@ def _connected(where: Path | str) -> Iterator[sqlite3.Connection]:
             yield db
     finally:
         db.close()
-
-
-def _remove(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
