@@ -301,13 +301,17 @@ class CaxtonClient:
         reply_by: int | None = None,
         message_id: str = "",
         wait_ms: int = 0,
+        sender: str = "",
     ) -> SendResult:
-        """Sends one ACL message; with `wait_ms`, also waits that long for the reply."""
+        """Sends one ACL message; with `wait_ms`, also waits that long for the reply.
+        `sender` (`client:<id>`) keeps one identity across the sends of a conversation
+        the caller drives itself; empty, the server gives each send a client id."""
         receivers = [to] if isinstance(to, str) else list(to)
         text = content if isinstance(content, str) else json.dumps(content)
         envelope = v1.AclEnvelope(
             id=message_id,
             performative=performative,
+            sender=sender,
             receivers=receivers,
             content=text,
             language=language,

@@ -39,6 +39,7 @@ async def contract_net(address: str) -> str:
             {"task": "paint", "rooms": 3},
             protocol="fipa-contract-net",
             wait_ms=5_000,
+            sender="client:buyer",
         )
         cid = cfp.conversation_id
         accepted = await client.send(
@@ -48,6 +49,7 @@ async def contract_net(address: str) -> str:
             conversation_id=cid,
             protocol="fipa-contract-net",
             wait_ms=5_000,
+            sender="client:buyer",
         )
         assert accepted.reply is not None and accepted.reply.performative.value == "inform"
         return cid
@@ -80,6 +82,8 @@ def test_print_tells_the_story_from_a_server_and_from_the_data_dir(
     assert live.stdout == offline.stdout
     assert "propose" in live.stdout and "accept-proposal" in live.stdout
     assert "bidder-a" in live.stdout and "bidder-b" in live.stdout
+    # the buyer rejected no one explicitly, so bidder-a's exchange is still open
+    assert "Violations\n  none" in live.stdout
     missing = caxton(
         "replay", "--conversation", "nope", "--print", "--log", str(server.data_dir), check=False
     )
