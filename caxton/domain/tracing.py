@@ -46,7 +46,7 @@ def parse_traceparent(value: str) -> TraceContext | None:
 
 def _hex(size: int, *parts: str) -> str:
     digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=size).hexdigest()
-    if set(digest) == {"0"}:  # all-zero ids are invalid in W3C trace context
+    if digest in (_INVALID_TRACE, _INVALID_SPAN):  # all-zero ids are invalid in W3C
         digest = digest[:-1] + "1"
     return digest
 

@@ -94,6 +94,7 @@ class _Sent:
     at_ns: int
     performative: str
     protocol: str
+    span_id: str
 
 
 class SpanBuilder:
@@ -112,6 +113,8 @@ class SpanBuilder:
         self._failed: OrderedDict[str, str] = OrderedDict()
         self._trapped: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._tool_calls: OrderedDict[str, ToolCalled] = OrderedDict()
+        # the last handling's span, the parent of what it sent (committed right after it)
+        self._last_process: tuple[tuple[str, str], str] = (("", ""), "")
 
     def spans(self, recorded: Recorded) -> list[Span]:
         event = recorded.event
@@ -185,16 +188,19 @@ class SpanBuilder:
         if sent.cause and m.sender == PLATFORM:
             parent = self._failed.get(sent.cause) or send_span_id(sent.cause)
         elif sent.cause and not is_client(m.sender):
-            parent = process_span_id(sent.cause, m.sender)
+            cached, span = self._last_process
+            parent = (
+                span if cached == (sent.cause, m.sender) else process_span_id(sent.cause, m.sender)
+            )
         else:  # from outside or from `init`: the caller's span, if it sent one
             parent = "" if context.span_id == own else context.span_id
         self._remember(
             self._sent,
             m.id,
-            _Sent(context.trace_id, context.flags, at_ns, m.performative.value, m.protocol),
+            _Sent(context.trace_id, context.flags, at_ns, m.performative.value, m.protocol, own),
         )
-        attributes: list[tuple[str, AttributeValue]] = [
-            *_messaging("send", "send", ",".join(m.receivers), m.id, m.conversation_id),
+        attributes = _messaging("send", "send", ",".join(m.receivers), m.id, m.conversation_id)
+        attributes += [
             ("messaging.message.body.size", len(m.content.encode("utf-8", "surrogatepass"))),
             ("messaging.caxton.performative", m.performative.value),
             ("messaging.caxton.sender", m.sender),
@@ -343,9 +349,7 @@ class SpanBuilder:
         if start_ns is None:
             start_ns = min(sent.at_ns, end_ns) if sent is not None else end_ns
         trace_id, flags = self._trace(message_id, trace)
-        attributes: list[tuple[str, AttributeValue]] = list(
-            _messaging("receive", "deliver", target, message_id, conversation_id)
-        )
+        attributes = _messaging("receive", "deliver", target, message_id, conversation_id)
         if sent is not None:
             attributes.append(("messaging.caxton.performative", sent.performative))
         attributes.append(("caxton.mailbox.wait_us", (end_ns - start_ns) // 1000))
@@ -353,12 +357,12 @@ class SpanBuilder:
         return Span(
             trace_id=trace_id,
             span_id=deliver_span_id(message_id, agent),
-            parent_span_id=send_span_id(message_id),
+            parent_span_id=sent.span_id if sent is not None else send_span_id(message_id),
             name=f"deliver {_destination((target,))}",
             kind="internal",
             start_ns=start_ns,
             end_ns=end_ns,
-            attributes=_without_empty(attributes),
+            attributes=tuple(attributes),
             status="error" if error else "unset",
             status_message=f"dead letter: {error}" if error else "",
             events=(
@@ -384,13 +388,12 @@ class SpanBuilder:
         error: str,
         error_event: tuple[str, Attributes],
     ) -> Span:
+        own = process_span_id(message_id, agent)
+        self._last_process = ((message_id, agent), own)
         sent = self._sent.get(message_id)
         trace_id, flags = self._trace(message_id, recorded.traceparent)
-        attributes: list[tuple[str, AttributeValue]] = [
-            *_messaging("process", "process", agent, message_id, conversation_id),
-            ("messaging.caxton.agent", agent),
-            ("messaging.caxton.replica", replica),
-        ]
+        attributes = _messaging("process", "process", agent, message_id, conversation_id)
+        attributes += [("messaging.caxton.agent", agent), ("messaging.caxton.replica", replica)]
         if sent is not None:
             attributes.append(("messaging.caxton.performative", sent.performative))
             if sent.protocol:
@@ -400,8 +403,8 @@ class SpanBuilder:
         name, event_attributes = error_event
         return Span(
             trace_id=trace_id,
-            span_id=process_span_id(message_id, agent),
-            parent_span_id=send_span_id(message_id),
+            span_id=own,
+            parent_span_id=sent.span_id if sent is not None else send_span_id(message_id),
             name=f"process {agent}",
             kind="consumer",
             start_ns=start_ns,
@@ -442,26 +445,28 @@ def spans_of(records: Iterable[Recorded], *, memory: int = 100_000) -> list[Span
 
 def _messaging(
     operation_type: str, operation: str, destination: str, message_id: str, conversation_id: str
-) -> Attributes:
-    return _without_empty(
-        [
-            ("messaging.system", MESSAGING_SYSTEM),
-            ("messaging.operation.type", operation_type),
-            ("messaging.operation.name", operation),
-            ("messaging.destination.name", destination),
-            ("messaging.message.id", message_id),
-            ("messaging.message.conversation_id", conversation_id),
-        ]
-    )
+) -> list[tuple[str, AttributeValue]]:
+    attributes: list[tuple[str, AttributeValue]] = [
+        ("messaging.system", MESSAGING_SYSTEM),
+        ("messaging.operation.type", operation_type),
+        ("messaging.operation.name", operation),
+        ("messaging.destination.name", destination),
+        ("messaging.message.id", message_id),
+    ]
+    if conversation_id:
+        attributes.append(("messaging.message.conversation_id", conversation_id))
+    return attributes
 
 
 def _without_empty(attributes: Iterable[tuple[str, AttributeValue]]) -> Attributes:
     return tuple((k, v) for k, v in attributes if v != "")
 
 
-def _destination(receivers: Iterable[str]) -> str:
+def _destination(receivers: tuple[str, ...]) -> str:
     """A low-cardinality name for span names: agents and capabilities as they are,
     every client as `client` (each caller has its own random address)."""
+    if len(receivers) == 1:
+        return "client" if is_client(receivers[0]) else receivers[0]
     return ",".join("client" if is_client(r) else r for r in receivers)
 
 
@@ -472,4 +477,7 @@ def _agent_of(target: str) -> str:
 
 
 def _sampled(flags: str) -> bool:
-    return bool(int(flags, 16) & 1)
+    return flags[-1:] in _ODD_HEX
+
+
+_ODD_HEX = frozenset("13579bdf")

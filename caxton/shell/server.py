@@ -77,10 +77,9 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
         try:
             await observability.bind()
             observability.attach(node, log)
-            first_new = await log.last_position() + 1
+            observability.start_traces(log, node)
             await node.start()
             observability.checks["integrity"] = True
-            observability.start_traces(log, node, first_new)
             handlers = [
                 *services_for(node, log),
                 OpsService(node, observability.stats),

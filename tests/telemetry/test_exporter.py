@@ -56,7 +56,8 @@ def cfp() -> AclMessage:
 
 
 async def run_conversation(node: Node, exporter: LiveExporter) -> str:
-    exporter.start(from_position=node.world.position + 1)
+    node.observers.append(exporter.feed)  # as the server does: committed events, in order
+    exporter.start()
     result = await node.send(cfp())
     await _answered(node, result.conversation_id, len(BIDDERS))
     await exporter.flush(node.world.position)
@@ -166,7 +167,8 @@ async def test_with_no_collector_listening_handling_goes_on_and_spans_are_droppe
     nowhere = make_exporter("otlp-grpc", f"http://127.0.0.1:{free_port()}")
     assert nowhere is not None
     exporter = LiveExporter(node.log, nowhere, max_queue=50)
-    exporter.start(from_position=node.world.position + 1)
+    node.observers.append(exporter.feed)
+    exporter.start()
 
     started = time.monotonic()
     for _ in range(20):

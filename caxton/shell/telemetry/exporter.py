@@ -25,6 +25,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from caxton import __version__
+from caxton.domain.events import Recorded
 from caxton.replay.spans import Span, SpanBuilder
 from caxton.shell.store import EventLog
 
@@ -37,6 +38,7 @@ DEFAULT_ENDPOINTS = {
     "otlp-http": "http://127.0.0.1:4318/v1/traces",
 }
 MAX_QUEUE = 20_000
+_CHUNK = 64
 BATCH = 512
 EXPORT_TIMEOUT_S = 5.0
 
@@ -49,6 +51,7 @@ _KINDS = {
 }
 _SCOPE = InstrumentationScope("caxton", __version__)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_STATUS = {"unset": Status(StatusCode.UNSET), "ok": Status(StatusCode.OK)}
 
 
 def make_exporter(kind: TraceExport, endpoint: str = "") -> SpanExporter | None:
@@ -97,9 +100,7 @@ def readable(span: Span, resource: Resource) -> ReadableSpan:
     status = (
         Status(StatusCode.ERROR, span.status_message)
         if span.status == "error"
-        else Status(StatusCode.OK)
-        if span.status == "ok"
-        else Status(StatusCode.UNSET)
+        else _STATUS[span.status]
     )
     return ReadableSpan(
         name=span.name,
@@ -107,7 +108,9 @@ def readable(span: Span, resource: Resource) -> ReadableSpan:
         parent=parent,
         resource=resource,
         attributes=dict(span.attributes),
-        events=[SdkEvent(e.name, dict(e.attributes), e.time_ns) for e in span.events],
+        events=[SdkEvent(e.name, dict(e.attributes), e.time_ns) for e in span.events]
+        if span.events
+        else (),
         kind=_KINDS[span.kind],
         status=status,
         start_time=span.start_ns,
@@ -117,7 +120,9 @@ def readable(span: Span, resource: Resource) -> ReadableSpan:
 
 
 class LiveExporter:
-    """Follows the log from `from_position` and exports the sampled spans it makes."""
+    """Exports the sampled spans of committed events: those the node hands to `feed` (a
+    node observer: appending to a bounded deque is all it costs the commit), or, given a
+    position, those it reads by following the log from there."""
 
     def __init__(
         self,
@@ -143,6 +148,9 @@ class LiveExporter:
             attributes["service.instance.id"] = node
         self._resource = Resource.create(attributes)
         self._queue: deque[ReadableSpan] = deque()
+        self._events: deque[Recorded] = deque()
+        self._fed = asyncio.Event()
+        self.dropped_events = 0
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._failing = False
@@ -163,12 +171,22 @@ class LiveExporter:
         finally:
             self._flushes -= 1
 
-    def start(self, from_position: int) -> None:
+    def start(self, from_position: int | None = None) -> None:
+        """Builds spans from what `feed` gets, or from the log from `from_position`."""
         loop = asyncio.get_running_loop()
+        source = self._follow(from_position) if from_position is not None else self._drain()
         self._tasks = [
-            loop.create_task(self._follow(from_position), name="caxton-span-builder"),
+            loop.create_task(source, name="caxton-span-builder"),
             loop.create_task(self._ship(), name="caxton-span-exporter"),
         ]
+
+    def feed(self, recorded: Recorded) -> None:
+        """A committed event (a node observer); dropped, and counted, past `max_queue`."""
+        if len(self._events) >= self.max_queue:
+            self.dropped_events += 1
+            return
+        self._events.append(recorded)
+        self._fed.set()
 
     async def close(self, timeout: float = EXPORT_TIMEOUT_S) -> None:
         """Stops following, ships what is queued (within `timeout`), shuts the exporter."""
@@ -188,14 +206,33 @@ class LiveExporter:
         builder = SpanBuilder()
         try:
             async for recorded in self.log.follow(from_position=from_position):
-                for span in builder.spans(recorded):
-                    if sampled(span, self.sampling):
-                        self._enqueue(readable(span, self._resource))
-                self.position = recorded.position
+                self._build(builder, recorded)
                 if self._flushes and not self._queue:
                     await self._notify()
         except Exception:  # telemetry must never take the server down
             logger.exception("the span exporter stopped following the log")
+
+    async def _drain(self) -> None:
+        builder = SpanBuilder()
+        events = self._events
+        try:
+            while True:
+                await self._fed.wait()
+                self._fed.clear()
+                while events:
+                    for _ in range(min(len(events), _CHUNK)):
+                        self._build(builder, events.popleft())
+                    await asyncio.sleep(0)  # let handling go first between chunks
+                if self._flushes:
+                    await self._notify()
+        except Exception:  # telemetry must never take the server down
+            logger.exception("the span exporter stopped building spans")
+
+    def _build(self, builder: SpanBuilder, recorded: Recorded) -> None:
+        for span in builder.spans(recorded):
+            if sampled(span, self.sampling):
+                self._enqueue(readable(span, self._resource))
+        self.position = recorded.position
 
     def _enqueue(self, span: ReadableSpan) -> None:
         if len(self._queue) >= self.max_queue:

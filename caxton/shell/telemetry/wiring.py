@@ -70,7 +70,8 @@ class Observability:
         node.observers.append(self.metrics.observe)
         node.observers.append(self.stats.observe)
 
-    def start_traces(self, log: EventLog, node: Node, from_position: int) -> None:
+    def start_traces(self, log: EventLog, node: Node) -> None:
+        """Exports spans of what the node commits from now on (call before `node.start`)."""
         kind: TraceExport = self.config.traces  # type: ignore[assignment]
         exporter = make_exporter(kind, self.config.otlp_endpoint)
         if exporter is None:
@@ -83,7 +84,8 @@ class Observability:
             on_exported=self.metrics.spans_exported.inc,
             on_dropped=self.metrics.spans_dropped.inc,
         )
-        self._exporter.start(from_position)
+        node.observers.append(self._exporter.feed)
+        self._exporter.start()
 
     def count_requests(self, server: Server) -> None:
         async def received(event: RecvRequest) -> None:
