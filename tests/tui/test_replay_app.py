@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.widgets import DataTable, Static
 
+from caxton.domain.events import Recorded
 from caxton.replay.recording import record
 from tests.replay.recordings import CONVERSATION, contract_net
 from tui.replay import ReplayApp
@@ -107,3 +110,34 @@ def test_main_screen_snapshot(snap_compare: Any, violated: bool) -> None:
     app = app_for(violated=violated)
     keys = ["g", *"14", "enter"]
     assert snap_compare(app, press=keys, terminal_size=SIZE)
+
+
+class GrowingSource:
+    """A source whose log grows while the app is open (the live-server case)."""
+
+    where = "a test"
+
+    def __init__(self, later: list[Recorded]) -> None:
+        self.later = later
+        self.release = asyncio.Event()
+
+    async def follow(self, after: int) -> AsyncIterator[Recorded]:
+        await self.release.wait()
+        for recorded in self.later:
+            if recorded.position > after:
+                yield recorded
+        await asyncio.Event().wait()  # a live log never ends
+
+
+async def test_a_live_conversation_keeps_growing_on_screen() -> None:
+    history = contract_net()
+    source = GrowingSource(history)
+    app = ReplayApp(record(CONVERSATION, history[:14]), source=source)  # type: ignore[arg-type]
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("end")
+        assert "step 6/6" in text_of(app, "#status")
+        source.release.set()
+        while app.cursor.last < 18:
+            await pilot.pause()
+        assert "step 18/18" in text_of(app, "#status")  # it was at the end: it follows
+        assert app.query_one("#timeline", DataTable).row_count == 18
