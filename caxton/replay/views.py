@@ -245,7 +245,7 @@ def sequence(cursor: Cursor, width: int = 24) -> list[tuple[int, str]]:
                 agent_of(event.receiver) if isinstance(event, MessageDeadLettered) else event.agent
             )
             if who in column:
-                mark = "✗ dead letter" if isinstance(event, MessageDeadLettered) else "✗ trap"
+                mark = "x dead letter" if isinstance(event, MessageDeadLettered) else "x trap"
                 lines.append((step, _mark(column, total, who, mark)))
     return lines
 
@@ -411,8 +411,8 @@ def _arrow(event: MessageSent, column: dict[str, int], total: int) -> str:
         for x in range(low + 1, high):
             if line[x] in (" ", "│"):
                 line[x] = "─"
-        line[end] = "▶" if end > start else "◀"
-    line[start] = "●"
+        line[end] = ">" if end > start else "<"
+    line[start] = "┼"
     label = f" {m.performative.value} "
     low, high = min(start, *ends), max(start, *ends)
     at = low + 2 if high - low > len(label) + 2 else min(high + 2, max(total - len(label), 0))
