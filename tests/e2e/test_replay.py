@@ -8,6 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 
 from caxton.domain.world import fold
 from caxton.shell.archive.sources import LogSource, recording
@@ -255,6 +259,8 @@ def test_exports_are_deterministic_and_documented_formats(
     assert [line["position"] for line in lines] == sorted(line["position"] for line in lines)
     assert any(line["type"] == "MessageSent" for line in lines)
     assert "sequenceDiagram" in outputs["mermaid"] and "->>" in outputs["mermaid"]
+    parsed = json_format.Parse(outputs["otlp-json"], ExportTraceServiceRequest())
+    assert len(parsed.resource_spans[0].scope_spans[0].spans) >= 6  # 2 sends out, 4 in
     trace = json.loads(outputs["otlp-json"])
     spans = trace["resourceSpans"][0]["scopeSpans"][0]["spans"]
     # one trace per call from outside (the cfp, the accept), every span in one of them
