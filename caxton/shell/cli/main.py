@@ -13,6 +13,7 @@ from caxton.shell.cli.demo import demo
 from caxton.shell.cli.events import events
 from caxton.shell.cli.messages import conversations, send, trace
 from caxton.shell.cli.ops import config, debug
+from caxton.shell.cli.project import deploy, init
 from caxton.shell.cli.server import server
 from caxton.shell.cli.tools import tools
 from caxton.shell.client import CaxtonError
@@ -34,6 +35,8 @@ cli.add_command(tools)
 cli.add_command(events)
 cli.add_command(config)
 cli.add_command(debug)
+cli.add_command(init)
+cli.add_command(deploy)
 
 
 def main() -> None:

@@ -1,0 +1,106 @@
+"""`caxton init DIR` writes a project; `caxton deploy` deploys the agents that changed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import click
+
+from caxton.shell.cli.common import Failure, out, run, server_options
+from caxton.shell.client import CaxtonClient
+from caxton.shell.project import (
+    ProjectError,
+    component_of,
+    fingerprint,
+    init_project,
+    last_deployed,
+    read_agents,
+    remember_deployed,
+)
+
+
+@click.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--agent", default="greeter", show_default=True, help="The example agent's name.")
+@click.option(
+    "--with-observability",
+    is_flag=True,
+    help="Also write docker-compose.yml with an OpenTelemetry collector, Jaeger and Prometheus.",
+)
+def init(directory: Path, agent: str, with_observability: bool) -> None:
+    """Write a new project: caxton.toml, agents/ with one example agent."""
+    try:
+        written = init_project(directory, agent=agent, with_observability=with_observability)
+    except ProjectError as exc:
+        raise Failure(str(exc)) from None
+    out.print(f"✓ wrote a Caxton project in {directory}")
+    for path in written:
+        out.print(f"  {path.relative_to(directory)}", markup=False)
+    out.print(
+        f"next: cd {directory} && caxton server start --config caxton.toml, "
+        "then caxton deploy (in another terminal)",
+        markup=False,
+    )
+
+
+@click.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The project directory (holding caxton.toml).",
+)
+@server_options
+@run
+async def deploy(directory: Path, server: str, token: str) -> None:
+    """Build and deploy every agent of caxton.toml that changed since the last deploy."""
+    try:
+        specs = read_agents(directory)
+    except ProjectError as exc:
+        raise Failure(str(exc)) from None
+    before = last_deployed(directory)
+    done = dict(before)
+    changed = 0
+    async with CaxtonClient(server, token=token) as client:
+        running = {a.name: a for a in await client.agents()}
+        for spec in specs:
+            try:
+                component, how = await asyncio.to_thread(component_of, directory, spec)
+            except ProjectError as exc:
+                raise Failure(str(exc)) from None
+            mark = fingerprint(spec, component)
+            current = running.get(spec.name)
+            digest = hashlib.sha256(component).hexdigest()
+            same = current is not None and current.component_digest == digest
+            if same and before.get(spec.name) == mark:
+                out.print(f"· {spec.name}: unchanged", markup=False)
+                continue
+            why = (
+                "new"
+                if current is None
+                else "component changed"
+                if current.component_digest != digest
+                else "settings changed"
+            )
+            info = await client.deploy(
+                component,
+                spec.name,
+                capabilities=spec.capabilities,
+                replicas=spec.replicas,
+                memory_bytes=spec.memory_bytes,
+                timeout_ms=spec.timeout_ms,
+                mailbox=spec.mailbox,
+                config=spec.config,
+                replace=current is not None,
+                filename=spec.source.name,
+                tools=spec.tools,
+            )
+            done[spec.name] = mark
+            remember_deployed(directory, done)
+            changed += 1
+            out.print(f"✓ {spec.name}: deployed ({why}; {how}) {info.status_line}", markup=False)
+    out.print(f"{changed} of {len(specs)} agents deployed", markup=False)
