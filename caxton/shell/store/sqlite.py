@@ -27,6 +27,7 @@ from eventsourcing.sqlite import (
 )
 
 from caxton.shell.store.backend import APPEND_ONLY, TABLE
+from caxton.shell.store.checkpoint import WalCheckpointer
 from caxton.shell.store.envelope import Row
 from caxton.shell.store.errors import StoreUnavailable, translated
 
@@ -72,6 +73,10 @@ class SQLiteBackend:
         self._writer = writer
         self._cursor = writer.cursor()
         self._reader = reader
+        # checkpoints off the commit path (checkpoint.py): the writer never runs one
+        self._cursor.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = WalCheckpointer(where)
+        self._checkpointer.start()
 
     @classmethod
     async def open(cls, path: str, *, synchronous: str) -> SQLiteBackend:
@@ -143,6 +148,7 @@ class SQLiteBackend:
     async def close(self) -> None:
         with translated(self.where):
             try:
+                self._checkpointer.stop()
                 await self._reader.close()
             finally:
                 try:
