@@ -155,7 +155,7 @@ async def _run(quick: bool) -> list[Result]:
                 floor=("the same fan-out and fan-in over asyncio queues", pct(floor, 0.5)),
                 peers=found,
                 target=None,
-                met=True,
+                met=None,
                 bidders=bidders,
                 samples=samples,
                 note=(

@@ -25,22 +25,30 @@ def _ratio(value: float | None) -> str:
 
 
 def _target(target: Any, unit: str) -> str:
-    if isinstance(target, dict):
-        parts = []
-        for key, value in target.items():
-            if key == "share_of_floor":
-                parts.append(f"≥ {value:.0%} of the floor")
-            elif key.endswith("_speedup"):
-                peer = key.removesuffix("_speedup")
-                parts.append(
-                    f"≥ {value:g}× {peer}" if value >= 1 else f"within {1 / value:g}× of {peer}"
-                )
-            else:
-                parts.append(f"{key} ≤ {figure(value, unit)}")
-        return ", ".join(parts)
-    if unit.endswith("/s"):
-        return f"≥ {figure(target, unit)}"
-    return f"≤ {figure(target, unit)}"
+    if target is None:
+        return "—"
+    if not isinstance(target, dict):
+        return f"≥ {figure(target, unit)}" if unit.endswith("/s") else f"≤ {figure(target, unit)}"
+    parts = []
+    for key, value in target.items():
+        if key == "share_of_floor":
+            parts.append(f"≥ {value:.0%} of the floor")
+        elif key.endswith("_speedup"):
+            peer = key.removesuffix("_speedup")
+            parts.append(
+                f"≥ {value:g}× {peer}" if value >= 1 else f"within {1 / value:g}× of {peer}"
+            )
+        elif key.endswith("ratio_to_floor"):
+            parts.append(
+                f"{key.removesuffix('_ratio_to_floor') or 'median'} ≤ {value:g}× the floor"
+            )
+        elif isinstance(value, bool):
+            parts.append(key.replace("_", " "))
+        elif key in ("p50", "p99") or key.startswith("median"):
+            parts.append(f"{key.split('_')[0]} ≤ {figure(value, unit)}")
+        else:
+            parts.append(f"{key} ≤ {value:g}")
+    return ", ".join(parts)
 
 
 def _peer(figures: dict[str, Any] | None, unit: str) -> str:
@@ -61,25 +69,25 @@ def _peer(figures: dict[str, Any] | None, unit: str) -> str:
 
 def missed_by(row: Result) -> str:
     """How far a missed target is: the factor by which ours must improve."""
-    target, unit, better_high = row["target"], row["unit"], row.get("higher_is_better")
+    target, better_high = row["target"], row.get("higher_is_better")
     if isinstance(target, (int, float)):
         factor = target / row["median"] if better_high else row["median"] / target
         return f"{factor:,.1f}× short"
     parts = []
-    for key, value in target.items():
+    for key, value in (target or {}).items():
         if key == "share_of_floor" and row.get("ratio_to_floor"):
             share = 1 / row["ratio_to_floor"]
             if share < value:
                 parts.append(f"{share:.0%} of the floor, {value / share:,.1f}× short")
-        elif key in ("p50", "p99"):
-            ours = row["median"] if key == "p50" else row["p99"]
-            if ours is not None and ours > value:
-                parts.append(f"{key} {ours / value:,.1f}× over")
+        elif key in ("p50", "p99") or key.startswith("median"):
+            ours = row["p99"] if key == "p99" else row["median"]
+            if ours is not None and not isinstance(value, bool) and ours > value:
+                parts.append(f"{key.split('_')[0]} {ours / value:,.1f}× over")
         elif key.endswith("_speedup"):
             peer = row["peers"].get(key.removesuffix("_speedup"), {})
             if "speedup" in peer and peer["speedup"] < value:
                 parts.append(f"{value / peer['speedup']:,.1f}× short against {key[:-8]}")
-    return ", ".join(parts) or f"{unit}"
+    return ", ".join(parts) or "see the module's note"
 
 
 def markdown(document: dict[str, Any]) -> str:
@@ -117,7 +125,11 @@ def markdown(document: dict[str, Any]) -> str:
             floor_text,
             *(_peer(row.get("peers", {}).get(p), unit) for p in peer_names),
             _target(row["target"], unit),
-            "met" if row["met"] else f"**missed** ({missed_by(row)})",
+            "no target"
+            if row["met"] is None
+            else "met"
+            if row["met"]
+            else f"**missed** ({missed_by(row)})",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"- {r['scenario']}: {r['note']}" for r in rows if r.get("note")]

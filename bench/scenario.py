@@ -39,7 +39,7 @@ def result(
     unit: str,
     median: float,
     target: Any,
-    met: bool,
+    met: bool | None,
     p99: float | None = None,
     floor: tuple[str, float] | None = None,
     peers: dict[str, dict[str, Any]] | None = None,
