@@ -176,7 +176,11 @@ def detail(cursor: Cursor) -> str:
         lines.append(f"{'delivered to':<16}{', '.join(recorded.event.deliveries)}")
     lines += ["", pretty(message.content, message.language)]
     if not isinstance(recorded.event, MessageSent):
-        lines = [f"{_lifecycle(recorded)}: {_fields(recorded.event)}", "", *lines]
+        r = row(cursor.step, recorded, cursor.timeline)
+        summary = f"{r.status} by {r.arrow}" + (f": {r.detail}" if r.detail else "")
+        if isinstance(recorded.event, MessageDeadLettered):
+            summary = f"dead letter to {recorded.event.receiver}: {recorded.event.reason}"
+        lines = [summary, "", *lines]
     return "\n".join(lines)
 
 
