@@ -75,6 +75,8 @@ class ReplayApp(App[None]):
         self._prompt = ""
         self._shown = 0
         self._diagram: tuple[int, list[tuple[int, str]]] = (-1, [])
+        self._shown_text: dict[str, Text] = {}
+        self._shapes: dict[str, tuple[int, int]] = {}
 
     # --- layout ------------------------------------------------------------
 
@@ -145,11 +147,24 @@ class ReplayApp(App[None]):
         table = self.query_one("#timeline", DataTable)
         if cursor.step and table.cursor_row != cursor.step - 1:
             table.move_cursor(row=cursor.step - 1, animate=False)
-        self.query_one("#message", Static).update(Text(detail_text(cursor)))
-        self.query_one("#state", Static).update(self._state_text())
-        self.query_one("#phase", Static).update(Text(phase_line(cursor), style="bold"))
-        self.query_one("#diagram", Static).update(self._diagram_text())
-        self.query_one("#status", Static).update(self._status_text())
+        self._show("#message", Text(detail_text(cursor)))
+        self._show("#state", self._state_text())
+        self._show("#phase", Text(phase_line(cursor), style="bold"))
+        self._show("#diagram", self._diagram_text())
+        self._show("#status", self._status_text())
+
+    def _show(self, selector: str, text: Text) -> None:
+        """Updates a pane only when its text changed, and asks for a new layout only when
+        its size did: a step then redraws what moved, not the whole screen."""
+        before = self._shown_text.get(selector)
+        if before is not None and before == text:
+            return
+        self._shown_text[selector] = text
+        lines = text.plain.split("\n")
+        shape = (len(lines), max(map(len, lines)))
+        resized = self._shapes.get(selector) != shape
+        self._shapes[selector] = shape
+        self.query_one(selector, Static).update(text, layout=resized)
 
     def _diagram_text(self) -> Text:
         timeline = self.cursor.timeline
