@@ -25,7 +25,7 @@ class InventoryChecker(Agent):
             return
         item = message.body.get("item") if isinstance(message.body, dict) else None
         if not isinstance(item, str) or not item:
-            reply(message, "refuse", {"reason": "ask for an item: {\"item\": \"widget\"}"})
+            reply(message, "refuse", {"reason": 'ask for an item: {"item": "widget"}'})
             return
         quoted = item.replace("'", "''")
         query = f"SELECT qty FROM {self.table} WHERE item = '{quoted}'"
