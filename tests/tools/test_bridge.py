@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -20,9 +21,16 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def call(
-    tool: str, server: str = "toy", timeout_ms: int = 5_000, threshold: int = 5, **arguments: object
+    tool: str,
+    server: str = "toy",
+    timeout_ms: int = 5_000,
+    threshold: int = 5,
+    reset_ms: int = 30_000,
+    **arguments: object,
 ) -> ToolCall:
-    policy = CallPolicy(timeout_ms=timeout_ms, breaker_threshold=threshold)
+    policy = CallPolicy(
+        timeout_ms=timeout_ms, breaker_threshold=threshold, breaker_reset_ms=reset_ms
+    )
     return ToolCall(server=server, tool=tool, arguments=arguments, policy=policy)
 
 
@@ -122,3 +130,26 @@ async def test_a_server_that_cannot_start_is_a_server_error_that_counts() -> Non
     assert [type(e).__name__ for e in failed.after] == ["BreakerOpened"]
     assert fast.kind == "breaker-open"
     assert view.state == "failed"
+
+
+async def test_a_cancelled_trial_does_not_leave_the_breaker_half_open() -> None:
+    bridge = ToolBridge((toybox(),))
+    bridge.bind()
+    bounds = {"threshold": 1, "reset_ms": 200}
+    try:
+        opened = await bridge.call(call("hang", timeout_ms=300, seconds=30, **bounds))
+        await asyncio.sleep(0.25)  # the reset time passes (a rule about time)
+        trial = asyncio.ensure_future(bridge.call(call("hang", seconds=30, **bounds)))
+        await asyncio.sleep(0.1)
+        trial.cancel()  # as when the server stops, or a worker gives up on the loop
+        with contextlib.suppress(asyncio.CancelledError):
+            await trial
+        await asyncio.sleep(0.25)
+        after = await bridge.call(call("echo", text="x", **bounds))
+    finally:
+        await bridge.close()
+
+    assert opened.kind == "timeout"
+    assert [type(e).__name__ for e in after.before] == ["BreakerHalfOpened"]
+    assert after.result is not None
+    assert [type(e).__name__ for e in after.after] == ["BreakerClosed"]

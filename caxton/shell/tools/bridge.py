@@ -119,7 +119,20 @@ class ToolBridge:
         self._breakers[key] = admission.breaker
         if not admission.allowed:
             return ToolAnswer(kind="breaker-open", reason=admission.reason)
-        answer = await self._call(call)
+        try:
+            answer = await self._call(call)
+        except asyncio.CancelledError:
+            # a trial that never ended must not leave the breaker half-open for good
+            if self._breakers.get(key, CLOSED).state == "half-open":
+                self._breakers[key], _ = settle(
+                    self._breakers[key],
+                    key=key,
+                    policy=call.policy,
+                    now=self._now_ms(),
+                    failure_kind="server-error",
+                    reason="the trial call was cancelled",
+                )
+            raise
         breaker, after = settle(
             self._breakers.get(key, CLOSED),
             key=key,
