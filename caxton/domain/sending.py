@@ -6,7 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from caxton.domain.acl import AclMessage, Performative, reply_to
+from caxton.domain.acl import AclMessage, Performative, message_from_dict, reply_to
+from caxton.domain.errors import InvalidMessage
 from caxton.domain.frozen import replace
 from caxton.domain.ids import (
     PLATFORM,
@@ -31,6 +32,27 @@ def complete_reply(data: Mapping[str, Any], cause: AclMessage | None) -> Mapping
     if cause.reply_with:
         completed["in_reply_to"] = cause.reply_with
     return completed
+
+
+def outgoing(
+    envelope_json: str,
+    *,
+    agent: str,
+    cause: AclMessage | None,
+    index: int,
+    max_content_bytes: int,
+) -> AclMessage:
+    """The message an agent's `send(envelope_json)` puts in the log: the envelope parsed
+    and validated, a reply completed from `cause`, the host's fields filled in. Raises
+    `InvalidMessage` with the reason the agent is given."""
+    try:
+        data = json.loads(envelope_json)
+    except ValueError as exc:
+        raise InvalidMessage("message", f"not valid JSON ({exc})") from None
+    if isinstance(data, dict):
+        data = complete_reply(data, cause)
+    message = message_from_dict(data, max_content_bytes=max_content_bytes, require_id=False)
+    return sent_by(message, agent=agent, cause=cause, index=index)
 
 
 def sent_by(message: AclMessage, *, agent: str, cause: AclMessage | None, index: int) -> AclMessage:

@@ -12,10 +12,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from caxton.domain.acl import AclMessage, message_from_dict
+from caxton.domain.acl import DEFAULT_MAX_CONTENT_BYTES, AclMessage
 from caxton.domain.errors import InvalidMessage
 from caxton.domain.events import Limits, Recorded
-from caxton.domain.sending import complete_reply, sent_by
+from caxton.domain.sending import outgoing
 from caxton.replay.recording import Recording
 from caxton.replay.reexec import (
     Input,
@@ -35,8 +35,6 @@ from caxton.shell.wasm import (
     WasmHost,
 )
 
-MAX_CONTENT_BYTES = 1 << 20
-
 
 class ReexecFailed(Exception):
     """The new build cannot be run at all (invalid component, `init` fails)."""
@@ -53,16 +51,15 @@ class ReplayServices:
 
     def send(self, envelope_json: str) -> str:
         try:
-            data = json.loads(envelope_json)
-        except ValueError as exc:
-            raise SendRefused(f"message is not valid JSON ({exc})") from None
-        if isinstance(data, dict):
-            data = complete_reply(data, self.cause)
-        try:
-            message = message_from_dict(data, max_content_bytes=MAX_CONTENT_BYTES, require_id=False)
+            message = outgoing(
+                envelope_json,
+                agent=self.agent,
+                cause=self.cause,
+                index=len(self.sent),
+                max_content_bytes=DEFAULT_MAX_CONTENT_BYTES,
+            )
         except InvalidMessage as exc:
             raise SendRefused(str(exc)) from None
-        message = sent_by(message, agent=self.agent, cause=self.cause, index=len(self.sent))
         self.sent.append(message)
         return message.id
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from caxton.domain.acl import AclMessage, Performative
-from caxton.domain.sending import complete_reply, platform_failure, sent_by
+from caxton.domain.errors import InvalidMessage
+from caxton.domain.sending import complete_reply, outgoing, platform_failure, sent_by
 from caxton.domain.tracing import child_traceparent
 
 CAUSE = AclMessage(
@@ -55,3 +58,34 @@ def test_the_platform_does_not_answer_its_own_failures() -> None:
     assert failure.sender == "caxton" and failure.receivers == ("client:c",)
     assert failure.performative is Performative.FAILURE
     assert platform_failure(failure, "again") is None
+
+
+def test_outgoing_parses_completes_and_stamps_what_an_agent_sends() -> None:
+    cause = AclMessage(
+        id="m1",
+        performative=Performative.REQUEST,
+        sender="client:cli",
+        receivers=("echo",),
+        conversation_id="c1",
+        reply_with="r1",
+    )
+    sent = outgoing(
+        '{"performative": "inform", "in_reply_to": "r1", "content": "{}"}',
+        agent="echo",
+        cause=cause,
+        index=0,
+        max_content_bytes=1024,
+    )
+    assert (sent.sender, sent.receivers, sent.conversation_id) == ("echo", ("client:cli",), "c1")
+    assert (
+        sent.id
+        == outgoing(
+            '{"performative": "inform", "in_reply_to": "r1", "content": "{}"}',
+            agent="echo",
+            cause=cause,
+            index=0,
+            max_content_bytes=1024,
+        ).id
+    )  # derived, so a redelivery or a re-execution gets the same id
+    with pytest.raises(InvalidMessage, match="message: not valid JSON"):
+        outgoing("{oops", agent="echo", cause=cause, index=1, max_content_bytes=1024)

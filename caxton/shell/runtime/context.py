@@ -8,15 +8,14 @@ run on a worker thread: they only append to this object's lists.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from caxton.domain.acl import AclMessage, message_from_dict
+from caxton.domain.acl import AclMessage
 from caxton.domain.errors import InvalidMessage
 from caxton.domain.events import Event, HostCall
-from caxton.domain.sending import complete_reply, sent_by
+from caxton.domain.sending import outgoing
 from caxton.domain.tools import (
     call_policy,
     is_granted,
@@ -74,18 +73,15 @@ class CallContext:
 
     def send(self, envelope_json: str) -> str:
         try:
-            data = json.loads(envelope_json)
-        except ValueError as exc:
-            raise SendRefused(f"message is not valid JSON ({exc})") from None
-        if isinstance(data, dict):
-            data = complete_reply(data, self.cause)
-        try:
-            message = message_from_dict(
-                data, max_content_bytes=self.max_content_bytes, require_id=False
+            message = outgoing(
+                envelope_json,
+                agent=self.agent,
+                cause=self.cause,
+                index=len(self.outgoing),
+                max_content_bytes=self.max_content_bytes,
             )
         except InvalidMessage as exc:
             raise SendRefused(str(exc)) from None
-        message = sent_by(message, agent=self.agent, cause=self.cause, index=len(self.outgoing))
         deliveries, dead = self.route(message)
         self.outgoing.append(Outgoing(message, deliveries, dead))
         return message.id
