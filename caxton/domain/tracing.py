@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from caxton.domain.acl import AclMessage
 from caxton.domain.frozen import replace
@@ -33,6 +34,7 @@ class TraceContext:
         return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
 
 
+@lru_cache(maxsize=4096)  # what an agent sends repeats the context of what it handles
 def parse_traceparent(value: str) -> TraceContext | None:
     """The context in a W3C `traceparent`, or None when it is missing or malformed."""
     found = _TRACEPARENT.match(value.strip().lower()) if value else None
@@ -88,15 +90,18 @@ def trace_of(message: AclMessage) -> TraceContext:
 def stamped(message: AclMessage) -> AclMessage:
     """A message from outside with trace context: the caller's when it sent a valid
     one (its span becomes the parent of the send), else a new trace of its own."""
-    if parse_traceparent(message.traceparent) is not None:
+    if message.traceparent and parse_traceparent(message.traceparent) is not None:
         return message
-    return replace(message, traceparent=trace_of(message).header())
+    header = f"00-{derived_trace_id(message.id)}-{send_span_id(message.id)}-{SAMPLED}"
+    return replace(message, traceparent=header)
 
 
 def child_traceparent(message_id: str, cause: AclMessage | None) -> str:
     """The `traceparent` of a message sent while handling `cause` (or in `init`): the
     cause's trace, and the new message's own send span as the parent of what follows."""
     if cause is None:
-        return TraceContext(derived_trace_id(message_id), send_span_id(message_id)).header()
-    context = trace_of(cause)
-    return TraceContext(context.trace_id, send_span_id(message_id), context.flags).header()
+        return f"00-{derived_trace_id(message_id)}-{send_span_id(message_id)}-{SAMPLED}"
+    context = parse_traceparent(cause.traceparent)
+    if context is None:
+        return f"00-{derived_trace_id(cause.id)}-{send_span_id(message_id)}-{SAMPLED}"
+    return f"00-{context.trace_id}-{send_span_id(message_id)}-{context.flags}"
