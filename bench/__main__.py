@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,16 @@ def run_module(name: str, quick: bool, skipped: list[str]) -> list[Result]:
 
 
 def child(name: str, quick: bool, rows_file: Path) -> None:
-    rows = importlib.import_module(f"bench.{name}").run(quick)
-    rows_file.write_text(json.dumps(rows))
+    # os._exit: a library thread left running (a log's reader, a pool) must not keep us
+    try:
+        rows = importlib.import_module(f"bench.{name}").run(quick)
+        rows_file.write_text(json.dumps(rows))
+    except BaseException:
+        traceback.print_exc()
+        sys.stdout.flush()
+        os._exit(1)
     sys.stdout.flush()
-    os._exit(0)  # a library thread left running (a log's reader, a pool) must not keep us
+    os._exit(0)
 
 
 def main(argv: list[str]) -> int:

@@ -33,7 +33,9 @@ from caxton.shell.store import EventLog
 from caxton.shell.wasm import WasmHost
 from tests.support import wat
 
-FAST = Limits(timeout_ms=10, memory_bytes=1 << 20, mailbox=100_000)
+# 20 ms: the most an agent may take and still run inline on the loop (ADR 0002); a
+# shorter budget traps minimal agents when a loaded machine preempts the call
+FAST = Limits(timeout_ms=20, memory_bytes=1 << 20, mailbox=100_000)
 
 
 async def fresh_node(directory: Path) -> tuple[Node, EventLog, WasmHost]:

@@ -74,6 +74,7 @@ class Deliveries:
     expected: set[tuple[str, str]] = field(default_factory=set)
     handled: Counter[tuple[str, str]] = field(default_factory=Counter)
     dead_letters: list[MessageDeadLettered] = field(default_factory=list)
+    dead: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, recorded: Recorded) -> None:
         event = recorded.event
@@ -85,13 +86,15 @@ class Deliveries:
             self.handled[(event.message_id, event.agent)] += 1
         elif isinstance(event, MessageDeadLettered):
             self.dead_letters.append(event)
+            self.dead.add((event.message_id, split_instance_key(event.receiver)[0]))
 
     @property
     def settled(self) -> bool:
-        return self.expected <= self.handled.keys()
+        return self.expected <= self.handled.keys() | self.dead
 
     def check_exactly_once(self) -> None:
-        missing = self.expected - self.handled.keys()
+        """Every delivery handled once, or dead-lettered (a trap): none lost, none twice."""
+        missing = self.expected - self.handled.keys() - self.dead
         assert not missing, f"{len(missing)} deliveries never handled, e.g. {sorted(missing)[:3]}"
         twice = {k: n for k, n in self.handled.items() if n > 1}
         assert not twice, f"{len(twice)} deliveries handled more than once: {list(twice)[:3]}"
@@ -122,7 +125,7 @@ async def until_settled(client: CaxtonClient, timeout: float = 120) -> list[Reco
         try:
             await asyncio.wait_for(follow(), timeout=timeout)
         except TimeoutError:
-            missing = len(state.expected - state.handled.keys())
+            missing = len(state.expected - state.handled.keys() - state.dead)
             raise AssertionError(
                 f"{missing} deliveries still unhandled after {timeout} s"
             ) from None

@@ -66,8 +66,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 
     async def deploy() -> None:
         async with CaxtonClient(server.address) as client:
-            await client.deploy(wat("reply"), "echo", timeout_ms=10)
-            await client.deploy(wat("silent"), "sink", timeout_ms=10)
+            await client.deploy(wat("reply"), "echo", timeout_ms=20)
+            await client.deploy(wat("silent"), "sink", timeout_ms=20)
 
     asyncio.run(deploy())
     try:

@@ -73,7 +73,7 @@ async def test_a_full_disk_is_refused_clearly_and_loses_nothing(small_disk: Path
     acknowledged: set[str] = set()
     try:
         async with CaxtonClient(server.address) as client:
-            await client.deploy(wat("silent"), "sink", timeout_ms=10)
+            await client.deploy(wat("silent"), "sink", timeout_ms=20)
         refusal = await _fill(server.address, acknowledged, '{"pad": "' + "x" * 20_000 + '"}')
         assert len(acknowledged) > 10
         assert "full" in str(refusal).lower(), str(refusal)
@@ -101,7 +101,7 @@ async def test_a_read_only_data_directory_is_refused_clearly_and_loses_nothing(
     acknowledged: set[str] = set()
     try:
         async with CaxtonClient(server.address) as client:
-            await client.deploy(wat("silent"), "sink", timeout_ms=10)
+            await client.deploy(wat("silent"), "sink", timeout_ms=20)
             for i in range(50):
                 acknowledged.add((await client.send("sink", "inform", {"i": i})).message_id)
     finally:

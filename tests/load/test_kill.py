@@ -42,8 +42,8 @@ async def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Pa
     acknowledged: set[str] = set()
     try:
         async with CaxtonClient(server.address) as client:
-            await client.deploy(wat("silent"), "sink", replicas=2, timeout_ms=10)
-            await client.deploy(wat("reply"), "echo", replicas=2, timeout_ms=10)
+            await client.deploy(wat("silent"), "sink", replicas=2, timeout_ms=20)
+            await client.deploy(wat("reply"), "echo", replicas=2, timeout_ms=20)
         for round_ in range(ROUNDS):
             senders = [
                 asyncio.create_task(_send_until_gone(server.address, f"{round_}-{n}", acknowledged))

@@ -115,7 +115,7 @@ async def _deploy(client: CaxtonClient) -> None:
 
     async def one(name: str, component: bytes, capabilities: tuple[str, ...]) -> None:
         async with gate:
-            await client.deploy(component, name, capabilities=capabilities, timeout_ms=10)
+            await client.deploy(component, name, capabilities=capabilities, timeout_ms=20)
 
     await asyncio.gather(*(one(*spec) for spec in specs))
 
