@@ -16,7 +16,9 @@ and dict fold (bench/eventlog.py's floor).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import sqlite3
 import sys
 import tempfile
@@ -40,6 +42,7 @@ P = Performative
 BIDDERS = {"bidder-a": 12, "bidder-b": 9, "bidder-c": 15}
 PER_CONVERSATION = 18
 SIZE = (120, 40)
+RESULTS = Path(__file__).parent / "results"
 
 
 def conversation(k: int) -> list[Event]:
@@ -331,9 +334,22 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="100,000 events, fewer runs")
     args = parser.parse_args(argv)
-    for row in run(args.quick):
+    rows = run(args.quick)
+    for row in rows:
         row.pop("samples", None)
         print(json.dumps(row))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    document = {
+        "date": datetime.date.today().isoformat(),
+        "quick": args.quick,
+        "python": sys.version.split()[0],
+        "load": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "results": rows,
+    }
+    suffix = "-quick" if args.quick else ""
+    target = RESULTS / f"{document['date']}-replay{suffix}.json"
+    target.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    print(f"✓ wrote {target}")
     return 0
 
 
