@@ -26,7 +26,9 @@ async def started_events(node: Node) -> int:
 
 async def test_a_longer_timeout_lets_a_slow_handler_finish_without_a_restart(node: Node) -> None:
     await node.deploy(
-        DeploySpec(name="slow", component=wat("busy-reply"), config="150", limits=Limits(timeout_ms=50))
+        DeploySpec(
+            name="slow", component=wat("busy-reply"), config="150", limits=Limits(timeout_ms=50)
+        )
     )
     first = await node.send(request("slow"), wait_ms=5_000)
     assert first.reply is not None and first.reply.performative is Performative.FAILURE
