@@ -66,13 +66,10 @@ async def replay(
         await source.close()
 
 
-async def _open_app(source: Source, found: object) -> None:
-    from tui.replay import ReplayApp
+async def _open_app(source: Source, found: Recording) -> None:
+    from tui.replay import ReplayApp  # Textual is imported only when a TUI opens
 
-    app = ReplayApp(found, source=source)  # type: ignore[arg-type]
-    await app.run_async()
-    if app.failure:
-        raise Failure(app.failure)
+    await ReplayApp(found, source=source).run_async()
 
 
 async def reexecute_command(

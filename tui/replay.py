@@ -69,7 +69,6 @@ class ReplayApp(App[None]):
         self.cursor = Cursor.open(recording)
         self.source = source
         self.export_dir = export_dir or Path.cwd()
-        self.failure = ""
         self.playing = False
         self.message = ""
         self._prompt = ""
