@@ -141,7 +141,7 @@ async def test_grants_naming_unknown_servers_are_refused_at_deploy(tmp_path: Pat
 async def test_a_hanging_server_times_out_opens_the_breaker_and_a_trial_closes_it(
     tmp_path: Path,
 ) -> None:
-    config = toybox(timeout_ms=300, breaker_threshold=2, breaker_reset_ms=1_000)
+    config = toybox(timeout_ms=300, breaker_threshold=2, breaker_reset_ms=2_000)
     node, bridge = await make_node(tmp_path, config)
     try:
         await deploy_caller(node, "slow", "hang", {"seconds": 30}, grants=("toy.*",), timeout_ms=50)
@@ -149,7 +149,7 @@ async def test_a_hanging_server_times_out_opens_the_breaker_and_a_trial_closes_i
         first = await handle_one(node, "slow")
         second = await handle_one(node, "slow")
         fast_fail = await handle_one(node, "quick")  # the breaker is the server's: shared
-        await asyncio.sleep(1.0)  # the breaker's reset time (a time rule, nothing to await)
+        await asyncio.sleep(2.0)  # the breaker's reset time (a time rule, nothing to await)
         trial = await handle_one(node, "quick")
     finally:
         await close_node(node, bridge)
@@ -158,7 +158,7 @@ async def test_a_hanging_server_times_out_opens_the_breaker_and_a_trial_closes_i
     assert "toy.hang did not answer within 300ms" in of_type(first, ToolFailed)[0].reason
     assert of_type(first, BreakerOpened) == []
     (opened,) = of_type(second, BreakerOpened)
-    assert (opened.server, opened.failures, opened.reset_ms) == ("toy", 2, 1_000)
+    assert (opened.server, opened.failures, opened.reset_ms) == ("toy", 2, 2_000)
     (refused,) = of_type(fast_fail, ToolFailed)
     assert refused.kind == "breaker-open"
     assert "circuit breaker open for toy after 2 failures" in refused.reason

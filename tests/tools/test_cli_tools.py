@@ -172,9 +172,8 @@ def test_timeouts_open_the_breaker_a_trial_closes_it_and_refusals_are_recorded(
     assert any('tool="toy" status="breaker-open" error="after 2 failures' in x for x in second)
     listed = caxton("tools", "list", "--no-start", server=server.address).stdout
     assert re.search(r"^toy\s+breaker open", listed, re.M)
-    fast = trace_until(server, send(server, "quick"), "tool-failed")
-    assert any('status="tool-failed"' in x and "circuit breaker open for toy" in x for x in fast)
-
+    # (that calls fail fast meanwhile is checked in test_agents_calling_tools.py, without
+    # racing the reset time against CLI start-ups on a loaded machine)
     time.sleep(5.0)  # the breaker's reset time: a rule about time, nothing to await
     trial = trace_until(server, send(server, "quick"), "breaker-closed")
     statuses = [re.search(r'status="([\w-]+)"', x).group(1) for x in trial]  # type: ignore[union-attr]
