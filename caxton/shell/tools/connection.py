@@ -57,10 +57,6 @@ class ServerConnection:
         self._lock: asyncio.Lock | None = None
         self._revival: asyncio.Task[None] | None = None
 
-    async def ready(self) -> None:
-        """Starts the server unless it runs; raises ToolServerError when it cannot start."""
-        await self._connected()
-
     async def call(
         self, tool: str, arguments: dict[str, Any], timeout_s: float
     ) -> mcp_types.CallToolResult:
