@@ -9,10 +9,7 @@ measure speed.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,26 +33,9 @@ def long_or_short(long: float, short: float) -> float:
     return long if LONG else short
 
 
-@functools.cache
-def server_flags() -> tuple[str, ...]:
-    """Turns off the HTTP metrics and health ports where the server has them, so that
-    servers started side by side do not compete for their default ports."""
-    shown = subprocess.run(
-        [sys.executable, "-m", "caxton", "server", "start", "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    flags: list[str] = []
-    if "--metrics" in shown:
-        flags += ["--metrics", "off"]
-    if "--health" in shown:
-        flags += ["--health", "off"]
-    return tuple(flags)
-
-
 def start_server(data_dir: Path, *extra: str) -> ServerProcess:
-    return ServerProcess(data_dir, f"127.0.0.1:{free_port()}").start(*server_flags(), *extra)
+    """A server on a free port (ServerProcess turns the metrics and health ports off)."""
+    return ServerProcess(data_dir, f"127.0.0.1:{free_port()}").start(*extra)
 
 
 def resident_bytes(pid: int) -> int:
@@ -129,6 +109,8 @@ async def until_settled(client: CaxtonClient, timeout: float = 120) -> list[Reco
             raise AssertionError(
                 f"{missing} deliveries still unhandled after {timeout} s"
             ) from None
+        # read again: the stream may have stopped inside the batch that settled it
+        seen = await history(client)
     return seen
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from caxton.client import CaxtonClient, CaxtonError
-from tests.load.conftest import gap_free, sent_ids, server_flags, start_server, until_settled
+from tests.load.conftest import gap_free, sent_ids, start_server, until_settled
 from tests.support import free_port, wat
 
 pytestmark = [pytest.mark.slow, pytest.mark.load]
@@ -118,7 +118,10 @@ async def test_a_read_only_data_directory_is_refused_clearly_and_loses_nothing(
             str(data),
             "--listen",
             f"127.0.0.1:{free_port()}",
-            *server_flags(),
+            "--metrics",
+            "off",
+            "--health",
+            "off",
         ],
         capture_output=True,
         text=True,
