@@ -93,6 +93,7 @@ async def throughput(directory: Path, mode: str, messages: int) -> dict[str, flo
     if exporter is not None:
         node.observers.append(exporter.feed)
         exporter.start()
+
     start = time.perf_counter()
     for offset in range(0, messages, BATCH):
         await asyncio.gather(
@@ -107,6 +108,7 @@ async def throughput(directory: Path, mode: str, messages: int) -> dict[str, flo
     dropped = exporter.dropped if exporter is not None else 0
     if exporter is not None:
         await exporter.close(timeout=1)
+
     await node.shutdown()
     await log.close()
     host.close()
@@ -142,18 +144,26 @@ def run(quick: bool, runs: int | None = None) -> list[Result]:
     for mode in MODES:
         handled = median(r["handled_per_s"] for r in found[mode])
         shipped = median(r["shipped_per_s"] for r in found[mode])
-        cost = 1 - shipped / base
-        budget = {"off": None, "metrics": 0.05, "traces-memory": 0.15, "traces-nowhere": 0.15}
+        # work deferred past the last message counts (no collector: exports only wait)
+        figure = shipped if mode == "traces-memory" else handled
+        cost = 1 - figure / base
+        budget = {
+            "off": None,
+            "metrics": 0.05,
+            "traces-memory": 0.15,
+            "traces-nowhere": 0.15,
+        }
         target = budget[mode]
         results.append(
             result(
                 f"throughput_{mode.replace('-', '_')}",
                 unit="msg/s",
-                median=shipped,
+                median=figure,
                 target=f"cost <= {target:.0%} of off" if target is not None else "reference",
                 met=target is None or cost <= target,
                 higher_is_better=True,
                 handled_per_s=handled,
+                shipped_per_s=shipped,
                 cost_vs_off=round(cost, 3),
                 runs=[{k: round(v, 1) for k, v in r.items()} for r in found[mode]],
             )

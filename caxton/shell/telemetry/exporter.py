@@ -58,6 +58,8 @@ def make_exporter(kind: TraceExport, endpoint: str = "") -> SpanExporter | None:
     """The SDK exporter for `--traces`; nothing is assumed to listen at the endpoint."""
     if kind == "none":
         return None
+    # the OTLP exporters log every retry; `LiveExporter` says it once per outage
+    logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
     if kind == "console":
         return ConsoleSpanExporter(
             out=sys.stdout, formatter=lambda span: span.to_json(indent=None) + "\n"
