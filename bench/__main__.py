@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [--out DIR] [--only MODULE …]`: every benchmark scenario, with
 its floors and peers measured in the same run, written as `<DIR>/<date>.json`, `.md` and
-`.png` (`<date>-quick.*` with --quick).
+`.png` (`<date>-quick.*` with --quick, `<date>-<modules>.*` with --only).
 
 A benchmark module is any `bench.<name>` in MODULES exposing `run(quick) -> list[dict]`
 (bench/scenario.py); a module that is not there yet is skipped with a note.
@@ -27,7 +27,7 @@ from typing import Any
 from bench.report import markdown, plot
 from bench.scenario import Result, cores
 
-MODULES = ("runtime", "contract_net", "eventlog", "replay", "tools")
+MODULES = ("runtime", "contract_net", "eventlog", "replay", "tools", "tracing")
 MODULE_TIMEOUT_S = 3600
 
 
@@ -137,7 +137,8 @@ def main(argv: list[str]) -> int:
         "scenarios": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{started:%Y-%m-%d}{'-quick' if args.quick else ''}"
+    only = "" if set(args.only) == set(MODULES) else "-" + "-".join(args.only)
+    stem = args.out / f"{started:%Y-%m-%d}{'-quick' if args.quick else ''}{only}"
     no_plot = plot(series, units, stem.with_suffix(".png"))
     if no_plot:
         skipped.append(no_plot)
