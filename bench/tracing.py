@@ -11,7 +11,8 @@ machine load:
 - `off`: the bare node (as `bench.runtime`).
 - `metrics`: Prometheus counters and live figures counted from every committed event.
 - `traces-memory`: that, plus the live span exporter at 100% into an in-memory exporter.
-- `traces-nowhere`: that, but exporting over OTLP/gRPC to a port nobody listens on.
+- `traces-sampled`: the same at `--trace-sampling 0.1`.
+- `traces-nowhere`: 100% again, but exporting over OTLP/gRPC to a port nobody listens on.
 
 Two throughputs per mode: messages handled per second, and (traces-memory) the same until
 the exporter has also built and shipped every span of the run, so that work deferred past
@@ -46,7 +47,7 @@ from caxton.shell.telemetry.metrics import Metrics
 from caxton.shell.wasm import WasmHost
 from tests.support import wat
 
-MODES = ("off", "metrics", "traces-memory", "traces-nowhere")
+MODES = ("off", "metrics", "traces-memory", "traces-sampled", "traces-nowhere")
 FAST = Limits(timeout_ms=10, memory_bytes=1 << 20, mailbox=100_000)
 AGENTS = 10
 BATCH = 200
@@ -59,7 +60,7 @@ def _closed_port() -> int:
 
 
 def _exporter(mode: str) -> SpanExporter | None:
-    if mode == "traces-memory":
+    if mode in ("traces-memory", "traces-sampled"):
         return InMemorySpanExporter()
     if mode == "traces-nowhere":
         return make_exporter("otlp-grpc", f"http://127.0.0.1:{_closed_port()}")
@@ -89,7 +90,8 @@ async def throughput(directory: Path, mode: str, messages: int) -> dict[str, flo
     for i in range(AGENTS):
         await node.deploy(DeploySpec(name=f"s{i}", component=wat("silent"), limits=FAST))
     spans = _exporter(mode)
-    exporter = LiveExporter(log, spans) if spans is not None else None
+    sampling = 0.1 if mode == "traces-sampled" else 1.0
+    exporter = LiveExporter(log, spans, sampling=sampling) if spans is not None else None
     if exporter is not None:
         node.observers.append(exporter.feed)
         exporter.start()
@@ -101,7 +103,7 @@ async def throughput(directory: Path, mode: str, messages: int) -> dict[str, flo
         )
     await done.wait()
     handled_s = time.perf_counter() - start
-    if exporter is not None and mode == "traces-memory":
+    if exporter is not None and mode in ("traces-memory", "traces-sampled"):
         await exporter.flush(node.world.position)
     shipped_s = time.perf_counter() - start
     exported = exporter.exported if exporter is not None else 0
@@ -145,12 +147,13 @@ def run(quick: bool, runs: int | None = None) -> list[Result]:
         handled = median(r["handled_per_s"] for r in found[mode])
         shipped = median(r["shipped_per_s"] for r in found[mode])
         # work deferred past the last message counts (no collector: exports only wait)
-        figure = shipped if mode == "traces-memory" else handled
+        figure = shipped if mode in ("traces-memory", "traces-sampled") else handled
         cost = 1 - figure / base
         budget = {
             "off": None,
             "metrics": 0.05,
             "traces-memory": 0.15,
+            "traces-sampled": 0.15,
             "traces-nowhere": 0.15,
         }
         target = budget[mode]

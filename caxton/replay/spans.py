@@ -15,7 +15,7 @@ sends while handling another is a child of that `process`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -106,8 +106,13 @@ class SpanBuilder:
     from the `traceparent` the runtime stamped on the handling's events.
     """
 
-    def __init__(self, memory: int = 100_000) -> None:
+    def __init__(
+        self, memory: int = 100_000, keep: Callable[[str, str], bool] | None = None
+    ) -> None:
+        """`keep(trace_id, flags)`, when given, decides which traces get spans (sampling):
+        the others cost only the bookkeeping."""
         self._memory = memory
+        self._keep = keep
         self._sent: OrderedDict[str, _Sent] = OrderedDict()
         # message id -> the error span (trap or dead letter) a platform failure answers
         self._failed: OrderedDict[str, str] = OrderedDict()
@@ -123,10 +128,16 @@ class SpanBuilder:
             case MessageSent():
                 return self._sent_spans(event, recorded.position, at_ns)
             case MessageHandled():
+                if not self._kept(event.message_id, recorded):
+                    return []
                 return self._handled_spans(event, recorded, at_ns)
             case AgentTrapped() if event.message_id:
+                if not self._kept(event.message_id, recorded):
+                    return []
                 return self._trapped_spans(event, recorded, at_ns)
             case MessageDeadLettered():
+                if not self._kept(event.message_id, recorded):
+                    return []
                 return self._dead_letter_spans(event, recorded, at_ns)
             case ToolCalled():
                 self._remember(self._tool_calls, event.call_id, event)
@@ -199,6 +210,8 @@ class SpanBuilder:
             m.id,
             _Sent(context.trace_id, context.flags, at_ns, m.performative.value, m.protocol, own),
         )
+        if self._keep is not None and not self._keep(context.trace_id, context.flags):
+            return []
         attributes = _messaging("send", "send", ",".join(m.receivers), m.id, m.conversation_id)
         attributes += [
             ("messaging.message.body.size", len(m.content.encode("utf-8", "surrogatepass"))),
@@ -420,6 +433,9 @@ class SpanBuilder:
             sampled=_sampled(flags),
             position=recorded.position,
         )
+
+    def _kept(self, message_id: str, recorded: Recorded) -> bool:
+        return self._keep is None or self._keep(*self._trace(message_id, recorded.traceparent))
 
     def _trace(self, message_id: str, traceparent: str) -> tuple[str, str]:
         """The trace of a message: from its send, else from the stamped context."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from caxton.domain.events import MessageDeadLettered, ToolCalled, ToolFailed
+from collections.abc import Callable
+from dataclasses import replace
+
+from caxton.domain.events import MessageDeadLettered, Recorded, ToolCalled, ToolFailed
 from caxton.domain.tracing import (
     deliver_span_id,
     parse_traceparent,
@@ -206,3 +209,24 @@ def test_a_tool_call_is_an_execute_tool_span_under_the_handling_that_made_it() -
     assert tool.status == "error" and tool.attribute("error.type") == "timeout"
     assert tool.attribute("gen_ai.tool.name") == "read_query"
     assert tool.end_ns - tool.start_ns == 5_000_000_000
+
+
+def test_a_sampler_keeps_or_drops_whole_traces() -> None:
+    log, messages = contract_net()
+    other = TracedLog(at=log.at)
+    request = other.from_client(P.REQUEST, "echo", "echo#0", message_id="other")
+    other.handle(request, "echo", (P.INFORM, ("client:cli",), ("client:cli",)))
+    records = log.recorded + [
+        replace(r, position=len(log.recorded) + i + 1) for i, r in enumerate(other.recorded)
+    ]
+    kept_trace = parse_traceparent(messages["cfp"].traceparent).trace_id  # type: ignore[union-attr]
+
+    spans = spans_of_kept(records, lambda trace, flags: trace == kept_trace)
+
+    assert spans and {s.trace_id for s in spans} == {kept_trace}
+    assert len(spans) == len(spans_of(log.recorded))
+
+
+def spans_of_kept(records: list[Recorded], keep: Callable[[str, str], bool]) -> list[Span]:
+    builder = SpanBuilder(keep=keep)
+    return [span for recorded in records for span in builder.spans(recorded)]

@@ -39,6 +39,8 @@ DEFAULT_ENDPOINTS = {
 }
 MAX_QUEUE = 20_000
 _CHUNK = 64
+_WAKE_AT = 512
+_TICK_S = 0.05
 BATCH = 512
 EXPORT_TIMEOUT_S = 5.0
 
@@ -85,11 +87,14 @@ def sampled(span: Span, ratio: float) -> bool:
     """Trace-id ratio sampling, as the SDK's `TraceIdRatioBased`: the same decision for
     every span of a trace, on every node and in every export; a caller's unsampled
     `traceparent` is respected."""
-    if not span.sampled or ratio <= 0:
+    return span.sampled and keep_trace(span.trace_id, "01", ratio)
+
+
+def keep_trace(trace_id: str, flags: str, ratio: float) -> bool:
+    """Whether a trace is exported: sampled by its caller (the W3C flag) and by its id."""
+    if ratio <= 0 or not int(flags, 16) & 1:
         return False
-    if ratio >= 1:
-        return True
-    return int(span.trace_id[16:], 16) < round(ratio * (1 << 64))
+    return ratio >= 1 or int(trace_id[16:], 16) < round(ratio * (1 << 64))
 
 
 def readable(span: Span, resource: Resource) -> ReadableSpan:
@@ -143,6 +148,9 @@ class LiveExporter:
         self.max_queue = max_queue
         self.exported = 0
         self.dropped = 0
+        self._keep = (
+            None if sampling >= 1 else lambda trace, flags: keep_trace(trace, flags, sampling)
+        )
         self._on_exported = on_exported
         self._on_dropped = on_dropped
         attributes = {"service.name": "caxton", "service.version": __version__}
@@ -152,7 +160,6 @@ class LiveExporter:
         self._queue: deque[ReadableSpan] = deque()
         self._events: deque[Recorded] = deque()
         self._fed = asyncio.Event()
-        self.dropped_events = 0
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._failing = False
@@ -184,11 +191,14 @@ class LiveExporter:
 
     def feed(self, recorded: Recorded) -> None:
         """A committed event (a node observer); dropped, and counted, past `max_queue`."""
-        if len(self._events) >= self.max_queue:
-            self.dropped_events += 1
+        if len(self._events) >= self.max_queue:  # its spans will never be: count it as one
+            self.dropped += 1
+            if self._on_dropped is not None:
+                self._on_dropped(1)
             return
         self._events.append(recorded)
-        self._fed.set()
+        if len(self._events) >= _WAKE_AT:  # else the builder looks every _TICK_S: waking
+            self._fed.set()  # it after every commit would cost more than the spans
 
     async def close(self, timeout: float = EXPORT_TIMEOUT_S) -> None:
         """Stops following, ships what is queued (within `timeout`), shuts the exporter."""
@@ -205,7 +215,7 @@ class LiveExporter:
         await asyncio.to_thread(self.exporter.shutdown)
 
     async def _follow(self, from_position: int) -> None:
-        builder = SpanBuilder()
+        builder = SpanBuilder(keep=self._keep)
         try:
             async for recorded in self.log.follow(from_position=from_position):
                 self._build(builder, recorded)
@@ -215,11 +225,12 @@ class LiveExporter:
             logger.exception("the span exporter stopped following the log")
 
     async def _drain(self) -> None:
-        builder = SpanBuilder()
+        builder = SpanBuilder(keep=self._keep)
         events = self._events
         try:
             while True:
-                await self._fed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._fed.wait(), _TICK_S)
                 self._fed.clear()
                 while events:
                     for _ in range(min(len(events), _CHUNK)):
