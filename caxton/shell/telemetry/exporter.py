@@ -159,7 +159,6 @@ class LiveExporter:
         self._resource = Resource.create(attributes)
         self._queue: deque[ReadableSpan] = deque()
         self._events: deque[Recorded] = deque()
-        self._fed = asyncio.Event()
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._failing = False
@@ -196,9 +195,8 @@ class LiveExporter:
             if self._on_dropped is not None:
                 self._on_dropped(1)
             return
-        self._events.append(recorded)
-        if len(self._events) >= _WAKE_AT:  # else the builder looks every _TICK_S: waking
-            self._fed.set()  # it after every commit would cost more than the spans
+        self._events.append(recorded)  # the builder looks every _TICK_S: waking it after
+        # every commit would cost more than building the spans
 
     async def close(self, timeout: float = EXPORT_TIMEOUT_S) -> None:
         """Stops following, ships what is queued (within `timeout`), shuts the exporter."""
@@ -229,9 +227,8 @@ class LiveExporter:
         events = self._events
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._fed.wait(), _TICK_S)
-                self._fed.clear()
+                if len(events) < _WAKE_AT:
+                    await asyncio.sleep(_TICK_S)
                 while events:
                     for _ in range(min(len(events), _CHUNK)):
                         self._build(builder, events.popleft())
