@@ -13,6 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 
+from caxton.domain.events import MessageSent
 from caxton.domain.world import fold
 from caxton.shell.archive.sources import LogSource, recording
 from caxton.shell.client import CaxtonClient
@@ -46,6 +47,13 @@ async def contract_net(address: str) -> str:
             sender="client:buyer",
         )
         cid = cfp.conversation_id
+        proposals = 0
+        async for recorded in client.events(conversation_id=cid, follow=True):
+            event = recorded.event
+            if isinstance(event, MessageSent) and event.message.performative.value == "propose":
+                proposals += 1
+                if proposals == 2:  # both bids are in: no late one can answer the accept
+                    break
         accepted = await client.send(
             "bidder-b",
             "accept-proposal",
