@@ -76,6 +76,11 @@ _KEYS = {
 }
 
 
+_TABLES = {"server", "tools", "agents"}
+"""Top-level tables of caxton.toml: the server's, its tool servers, and the agents
+`caxton deploy` reads (caxton.shell.project)."""
+
+
 def load_config(path: Path | None, **flags: Any) -> ServerConfig:
     """Reads `[server]` from a TOML file, then applies the flags that were given."""
     config = ServerConfig()
@@ -86,6 +91,12 @@ def load_config(path: Path | None, **flags: Any) -> ServerConfig:
             raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        strangers = set(document) - _TABLES
+        if strangers:
+            raise ConfigError(
+                f"{path}: unknown table [{sorted(strangers)[0]}] "
+                f"(known: {', '.join(f'[{t}]' for t in sorted(_TABLES))})"
+            )
         section = document.get("server", {})
         if not isinstance(section, dict):
             raise ConfigError(f"{path}: [server] must be a table")

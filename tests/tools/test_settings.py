@@ -83,3 +83,9 @@ def test_bad_tables_are_refused_naming_the_key(tmp_path: Path, table: str, error
         load(tmp_path, table)
     assert error in str(caught.value)
     assert str(caught.value).startswith(f"{tmp_path / 'caxton.toml'}: tools.")
+
+
+def test_a_misspelt_table_is_refused_not_ignored(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown table \[tool\] \(known: \[agents\]"):
+        load(tmp_path, '[tool.db]\ncommand = "x"')
+    load(tmp_path, '[agents.greeter]\nwasm = "greeter.wasm"')  # caxton deploy's tables
