@@ -29,3 +29,10 @@ def test_the_demo_runs_a_contract_net_and_an_order_and_prints_their_traces(tmp_p
     assert '"winner": "bidder-b", "price": 9' in text
     assert "order-processor replied inform" in text and "TRK-" in text
     assert "✓ Running (3/3 instances healthy)" in text
+
+    # the hint it ends with works: the contract net replays from the stopped server's log
+    hint = re.search(r"\$ caxton replay --log (\S+) --conversation (\S+)", text)
+    assert hint is not None
+    replayed = caxton("replay", "--log", hint[1], "--conversation", hint[2], "--print")
+    assert "fipa-contract-net" in replayed.stdout and "accept-proposal" in replayed.stdout
+    assert "Violations\n  none" in replayed.stdout

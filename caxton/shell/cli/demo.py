@@ -43,13 +43,18 @@ async def demo(data_dir: Path, keep_running: bool) -> None:
             await _contract_net(client)
             await _order(client)
             section("Conversations")
-            for c in await client.conversations():
+            found = await client.conversations()
+            for c in found:
                 out.print(
                     f"  {c.id}  {c.protocol or '-':<18} {c.state:<8} "
                     f"{c.message_count:>2} messages  "
                     f"{', '.join(c.participants)}",
                     markup=False,
                 )
+            cnet = next((c.id for c in found if c.protocol == "fipa-contract-net"), "")
+            if cnet:
+                out.print("\n  step through the contract net, after the fact:", markup=False)
+                out.print(f"  $ caxton replay --log {data_dir} --conversation {cnet}", markup=False)
     finally:
         if not keep_running:
             await _stop_server(process)
