@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +20,9 @@ from caxton.domain.events import (
     MessageSent,
     NodeStarted,
 )
-from caxton.shell.runtime.node import DeploySpec, Node
+from caxton.shell.runtime.node import RETRY_WINDOW_MS, DeploySpec, Node
+from caxton.shell.store import EventLog
+from caxton.shell.wasm import WasmHost
 from tests.runtime.conftest import wat
 
 
@@ -152,6 +157,53 @@ async def test_two_sends_of_one_id_at_once_are_accepted_once(node: Node) -> None
     assert first == second
     sent = [r.event for r in await node.log.read() if isinstance(r.event, MessageSent)]
     assert [e.message.id for e in sent] == ["once"]
+
+
+class SteppedClock:
+    """Wall-clock time that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.ms = 1_700_000_000_000
+
+    def now_ms(self) -> int:
+        return self.ms
+
+
+async def test_a_retry_is_answered_within_the_window_and_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    clock = SteppedClock()
+    message = AclMessage(
+        id="order-18", performative=Performative.INFORM, sender="", receivers=("echo",)
+    )
+    async with running_node(tmp_path, clock) as node:
+        await node.deploy(DeploySpec(name="echo", component=wat("silent")))
+        first = await node.send(message)
+    clock.ms += RETRY_WINDOW_MS - 1_000
+    async with running_node(tmp_path, clock) as node:
+        again = await node.send(message)  # the restarted node knows it from the log
+        clock.ms += 2_000
+        late = await node.send(message)  # past the window: a new message
+        log = await node.log.read()
+
+    assert again == first
+    assert late.message_id == "order-18" and late.conversation_id != first.conversation_id
+    sent = [r.event.message.id for r in log if isinstance(r.event, MessageSent)]
+    assert sent == ["order-18", "order-18"]
+
+
+@contextlib.asynccontextmanager
+async def running_node(tmp_path: Path, clock: SteppedClock) -> AsyncIterator[Node]:
+    log = await EventLog.open(str(tmp_path / "events.db"))
+    host = WasmHost(tmp_path / "components")
+    node = Node(log=log, host=host, clock=clock, node_id="node-test")
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.shutdown()
+        await log.close()
+        host.close()
 
 
 async def test_api_callers_cannot_send_as_an_agent_or_the_platform(node: Node) -> None:

@@ -55,6 +55,9 @@ from caxton.shell.wasm import WasmHost, check_memory
 
 logger = logging.getLogger("caxton.runtime")
 
+# A client may retry a send with the same id: the node answers it from what it accepted
+# in the last five minutes (at most this many ids), instead of accepting it twice.
+RETRY_WINDOW_MS = 300_000
 _ACCEPTED_MEMORY = 100_000
 
 
@@ -78,6 +81,9 @@ class DeploySpec:
     config: str = ""
     replace: bool = False
     tools: tuple[str, ...] = ()
+
+
+_Acceptance = SendResult | asyncio.Future[SendResult]
 
 
 class Node:
@@ -106,7 +112,8 @@ class Node:
         self._cursor = NO_CURSOR
         self._waiters: dict[str, list[tuple[str, asyncio.Future[AclMessage]]]] = {}
         self._waiters_by_id: dict[str, asyncio.Future[AclMessage]] = {}
-        self._accepted: OrderedDict[str, asyncio.Future[SendResult]] = OrderedDict()
+        # client message id -> (when accepted, its result, or a future while committing)
+        self._accepted: OrderedDict[str, tuple[int, _Acceptance]] = OrderedDict()
         self._agent_locks: dict[str, asyncio.Lock] = {}
         self._started = False
         self._stopping = False
@@ -120,17 +127,23 @@ class Node:
         """Folds the log, records the start, restarts agents and redelivers what was pending."""
         await self.log.check_integrity()
         world, pending = EMPTY, NO_PENDING
-        recent: deque[MessageSent] = deque(maxlen=_ACCEPTED_MEMORY)
+        recent: deque[Recorded] = deque(maxlen=_ACCEPTED_MEMORY)
         async for page in self.log.pages():  # page by page: never the whole log in memory
             for recorded in page:
                 world = evolve(world, recorded)
                 pending = settle(pending, recorded)
-                if isinstance(recorded.event, MessageSent):
-                    recent.append(recorded.event)
+                event = recorded.event
+                if isinstance(event, MessageSent) and is_client(event.message.sender):
+                    recent.append(recorded)
         self.world = world
-        for sent in recent:
-            m = sent.message
-            self._remember(SendResult(m.id, m.conversation_id, sent.deliveries, ()))
+        for recorded in recent:
+            assert isinstance(recorded.event, MessageSent)
+            m, deliveries = recorded.event.message, recorded.event.deliveries
+            self._accepted[m.id] = (
+                recorded.at,
+                SendResult(m.id, m.conversation_id, deliveries, ()),
+            )
+        self._trim_accepted()
         await self.commit(
             [NodeStarted(node=self.node_id, address=self.address, version=__version__)]
         )
@@ -368,26 +381,31 @@ class Node:
     async def send(self, message: AclMessage, *, wait_ms: int = 0) -> SendResult:
         """Accepts a message from an API client; with `wait_ms`, waits for the reply.
 
-        A message id the node accepted recently is not accepted twice: the caller gets
-        the first acceptance's result, so clients can retry safely.
+        A message id the node accepted in the last five minutes (`RETRY_WINDOW_MS`, also
+        across a restart) is not accepted twice: the caller gets the first acceptance's
+        result, so clients can retry safely.
         """
         self._check_running()
-        if message.id and message.id in self._accepted:
-            return await asyncio.shield(self._accepted[message.id])
+        self._trim_accepted()
+        known = self._accepted.get(message.id) if message.id else None
+        if known is not None:
+            earlier = known[1]
+            return earlier if isinstance(earlier, SendResult) else await asyncio.shield(earlier)
         message = stamped(
             from_client(message, id=fresh_id(), sender=client_address(), conversation_id=fresh_id())
         )
         accepted: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
-        self._accepted[message.id] = accepted
+        accepted_at = self.clock.now_ms()
+        self._accepted[message.id] = (accepted_at, accepted)
         try:
             result = await self._accept(message, wait_ms)
         except BaseException as exc:
-            del self._accepted[message.id]  # not accepted: a retry may try again
+            self._accepted.pop(message.id, None)  # not accepted: a retry may try again
             accepted.set_exception(exc)
             accepted.exception()  # retrieved: whoever awaited it got it
             raise
-        accepted.set_result(result)
-        self._trim_accepted()
+        accepted.set_result(result)  # for a retry that came while this one was committing
+        self._accepted[message.id] = (accepted_at, result)
         if wait_ms <= 0:
             return result
         waiter = self._waiters_by_id.pop(message.id)
@@ -445,15 +463,14 @@ class Node:
             if conversation == message.conversation_id and not future.done():
                 future.set_result(message)
 
-    def _remember(self, result: SendResult) -> None:
-        done: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
-        done.set_result(result)
-        self._accepted[result.message_id] = done
-        self._trim_accepted()
-
     def _trim_accepted(self) -> None:
-        while len(self._accepted) > _ACCEPTED_MEMORY:
-            self._accepted.popitem(last=False)
+        """Forgets ids accepted before the retry window, and the oldest beyond the cap."""
+        oldest = self.clock.now_ms() - RETRY_WINDOW_MS
+        accepted = self._accepted
+        while accepted and (
+            len(accepted) > _ACCEPTED_MEMORY or next(iter(accepted.values()))[0] < oldest
+        ):
+            accepted.popitem(last=False)
 
     def _check_running(self) -> None:
         if self._stopping:
