@@ -1,7 +1,23 @@
-"""The fold of conversations: who talks, how far each protocol got, and what broke it."""
+"""The fold of conversations: who talks, how far each protocol got, and what broke it.
+
+The live world holds the conversations still going on and those that ended a little
+while ago, not every conversation the log has seen: a server that runs for months
+must not grow with its history. A conversation retires from the world once it has
+settled (done, failed or violated) and nothing happened in it for `RETIRE_AFTER_MS`,
+or, when no protocol checks it, once it has been quiet that long. One that a protocol
+still checks (someone's turn to answer) stays until it settles, or until it has been
+quiet for `RETIRE_OPEN_AFTER_MS`. A retired conversation is still in the log, whole
+(`caxton trace`, `caxton replay`, and a server answers a request for it by id from
+there); a message that arrives in it later starts it afresh in the world, checked as
+if it were the first.
+
+Retirement is part of the fold, decided by the events' own times, so the world a
+server holds is still exactly the fold of its log.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, assert_never
 
@@ -64,8 +80,92 @@ class ConversationState:
     protocol_state: ProtocolState | None = None
 
 
-Conversations = FrozenMap[str, ConversationState]
-NO_CONVERSATIONS: Conversations = FrozenMap()
+RETIRE_AFTER_MS = 60_000
+RETIRE_OPEN_AFTER_MS = 3_600_000
+
+
+class Conversations(Mapping[str, ConversationState]):
+    """The conversations the world holds, in two generations.
+
+    Every change goes into `recent`. The first change `RETIRE_AFTER_MS` or more after
+    the last change of generation makes a new one: every conversation quiet for long
+    enough retires, and the rest become `older`. Under steady traffic a settled
+    conversation therefore leaves one to two windows after its last event, at the cost
+    of one pass over the world per window, not per event; a server with no traffic
+    changes nothing, and holds nothing new either.
+    """
+
+    __slots__ = ("older", "recent", "since")
+
+    def __init__(
+        self,
+        recent: FrozenMap[str, ConversationState] | None = None,
+        older: FrozenMap[str, ConversationState] | None = None,
+        since: int = 0,
+    ) -> None:
+        self.recent: FrozenMap[str, ConversationState] = recent or _EMPTY
+        self.older: FrozenMap[str, ConversationState] = older or _EMPTY
+        self.since = since
+
+    def __getitem__(self, cid: str) -> ConversationState:
+        try:
+            return self.recent[cid]
+        except KeyError:
+            return self.older[cid]
+
+    def __contains__(self, cid: object) -> bool:
+        return cid in self.recent or cid in self.older
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.recent
+        yield from self.older
+
+    def __len__(self) -> int:
+        return len(self.recent) + len(self.older)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping) or len(other) != len(self):
+            return False
+        return dict(self.items()) == dict(other.items())
+
+    def __hash__(self) -> int:
+        """Hashable like FrozenMap, by content: equal whichever generation holds what."""
+        return hash(frozenset(self.items()))
+
+    def __repr__(self) -> str:
+        return f"Conversations({dict(self.items())!r})"
+
+    def set(self, cid: str, conversation: ConversationState) -> Conversations:
+        """A copy with `conversation` as `cid`'s state, in the recent generation."""
+        older = self.older.delete(cid) if cid in self.older else self.older
+        return Conversations(self.recent.set(cid, conversation), older, self.since)
+
+    def aged(self, at: int) -> Conversations:
+        """The conversations as of log time `at`: once a window has passed since the
+        last change of generation, those quiet long enough retire and the rest become
+        the older generation."""
+        if at - self.since < RETIRE_AFTER_MS:
+            return self
+        kept = self.recent
+        for cid, conversation in self.recent.items():
+            if not _kept(conversation, at):
+                kept = kept.delete(cid)
+        for cid, conversation in self.older.items():
+            if _kept(conversation, at):
+                kept = kept.set(cid, conversation)
+        return Conversations(_EMPTY, kept, at)
+
+
+def _kept(conversation: ConversationState, at: int) -> bool:
+    """Whether a conversation stays in the world at a change of generation."""
+    quiet = at - conversation.last_at
+    if conversation.outcome == "open" and conversation.protocol_state is not None:
+        return quiet < RETIRE_OPEN_AFTER_MS  # someone's turn to answer: stays a while
+    return quiet < RETIRE_AFTER_MS
+
+
+_EMPTY: FrozenMap[str, ConversationState] = FrozenMap()
+NO_CONVERSATIONS = Conversations()
 
 
 def targets(sent: MessageSent) -> tuple[str, ...]:
@@ -82,17 +182,20 @@ def evolve(conversations: Conversations, recorded: Recorded) -> Conversations:
         case MessageSent(message=message):
             if not message.conversation_id:
                 return conversations
+            conversations = conversations.aged(recorded.at)
             current = _get(conversations, message.conversation_id, recorded.at)
             return conversations.set(current.id, _settle(_sent(current, event, recorded)))
         case MessageHandled(conversation_id=cid):
             if not cid:
                 return conversations
+            conversations = conversations.aged(recorded.at)
             current = _get(conversations, cid, recorded.at)
             handled = replace(current, handled=current.handled + 1, last_at=recorded.at)
             return conversations.set(cid, handled)
         case MessageDeadLettered(conversation_id=cid, receiver=receiver, reason=reason):
             if not cid:
                 return conversations
+            conversations = conversations.aged(recorded.at)
             current = _get(conversations, cid, recorded.at)
             dead = replace(
                 current,
@@ -104,6 +207,7 @@ def evolve(conversations: Conversations, recorded: Recorded) -> Conversations:
         case AgentTrapped(conversation_id=cid):
             if not cid:
                 return conversations
+            conversations = conversations.aged(recorded.at)
             current = _get(conversations, cid, recorded.at)
             where = instance_key(event.agent, event.replica)
             trapped = replace(

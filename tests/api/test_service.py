@@ -17,6 +17,7 @@ from caxton.client import (
     ServerUnavailable,
     Unauthenticated,
 )
+from caxton.domain.conversations import RETIRE_AFTER_MS
 from caxton.domain.events import MessageSent
 from caxton.shell.api.auth import install_token_check
 from caxton.shell.api.service import services_for
@@ -139,3 +140,49 @@ async def test_no_server_is_a_clear_error() -> None:
     async with CaxtonClient(f"127.0.0.1:{free_port()}") as c:
         with pytest.raises(ServerUnavailable, match="no Caxton server answers"):
             await c.agents()
+
+
+class SteppedClock:
+    def __init__(self) -> None:
+        self.ms = 1_700_000_000_000
+
+    def now_ms(self) -> int:
+        return self.ms
+
+
+async def test_a_conversation_retired_from_the_live_world_is_answered_from_the_log(
+    tmp_path: Path,
+) -> None:
+    clock = SteppedClock()
+    log = await EventLog.open(str(tmp_path / "events.db"))
+    host = WasmHost(tmp_path / "components")
+    node = Node(log=log, host=host, clock=clock, node_id="node-api")
+    await node.start()
+    server = Server(services_for(node, log))
+    port = free_port()
+    await server.start("127.0.0.1", port)
+    try:
+        async with CaxtonClient(f"127.0.0.1:{port}") as client:
+            await client.deploy(wat("reply"), "echo")
+            first = await client.send(
+                "echo", "request", "{}", protocol="fipa-request", wait_ms=5_000
+            )
+            clock.ms += 2 * RETIRE_AFTER_MS
+            later = await client.send(
+                "echo", "request", "{}", protocol="fipa-request", wait_ms=5_000
+            )
+
+            listed = {c.id for c in await client.conversations()}
+            old = await client.conversation(first.conversation_id)
+            with pytest.raises(NotFound):
+                await client.conversation("never-was")
+
+        assert first.conversation_id not in node.world.conversations
+        assert listed == {later.conversation_id}
+        assert (old.state, old.message_count, old.protocol) == ("done", 2, "fipa-request")
+    finally:
+        server.close()
+        await server.wait_closed()
+        await node.shutdown()
+        await log.close()
+        host.close()

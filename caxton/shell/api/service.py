@@ -20,6 +20,7 @@ from caxton.shell.api.convert import (
 )
 from caxton.shell.api.errors import translated
 from caxton.shell.api.generated.caxton import v1
+from caxton.shell.archive.sources import retired_conversation
 from caxton.shell.runtime.errors import AgentNotFound
 from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.store import EventLog
@@ -113,6 +114,8 @@ class ConversationService(v1.ConversationServiceBase):
 
     async def get_conversation(self, message: v1.GetConversationRequest) -> v1.ConversationInfo:
         conversation = self.node.world.conversations.get(message.id)
+        if conversation is None:  # retired from the live world, or never was
+            conversation = await retired_conversation(self.node.log.read_streams, message.id)
         if conversation is None:
             raise GRPCError(Status.NOT_FOUND, f"no conversation {message.id!r} in the log")
         return conversation_info(conversation)
