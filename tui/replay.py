@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from caxton.replay.cursor import Cursor, Timeline
+from caxton.replay.cursor import Cursor, Timeline, about
 from caxton.replay.export import jsonl_lines, mermaid
 from caxton.replay.recording import Recording, extend
 from caxton.replay.views import Row, phase_line, row, sequence, state_view
@@ -338,7 +338,7 @@ class ReplayApp(App[None]):
             else:
                 self.move(found, f"found {value!r}")
         elif self._prompt == "break":
-            names = {a for r in self.cursor.timeline.recording.events for a in _agents(r)}
+            names = {a for r in self.cursor.timeline.recording.events for a in about(r)[1]}
             if value in names:
                 self.move(self.cursor.break_on(agent=value), f"break on agent {value}")
             else:
@@ -385,12 +385,3 @@ class ReplayApp(App[None]):
         self.cursor = cursor.end() if at_end and not self.playing else cursor
         self._add_rows()
         self.refresh_view()
-
-
-def _agents(recorded: object) -> set[str]:
-    event = getattr(recorded, "event", None)
-    names = {getattr(event, "agent", "")}
-    message = getattr(event, "message", None)
-    if message is not None:
-        names |= {message.sender, *message.receivers}
-    return {n for n in names if n}

@@ -82,7 +82,7 @@ class Breakpoints:
             return True
         if recorded is None or not (self.performatives or self.agents):
             return False
-        performative, actors = _about(recorded)
+        performative, actors = about(recorded)
         return performative in self.performatives or bool(actors & self.agents)
 
     def __bool__(self) -> bool:
@@ -219,7 +219,9 @@ def searchable(recorded: Recorded) -> str:
     return "\n".join(parts).casefold()
 
 
-def _about(recorded: Recorded) -> tuple[str, frozenset[str]]:
+def about(recorded: Recorded) -> tuple[str, frozenset[str]]:
+    """What a breakpoint matches in an event: its performative ("" when it is not a
+    message) and the names it concerns (agents, instances resolved to their agent)."""
     event = recorded.event
     match event:
         case MessageSent(message=m):

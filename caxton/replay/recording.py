@@ -29,7 +29,7 @@ from caxton.domain.events import (
     MessageSent,
     Recorded,
 )
-from caxton.domain.ids import conversation_stream, is_client
+from caxton.domain.ids import PLATFORM, conversation_stream, is_client
 from caxton.domain.protocols import agent_of
 from caxton.domain.world import EMPTY, World, fold
 
@@ -81,7 +81,7 @@ def participants(events: Iterable[Recorded]) -> list[str]:
             case _:
                 names = ()
         for name in names:
-            if name and not is_client(name) and name != "caxton":
+            if name and not is_client(name) and name != PLATFORM:
                 seen.setdefault(name, None)
     return list(seen)
 

@@ -255,8 +255,8 @@ def render(report: Report) -> str:
                 f"    {mark:<12} {label}"
                 + (f"  ({', '.join(c.differences)})" if c.differences else "")
             )
-        if not o.comparisons and not o.trap and not o.input.trap:
-            out.append("    (sent nothing, as recorded)" if not o.sent else "")
+        if not o.comparisons and not o.sent and not o.trap and not o.input.trap:
+            out.append("    (sent nothing, as recorded)")
         if o.trap != o.input.trap:
             out.append(f"    ✗ trap: {o.trap or 'none'} (recorded: {o.input.trap or 'none'})")
         elif o.trap:

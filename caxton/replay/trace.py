@@ -20,7 +20,7 @@ from caxton.domain.events import (
     ToolFailed,
     ToolReturned,
 )
-from caxton.domain.ids import split_instance_key
+from caxton.domain.ids import PLATFORM, split_instance_key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,7 +159,7 @@ def tool_line(recorded: Recorded) -> TraceLine:
         position=recorded.position,
         at=recorded.at,
         conversation_id=event.conversation_id,
-        agent=event.agent or "caxton",
+        agent=event.agent or PLATFORM,
         message=f"{took // 1000}ms" if took else "",
         status=status,
         error=error,

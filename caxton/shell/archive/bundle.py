@@ -31,6 +31,13 @@ class BundleError(Exception):
     """A bundle that cannot be written, read or imported; the message says why."""
 
 
+# events keep their original positions (rowid) in a bundle and in what it is imported to
+_INSERT_AT_POSITION = (
+    f"INSERT INTO {TABLE} (rowid, originator_id, originator_version, topic, state) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+
+
 async def write_bundle(
     path: Path,
     history: Iterable[Recorded],
@@ -95,11 +102,7 @@ async def import_bundle(bundle: Path, data_dir: Path) -> dict[str, str]:
     try:
         await _create_log(target)
         with _connected(target) as db:
-            db.executemany(
-                f"INSERT INTO {TABLE} (rowid, originator_id, originator_version, topic, state) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+            db.executemany(_INSERT_AT_POSITION, rows)
             _write_info(db, {**info, "imported_from": str(bundle.resolve())})
         store = data_dir / "components" / "components"
         store.mkdir(parents=True, exist_ok=True)
@@ -139,9 +142,7 @@ def _insert(db: sqlite3.Connection, history: Iterable[Recorded]) -> None:
         seen.add(r.position)
         prepared = prepare(Pending(r.event, r.at, r.traceparent))
         db.execute(
-            f"INSERT INTO {TABLE} (rowid, originator_id, originator_version, topic, state) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (r.position, r.stream, r.version, prepared.topic, prepared.state),
+            _INSERT_AT_POSITION, (r.position, r.stream, r.version, prepared.topic, prepared.state)
         )
 
 
