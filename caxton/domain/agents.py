@@ -110,7 +110,9 @@ def deployed(event: AgentDeployed, at: int) -> AgentState:
 def evolve(agents: Agents, recorded: Recorded) -> Agents:
     """The agents after one recorded event. Events about unknown agents change nothing."""
     event = recorded.event
-    match event:
+    match event:  # the cases run in order: the most frequent event comes first
+        case MessageHandled(agent=name, replica=replica):
+            return _update(agents, name, replica, _one_more_handled)
         case AgentDeployed():
             return agents.set(event.agent, deployed(event, recorded.at))
         case AgentStarted(agent=name, replica=replica, incarnation=incarnation):
@@ -153,8 +155,6 @@ def evolve(agents: Agents, recorded: Recorded) -> Agents:
         case AgentReconfigured(agent=name):
             agent = agents.get(name)
             return agents if agent is None else agents.set(name, reconfigure(agent, event))
-        case MessageHandled(agent=name, replica=replica):
-            return _update(agents, name, replica, lambda i: replace(i, handled=i.handled + 1))
         case MessageSent() | MessageDeadLettered() | NodeStarted() | NodeStopped():
             return agents
         case (
@@ -168,6 +168,10 @@ def evolve(agents: Agents, recorded: Recorded) -> Agents:
             return agents
         case _:
             assert_never(event)
+
+
+def _one_more_handled(instance: InstanceState) -> InstanceState:
+    return replace(instance, handled=instance.handled + 1)
 
 
 def _with_instance(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
+from typing import Any, Generic, TypeVar, overload
 
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
 
 _BITS = 5
 _WIDTH = 1 << _BITS
 _MASK = _WIDTH - 1
-_LEAF_MAX = 16
+_LEAF_MAX = 32
 _MAX_SHIFT = 60  # past the hash's 64 bits, keys collide for good: leaves just grow
 _HASH_MASK = (1 << 64) - 1
+_new = object.__new__
 
 # A node is None (empty), a dict (a leaf, never mutated once built) or a tuple of
 # _WIDTH nodes (a branch). Folding a long log changes one entry per event, so copying
@@ -23,17 +25,6 @@ _Node = dict[Any, Any] | tuple[Any, ...] | None
 
 def _hash(key: object) -> int:
     return hash(key) & _HASH_MASK
-
-
-def _find(node: _Node, key: object, h: int) -> Any:
-    shift = 0
-    while type(node) is tuple:
-        node = node[(h >> shift) & _MASK]
-        shift += _BITS
-    if node is None:
-        raise KeyError(key)
-    assert type(node) is dict
-    return node[key]
 
 
 def _split(leaf: dict[Any, Any], shift: int) -> tuple[Any, ...]:
@@ -47,21 +38,36 @@ def _split(leaf: dict[Any, Any], shift: int) -> tuple[Any, ...]:
     return tuple(children)
 
 
-def _set(node: _Node, key: object, value: object, h: int, shift: int) -> tuple[_Node, bool]:
-    """The node with `key` set, and whether the key is new."""
+def _set(root: _Node, key: object, value: object, h: int, shift: int) -> tuple[_Node, bool]:
+    """The node (at depth `shift`) with `key` set, and whether the key is new: the path
+    to its leaf copied."""
+    path: list[tuple[tuple[Any, ...], int]] = []
+    node: Any = root
+    while type(node) is tuple:
+        i = (h >> shift) & _MASK
+        path.append((node, i))
+        node = node[i]
+        shift += _BITS
+    new: _Node
     if node is None:
-        return {key: value}, True
-    if type(node) is dict:
-        if key in node or len(node) < _LEAF_MAX or shift >= _MAX_SHIFT:
-            added = key not in node
-            leaf = dict(node)
-            leaf[key] = value
-            return leaf, added
-        node = _split(node, shift)
-    assert type(node) is tuple
-    i = (h >> shift) & _MASK
-    child, added = _set(node[i], key, value, h, shift + _BITS)
-    return (*node[:i], child, *node[i + 1 :]), added
+        new, added = {key: value}, True
+    elif key in node:
+        if node[key] is value:
+            return root, False
+        leaf = node.copy()
+        leaf[key] = value
+        new, added = leaf, False
+    elif len(node) < _LEAF_MAX or shift >= _MAX_SHIFT:
+        leaf = node.copy()
+        leaf[key] = value
+        new, added = leaf, True
+    else:
+        new, added = _set(_split(node, shift), key, value, h, shift)[0], True
+    for branch, i in reversed(path):
+        children = list(branch)
+        children[i] = new
+        new = tuple(children)
+    return new, added
 
 
 def _delete(node: _Node, key: object, h: int, shift: int) -> _Node:
@@ -111,24 +117,58 @@ class FrozenMap(Mapping[K, V], Generic[K, V]):
 
     @classmethod
     def _make(cls, root: _Node, size: int) -> FrozenMap[K, V]:
-        new: FrozenMap[K, V] = cls.__new__(cls)
+        new: FrozenMap[K, V] = _new(cls)
         new._root = root
         new._len = size
         return new
 
     def __getitem__(self, key: K) -> V:
-        value: V = _find(self._root, key, _hash(key))
+        node: Any = self._root
+        h = hash(key) & _HASH_MASK
+        shift = 0
+        while type(node) is tuple:
+            node = node[(h >> shift) & _MASK]
+            shift += _BITS
+        if node is None:
+            raise KeyError(key)
+        value: V = node[key]
         return value
 
+    @overload
+    def get(self, key: K, /) -> V | None: ...
+
+    @overload
+    def get(self, key: K, /, default: V | T) -> V | T: ...
+
+    def get(self, key: K, /, default: Any = None) -> Any:
+        node: Any = self._root
+        h = hash(key) & _HASH_MASK
+        shift = 0
+        while type(node) is tuple:
+            node = node[(h >> shift) & _MASK]
+            shift += _BITS
+        return default if node is None else node.get(key, default)
+
     def __contains__(self, key: object) -> bool:
-        try:
-            _find(self._root, key, _hash(key))
-        except KeyError:
-            return False
-        return True
+        node: Any = self._root
+        h = hash(key) & _HASH_MASK
+        shift = 0
+        while type(node) is tuple:
+            node = node[(h >> shift) & _MASK]
+            shift += _BITS
+        return node is not None and key in node
 
     def __iter__(self) -> Iterator[K]:
-        return (k for k, _ in _walk(self._root))
+        root = self._root
+        if type(root) is dict:
+            return iter(root)
+        return (k for k, _ in _walk(root))
+
+    def values(self) -> ValuesView[V]:
+        return _Values(self)
+
+    def items(self) -> ItemsView[K, V]:
+        return _Items(self)
 
     def __len__(self) -> int:
         return self._len
@@ -149,8 +189,13 @@ class FrozenMap(Mapping[K, V], Generic[K, V]):
 
     def set(self, key: K, value: V) -> FrozenMap[K, V]:
         """A copy with `key` mapped to `value`."""
-        root, added = _set(self._root, key, value, _hash(key), 0)
-        return self._make(root, self._len + added)
+        root, added = _set(self._root, key, value, hash(key) & _HASH_MASK, 0)
+        if root is self._root:
+            return self
+        new: FrozenMap[K, V] = _new(type(self))
+        new._root = root
+        new._len = self._len + added
+        return new
 
     def delete(self, key: K) -> FrozenMap[K, V]:
         """A copy without `key`; the same map if it had no such key."""
@@ -159,3 +204,27 @@ class FrozenMap(Mapping[K, V], Generic[K, V]):
         except KeyError:
             return self
         return self._make(root, self._len - 1)
+
+
+class _Values(ValuesView[V]):
+    """`values()` walking the trie, not looking each key up again."""
+
+    _mapping: FrozenMap[Any, V]
+
+    def __iter__(self) -> Iterator[V]:
+        root = self._mapping._root
+        if type(root) is dict:
+            return iter(root.values())
+        return (v for _, v in _walk(root))
+
+
+class _Items(ItemsView[K, V]):
+    """`items()` walking the trie, not looking each key up again."""
+
+    _mapping: FrozenMap[K, V]
+
+    def __iter__(self) -> Iterator[tuple[K, V]]:
+        root = self._mapping._root
+        if type(root) is dict:
+            return iter(root.items())
+        return _walk(root)

@@ -24,13 +24,11 @@ from caxton.domain.events import (
     MessageSent,
     RestartPolicy,
 )
+from caxton.domain.frozen import builder
 
 SCHEMA_VERSION = 1
 
 _BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
-_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {
-    t: tuple(f.name for f in fields(t)) for t in EVENT_TYPES
-}
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 # (type name, from version) -> function giving the dict of version + 1
@@ -47,7 +45,8 @@ def type_name(event: Event) -> str:
 
 def encode(event: Event) -> dict[str, Any]:
     """The event's payload as a JSON-able dict."""
-    return {name: _plain(getattr(event, name)) for name in _FIELD_NAMES[type(event)]}
+    encoded: dict[str, Any] = _ENCODERS[type(event)](event)
+    return encoded
 
 
 def _plain(value: object) -> Any:
@@ -60,47 +59,77 @@ def _plain(value: object) -> Any:
     return value
 
 
+# Fields declared with these types hold JSON values as they are: no `_plain` walk.
+_AS_IS = frozenset({"str", "int", "bool", "int | None", "str | None"})
+
+
+def _encoder(cls: type[Event]) -> Callable[[Event], dict[str, Any]]:
+    """`encode` for one type, generated once: `{"field": value, ...}` in field order."""
+    items = ", ".join(
+        f"{f.name!r}: event.{f.name}" if f.type in _AS_IS else f"{f.name!r}: _plain(event.{f.name})"
+        for f in fields(cls)
+    )
+    namespace: dict[str, Any] = {"_plain": _plain}
+    source = f"def encode(event):\n    return {{{items}}}\n"
+    exec(compile(source, f"<caxton.domain.schema {cls.__name__}>", "exec"), namespace)
+    encoder: Callable[[Event], dict[str, Any]] = namespace["encode"]
+    return encoder
+
+
+_ENCODERS: dict[type[Event], Callable[[Event], dict[str, Any]]] = {
+    t: _encoder(t) for t in EVENT_TYPES
+}
+
+
 def decode(name: str, data: Mapping[str, Any], version: int = SCHEMA_VERSION) -> Event:
     """Rebuilds an event from its stored dict, upcasting older schema versions first."""
-    cls = _BY_NAME.get(name)
-    if cls is None:
+    build = _DECODERS.get(name)
+    if build is None:
         raise UnknownEventType(f"unknown event type {name!r}")
-    payload = dict(data)
-    while version < SCHEMA_VERSION:
-        upcast = UPCASTERS.get((name, version))
-        if upcast is not None:
-            payload = upcast(payload)
-        version += 1
-    kwargs: dict[str, Any] = {name: payload[name] for name in _FIELD_NAMES[cls] if name in payload}
-    if cls is MessageSent:
-        kwargs["message"] = message_from_stored(kwargs["message"])
-        kwargs["deliveries"] = tuple(kwargs.get("deliveries", ()))
-    elif cls is AgentDeployed:
-        kwargs["capabilities"] = tuple(kwargs.get("capabilities", ()))
-        kwargs["tools"] = tuple(kwargs.get("tools", ()))
-        kwargs["limits"] = Limits(**kwargs.get("limits", {}))
-        kwargs["restart"] = RestartPolicy(**kwargs.get("restart", {}))
-    elif cls is AgentReconfigured and kwargs.get("tools") is not None:
-        kwargs["tools"] = tuple(kwargs["tools"])
-    elif cls is MessageHandled or cls is AgentStarted:
-        kwargs["journal"] = tuple(HostCall(**j) for j in kwargs.get("journal", ()))
-    return cls(**kwargs)
+    if version < SCHEMA_VERSION:
+        payload = dict(data)
+        while version < SCHEMA_VERSION:
+            upcast = UPCASTERS.get((name, version))
+            if upcast is not None:
+                payload = upcast(payload)
+            version += 1
+        return build(payload)
+    return build(data)
 
 
-def message_from_stored(data: Mapping[str, Any]) -> AclMessage:
-    """A message as stored: already validated when it was accepted, so no checks here."""
-    return AclMessage(
-        id=data["id"],
-        performative=Performative(data["performative"]),
-        sender=data["sender"],
-        receivers=tuple(data["receivers"]),
-        content=data.get("content", ""),
-        language=data.get("language", "json"),
-        ontology=data.get("ontology", ""),
-        protocol=data.get("protocol", ""),
-        conversation_id=data.get("conversation_id", ""),
-        reply_with=data.get("reply_with", ""),
-        in_reply_to=data.get("in_reply_to", ""),
-        reply_by=data.get("reply_by"),
-        traceparent=data.get("traceparent", ""),
-    )
+_PERFORMATIVES: dict[str, Performative] = {p.value: p for p in Performative}
+
+# Decoders built once per type (caxton.domain.frozen.builder): the fields read
+# straight from the stored dict, defaults for those missing, and these conversions.
+message_from_stored: Callable[[Mapping[str, Any]], AclMessage] = builder(
+    AclMessage, {"performative": _PERFORMATIVES.__getitem__, "receivers": tuple}
+)
+"""A message as stored: already validated when it was accepted, so no checks here."""
+
+_host_call = builder(HostCall)
+
+
+def _journal(entries: list[Mapping[str, Any]]) -> tuple[HostCall, ...]:
+    return tuple([_host_call(j) for j in entries]) if entries else ()
+
+
+def _tools(tools: list[str] | None) -> tuple[str, ...] | None:
+    return None if tools is None else tuple(tools)
+
+
+_CONVERSIONS: dict[type[Event], dict[str, Callable[[Any], Any]]] = {
+    MessageSent: {"message": message_from_stored, "deliveries": tuple},
+    MessageHandled: {"journal": _journal},
+    AgentStarted: {"journal": _journal},
+    AgentDeployed: {
+        "capabilities": tuple,
+        "tools": tuple,
+        "limits": builder(Limits),
+        "restart": builder(RestartPolicy),
+    },
+    AgentReconfigured: {"tools": _tools},
+}
+
+_DECODERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
+    t.__name__: builder(t, _CONVERSIONS.get(t)) for t in EVENT_TYPES
+}

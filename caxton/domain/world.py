@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import assert_never
 
@@ -33,7 +33,7 @@ from caxton.domain.events import (
     ToolFailed,
     ToolReturned,
 )
-from caxton.domain.frozen import replace
+from caxton.domain.frozen import positional, replace
 from caxton.domain.membership import NO_MEMBERS, Membership
 
 
@@ -53,7 +53,22 @@ EMPTY = World()
 def evolve(world: World, recorded: Recorded) -> World:
     """The world after one recorded event, each event going to the folds that care."""
     event = recorded.event
+    # The cases run in order: the message events, most of any log, come first.
     match event:
+        case MessageSent() | MessageDeadLettered():
+            return _world(
+                world.agents,
+                conversations_fold.evolve(world.conversations, recorded),
+                world.membership,
+                recorded.position,
+            )
+        case AgentTrapped() | MessageHandled():
+            return _world(
+                agents_fold.evolve(world.agents, recorded),
+                conversations_fold.evolve(world.conversations, recorded),
+                world.membership,
+                recorded.position,
+            )
         case (
             AgentDeployed()
             | AgentStarted()
@@ -63,29 +78,18 @@ def evolve(world: World, recorded: Recorded) -> World:
             | AgentRemoved()
             | AgentReconfigured()
         ):
-            return replace(
-                world,
-                agents=agents_fold.evolve(world.agents, recorded),
-                position=recorded.position,
-            )
-        case AgentTrapped() | MessageHandled():
-            return replace(
-                world,
-                agents=agents_fold.evolve(world.agents, recorded),
-                conversations=conversations_fold.evolve(world.conversations, recorded),
-                position=recorded.position,
-            )
-        case MessageSent() | MessageDeadLettered():
-            return replace(
-                world,
-                conversations=conversations_fold.evolve(world.conversations, recorded),
-                position=recorded.position,
+            return _world(
+                agents_fold.evolve(world.agents, recorded),
+                world.conversations,
+                world.membership,
+                recorded.position,
             )
         case NodeStarted() | NodeStopped():
-            return replace(
-                world,
-                membership=membership_fold.evolve(world.membership, recorded),
-                position=recorded.position,
+            return _world(
+                world.agents,
+                world.conversations,
+                membership_fold.evolve(world.membership, recorded),
+                recorded.position,
             )
         case (
             ToolCalled()
@@ -99,6 +103,10 @@ def evolve(world: World, recorded: Recorded) -> World:
             return replace(world, position=recorded.position)
         case _:
             assert_never(event)
+
+
+# World(agents, conversations, membership, position) without the frozen __init__.
+_world: Callable[[Agents, Conversations, Membership, int], World] = positional(World)
 
 
 def fold(recorded_events: Iterable[Recorded], world: World = EMPTY) -> World:

@@ -6,8 +6,9 @@ import dataclasses
 
 import pytest
 
-from caxton.domain.agents import InstanceState
-from caxton.domain.frozen import replace
+from caxton.domain.agents import AgentState, InstanceState
+from caxton.domain.events import Limits
+from caxton.domain.frozen import builder, positional, replace
 
 
 def test_replace_changes_the_named_fields_and_keeps_the_rest() -> None:
@@ -22,3 +23,48 @@ def test_replace_changes_the_named_fields_and_keeps_the_rest() -> None:
 def test_replace_refuses_a_field_that_does_not_exist() -> None:
     with pytest.raises(TypeError, match="no field 'lifecycel'"):
         replace(InstanceState(replica=0), lifecycel="running")
+
+
+def test_replace_gives_the_same_copy_whatever_the_order_of_the_changes() -> None:
+    state = InstanceState(replica=1, restarts=(5,))
+
+    a = replace(state, traps=2, lifecycle="trapped")
+    b = replace(state, lifecycle="trapped", traps=2)
+
+    assert a == b == dataclasses.replace(state, lifecycle="trapped", traps=2)
+    assert type(a) is InstanceState and a.restarts is state.restarts
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.traps = 3  # type: ignore[misc]
+
+
+def test_replace_refuses_a_class_with_post_init() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            assert self.n >= 0
+
+    with pytest.raises(TypeError, match="__post_init__"):
+        replace(Checked(1), n=2)
+
+
+def test_a_builder_makes_what_the_constructor_makes() -> None:
+    build = builder(AgentState, {"capabilities": tuple})
+
+    made = build({"name": "a", "component": "c", "capabilities": ["x"], "unknown": 1})
+
+    assert made == AgentState(name="a", component="c", capabilities=("x",))
+    assert made.limits == Limits() and made.instances == ()
+    with pytest.raises(KeyError, match="component"):
+        build({"name": "a"})
+
+
+def test_positional_takes_every_field_in_order() -> None:
+    make = positional(InstanceState)
+
+    made = make(3, "running", 2, (1,), 0, "", "", 7)
+
+    assert made == InstanceState(
+        replica=3, lifecycle="running", incarnation=2, restarts=(1,), handled=7
+    )

@@ -39,3 +39,24 @@ def test_frozen_maps_with_the_same_items_are_equal_and_hash_alike() -> None:
     assert a != FrozenMap({"x": 1})
     assert a.get("z") is None
     assert repr(FrozenMap({"x": 1})) == "FrozenMap({'x': 1})"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), st.integers(), max_size=400))
+def test_its_views_and_lookups_agree_with_a_dict(model: dict[str, int]) -> None:
+    current: FrozenMap[str, int] = FrozenMap()
+    for key, value in model.items():
+        current = current.set(key, value)
+    assert sorted(current.items()) == sorted(model.items())
+    assert sorted(current.values()) == sorted(model.values())
+    assert sorted(current.keys()) == sorted(model)
+    for key, value in model.items():
+        assert current[key] == value and current.get(key) == value and key in current
+    assert current.get("missing!", -1) == -1 and "missing!" not in current
+
+
+def test_setting_the_value_a_key_has_keeps_the_map() -> None:
+    value = object()
+    m = FrozenMap[str, object]({"x": value})
+    assert m.set("x", value) is m
+    assert m.set("x", object()) is not m

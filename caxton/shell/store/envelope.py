@@ -9,6 +9,7 @@ import orjson
 
 from caxton.domain import schema
 from caxton.domain.events import Event, Recorded, stream_of
+from caxton.domain.frozen import positional
 from caxton.shell.store.errors import LogCorrupted
 
 
@@ -54,19 +55,22 @@ def prepare(pending: Pending) -> Prepared:
 
 def recorded(row: Row, where: str) -> Recorded:
     """Decodes a stored row, upcasting old schema versions; raises `LogCorrupted` if it cannot."""
+    position, stream, version, topic, state = row
     try:
-        envelope = orjson.loads(row.state)
-        event = schema.decode(row.topic, envelope["d"], int(envelope["v"]))
-        at = int(envelope["at"])
-        traceparent = str(envelope.get("tp", ""))
+        envelope = orjson.loads(state)
+        v = envelope["v"]
+        event = schema.decode(topic, envelope["d"], v if type(v) is int else int(v))
+        at = envelope["at"]
+        if type(at) is not int:
+            at = int(at)
+        traceparent = envelope.get("tp", "")
+        if type(traceparent) is not str:
+            traceparent = str(traceparent)
     except Exception as e:  # any failure to decode is the same fact: a bad payload
-        reason = f"the payload of {row.topic!r} v{row.version} does not decode: {e!r}"
-        raise LogCorrupted(where, reason, position=row.position, stream=row.stream) from e
-    return Recorded(
-        position=row.position,
-        stream=row.stream,
-        version=row.version,
-        at=at,
-        event=event,
-        traceparent=traceparent,
-    )
+        reason = f"the payload of {topic!r} v{version} does not decode: {e!r}"
+        raise LogCorrupted(where, reason, position=position, stream=stream) from e
+    return _recorded(position, stream, version, at, event, traceparent)
+
+
+# Recorded(...) without its frozen __init__: the read path makes one per event.
+_recorded = positional(Recorded)
