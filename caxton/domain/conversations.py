@@ -17,7 +17,7 @@ server holds is still exactly the fold of its log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, assert_never
 
@@ -80,7 +80,7 @@ class ConversationState:
     protocol_state: ProtocolState | None = None
 
 
-RETIRE_AFTER_MS = 60_000
+RETIRE_AFTER_MS = 30_000
 RETIRE_OPEN_AFTER_MS = 3_600_000
 
 
@@ -177,25 +177,38 @@ def targets(sent: MessageSent) -> tuple[str, ...]:
 
 def evolve(conversations: Conversations, recorded: Recorded) -> Conversations:
     """The conversations after one recorded event; events without a conversation pass by."""
+    return _apply(conversations, recorded, retire=True)
+
+
+def every_conversation(recorded_events: Iterable[Recorded]) -> dict[str, ConversationState]:
+    """Every conversation the events name, each folded whole: nothing retires. This is how
+    a server answers, from its log, about conversations its live world let go."""
+    held = NO_CONVERSATIONS
+    for recorded in recorded_events:
+        held = _apply(held, recorded, retire=False)
+    return dict(held.items())
+
+
+def _apply(conversations: Conversations, recorded: Recorded, *, retire: bool) -> Conversations:
     event = recorded.event
     match event:
         case MessageSent(message=message):
             if not message.conversation_id:
                 return conversations
-            conversations = conversations.aged(recorded.at)
+            conversations = conversations.aged(recorded.at) if retire else conversations
             current = _get(conversations, message.conversation_id, recorded.at)
             return conversations.set(current.id, _settle(_sent(current, event, recorded)))
         case MessageHandled(conversation_id=cid):
             if not cid:
                 return conversations
-            conversations = conversations.aged(recorded.at)
+            conversations = conversations.aged(recorded.at) if retire else conversations
             current = _get(conversations, cid, recorded.at)
             handled = replace(current, handled=current.handled + 1, last_at=recorded.at)
             return conversations.set(cid, handled)
         case MessageDeadLettered(conversation_id=cid, receiver=receiver, reason=reason):
             if not cid:
                 return conversations
-            conversations = conversations.aged(recorded.at)
+            conversations = conversations.aged(recorded.at) if retire else conversations
             current = _get(conversations, cid, recorded.at)
             dead = replace(
                 current,
@@ -207,7 +220,7 @@ def evolve(conversations: Conversations, recorded: Recorded) -> Conversations:
         case AgentTrapped(conversation_id=cid):
             if not cid:
                 return conversations
-            conversations = conversations.aged(recorded.at)
+            conversations = conversations.aged(recorded.at) if retire else conversations
             current = _get(conversations, cid, recorded.at)
             where = instance_key(event.agent, event.replica)
             trapped = replace(

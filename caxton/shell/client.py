@@ -13,7 +13,7 @@ CaxtonError
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -126,6 +126,14 @@ class ConversationInfo:
     last_at_ms: int
     violations: tuple[str, ...]
     phase: str
+
+
+class ConversationList(list[ConversationInfo]):
+    """A listing; `truncated` when more conversations matched than were asked for."""
+
+    def __init__(self, items: Iterable[ConversationInfo] = (), truncated: bool = False) -> None:
+        super().__init__(items)
+        self.truncated = truncated
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,11 +361,15 @@ class CaxtonClient:
 
     # --- conversations and events ------------------------------------------
 
-    async def conversations(self, since_ms: int = 0) -> list[ConversationInfo]:
+    async def conversations(self, since_ms: int = 0, limit: int = 0) -> ConversationList:
+        """Conversations active since `since_ms` (0: all), in the order they started; at
+        most `limit` (0: the server's default, 1,000), the most recently active."""
         reply = await self._call(
-            self._conversations.list_conversations(v1.ListConversationsRequest(since_ms=since_ms))
+            self._conversations.list_conversations(
+                v1.ListConversationsRequest(since_ms=since_ms, limit=limit)
+            )
         )
-        return [_conversation(c) for c in reply.conversations]
+        return ConversationList(map(_conversation, reply.conversations), reply.truncated)
 
     async def conversation(self, conversation_id: str) -> ConversationInfo:
         reply = await self._call(

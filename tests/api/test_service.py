@@ -172,13 +172,18 @@ async def test_a_conversation_retired_from_the_live_world_is_answered_from_the_l
                 "echo", "request", "{}", protocol="fipa-request", wait_ms=5_000
             )
 
-            listed = {c.id for c in await client.conversations()}
+            recent = await client.conversations(since_ms=clock.ms - 1_000)  # the world
+            everything = await client.conversations()  # back to the start: the log
+            newest = await client.conversations(limit=1)
             old = await client.conversation(first.conversation_id)
             with pytest.raises(NotFound):
                 await client.conversation("never-was")
 
         assert first.conversation_id not in node.world.conversations
-        assert listed == {later.conversation_id}
+        assert [c.id for c in recent] == [later.conversation_id] and not recent.truncated
+        assert [c.id for c in everything] == [first.conversation_id, later.conversation_id]
+        assert [c.state for c in everything] == ["done", "done"] and not everything.truncated
+        assert [c.id for c in newest] == [later.conversation_id] and newest.truncated
         assert (old.state, old.message_count, old.protocol) == ("done", 2, "fipa-request")
     finally:
         server.close()

@@ -78,6 +78,10 @@ def test_deploy_status_send_trace_and_conversations(server: ServerProcess, tmp_p
 
     listing = caxton("conversations", "--last", "1h", server=server.address)
     assert re.search(conversation.group(1) + r"\s+fipa-request\s+done\s+2", listing.stdout)
+    caxton("send", "--to", "echo", "--content", "{}", "--wait", "5s", server=server.address)
+    newest = caxton("conversations", "--limit", "1", server=server.address)
+    assert conversation.group(1) not in newest.stdout
+    assert "(the 1 most recently active; narrow with --last or raise --limit)" in newest.stdout
 
     stopped = caxton("agent", "stop", "echo", server=server.address)
     assert "■ Stopped" in stopped.stdout

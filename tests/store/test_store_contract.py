@@ -327,3 +327,34 @@ async def test_an_append_to_a_closed_log_is_refused(store: str) -> None:
 
     with pytest.raises(StoreUnavailable, match="closed"):
         await log.append([stopped("a")])
+
+
+async def test_position_at_finds_the_first_event_at_or_after_a_time(log: EventLog) -> None:
+    await log.append([stopped(f"a{i}", at=1_000 + 10 * i) for i in range(50)])
+
+    assert await log.position_at(0) == 1
+    assert await log.position_at(1_000) == 1
+    assert await log.position_at(1_001) == 2
+    assert await log.position_at(1_250) == 26
+    assert await log.position_at(1_490) == 50
+    assert await log.position_at(1_491) == 51  # past the last: nothing that recent
+
+
+async def test_active_streams_are_the_most_recently_active_with_the_prefix(log: EventLog) -> None:
+    for i in range(6):
+        await log.append([handled(f"c{i}", i), stopped(f"agent{i}")])
+    await log.append([handled("c1", 99)])  # c1 is the most recent again
+
+    streams = await log.active_streams("conversation:", from_position=5, limit=10)
+    assert streams == [
+        "conversation:c1",
+        "conversation:c5",
+        "conversation:c4",
+        "conversation:c3",
+        "conversation:c2",
+    ]
+    assert await log.active_streams("conversation:", from_position=1, limit=2) == [
+        "conversation:c1",
+        "conversation:c5",
+    ]
+    assert await log.active_streams("agent:", from_position=100, limit=10) == []

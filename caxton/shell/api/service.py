@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 from grpclib import GRPCError
 from grpclib.const import Status
 
+from caxton.domain.conversations import RETIRE_AFTER_MS
 from caxton.domain.events import RestartPolicy
 from caxton.domain.ids import conversation_stream
+from caxton.shell import history
 from caxton.shell.api.convert import (
     agent_info,
     conversation_info,
@@ -20,7 +22,6 @@ from caxton.shell.api.convert import (
 )
 from caxton.shell.api.errors import translated
 from caxton.shell.api.generated.caxton import v1
-from caxton.shell.archive.sources import retired_conversation
 from caxton.shell.runtime.errors import AgentNotFound
 from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.store import EventLog
@@ -101,6 +102,9 @@ class MessageService(v1.MessageServiceBase):
             )
 
 
+DEFAULT_LISTING = 1_000
+
+
 class ConversationService(v1.ConversationServiceBase):
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -108,14 +112,28 @@ class ConversationService(v1.ConversationServiceBase):
     async def list_conversations(
         self, message: v1.ListConversationsRequest
     ) -> v1.ListConversationsReply:
-        found = [c for c in self.node.world.conversations.values() if c.last_at >= message.since_ms]
+        limit = message.limit or DEFAULT_LISTING
+        world = self.node.world.conversations
+        # what the world holds is complete back to a window ago; further back, the log
+        if message.since_ms >= self.node.clock.now_ms() - RETIRE_AFTER_MS:
+            found = [c for c in world.values() if c.last_at >= message.since_ms]
+            found.sort(key=lambda c: c.last_at, reverse=True)
+            truncated = len(found) > limit
+            found = found[:limit]
+        else:
+            async with translated():
+                found, truncated = await history.conversations_since(
+                    self.node.log, message.since_ms, limit
+                )
         found.sort(key=lambda c: c.started_at)
-        return v1.ListConversationsReply(conversations=[conversation_info(c) for c in found])
+        return v1.ListConversationsReply(
+            conversations=[conversation_info(c) for c in found], truncated=truncated
+        )
 
     async def get_conversation(self, message: v1.GetConversationRequest) -> v1.ConversationInfo:
         conversation = self.node.world.conversations.get(message.id)
         if conversation is None:  # retired from the live world, or never was
-            conversation = await retired_conversation(self.node.log.read_streams, message.id)
+            conversation = await history.conversation(self.node.log, message.id)
         if conversation is None:
             raise GRPCError(Status.NOT_FOUND, f"no conversation {message.id!r} in the log")
         return conversation_info(conversation)

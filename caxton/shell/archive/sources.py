@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
-from caxton.domain.conversations import ConversationState
 from caxton.domain.events import Recorded
 from caxton.domain.ids import agent_stream, conversation_stream
 from caxton.replay.recording import Recording, participants, record
@@ -55,17 +54,6 @@ async def recording(source: Source, conversation_id: str) -> tuple[Recording, li
     if not found.events:
         raise SourceError(f"no conversation {conversation_id!r} in {source.where}")
     return found, history
-
-
-async def retired_conversation(
-    streams: AsyncStreams, conversation_id: str
-) -> ConversationState | None:
-    """A conversation as the log has it, for one the live world no longer holds
-    (conversations retire once settled and quiet: `caxton.domain.conversations`)."""
-    own = await streams([conversation_stream(conversation_id)])
-    if not own:
-        return None
-    return record(conversation_id, await _history(own, streams)).conversation
 
 
 async def _history(conversation: list[Recorded], agent_streams: AsyncStreams) -> list[Recorded]:

@@ -141,13 +141,20 @@ async def trace(
     default=None,
     help="Only conversations active in this window (e.g. 1h).",
 )
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=1_000,
+    show_default=True,
+    help="At most this many: the most recently active.",
+)
 @server_options
 @run
-async def conversations(last: int | None, server: str, token: str) -> None:
+async def conversations(last: int | None, limit: int, server: str, token: str) -> None:
     """List conversations: participants, protocol, state and message count."""
     since = int(time.time() * 1000) - last if last is not None else 0
     async with CaxtonClient(server, token=token) as client:
-        found = await client.conversations(since_ms=since)
+        found = await client.conversations(since_ms=since, limit=limit)
     if not found:
         out.print("no conversations")
         return
@@ -173,3 +180,5 @@ async def conversations(last: int | None, server: str, token: str) -> None:
             datetime.fromtimestamp(c.last_at_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S"),
         )
     out.print(table)
+    if found.truncated:
+        out.print(f"(the {len(found):,} most recently active; narrow with --last or raise --limit)")

@@ -37,6 +37,11 @@ class Backend(Protocol):
         past `after_version`)."""
         ...
 
+    async def active_streams(self, *, prefix: str, after: int, limit: int) -> list[str]:
+        """Up to `limit` streams named `prefix…` with an event past position `after`, the
+        most recently active first."""
+        ...
+
     async def last_position(self) -> int:
         """The highest committed position, 0 for an empty log."""
         ...

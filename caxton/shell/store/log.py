@@ -138,6 +138,28 @@ class EventLog:
         """The position of the last committed event, 0 when the log is empty."""
         return await self._backend.last_position()
 
+    async def position_at(self, at_ms: int) -> int:
+        """The first position recorded at or after `at_ms` (one past the last if none).
+
+        A binary search, a point read per step: positions and times grow together (a
+        clock set back makes the answer only as wrong as the clock was)."""
+        low, high = 1, await self.last_position() + 1
+        while low < high:
+            middle = (low + high) // 2
+            rows = await self._backend.rows(after=middle - 1, limit=1)
+            if rows and recorded(rows[0], self._backend.where).at < at_ms:
+                low = rows[0].position + 1
+            else:
+                high = middle
+        return low
+
+    async def active_streams(self, prefix: str, *, from_position: int, limit: int) -> list[str]:
+        """Up to `limit` streams named `prefix…` (say `conversation:`) with an event at
+        or after `from_position`, the most recently active first."""
+        return await self._backend.active_streams(
+            prefix=prefix, after=from_position - 1, limit=limit
+        )
+
     async def check_integrity(self) -> IntegrityReport:
         """Checks positions, stream versions and every payload; raises `LogCorrupted`."""
         check = IntegrityCheck(self._backend.where)

@@ -139,6 +139,11 @@ class PostgresBackend:
             "AND notification_id > %s ORDER BY originator_version LIMIT %s"
         ).format(_COLUMNS, table)
         self._max = SQL("SELECT MAX(notification_id) FROM {}").format(table)
+        self._active = SQL(
+            "SELECT originator_id FROM {} WHERE notification_id > %s "
+            "AND originator_id >= %s AND originator_id < %s "
+            "GROUP BY originator_id ORDER BY MAX(notification_id) DESC LIMIT %s"
+        ).format(table)
         self._versions = SQL(
             "SELECT originator_id, MAX(originator_version) AS version FROM {} "
             "GROUP BY originator_id"
@@ -193,6 +198,14 @@ class PostgresBackend:
                 await cursor.execute(self._max)
                 row = await cursor.fetchone()
         return int(row[0] or 0) if row else 0
+
+    async def active_streams(self, *, prefix: str, after: int, limit: int) -> list[str]:
+        past = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        with translated(self.where):
+            async with self._reader.cursor() as cursor:
+                await cursor.execute(self._active, (after, prefix, past, limit))
+                fetched = await cursor.fetchall()
+        return [str(r[0]) for r in fetched]
 
     async def close(self) -> None:
         with translated(self.where):

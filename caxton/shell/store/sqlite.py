@@ -145,6 +145,20 @@ class SQLiteBackend:
             fetched = list(await self._reader.execute_fetchall(f"SELECT MAX(rowid) FROM {TABLE}"))
         return int(fetched[0][0] or 0)
 
+    async def active_streams(self, *, prefix: str, after: int, limit: int) -> list[str]:
+        # a walk of the log from `after` (`+` keeps SQLite off the stream index, which
+        # would visit every event the streams ever had)
+        query = (
+            f"SELECT originator_id FROM {TABLE} WHERE rowid > ? "
+            "AND +originator_id >= ? AND +originator_id < ? "
+            "GROUP BY originator_id ORDER BY MAX(rowid) DESC LIMIT ?"
+        )
+        with translated(self.where):
+            fetched = await self._reader.execute_fetchall(
+                query, (after, prefix, _past(prefix), limit)
+            )
+        return [str(r[0]) for r in fetched]
+
     async def close(self) -> None:
         with translated(self.where):
             try:
@@ -155,6 +169,11 @@ class SQLiteBackend:
                     self._datastore.pool.put_connection(self._writer)
                 finally:
                     self._datastore.close()
+
+
+def _past(prefix: str) -> str:
+    """The least string after every string that starts with `prefix`."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _check_directory(where: str) -> None:

@@ -718,7 +718,12 @@ class ListConversationsReply(betterproto2.Message):
         1, betterproto2.TYPE_MESSAGE, repeated=True
     )
     """
-    Most recently active first.
+    In the order they started.
+    """
+
+    truncated: "bool" = betterproto2.field(2, betterproto2.TYPE_BOOL)
+    """
+    More conversations matched than `limit`: these are the most recently active.
     """
 
 
@@ -730,7 +735,13 @@ class ListConversationsRequest(betterproto2.Message):
     since_ms: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
     """
     Only conversations with a message at or after this time (ms since the Unix epoch);
-    0 lists them all.
+    0 lists them all. Those the server's live world holds (open, or ended in the last
+    half minute or so) come from memory; further back, the server folds them from its log.
+    """
+
+    limit: "int" = betterproto2.field(2, betterproto2.TYPE_UINT32)
+    """
+    At most this many, the most recently active; 0 means 1,000.
     """
 
 
