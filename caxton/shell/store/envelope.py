@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import msgspec
 import orjson
 
 from caxton.domain import schema
-from caxton.domain.events import Event, Recorded, stream_of
+from caxton.domain.events import EVENT_TYPES, Event, Recorded, stream_of
 from caxton.domain.frozen import positional
 from caxton.shell.store.errors import LogCorrupted
 
@@ -54,7 +55,28 @@ def prepare(pending: Pending) -> Prepared:
 
 
 def recorded(row: Row, where: str) -> Recorded:
-    """Decodes a stored row, upcasting old schema versions; raises `LogCorrupted` if it cannot."""
+    """Decodes a stored row, upcasting old schema versions; raises `LogCorrupted` if it cannot.
+
+    A row of the current schema is decoded by msgspec straight into the event's
+    dataclasses, typed by its topic (docs/adr/0010-fold-decoding.md). Anything that does
+    not fit those types exactly (an older version, a value of another type) takes the
+    generic path: orjson, upcasters, `schema.decode`, which reads what older builds wrote.
+    """
+    position, stream, version, topic, state = row
+    typed = _TYPED.get(topic)
+    if typed is not None:
+        try:
+            stored = typed.decode(state)
+        except msgspec.MsgspecError:
+            pass  # not the current schema's shape: the generic path says why, or reads it
+        else:
+            if stored.v == schema.SCHEMA_VERSION:
+                return _recorded(position, stream, version, stored.at, stored.d, stored.tp)
+    return recorded_generic(row, where)
+
+
+def recorded_generic(row: Row, where: str) -> Recorded:
+    """`recorded` through orjson and `schema.decode`: any schema version, lenient types."""
     position, stream, version, topic, state = row
     try:
         envelope = orjson.loads(state)
@@ -72,5 +94,14 @@ def recorded(row: Row, where: str) -> Recorded:
     return _recorded(position, stream, version, at, event, traceparent)
 
 
+def _typed_decoder(cls: type[Event]) -> msgspec.json.Decoder[Any]:
+    """The envelope {"v", "at", "tp", "d"} with `d` typed as `cls`."""
+    stored = msgspec.defstruct(
+        f"Stored{cls.__name__}", [("v", int), ("at", int), ("d", cls), ("tp", str, "")]
+    )
+    return msgspec.json.Decoder(stored)
+
+
+_TYPED: dict[str, msgspec.json.Decoder[Any]] = {t.__name__: _typed_decoder(t) for t in EVENT_TYPES}
 # Recorded(...) without its frozen __init__: the read path makes one per event.
 _recorded = positional(Recorded)
