@@ -56,9 +56,9 @@ from caxton.shell.wasm import WasmHost, check_memory
 logger = logging.getLogger("caxton.runtime")
 
 # A client may retry a send with the same id: the node answers it from what it accepted
-# in the last five minutes (at most this many ids), instead of accepting it twice.
-RETRY_WINDOW_MS = 300_000
-_ACCEPTED_MEMORY = 100_000
+# in the last two minutes (at most this many ids), instead of accepting it twice.
+RETRY_WINDOW_MS = 120_000
+_ACCEPTED_MEMORY = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +381,7 @@ class Node:
     async def send(self, message: AclMessage, *, wait_ms: int = 0) -> SendResult:
         """Accepts a message from an API client; with `wait_ms`, waits for the reply.
 
-        A message id the node accepted in the last five minutes (`RETRY_WINDOW_MS`, also
+        A message id the node accepted in the last two minutes (`RETRY_WINDOW_MS`, also
         across a restart) is not accepted twice: the caller gets the first acceptance's
         result, so clients can retry safely.
         """
