@@ -7,8 +7,9 @@ shape in the same directory, same pragmas, same batch size. Peer: the eventsourc
 library's own `Application`, saving one event per new aggregate.
 
 Fold: reading the log page by page, decoding each event into the domain's dataclasses
-and folding the world. Floor: reading the same rows with `sqlite3`, `orjson.loads` of
-each payload and a dict-based fold counting messages per conversation and agent.
+and folding the world. Floor: reading the same rows (the same five columns: position,
+stream, version, type, payload) with `sqlite3`, `orjson.loads` of each payload and a
+dict-based fold counting messages per conversation and agent.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from caxton.shell.store import EventLog, Pending
 from caxton.shell.store.envelope import prepare
 
 BATCH = 100
+_COLUMNS = "rowid, originator_id, originator_version, topic, state"
 
 
 class Conversation(Aggregate):  # type: ignore[misc]
@@ -161,7 +163,10 @@ def fold_bare(directory: Path) -> float:
     per_conversation: dict[str, int] = {}
     handled: dict[str, int] = {}
     count = 0
-    for topic, state in connection.execute("SELECT topic, state FROM stored_events ORDER BY rowid"):
+    # The same five columns the log reads: a fold must know each event's position,
+    # stream and version, not only its type and payload.
+    query = f"SELECT {_COLUMNS} FROM stored_events ORDER BY rowid"
+    for _position, _stream, _version, topic, state in connection.execute(query):
         data: dict[str, Any] = orjson.loads(state)["d"]
         if topic == "MessageSent":
             conversation = data["message"]["conversation_id"]

@@ -8,12 +8,12 @@ tables are data, after h11's `_state.py`, so each protocol reads on one screen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from caxton.domain.acl import AclMessage, Performative
-from caxton.domain.frozen import replace
+from caxton.domain.frozen import positional
 from caxton.domain.frozen_map import FrozenMap
 
 P = Performative
@@ -122,6 +122,13 @@ class ProtocolState:
     reply_by: int | None = None
 
 
+# ProtocolState(protocol, initiator, pairs, reply_by) without the frozen __init__:
+# a step makes one per message of a checked conversation.
+_state: Callable[[str, str, FrozenMap[str, str], int | None], ProtocolState] = positional(
+    ProtocolState
+)
+
+
 def agent_of(address: str) -> str:
     """The agent an instance key (`name#replica`) belongs to; other addresses as they are."""
     name, hash_sign, _ = address.partition("#")
@@ -171,7 +178,7 @@ def _from_initiator(
     reply_by = state.reply_by
     if performative == P.CFP and message.reply_by is not None:
         reply_by = message.reply_by
-    return replace(state, pairs=pairs, reply_by=reply_by), tuple(violations)
+    return _state(state.protocol, state.initiator, pairs, reply_by), tuple(violations)
 
 
 def _from_participant(
@@ -200,7 +207,8 @@ def _from_participant(
             f"{performative} from {sender} after the reply-by deadline "
             f"(by {at - state.reply_by} ms)",
         )
-    return replace(state, pairs=state.pairs.set(sender, next_state)), ()
+    pairs = state.pairs.set(sender, next_state)
+    return _state(state.protocol, state.initiator, pairs, state.reply_by), ()
 
 
 def _initiator_violation(

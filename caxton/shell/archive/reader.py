@@ -13,7 +13,7 @@ import aiosqlite
 
 from caxton.domain.events import Recorded
 from caxton.shell.store.backend import TABLE
-from caxton.shell.store.envelope import Row, recorded
+from caxton.shell.store.envelope import StoredRow, recorded
 
 PAGE = 4096
 _COLUMNS = "rowid, originator_id, originator_version, topic, state"
@@ -64,7 +64,7 @@ class LogFile:
         query = (
             f"SELECT {_COLUMNS} FROM {TABLE} WHERE originator_id = ? ORDER BY originator_version"
         )
-        return [recorded(Row(*r), self.where) for r in await self._fetch(query, (stream,))]
+        return [recorded(r, self.where) for r in await self._rows(query, (stream,))]
 
     async def streams(self, streams: Sequence[str], *, to_position: int = 0) -> list[Recorded]:
         """Some streams merged in log order, up to a position (0: all)."""
@@ -78,9 +78,9 @@ class LogFile:
         after = from_position - 1
         query = f"SELECT {_COLUMNS} FROM {TABLE} WHERE rowid > ? ORDER BY rowid LIMIT ?"
         while True:
-            rows = await self._fetch(query, (after, PAGE))
+            rows = await self._rows(query, (after, PAGE))
             if rows:
-                yield [recorded(Row(*r), self.where) for r in rows]
+                yield [recorded(r, self.where) for r in rows]
             if len(rows) < PAGE:
                 return
             after = rows[-1][0]
@@ -107,6 +107,13 @@ class LogFile:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
         )
         return bool(rows)
+
+    async def _rows(self, query: str, params: tuple[object, ...]) -> list[StoredRow]:
+        """Rows of `_COLUMNS`, as sqlite3 gives them: plain tuples, no `Row` per event."""
+        try:
+            return list(await self._db.execute_fetchall(query, params))  # type: ignore[arg-type]
+        except sqlite3.DatabaseError as exc:
+            raise LogFileError(f"{self.path}: cannot read ({exc})") from None
 
     async def _fetch(self, query: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         try:

@@ -33,6 +33,10 @@ class Row(NamedTuple):
     state: bytes
 
 
+StoredRow = tuple[int, str, int, str, bytes]
+"""A `Row`, or the same five columns as a plain tuple (the read-only reader's rows)."""
+
+
 class Prepared(NamedTuple):
     """A pending event already encoded; the writer gives it a version."""
 
@@ -54,7 +58,7 @@ def prepare(pending: Pending) -> Prepared:
     return Prepared(stream_of(event), schema.type_name(event), orjson.dumps(envelope), pending)
 
 
-def recorded(row: Row, where: str) -> Recorded:
+def recorded(row: StoredRow, where: str) -> Recorded:
     """Decodes a stored row, upcasting old schema versions; raises `LogCorrupted` if it cannot.
 
     A row of the current schema is decoded by msgspec straight into the event's
@@ -75,7 +79,7 @@ def recorded(row: Row, where: str) -> Recorded:
     return recorded_generic(row, where)
 
 
-def recorded_generic(row: Row, where: str) -> Recorded:
+def recorded_generic(row: StoredRow, where: str) -> Recorded:
     """`recorded` through orjson and `schema.decode`: any schema version, lenient types."""
     position, stream, version, topic, state = row
     try:
