@@ -78,7 +78,15 @@ def test_deploy_status_send_trace_and_conversations(server: ServerProcess, tmp_p
 
     listing = caxton("conversations", "--last", "1h", server=server.address)
     assert re.search(conversation.group(1) + r"\s+fipa-request\s+done\s+2", listing.stdout)
-    caxton("send", "--to", "echo", "--content", "{}", "--wait", "5s", server=server.address)
+    as_ops = caxton(
+        "send", "--to", "echo", "--sender", "client:ops", "--wait", "5s", server=server.address
+    )
+    ops_conversation = re.search(r"conversation (\w+)", as_ops.stdout)
+    assert ops_conversation is not None
+    ops_trace = caxton(
+        "trace", "--conversation-id", ops_conversation.group(1), server=server.address
+    )
+    assert 'agent="client:ops" message="request" status="sent"' in ops_trace.stdout
     newest = caxton("conversations", "--limit", "1", server=server.address)
     assert conversation.group(1) not in newest.stdout
     assert "(the 1 most recently active; narrow with --last or raise --limit)" in newest.stdout
@@ -138,6 +146,7 @@ def test_bad_input_gets_one_clear_line_and_no_traceback(
         (["agent", "deploy", str(tmp_path / "missing.wasm"), "--name", "x"], "✗ "),
         (["agent", "deploy", str(not_wasm), "--name", "x", "--memory", "lots"], "is not a size"),
         (["send", "--to", "bad name!", "--content", "{}"], "is not an agent name"),
+        (["send", "--to", "x", "--sender", "echo"], "callers of the API send as client:<id>"),
     ]
     for args, expected in cases:
         result = caxton(*args, server=server.address, check=False)

@@ -39,6 +39,13 @@ from caxton.shell.client import CaxtonClient
 @click.option(
     "--wait", type=DURATION, default=None, help="Wait this long for the reply and print it."
 )
+@click.option(
+    "--sender",
+    default="",
+    metavar="client:NAME",
+    help="Send as this client, to keep one identity across the sends of a conversation "
+    "(a cfp, then its accept-proposal). Default: a new client:ID for each send.",
+)
 @server_options
 @run
 async def send(
@@ -51,6 +58,7 @@ async def send(
     ontology: str,
     reply_by: int | None,
     wait: int | None,
+    sender: str,
     server: str,
     token: str,
 ) -> None:
@@ -79,6 +87,7 @@ async def send(
             ontology=ontology,
             reply_by=int(time.time() * 1000) + reply_by if reply_by is not None else None,
             wait_ms=wait or 0,
+            sender=sender,
         )
     out.print(f"message {result.message_id}")
     out.print(f"conversation {result.conversation_id}")
