@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import wasmtime
 from wasmtime import component
@@ -26,7 +25,7 @@ from wasmtime import component
 from bench import peers
 from bench.scenario import Result, median, pct, repeat, result, run_async
 from caxton.domain.acl import AclMessage, Performative
-from caxton.domain.events import Limits, MessageSent
+from caxton.domain.events import Limits, MessageHandled, MessageSent, Recorded
 from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.store import EventLog
@@ -182,20 +181,14 @@ async def throughput(directory: Path, agents: int, messages: int) -> float:
     done = asyncio.Event()
     target = log_handled = 0
 
-    def on_commit(future: asyncio.Future[Any]) -> None:
+    def on_committed(recorded: Recorded) -> None:
         nonlocal log_handled
-        log_handled += sum(1 for r in future.result() if type(r.event).__name__ == "MessageHandled")
-        if log_handled >= target:
-            done.set()
+        if type(recorded.event) is MessageHandled:
+            log_handled += 1
+            if log_handled >= target:
+                done.set()
 
-    original = node.commit
-
-    def counting_commit(events: Any, traceparent: str = "") -> Any:
-        future = original(events, traceparent)
-        future.add_done_callback(on_commit)
-        return future
-
-    node.commit = counting_commit  # type: ignore[method-assign]
+    node.observers.append(on_committed)
     target = messages
     batch = 200
     start = time.perf_counter()
@@ -217,14 +210,13 @@ async def ping_pong(directory: Path, pairs: int, seconds: float) -> float:
         for side in ("a", "b"):
             await node.deploy(DeploySpec(name=f"{side}{i}", component=wat("reply"), limits=FAST))
     handled = 0
-    original = node.commit
 
-    def counting_commit(events: Any, traceparent: str = "") -> Any:
+    def on_committed(recorded: Recorded) -> None:
         nonlocal handled
-        handled += sum(1 for e in events if type(e).__name__ == "MessageHandled")
-        return original(events, traceparent)
+        if type(recorded.event) is MessageHandled:
+            handled += 1
 
-    node.commit = counting_commit  # type: ignore[method-assign]
+    node.observers.append(on_committed)
     for i in range(pairs):  # the first ball, as if a{i} had sent it (the API cannot)
         serve = AclMessage(
             id=f"serve-{i}",

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from caxton.domain.errors import InvalidMessage
@@ -93,19 +94,26 @@ def is_valid_agent_name(name: str) -> bool:
 
 def validate_address(address: str, field: str) -> str:
     """An agent name, `capability:<name>` or `client:<id>`."""
+    reason = _address_fault(address)
+    if reason:
+        raise InvalidMessage(field, reason)
+    return address
+
+
+@lru_cache(maxsize=4096)  # a few addresses recur in every message: check each once
+def _address_fault(address: str) -> str:
+    """Why `address` is not an address, or "" when it is one."""
     for prefix in (CAPABILITY_PREFIX, CLIENT_PREFIX):
         if address.startswith(prefix):
-            rest = address[len(prefix) :]
-            if not _NAME.match(rest):
-                raise InvalidMessage(field, f"{address!r} is not a valid {prefix[:-1]} address")
-            return address
+            if not _NAME.match(address[len(prefix) :]):
+                return f"{address!r} is not a valid {prefix[:-1]} address"
+            return ""
     if not _NAME.match(address):
-        raise InvalidMessage(
-            field,
+        return (
             f"{address!r} is not an agent name (letters, digits, '_', '-', '.'; "
-            "or capability:<name>)",
+            "or capability:<name>)"
         )
-    return address
+    return ""
 
 
 def parse_performative(value: object) -> Performative:

@@ -58,6 +58,10 @@ def _available(agent: AgentState) -> list[int]:
 
 
 def _one_replica(agent: AgentState, cursor: RouteCursor) -> tuple[str | None, RouteCursor]:
+    if len(agent.instances) == 1:  # one replica: no turn to take, the cursor stays as it is
+        only = agent.instances[0]
+        key = instance_key(agent.name, only.replica) if only.lifecycle in AVAILABLE else None
+        return key, cursor
     replicas = _available(agent)
     if not replicas:
         return None, cursor

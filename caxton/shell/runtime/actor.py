@@ -14,6 +14,8 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
+import orjson
+
 from caxton.domain.acl import AclMessage
 from caxton.domain.events import (
     AgentFailed,
@@ -28,12 +30,24 @@ from caxton.domain.events import (
 from caxton.domain.ids import instance_key
 from caxton.domain.supervision import decide_restart
 from caxton.shell.runtime.mailbox import Mailbox
-from caxton.shell.wasm import AgentError, AgentInstance, Completed, Trapped
+from caxton.shell.wasm import AgentError, AgentInstance, Trapped
 
 if TYPE_CHECKING:
     from caxton.shell.runtime.node import Node
 
 logger = logging.getLogger("caxton.runtime")
+
+MAX_BATCH = 256
+"""Events of handlings appended together, about: bounds one transaction and the stall."""
+
+
+def envelope(message: AclMessage) -> bytes:
+    """The JSON envelope a guest's `handle` receives (UTF-8). orjson refuses lone
+    surrogates, which the json module escapes, so those few go through json."""
+    try:
+        return orjson.dumps(message.to_dict())
+    except orjson.JSONEncodeError:
+        return json.dumps(message.to_dict()).encode()
 
 
 class InstanceActor:
@@ -172,50 +186,78 @@ class InstanceActor:
         return True
 
     async def _serve(self) -> bool:
-        """Handles messages until stopped (False) or trapped (True)."""
+        """Handles messages until stopped (False) or trapped (True).
+
+        Every message already queued is handled in the same task step, and their
+        handlings are appended together (up to about `MAX_BATCH` events): one append, one
+        future and one commit callback for the lot instead of one each. Each handling's
+        events stay together in that transaction, so a handling and its sends still commit
+        at once. A handling run on the worker pool (a long budget, tools) is appended at
+        once: the next one may take long, and what is done should not wait for it."""
         node = self.node
         instance = self._instance
+        mailbox = self.mailbox
         assert instance is not None
         while True:
-            message = await self.mailbox.get()
-            if message is None:
-                return False
-            context = node.call_context(self.agent, message)
-            outcome = await instance.handle_async(
-                json.dumps(message.to_dict()), context, on_pool=context.may_wait
-            )
-            if isinstance(outcome, Trapped):
-                incarnation = node.world.agents[self.agent].instances[self.replica].incarnation
-                reason = f"{outcome.kind}: {outcome.reason}"
-                events: list[Event] = [
-                    *context.tool_events,  # calls made before the trap happened all the same
-                    self._trapped(
-                        incarnation, outcome.kind, outcome.reason, message, outcome.duration_us
-                    ),
-                    MessageDeadLettered(
-                        message_id=message.id,
-                        conversation_id=message.conversation_id,
-                        receiver=self.key,
-                        reason=reason,
-                    ),
-                ]
-                events.extend(node.failure_to_sender(message, reason))
-                await node.commit(events, message.traceparent)
-                return True
-            handled = MessageHandled(
-                message_id=message.id,
-                conversation_id=message.conversation_id,
-                agent=self.agent,
-                replica=self.replica,
-                journal=tuple(context.journal),
-                duration_us=outcome.duration_us,
-                error=outcome.text if isinstance(outcome, AgentError) else "",
-            )
-            events = [handled, *node.sends_of(context)]
-            if isinstance(outcome, AgentError):
-                events.extend(node.failure_to_sender(message, outcome.text))
-            node.commit(events, message.traceparent)
-            assert isinstance(outcome, Completed | AgentError)
+            message = await mailbox.get()  # suspends only when the mailbox is empty
+            events: list[Event] = []
+            contexts: list[str] = []  # each event's trace context: its handled message's
+            while True:
+                if message is None:
+                    if events:
+                        node.commit(events, contexts)
+                    return False
+                handling, trapped, pooled = await self._handle(instance, message)
+                events += handling
+                contexts += [message.traceparent] * len(handling)
+                if trapped:  # supervision decides from the committed history: wait for it
+                    await node.commit(events, contexts)
+                    return True
+                if pooled or len(contexts) >= MAX_BATCH or mailbox.empty():
+                    break
+                message = mailbox.get_nowait()
+            node.commit(events, contexts)
+
+    async def _handle(
+        self, instance: AgentInstance, message: AclMessage
+    ) -> tuple[list[Event], bool, bool]:
+        """One handling's events (in the order they are appended), whether it trapped, and
+        whether it ran on the worker pool."""
+        node = self.node
+        context = node.call_context(self.agent, message)
+        pooled = context.may_wait or not instance.runs_inline
+        outcome = await instance.handle_async(envelope(message), context, on_pool=pooled)
+        if isinstance(outcome, Trapped):
+            incarnation = node.world.agents[self.agent].instances[self.replica].incarnation
+            reason = f"{outcome.kind}: {outcome.reason}"
+            events: list[Event] = [
+                *context.tool_events,  # calls made before the trap happened all the same
+                self._trapped(
+                    incarnation, outcome.kind, outcome.reason, message, outcome.duration_us
+                ),
+                MessageDeadLettered(
+                    message_id=message.id,
+                    conversation_id=message.conversation_id,
+                    receiver=self.key,
+                    reason=reason,
+                ),
+            ]
+            events.extend(node.failure_to_sender(message, reason))
+            return events, True, pooled
+        handled = MessageHandled(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            agent=self.agent,
+            replica=self.replica,
+            journal=tuple(context.journal),
+            duration_us=outcome.duration_us,
+            error=outcome.text if isinstance(outcome, AgentError) else "",
+        )
+        events = [handled]
+        node.sends_into(context, events)
+        if isinstance(outcome, AgentError):
+            events.extend(node.failure_to_sender(message, outcome.text))
+        return events, False, pooled
 
     async def _supervise(self) -> bool:
         """After a trap: restart after a back-off (True) or give up (False)."""

@@ -12,10 +12,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import orjson
+
 from caxton.domain.acl import AclMessage
 from caxton.domain.errors import InvalidMessage
 from caxton.domain.events import Event, HostCall
-from caxton.domain.sending import outgoing
+from caxton.domain.sending import outgoing, outgoing_envelope
 from caxton.domain.tools import (
     call_policy,
     is_granted,
@@ -72,14 +74,26 @@ class CallContext:
         return self.tools is not None and self.tools.may_call
 
     def send(self, envelope_json: str) -> str:
+        index = len(self.outgoing)
         try:
-            message = outgoing(
-                envelope_json,
-                agent=self.agent,
-                cause=self.cause,
-                index=len(self.outgoing),
-                max_content_bytes=self.max_content_bytes,
-            )
+            try:  # orjson first; what it refuses (NaN, huge integers, bad JSON) goes to json
+                data = orjson.loads(envelope_json)
+            except orjson.JSONDecodeError:
+                message = outgoing(
+                    envelope_json,
+                    agent=self.agent,
+                    cause=self.cause,
+                    index=index,
+                    max_content_bytes=self.max_content_bytes,
+                )
+            else:
+                message = outgoing_envelope(
+                    data,
+                    agent=self.agent,
+                    cause=self.cause,
+                    index=index,
+                    max_content_bytes=self.max_content_bytes,
+                )
         except InvalidMessage as exc:
             raise SendRefused(str(exc)) from None
         deliveries, dead = self.route(message)

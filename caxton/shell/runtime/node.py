@@ -110,8 +110,8 @@ class Node:
         self.world: World = EMPTY
         self.actors: dict[str, InstanceActor] = {}
         self._cursor = NO_CURSOR
-        self._waiters: dict[str, list[tuple[str, asyncio.Future[AclMessage]]]] = {}
-        self._waiters_by_id: dict[str, asyncio.Future[AclMessage]] = {}
+        self._waiters: dict[str, list[tuple[str, asyncio.Future[AclMessage | None]]]] = {}
+        self._waiters_by_id: dict[str, asyncio.Future[AclMessage | None]] = {}
         # client message id -> (when accepted, its result, or a future while committing)
         self._accepted: OrderedDict[str, tuple[int, _Acceptance]] = OrderedDict()
         self._agent_locks: dict[str, asyncio.Lock] = {}
@@ -181,11 +181,21 @@ class Node:
     # --- the commit path --------------------------------------------------
 
     def commit(
-        self, events: Sequence[Event], traceparent: str = ""
+        self, events: Sequence[Event], traceparent: str | Sequence[str] = ""
     ) -> asyncio.Future[list[Recorded]]:
-        """Appends; once committed, folds the events in and delivers accepted messages."""
+        """Appends; once committed, folds the events in and delivers accepted messages.
+
+        `traceparent` is the trace context of every event, or one per event (an actor's
+        batch of handlings, each with the context of the message it handled)."""
         at = self.clock.now_ms()
-        future = self.log.append([Pending(event=e, at=at, traceparent=traceparent) for e in events])
+        if isinstance(traceparent, str):
+            pending = [Pending(event=e, at=at, traceparent=traceparent) for e in events]
+        else:
+            pending = [
+                Pending(event=e, at=at, traceparent=t)
+                for e, t in zip(events, traceparent, strict=True)
+            ]
+        future = self.log.append(pending)
         future.add_done_callback(self._on_commit)
         return future
 
@@ -243,13 +253,18 @@ class Node:
 
     def sends_of(self, context: CallContext) -> list[Event]:
         """What a guest call produced: its tool calls (in order), then the messages it sent."""
-        events: list[Event] = list(context.tool_events)
+        events: list[Event] = []
+        self.sends_into(context, events)
+        return events
+
+    def sends_into(self, context: CallContext, events: list[Event]) -> None:
+        """`sends_of`, appended to `events`."""
+        events.extend(context.tool_events)
+        cause = context.cause.id if context.cause is not None else ""
         for out in context.outgoing:
-            cause = context.cause.id if context.cause is not None else ""
             events.append(MessageSent(message=out.message, deliveries=out.deliveries, cause=cause))
             for receiver, reason in out.dead_letters:
                 events.extend(self._undeliverable(out.message, receiver, reason))
-        return events
 
     def failure_to_sender(self, message: AclMessage, reason: str) -> list[Event]:
         """A `failure` from the platform back to whoever sent `message`."""
@@ -392,7 +407,12 @@ class Node:
             earlier = known[1]
             return earlier if isinstance(earlier, SendResult) else await asyncio.shield(earlier)
         message = stamped(
-            from_client(message, id=fresh_id(), sender=client_address(), conversation_id=fresh_id())
+            from_client(
+                message,
+                id=message.id or fresh_id(),
+                sender=message.sender or client_address(),
+                conversation_id=message.conversation_id or fresh_id(),
+            )
         )
         accepted: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         accepted_at = self.clock.now_ms()
@@ -409,11 +429,12 @@ class Node:
         if wait_ms <= 0:
             return result
         waiter = self._waiters_by_id.pop(message.id)
+        # a timer that answers None, not asyncio.wait_for: no second future and callback
+        timer = asyncio.get_running_loop().call_later(wait_ms / 1000, _no_reply, waiter)
         try:
-            reply = await asyncio.wait_for(waiter, timeout=wait_ms / 1000)
-        except TimeoutError:
-            reply = None
+            reply = await waiter
         finally:
+            timer.cancel()
             self._forget_waiter(message.sender, waiter)
         return SendResult(
             result.message_id, result.conversation_id, result.deliveries, result.dead_letters, reply
@@ -444,12 +465,12 @@ class Node:
                 actor.reserved -= 1
         return SendResult(message.id, message.conversation_id, deliveries, dead)
 
-    def _wait_for_reply(self, message: AclMessage) -> asyncio.Future[AclMessage]:
-        future: asyncio.Future[AclMessage] = asyncio.get_running_loop().create_future()
+    def _wait_for_reply(self, message: AclMessage) -> asyncio.Future[AclMessage | None]:
+        future: asyncio.Future[AclMessage | None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(message.sender, []).append((message.conversation_id, future))
         return future
 
-    def _forget_waiter(self, client: str, future: asyncio.Future[AclMessage]) -> None:
+    def _forget_waiter(self, client: str, future: asyncio.Future[AclMessage | None]) -> None:
         waiters = [w for w in self._waiters.get(client, []) if w[1] is not future]
         if waiters:
             self._waiters[client] = waiters
@@ -477,3 +498,9 @@ class Node:
             raise NodeStopping()
         if self._commit_failed is not None:
             raise LogFailed(self._commit_failed)
+
+
+def _no_reply(waiter: asyncio.Future[AclMessage | None]) -> None:
+    """The wait for a reply ran out: the send answers without one."""
+    if not waiter.done():
+        waiter.set_result(None)

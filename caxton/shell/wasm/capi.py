@@ -187,9 +187,9 @@ class GuestExport:
         self._result = _ResultView(kind=_BOOL)
         self._result_at = ctypes.addressof(self._result)
 
-    def __call__(self, store: wasmtime.Store, text: str) -> str | None:
+    def __call__(self, store: wasmtime.Store, text: str | bytes) -> str | None:
         arg = self._arg
-        data = text.encode()
+        data = text if type(text) is bytes else text.encode()  # type: ignore[union-attr]
         arg.size = len(data)
         arg.data = data
         try:
@@ -224,7 +224,9 @@ class PortableExport:
     def __init__(self, func: component.Func) -> None:
         self._func = func
 
-    def __call__(self, store: wasmtime.Store, text: str) -> str | None:
+    def __call__(self, store: wasmtime.Store, text: str | bytes) -> str | None:
+        if isinstance(text, bytes):
+            text = text.decode()
         result = self._func(store, text)
         self._func.post_return(store)
         return None if result is None else str(result)

@@ -80,7 +80,7 @@ class AgentInstance:
         """Calls the guest's `init(config)` on this thread."""
         return self._call(self._init, config, services)
 
-    def handle(self, envelope_json: str, services: HostServices) -> Outcome:
+    def handle(self, envelope_json: str | bytes, services: HostServices) -> Outcome:
         """Calls the guest's `handle(message)` on this thread."""
         return self._call(self._handle, envelope_json, services)
 
@@ -92,7 +92,7 @@ class AgentInstance:
         return await self._dispatch(self._init, config, services, on_pool)
 
     async def handle_async(
-        self, envelope_json: str, services: HostServices, *, on_pool: bool = False
+        self, envelope_json: str | bytes, services: HostServices, *, on_pool: bool = False
     ) -> Outcome:
         """`handle`, inline or on the worker pool according to the agent's timeout;
         `on_pool` forces the pool (an agent that may wait for tools)."""
@@ -112,14 +112,14 @@ class AgentInstance:
         self._store = None
 
     async def _dispatch(
-        self, func: _Export, text: str, services: HostServices, on_pool: bool = False
+        self, func: _Export, text: str | bytes, services: HostServices, on_pool: bool = False
     ) -> Outcome:
         if self.runs_inline and not on_pool:
             return self._call(func, text, services)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._call, func, text, services)
 
-    def _call(self, func: _Export, text: str, services: HostServices) -> Outcome:
+    def _call(self, func: _Export, text: str | bytes, services: HostServices) -> Outcome:
         store = self._store
         if store is None or self._dead is not None:
             why = self._dead.reason if self._dead is not None else "closed"
