@@ -15,6 +15,7 @@ import pytest
 
 from caxton.client import CaxtonClient
 from caxton.domain.acl import Performative
+from caxton.domain.conversations import RETIRE_AFTER_MS
 from caxton.domain.events import MessageSent
 from tests.load.conftest import (
     LONG,
@@ -39,6 +40,9 @@ ECHOES = 700
 GROUPS, PER_GROUP = 30, 10  # 300 bidders: a cfp to capability:group-k reaches 10
 DURATION_S = long_or_short(600, 120)
 WARM_UP_S = DURATION_S / 5
+# Memory is compared once the live world is full: settled conversations stay in it for
+# one to two windows (caxton.domain.conversations), so before that it only fills up.
+MEMORY_WARM_UP_S = max(WARM_UP_S, 2 * RETIRE_AFTER_MS / 1000)
 RATE = 40  # conversations started per second
 CONTRACT_NET_SHARE = 0.3
 
@@ -80,19 +84,19 @@ async def test_a_thousand_agents_lose_and_repeat_nothing_for_minutes(tmp_path: P
         last = [lat for t, lat in timed if t >= DURATION_S - third]
         assert p99(last) <= 2 * p99(first) + 0.020, (p99(first), p99(last))
 
-        # resident memory after warm-up: what each conversation leaves behind is bounded ...
-        after = [(t, m) for t, m in memory if t >= WARM_UP_S]
+        # resident memory after warm-up: settled conversations retire from the live world
+        # a window after they went quiet (caxton.domain.conversations), and the node keeps
+        # client message ids for a retry window only, so memory stops growing with them
+        after = [(t, m) for t, m in memory if t >= MEMORY_WARM_UP_S]
         (t0, m0), (t1, m1) = after[0], after[-1]
         per_conversation = (m1 - m0) / ((t1 - t0) * RATE)
-        assert per_conversation < 16 * 1024, f"{per_conversation:.0f} bytes per conversation"
-        # ... but not zero: the folded world keeps every conversation, and the node the
-        # last 100,000 accepted ids, so memory grows with the conversations held
         growth = max(m for _, m in after[-3:]) / m0 - 1
-        if growth >= 0.10:
-            pytest.xfail(
-                f"resident memory grew {growth:.1%} after warm-up (~{per_conversation:.0f} "
-                "bytes per conversation: the world keeps every conversation)"
-            )
+        print(
+            f"resident memory after warm-up: {m0 / 2**20:.1f} MiB, growth {growth:.1%}, "
+            f"{per_conversation:.0f} bytes per conversation started"
+        )
+        series = ", ".join(f"{t:.0f}s {m / 2**20:.1f}" for t, m in memory)
+        assert growth < 0.10, f"resident memory grew {growth:.1%} after warm-up (MiB: {series})"
     finally:
         with contextlib.suppress(Exception):
             server.stop()
