@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import AgentBuilds
 from tests.e2e.conftest import caxton
 
 pytestmark = pytest.mark.slow
 
+EXAMPLES = Path(__file__).parents[2] / "examples"
+DEMO_AGENTS = {
+    "manager": EXAMPLES / "contract-net" / "manager.py",
+    "bidder": EXAMPLES / "contract-net" / "bidder.py",
+    "order-processor": EXAMPLES / "order-processing" / "order_processor.py",
+}
 
-def test_the_demo_runs_a_contract_net_and_an_order_and_prints_their_traces(tmp_path: Path) -> None:
+
+def test_the_demo_runs_a_contract_net_and_an_order_and_prints_their_traces(
+    tmp_path: Path, agent_builds: AgentBuilds
+) -> None:
+    # The demo keeps its builds in <data dir>/../build, named by source hash; it finds
+    # this session's builds of the same sources there (tests/wasm builds them too), and
+    # their compiled code in its server's component cache.
+    cache = tmp_path / "build"
+    cache.mkdir()
+    for name, source in DEMO_AGENTS.items():
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+        shutil.copyfile(agent_builds.component(source), cache / f"{name}-{digest}.wasm")
+    agent_builds.seed(tmp_path / "demo", *DEMO_AGENTS.values())
+
     result = caxton("demo", "--data-dir", str(tmp_path / "demo"))
 
     text = result.stdout

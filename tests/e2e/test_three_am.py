@@ -11,6 +11,7 @@ where it stalled (`caxton trace`) and why (`caxton debug agent`), raises the tim
 from __future__ import annotations
 
 import re
+import shutil
 import urllib.request
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from caxton.domain.events import AgentReconfigured, AgentStarted
 from caxton.shell.store import EventLog
+from tests.conftest import AgentBuilds
 from tests.e2e.conftest import ServerProcess, caxton, write_component
 from tests.support import free_port
 
@@ -63,7 +65,10 @@ def order(address: str) -> tuple[int, str, str]:
     return result.returncode, found.group(1) or found.group(2), result.stdout + result.stderr
 
 
-def test_a_stalled_conversation_is_found_explained_and_fixed_live(tmp_path: Path) -> None:
+def test_a_stalled_conversation_is_found_explained_and_fixed_live(
+    tmp_path: Path, agent_builds: AgentBuilds
+) -> None:
+    agent_builds.seed(tmp_path / "data", AGENTS / "order_desk.py")  # deploys without compiling
     metrics = f"127.0.0.1:{free_port()}"
     server = ServerProcess(tmp_path / "data", f"127.0.0.1:{free_port()}").start(
         "--metrics", metrics, "--health", f"127.0.0.1:{free_port()}"
@@ -71,7 +76,7 @@ def test_a_stalled_conversation_is_found_explained_and_fixed_live(tmp_path: Path
     address = server.address
     try:
         desk = tmp_path / "order_desk.wasm"
-        caxton("agent", "build", str(AGENTS / "order_desk.py"), "-o", str(desk))
+        shutil.copyfile(agent_builds.component(AGENTS / "order_desk.py"), desk)
         caxton("agent", "deploy", str(desk), "--name", "order-desk", server=address)
         inventory = write_component(tmp_path, "busy-reply")
         caxton(

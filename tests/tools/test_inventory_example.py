@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import AgentBuilds
 from tests.e2e.conftest import ServerProcess, caxton, free_port
 from tests.tools.conftest import ROOT, registry_server
 
@@ -20,17 +21,17 @@ EXAMPLE = ROOT / "examples" / "inventory"
 
 
 def test_the_inventory_checker_answers_from_the_database_and_replays_without_it(
-    tmp_path: Path,
+    tmp_path: Path, agent_builds: AgentBuilds
 ) -> None:
-    source = tmp_path / "inventory_checker.py"
-    shutil.copy(EXAMPLE / "inventory_checker.py", source)
-    caxton("agent", "build", str(source))
+    source = EXAMPLE / "inventory_checker.py"
+    shutil.copyfile(agent_builds.component(source), tmp_path / "inventory_checker.wasm")
     # the example's caxton.toml, with the server from the test venvs and files in tmp_path
     config = (EXAMPLE / "caxton.toml").read_text()
     config = config.replace('"mcp-server-sqlite"', f'"{registry_server("sqlite")}"')
     config = config.replace('"inventory.db"', f'"{tmp_path / "inventory.db"}"')
     (tmp_path / "caxton.toml").write_text(config)
     data = tmp_path / "data"
+    agent_builds.seed(data, source)  # the server deploys it without compiling
     server = ServerProcess(data, f"127.0.0.1:{free_port()}")
     server.start("--config", str(tmp_path / "caxton.toml"))
     at = server.address

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from caxton.domain.events import Limits
 from caxton.shell.agents import BuildFailed, build_agent, new_agent
 from caxton.shell.wasm import AgentError, AgentInstance, Completed, WasmHost
+from tests.conftest import AgentBuilds
 from tests.wasm.wasm_support import Recorder
 
 pytestmark = pytest.mark.slow
@@ -35,21 +35,24 @@ def envelope(performative: str, body: object, **fields: object) -> str:
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> WasmHost:
-    return WasmHost(tmp_path_factory.mktemp("cache"))
+def host(agent_builds: AgentBuilds) -> WasmHost:
+    return WasmHost(agent_builds.compiled_cache)  # the session's compiled agents
 
 
-def start(host: WasmHost, source: Path, config: dict[str, object]) -> AgentInstance:
-    with tempfile.TemporaryDirectory() as scratch:
-        built = build_agent(source, Path(scratch) / f"{source.stem}.wasm")
-        wasm = built.output.read_bytes()
-    instance = host.instantiate(host.load(wasm, built.output.name), PYTHON_LIMITS)
+def start(
+    host: WasmHost, builds: AgentBuilds, source: Path, config: dict[str, object]
+) -> AgentInstance:
+    builds.compiled(source)  # built and compiled once per session
+    wasm = builds.component(source).read_bytes()
+    instance = host.instantiate(host.load(wasm, f"{source.stem}.wasm"), PYTHON_LIMITS)
     assert isinstance(instance.init(json.dumps(config), Recorder()), Completed)
     return instance
 
 
-def test_the_request_handler_template_answers_a_request(host: WasmHost, tmp_path: Path) -> None:
-    instance = start(host, new_agent("desk", "request-handler", tmp_path), {})
+def test_the_request_handler_template_answers_a_request(
+    host: WasmHost, agent_builds: AgentBuilds, tmp_path: Path
+) -> None:
+    instance = start(host, agent_builds, new_agent("desk", "request-handler", tmp_path), {})
     services = Recorder(clock=1234)
     assert isinstance(instance.handle(envelope("request", {"q": 1}), services), Completed)
     (sent,) = [json.loads(s) for s in services.sent]
@@ -60,7 +63,9 @@ def test_the_request_handler_template_answers_a_request(host: WasmHost, tmp_path
     assert services.logs == [("info", "request from client:test")]
 
 
-def test_an_exception_in_the_agent_is_an_agent_error(host: WasmHost, tmp_path: Path) -> None:
+def test_an_exception_in_the_agent_is_an_agent_error(
+    host: WasmHost, agent_builds: AgentBuilds, tmp_path: Path
+) -> None:
     path = tmp_path / "grumpy.py"
     path.write_text(
         "from caxton_agent import Agent\n"
@@ -68,15 +73,17 @@ def test_an_exception_in_the_agent_is_an_agent_error(host: WasmHost, tmp_path: P
         "    def handle(self, message):\n"
         "        raise ValueError('no thanks')\n"
     )
-    instance = start(host, path, {})
+    instance = start(host, agent_builds, path, {})
     outcome = instance.handle(envelope("request", {}), Recorder())
     assert isinstance(outcome, AgentError)
     assert outcome.text == "ValueError: no thanks"
     assert instance.alive
 
 
-def test_the_order_processor_books_good_orders_and_refuses_bad_ones(host: WasmHost) -> None:
-    instance = start(host, ROOT / "examples/order-processing/order_processor.py", {})
+def test_the_order_processor_books_good_orders_and_refuses_bad_ones(
+    host: WasmHost, agent_builds: AgentBuilds
+) -> None:
+    instance = start(host, agent_builds, ROOT / "examples/order-processing/order_processor.py", {})
     services = Recorder(clock=99)
     instance.handle(envelope("request", {"order": {"items": ["book", "pen"]}}), services)
     instance.handle(envelope("request", {"order": {}}), services)
@@ -90,11 +97,13 @@ def test_the_order_processor_books_good_orders_and_refuses_bad_ones(host: WasmHo
     assert refused["performative"] == "refuse"
 
 
-def test_a_contract_net_round_between_the_examples(host: WasmHost) -> None:
+def test_a_contract_net_round_between_the_examples(
+    host: WasmHost, agent_builds: AgentBuilds
+) -> None:
     examples = ROOT / "examples/contract-net"
-    manager = start(host, examples / "manager.py", {"bidders": 2})
-    cheap = start(host, examples / "bidder.py", {"price": 7})
-    dear = start(host, examples / "bidder.py", {"price": 12})
+    manager = start(host, agent_builds, examples / "manager.py", {"bidders": 2})
+    cheap = start(host, agent_builds, examples / "bidder.py", {"price": 7})
+    dear = start(host, agent_builds, examples / "bidder.py", {"price": 12})
 
     out = Recorder(clock=1000)
     manager.handle(envelope("request", {"task": "paint", "bidders": "capability:bidding"}), out)
