@@ -17,6 +17,7 @@ from tests.support import free_port, wat
 __all__ = ["ServerProcess", "caxton", "free_port", "server", "write_component"]
 
 READY_TIMEOUT_S = 60
+CLI_TIMEOUT_S = 120
 
 
 def write_component(directory: Path, name: str) -> Path:
@@ -83,13 +84,24 @@ def caxton(
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     if server:
         env["CAXTON_SERVER"] = server
-    result = subprocess.run(
+    # its own process group: on a timeout, the servers it started (`caxton demo`) go too
+    with subprocess.Popen(
         [sys.executable, "-m", "caxton", *args],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-        timeout=120,
-    )
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=CLI_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate(timeout=30)
+            raise AssertionError(
+                f"caxton {' '.join(args)} did not finish in {CLI_TIMEOUT_S} s:\n{stdout}{stderr}"
+            ) from None
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     if check and result.returncode != 0:
         raise AssertionError(
             f"caxton {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
