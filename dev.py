@@ -7,11 +7,14 @@ Needs only python3 (3.11+). Creates .venv, installs Caxton with its dev tools in
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import hashlib
 import os
 import subprocess
 import sys
 import venv
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -27,15 +30,30 @@ TOOL_SERVERS = {
 TOOL_VENVS = VENV / "tool-servers"
 
 
-def ensure_venv() -> None:
+def ensure_installed(*, tool_servers: bool) -> None:
+    """.venv with Caxton and its dev tools, and with `tool_servers` the registry MCP servers
+    of the tests: whatever is missing or stale, installed side by side (pip mostly waits)."""
     if sys.version_info < (3, 11):  # noqa: UP036 (dev.py itself may run on an older python3)
         sys.exit(f"✗ Caxton needs Python 3.11 or newer (this is {sys.version.split()[0]})")
+    installs: list[Callable[[], None]] = []
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if STAMP.exists() and STAMP.read_text() == wanted and (BIN / "caxton").exists():
-        return
-    if not (BIN / "python").exists():
-        print("• creating .venv", flush=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    if not (STAMP.exists() and STAMP.read_text() == wanted and (BIN / "caxton").exists()):
+        if not (BIN / "python").exists():
+            print("• creating .venv", flush=True)  # first: clearing it would remove the rest
+            venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+        installs.append(lambda: install_caxton(wanted))
+    if tool_servers:
+        for name, requirements in TOOL_SERVERS.items():
+            stamp = TOOL_VENVS / name / ".caxton-installed"
+            if not (stamp.exists() and stamp.read_text() == " ".join(requirements)):
+                installs.append(functools.partial(install_tool_server, name, requirements))
+    with concurrent.futures.ThreadPoolExecutor(max(1, len(installs))) as pool:
+        started = [pool.submit(install) for install in installs]
+    for future in started:
+        future.result()  # an install that failed has shown its output; this exits
+
+
+def install_caxton(wanted: str) -> None:
     print("• installing Caxton and its tools into .venv (first run takes a minute)", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
     quiet([*pip, "install", "--upgrade", "pip"])
@@ -43,19 +61,14 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
-def ensure_tool_servers() -> None:
+def install_tool_server(name: str, requirements: list[str]) -> None:
     """One venv per registry MCP server of the tests, under .venv/tool-servers/NAME."""
-    for name, requirements in TOOL_SERVERS.items():
-        home = TOOL_VENVS / name
-        stamp = home / ".caxton-installed"
-        wanted = " ".join(requirements)
-        if stamp.exists() and stamp.read_text() == wanted:
-            continue
-        print(f"• installing the {name} MCP server for the tests", flush=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(home)
-        pip = [str(home / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-        quiet([*pip, "install", *requirements])
-        stamp.write_text(wanted)
+    home = TOOL_VENVS / name
+    print(f"• installing the {name} MCP server for the tests", flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(home)
+    pip = [str(home / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    quiet([*pip, "install", *requirements])
+    (home / ".caxton-installed").write_text(" ".join(requirements))
 
 
 def quiet(command: list[str]) -> None:
@@ -88,9 +101,30 @@ def test() -> None:
     for name, command in steps:
         print(f"• {name}", flush=True)
         run(command)
-    print("• tests", flush=True)
-    # Exit status 5 ("no tests collected") is a failure here, as any other non-zero status.
-    run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *sys.argv[2:]])
+    # Two pytest runs (ADR 0009): every test but the load tests on WORKERS processes, then
+    # the load tests alone, so that their memory and latency figures have the CPU to
+    # themselves. Extra arguments go to both runs. Exit status 5 ("no tests collected")
+    # fails the command, as any other non-zero status of either run.
+    pytest = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    workers = os.environ.get("CAXTON_TEST_WORKERS", "2")
+    runs = [
+        (
+            f"tests but the load tests ({workers} workers)",
+            [*pytest, "-n", workers, "--dist", "worksteal", "-m", "not load", *sys.argv[2:]],
+        ),
+        ("load tests (alone)", [*pytest, "-m", "load", *sys.argv[2:]]),
+    ]
+    failed: list[tuple[str, int]] = []
+    for name, command in runs:
+        print(f"• {name}", flush=True)
+        code = subprocess.run(command, cwd=ROOT).returncode
+        if code != 0:
+            failed.append((name, code))
+    for name, code in failed:
+        why = " (no tests collected)" if code == 5 else ""
+        print(f"✗ {name}: pytest exit status {code}{why}", file=sys.stderr, flush=True)
+    if failed:
+        sys.exit(failed[0][1])
 
 
 def bench() -> None:
@@ -109,9 +143,7 @@ def main() -> None:
     commands = {"demo": demo, "test": test, "bench": bench, "setup": lambda: None}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit("usage: python3 dev.py demo | test [pytest args] | bench [--quick] | setup")
-    ensure_venv()
-    if sys.argv[1] in ("test", "setup"):
-        ensure_tool_servers()
+    ensure_installed(tool_servers=sys.argv[1] in ("test", "setup"))
     commands[sys.argv[1]]()
 
 
