@@ -16,12 +16,13 @@ import hashlib
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
 import wasmtime
 from wasmtime import component
+from wasmtime.component._component import ExportIndex  # not re-exported for mypy
 
 from caxton.shell.wasm.errors import InvalidComponent, UnknownComponent
 from caxton.shell.wasm.validation import check_header, check_world
@@ -38,6 +39,15 @@ class LoadedComponent:
     component: component.Component
     size: int
     uses_wasi: bool = True
+    exports: dict[str, ExportIndex | None] = field(default_factory=dict, compare=False)
+    """Export indices looked up once per component (by name on each instance costs more
+    than the lookup by index); filled as instances ask."""
+
+    def export_index(self, name: str) -> ExportIndex | None:
+        """The index of an export of this component, None when it has none by that name."""
+        if name not in self.exports:
+            self.exports[name] = self.component.get_export_index(name)
+        return self.exports[name]
 
 
 class ComponentCache:

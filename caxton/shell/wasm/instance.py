@@ -68,8 +68,8 @@ class AgentInstance:
             instance = linker.instantiate(self._store, loaded.component)
         except wasmtime.WasmtimeError as exc:
             raise InstantiationFailed(f"{name}: cannot instantiate ({_why(exc, limits)})") from None
-        self._init = _export(instance, self._store, "init", name)
-        self._handle = _export(instance, self._store, "handle", name)
+        self._init = _export(instance, self._store, loaded, "init", name)
+        self._handle = _export(instance, self._store, loaded, "handle", name)
         self.fast_path = isinstance(self._handle, capi.GuestExport)
 
     @property
@@ -172,8 +172,15 @@ class AgentInstance:
         )
 
 
-def _export(instance: component.Instance, store: wasmtime.Store, export: str, name: str) -> _Export:
-    func = instance.get_func(store, export)
+def _export(
+    instance: component.Instance,
+    store: wasmtime.Store,
+    loaded: LoadedComponent,
+    export: str,
+    name: str,
+) -> _Export:
+    index = loaded.export_index(export)
+    func = instance.get_func(store, index) if index is not None else None
     if func is None:
         raise InstantiationFailed(f"{name}: missing export '{export}'")
     return capi.guest_export(store, func)
