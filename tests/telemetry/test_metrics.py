@@ -5,9 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from caxton.domain.events import AgentTrapped, MessageDeadLettered, MessageHandled, MessageSent
+from caxton.domain.events import (
+    AgentTrapped,
+    MessageDeadLettered,
+    MessageHandled,
+    MessageSent,
+    Recorded,
+)
+from caxton.shell.telemetry.metrics import _HANDLING_BUCKETS, Metrics
 from tests.support import wat
 from tests.telemetry.conftest import Observed
 
@@ -101,3 +109,41 @@ async def test_a_port_in_use_is_a_clear_error(observed: Observed) -> None:
     else:
         await second.close()
         raise AssertionError("a second server bound the same metrics port")
+
+
+def test_handling_times_land_in_the_buckets_histogram_observe_picks() -> None:
+    # on a bound, between bounds, below the first and past the last
+    durations_us = [0, 50, 100, 101, 250, 999, 1000, 5000, 30_000_000, 31_000_000, 100]
+    metrics = Metrics()
+    reference = Histogram("ref", "", ["agent"], buckets=_HANDLING_BUCKETS, registry=None)
+    for i, us in enumerate(durations_us):
+        handled = MessageHandled(
+            message_id=f"m{i}", conversation_id="c", agent="a", replica=0, duration_us=us
+        )
+        metrics.observe(Recorded(position=i + 1, stream="s", version=i + 1, at=0, event=handled))
+        reference.labels("a").observe(us / 1e6)
+    registry = CollectorRegistry()
+    registry.register(reference)
+    expected = {
+        (
+            s.name.replace("ref", "caxton_handling_duration_seconds"),
+            tuple(sorted(s.labels.items())),
+        ): s.value
+        for family in registry.collect()
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+    found = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for s in family.samples
+        if s.name.startswith("caxton_handling_duration_seconds")
+    }
+    assert found == expected
+    assert metrics.exposition()  # a second scrape adds nothing twice
+    assert found == {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for s in family.samples
+        if s.name.startswith("caxton_handling_duration_seconds")
+    }
