@@ -27,7 +27,8 @@ def slot_names(cls: type) -> tuple[str, ...]:
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} has __post_init__; use dataclasses.replace")
     names = tuple(f.name for f in fields(cls))
-    if not set(names) <= set(getattr(cls, "__slots__", ())):
+    slots = {s for c in cls.__mro__ for s in getattr(c, "__slots__", ())}
+    if not set(names) <= slots:
         raise TypeError(f"{cls.__name__} is not a slotted dataclass")
     return names
 

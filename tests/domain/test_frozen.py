@@ -68,3 +68,27 @@ def test_positional_takes_every_field_in_order() -> None:
     assert made == InstanceState(
         replica=3, lifecycle="running", incarnation=2, restarts=(1,), handled=7
     )
+
+
+def test_replace_copies_the_fields_a_slotted_dataclass_inherits() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+    class Base:
+        a: int
+        b: str = "b"
+
+    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+    class Derived(Base):
+        c: int = 0
+
+    changed = replace(Derived(a=1, c=2), b="x")
+
+    assert changed == Derived(a=1, b="x", c=2)
+
+
+def test_replace_refuses_a_dataclass_without_slots() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Plain:
+        n: int = 0
+
+    with pytest.raises(TypeError, match="not a slotted dataclass"):
+        replace(Plain(), n=1)
