@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -15,14 +15,17 @@ from caxton.domain.errors import InvalidMessage
 from caxton.domain.events import (
     AgentDeployed,
     AgentStarted,
+    Limits,
     MessageDeadLettered,
     MessageHandled,
     MessageSent,
     NodeStarted,
+    Recorded,
 )
 from caxton.shell.runtime.node import RETRY_WINDOW_MS, DeploySpec, Node
-from caxton.shell.store import EventLog
+from caxton.shell.store import EventLog, Pending
 from caxton.shell.wasm import WasmHost
+from caxton.shell.wasm.instance import INLINE_TIMEOUT_MS
 from tests.runtime.conftest import wat
 
 
@@ -213,3 +216,45 @@ async def test_api_callers_cannot_send_as_an_agent_or_the_platform(node: Node) -
         )
         with pytest.raises(InvalidMessage, match="callers of the API send as client:<id>"):
             await node.send(message)
+
+
+async def test_messages_queued_together_are_appended_as_one_batch_each_with_its_trace(
+    node: Node,
+) -> None:
+    # inline (ADR 0002): a handling on the worker pool is appended alone
+    inline = Limits(timeout_ms=INLINE_TIMEOUT_MS)
+    await node.deploy(DeploySpec(name="echo", component=wat("reply"), limits=inline))
+    appends: list[list[str]] = []  # the event types of each append, in order
+    append = node.log.append
+
+    def counted(items: Sequence[Pending]) -> asyncio.Future[list[Recorded]]:
+        appends.append([type(p.event).__name__ for p in items])
+        return append(items)
+
+    node.log.append = counted  # type: ignore[method-assign]
+    handled: list[MessageHandled] = []
+    contexts: dict[str, str] = {}
+    replies = asyncio.Event()
+
+    def seen(recorded: Recorded) -> None:
+        event = recorded.event
+        if isinstance(event, MessageHandled):
+            handled.append(event)
+            contexts[event.message_id] = recorded.traceparent
+        if isinstance(event, MessageSent) and event.cause and len(handled) == 5:
+            replies.set()
+
+    node.observers.append(seen)
+    # accepted in one commit, so all five are in the mailbox when the actor next runs
+    sent = await asyncio.gather(*(node.send(request("echo")) for _ in range(5)))
+    await asyncio.wait_for(replies.wait(), timeout=10)
+    assert appends[5:] == [["MessageHandled", "MessageSent"] * 5]  # after the 5 acceptances
+    assert [h.message_id for h in handled] == [s.message_id for s in sent]
+    messages = {m.id: m for m in await _accepted(node, [s.message_id for s in sent])}
+    assert contexts == {i: messages[i].traceparent for i in contexts}
+    assert len(set(contexts.values())) == 5
+
+
+async def _accepted(node: Node, ids: list[str]) -> list[AclMessage]:
+    found = [r.event.message for r in await node.log.read() if isinstance(r.event, MessageSent)]
+    return [m for m in found if m.id in ids]
