@@ -189,9 +189,21 @@ class FrozenMap(Mapping[K, V], Generic[K, V]):
 
     def set(self, key: K, value: V) -> FrozenMap[K, V]:
         """A copy with `key` mapped to `value`."""
-        root, added = _set(self._root, key, value, hash(key) & _HASH_MASK, 0)
-        if root is self._root:
-            return self
+        root: Any = self._root
+        if type(root) is dict and (key in root or len(root) < _LEAF_MAX):
+            # a small map is one leaf: copy it (the common case of the folds' small maps)
+            if key in root:
+                if root[key] is value:
+                    return self
+                added = False
+            else:
+                added = True
+            root = root.copy()
+            root[key] = value
+        else:
+            root, added = _set(root, key, value, hash(key) & _HASH_MASK, 0)
+            if root is self._root:
+                return self
         new: FrozenMap[K, V] = _new(type(self))
         new._root = root
         new._len = self._len + added
