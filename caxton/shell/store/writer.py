@@ -18,11 +18,15 @@ from dataclasses import dataclass, field
 from eventsourcing.persistence import StoredEvent
 
 from caxton.domain.events import Recorded
+from caxton.domain.frozen import positional
 from caxton.shell.store.backend import Backend
 from caxton.shell.store.envelope import Pending, Prepared, prepare
 from caxton.shell.store.errors import AppendRejected, StoreError, StoreUnavailable
 
 Waiter = asyncio.Future[list[Recorded]]
+
+# Recorded(...) without its frozen __init__ (0.5 µs against 1.3): one per committed event
+_recorded = positional(Recorded)
 
 
 @dataclass(slots=True)
@@ -166,14 +170,15 @@ class GroupCommit:
             records: list[Recorded] = []
             for p in prepared:
                 self._versions[p.stream] = versions[i]
+                pending = p.pending
                 records.append(
-                    Recorded(
-                        position=positions[i],
-                        stream=p.stream,
-                        version=versions[i],
-                        at=p.pending.at,
-                        event=p.pending.event,
-                        traceparent=p.pending.traceparent,
+                    _recorded(
+                        positions[i],
+                        p.stream,
+                        versions[i],
+                        pending.at,
+                        pending.event,
+                        pending.traceparent,
                     )
                 )
                 i += 1
