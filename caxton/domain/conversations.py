@@ -112,11 +112,28 @@ class Conversations(Mapping[str, ConversationState]):
         self.checked: FrozenMap[str, bool] = checked or _NONE_CHECKED
         """The ids of the conversations a protocol still checks (open, someone's turn)."""
 
+    @classmethod
+    def _make(
+        cls,
+        recent: FrozenMap[str, ConversationState],
+        older: FrozenMap[str, ConversationState],
+        since: int,
+        checked: FrozenMap[str, bool],
+    ) -> Conversations:
+        new = cls.__new__(cls)
+        new.recent, new.older, new.since, new.checked = recent, older, since, checked
+        return new
+
     def __getitem__(self, cid: str) -> ConversationState:
-        try:
-            return self.recent[cid]
-        except KeyError:
-            return self.older[cid]
+        found = self.find(cid)
+        if found is None:
+            raise KeyError(cid)
+        return found
+
+    def find(self, cid: str) -> ConversationState | None:
+        """The conversation, or None: `get` without its detour through `KeyError`."""
+        found = self.recent.get(cid)
+        return found if found is not None else self.older.get(cid)
 
     def __contains__(self, cid: object) -> bool:
         return cid in self.recent or cid in self.older
@@ -142,14 +159,16 @@ class Conversations(Mapping[str, ConversationState]):
 
     def set(self, cid: str, conversation: ConversationState) -> Conversations:
         """A copy with `conversation` as `cid`'s state, in the recent generation."""
-        older = self.older.delete(cid) if cid in self.older else self.older
+        older = self.older
+        if older and cid in older:
+            older = older.delete(cid)
         checked = self.checked
-        if _checked(conversation):
+        if conversation.outcome == "open" and conversation.protocol_state is not None:
             if cid not in checked:
                 checked = checked.set(cid, True)
-        elif cid in checked:
+        elif checked and cid in checked:
             checked = checked.delete(cid)
-        return Conversations(self.recent.set(cid, conversation), older, self.since, checked)
+        return self._make(self.recent.set(cid, conversation), older, self.since, checked)
 
     def aged(self, at: int) -> Conversations:
         """The conversations as of log time `at`: a new generation once a window has
@@ -165,12 +184,7 @@ class Conversations(Mapping[str, ConversationState]):
                 kept = kept.set(cid, conversation)
             else:
                 checked = checked.delete(cid)  # quiet for an hour: it retires all the same
-        return Conversations(_EMPTY, kept, at, checked)
-
-
-def _checked(conversation: ConversationState) -> bool:
-    """Whether a protocol still checks a conversation: open, someone's turn to answer."""
-    return conversation.outcome == "open" and conversation.protocol_state is not None
+        return self._make(_EMPTY, kept, at, checked)
 
 
 _EMPTY: FrozenMap[str, ConversationState] = FrozenMap()
@@ -180,9 +194,16 @@ NO_CONVERSATIONS = Conversations()
 
 def targets(sent: MessageSent) -> tuple[str, ...]:
     """The agents (or clients) a message was meant for, capabilities resolved by delivery."""
-    named = (agent_of(d) for d in sent.deliveries)
-    plain = (r for r in sent.message.receivers if not is_capability(r))
-    return tuple(dict.fromkeys((*named, *plain)))
+    deliveries, receivers = sent.deliveries, sent.message.receivers
+    if len(deliveries) == 1 and len(receivers) == 1:  # most messages: one to one
+        named = agent_of(deliveries[0])
+        receiver = receivers[0]
+        if receiver == named or is_capability(receiver):
+            return (named,)
+        return (named, receiver)
+    named_all = (agent_of(d) for d in deliveries)
+    plain = (r for r in receivers if not is_capability(r))
+    return tuple(dict.fromkeys((*named_all, *plain)))
 
 
 def evolve(conversations: Conversations, recorded: Recorded) -> Conversations:
@@ -205,20 +226,23 @@ def _apply(conversations: Conversations, recorded: Recorded, *, retire: bool) ->
         case MessageSent(message=message):
             if not message.conversation_id:
                 return conversations
-            conversations = conversations.aged(recorded.at) if retire else conversations
+            if retire and recorded.at - conversations.since >= RETIRE_AFTER_MS:
+                conversations = conversations.aged(recorded.at)
             current = _get(conversations, message.conversation_id, recorded.at)
-            return conversations.set(current.id, _settle(_sent(current, event, recorded)))
+            return conversations.set(current.id, _sent(current, event, recorded))
         case MessageHandled(conversation_id=cid):
             if not cid:
                 return conversations
-            conversations = conversations.aged(recorded.at) if retire else conversations
+            if retire and recorded.at - conversations.since >= RETIRE_AFTER_MS:
+                conversations = conversations.aged(recorded.at)
             current = _get(conversations, cid, recorded.at)
             handled = replace(current, handled=current.handled + 1, last_at=recorded.at)
             return conversations.set(cid, handled)
         case MessageDeadLettered(conversation_id=cid, receiver=receiver, reason=reason):
             if not cid:
                 return conversations
-            conversations = conversations.aged(recorded.at) if retire else conversations
+            if retire and recorded.at - conversations.since >= RETIRE_AFTER_MS:
+                conversations = conversations.aged(recorded.at)
             current = _get(conversations, cid, recorded.at)
             dead = replace(
                 current,
@@ -230,7 +254,8 @@ def _apply(conversations: Conversations, recorded: Recorded, *, retire: bool) ->
         case AgentTrapped(conversation_id=cid):
             if not cid:
                 return conversations
-            conversations = conversations.aged(recorded.at) if retire else conversations
+            if retire and recorded.at - conversations.since >= RETIRE_AFTER_MS:
+                conversations = conversations.aged(recorded.at)
             current = _get(conversations, cid, recorded.at)
             where = instance_key(event.agent, event.replica)
             trapped = replace(
@@ -263,46 +288,56 @@ def _apply(conversations: Conversations, recorded: Recorded, *, retire: bool) ->
 
 
 def _get(conversations: Conversations, cid: str, at: int) -> ConversationState:
-    found = conversations.get(cid)
+    found = conversations.find(cid)
     return found if found is not None else ConversationState(id=cid, started_at=at, last_at=at)
 
 
 def _sent(conv: ConversationState, sent: MessageSent, recorded: Recorded) -> ConversationState:
+    """The conversation after a message in it, settled: one copy of the state."""
     message = sent.message
     sender = agent_of(message.sender)
     to = targets(sent)
-    first = conv.message_count == 0
-    conv = replace(
-        conv,
-        initiator=sender if first else conv.initiator,
-        participants=conv.participants | {sender, *to},
-        message_count=conv.message_count + 1,
-        last_at=recorded.at,
-    )
-    if not message.protocol or (conv.protocol_state is None and message.protocol not in TABLES):
-        return conv  # a message outside any known protocol is not checked
-    state = conv.protocol_state or begin(message.protocol, sender)
-    state, reasons = step(state, message, to, at=recorded.at)
-    violations = tuple(
-        Violation(position=recorded.position, message_id=message.id, reason=r) for r in reasons
-    )
+    named = {sender, *to}
+    participants = conv.participants
+    if not named <= participants:
+        participants = participants | named
+    initiator = conv.initiator if conv.message_count else sender
+    state, violations = conv.protocol_state, conv.violations
+    if message.protocol and (state is not None or message.protocol in TABLES):
+        state, reasons = step(state or begin(message.protocol, sender), message, to, at=recorded.at)
+        if reasons:
+            violations += tuple(
+                Violation(position=recorded.position, message_id=message.id, reason=r)
+                for r in reasons
+            )
+    # else: a message outside any known protocol is not checked
+    settled = _outcome(violations, conv.failure, state)
     return replace(
         conv,
-        protocol=state.protocol,
+        initiator=initiator,
+        participants=participants,
+        message_count=conv.message_count + 1,
+        last_at=recorded.at,
+        protocol=state.protocol if state is not None else conv.protocol,
         protocol_state=state,
-        violations=conv.violations + violations,
+        violations=violations,
+        outcome=settled,
     )
 
 
 def _settle(conv: ConversationState) -> ConversationState:
-    """Violated beats failed, which beats done; a failed conversation never comes back."""
-    settled: Outcome
-    if conv.violations:
-        settled = "violated"
-    elif conv.failure:
-        settled = "failed"
-    elif conv.protocol_state is not None:
-        settled = outcome(conv.protocol_state)
-    else:
-        settled = "open"
+    settled = _outcome(conv.violations, conv.failure, conv.protocol_state)
     return conv if settled == conv.outcome else replace(conv, outcome=settled)
+
+
+def _outcome(
+    violations: tuple[Violation, ...], failure: str, state: ProtocolState | None
+) -> Outcome:
+    """Violated beats failed, which beats done; a failed conversation never comes back."""
+    if violations:
+        return "violated"
+    if failure:
+        return "failed"
+    if state is not None:
+        return outcome(state)
+    return "open"
