@@ -107,10 +107,12 @@ def test() -> None:
     # fails the command, as any other non-zero status of either run.
     pytest = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     workers = os.environ.get("CAXTON_TEST_WORKERS", "2")
+    # a test or two at a time to each worker, slow ones first (tests/conftest.py)
+    spread = ["-n", workers, "--dist", "load", "--maxschedchunk", "2"]
     runs = [
         (
             f"tests but the load tests ({workers} workers)",
-            [*pytest, "-n", workers, "--dist", "worksteal", "-m", "not load", *sys.argv[2:]],
+            [*pytest, *spread, "-m", "not load", *sys.argv[2:]],
         ),
         ("load tests (alone)", [*pytest, "-m", "load", *sys.argv[2:]]),
     ]
