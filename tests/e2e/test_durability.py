@@ -78,7 +78,9 @@ async def test_acknowledged_sends_survive_sigkill(tmp_path: Path) -> None:
                 assert agents[name].replicas == len(state.instances)
             # the live world (the last 20 s are within what it holds), not the log's answer
             since = int(time.time() * 1000) - 20_000
-            served = {c.id: c for c in await client.conversations(since_ms=since)}
+            listed = await client.conversations(since_ms=since, limit=1_000_000)
+            assert not listed.truncated
+            served = {c.id: c for c in listed}
             recent = {i: c for i, c in expected.conversations.items() if c.last_at >= since}
             assert served.keys() == recent.keys()
             for conversation_id, conversation in recent.items():

@@ -97,7 +97,9 @@ async def _state_is_the_fold_of(client: CaxtonClient, recorded: list[Recorded], 
     assert agents == {n: _agent(agent_info(a)) for n, a in expected.agents.items()}, where
     # the live world (the last 20 s are within what it holds), not the log's own answer
     since = int(time.time() * 1000) - 20_000
-    conversations = {c.id: c for c in await client.conversations(since_ms=since)}
+    listed = await client.conversations(since_ms=since, limit=1_000_000)
+    assert not listed.truncated, where
+    conversations = {c.id: c for c in listed}
     folded = {
         i: _conversation(conversation_info(c))
         for i, c in expected.conversations.items()
