@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -258,3 +259,20 @@ async def test_messages_queued_together_are_appended_as_one_batch_each_with_its_
 async def _accepted(node: Node, ids: list[str]) -> list[AclMessage]:
     found = [r.event.message for r in await node.log.read() if isinstance(r.event, MessageSent)]
     return [m for m in found if m.id in ids]
+
+
+async def test_the_start_up_fold_leaves_the_garbage_collector_as_it_found_it(
+    tmp_path: Path,
+) -> None:
+    clock = SteppedClock()
+    async with running_node(tmp_path, clock) as node:
+        await node.deploy(DeploySpec(name="echo", component=wat("silent")))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        async with running_node(tmp_path, clock):
+            assert not gc.isenabled()  # paused around the fold only if it was running
+    finally:
+        gc.enable()
+    async with running_node(tmp_path, clock):
+        assert gc.isenabled()
