@@ -103,7 +103,13 @@ def debug() -> None:
 @debug.command("agent")
 @click.argument("name")
 @click.option("--show-metrics", is_flag=True, help="Print the one-line figures first.")
-@click.option("--recent", type=int, default=10, show_default=True, help="How many of each.")
+@click.option(
+    "--recent",
+    type=int,
+    default=10,
+    show_default=True,
+    help="How many of each (the server keeps an agent's last 16 conversations, 64 traps).",
+)
 @server_options
 @run
 async def debug_agent(name: str, show_metrics: bool, recent: int, server: str, token: str) -> None:

@@ -32,8 +32,12 @@ if TYPE_CHECKING:
 
 WINDOW_MS = 5_000
 _RECENT = 4_096
+_QUIET = 64  # handlings kept beyond the window: a quiet agent's p99 comes from these
 _HISTORY = 64
+_CONVERSATIONS = 16
 _DEADLINES = 10_000
+# What is kept per agent is bounded by time as well as count: with thousands of agents,
+# 4,096 handlings each would be hundreds of megabytes that only ever fill up.
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +99,7 @@ class LiveStats:
         at = recorded.at
         if isinstance(event, MessageHandled):
             figures = self._figures(event.agent)
-            figures.handled.append((at, event.duration_us))
+            _within_window(figures.handled, at, event.duration_us)
             self._touch(figures, event.conversation_id)
         elif isinstance(event, MessageSent):
             self._sent(event)
@@ -117,7 +121,7 @@ class LiveStats:
                 Restart(at, event.replica, event.attempt, event.delay_ms)
             )
         elif isinstance(event, ToolReturned | ToolFailed) and event.agent:
-            self._figures(event.agent).tools.append((at, event.duration_us))
+            _within_window(self._figures(event.agent).tools, at, event.duration_us)
 
     def _sent(self, sent: MessageSent) -> None:
         message = sent.message
@@ -156,7 +160,7 @@ class LiveStats:
             return
         figures.conversations[conversation] = None
         figures.conversations.move_to_end(conversation)
-        if len(figures.conversations) > _HISTORY:
+        if len(figures.conversations) > _CONVERSATIONS:
             figures.conversations.popitem(last=False)
 
     def forget(self, agent: str) -> None:
@@ -172,8 +176,8 @@ class LiveStats:
         handled = [d for at, d in figures.handled if at >= since]
         tools = [d for at, d in figures.tools if at >= since]
         seconds = WINDOW_MS / 1000
-        recent = handled or [d for _, d in list(figures.handled)[-512:]]
-        recent_tools = tools or [d for _, d in list(figures.tools)[-512:]]
+        recent = handled or [d for _, d in figures.handled]
+        recent_tools = tools or [d for _, d in figures.tools]
         return Rates(
             messages_per_second=len(handled) / seconds,
             p99_handling_ms=_p99(recent) / 1000,
@@ -194,6 +198,14 @@ class LiveStats:
         """The agent's recent conversations, most recent first."""
         figures = self._agents.get(agent)
         return list(reversed(figures.conversations)) if figures else []
+
+
+def _within_window(entries: deque[tuple[int, int]], at: int, value: int) -> None:
+    """Appends, then lets go of what is older than the window beyond the last `_QUIET`."""
+    entries.append((at, value))
+    oldest = at - WINDOW_MS
+    while len(entries) > _QUIET and entries[0][0] < oldest:
+        entries.popleft()
 
 
 def conversation_state(
