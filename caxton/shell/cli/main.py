@@ -39,12 +39,12 @@ cli.add_command(init)
 cli.add_command(deploy)
 
 
-def main() -> None:
+def main(group: click.Group = cli) -> None:
     """Entry point: every failure the user can cause ends as one `✗` line, never a traceback."""
     from rich.text import Text
 
     try:
-        cli.main(standalone_mode=False)
+        group.main(standalone_mode=False, prog_name="caxton")
     except click.exceptions.Abort:
         err.print("aborted")
         sys.exit(130)
