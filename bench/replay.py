@@ -297,7 +297,7 @@ def run(quick: bool) -> list[Result]:
             p99=pct(forward, 0.99),
             floor=("fold one event (evolve)", floor_step),
             target={"median_ms": 16},
-            met=pct(forward, 0.99) <= 16,
+            met=median(forward) <= 16,  # the target as labelled; the p99 is reported beside
             cpu_median_ms=median(cpu),
             note="one → in the TUI: cursor moved, every pane recomputed, what changed "
             "redrawn; cpu_median_ms is this process's CPU time per step (forward and back), "
@@ -311,7 +311,7 @@ def run(quick: bool) -> list[Result]:
             p99=pct(back, 0.99),
             floor=("one step forward, same run", median(forward)),
             target={"median_ms": 16, "same_as_forward": True},
-            met=pct(back, 0.99) <= 16,
+            met=median(back) <= 16 and median(back) <= 1.25 * median(forward),
             note="one ← in the TUI: the state is the fold kept for that step, nothing re-run",
             samples={"caxton": back},
         ),

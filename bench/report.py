@@ -27,6 +27,8 @@ def _ratio(value: float | None) -> str:
 def _target(target: Any, unit: str) -> str:
     if target is None:
         return "—"
+    if isinstance(target, str):  # said in words (bench/tracing.py: "cost <= 15% of off")
+        return target
     if not isinstance(target, dict):
         return f"≥ {figure(target, unit)}" if unit.endswith("/s") else f"≤ {figure(target, unit)}"
     parts = []
@@ -73,6 +75,8 @@ def missed_by(row: Result) -> str:
     if isinstance(target, (int, float)):
         factor = target / row["median"] if better_high else row["median"] / target
         return f"{factor:,.1f}× short"
+    if isinstance(target, str):
+        return "see the module's note"
     parts = []
     for key, value in (target or {}).items():
         if key == "share_of_floor" and row.get("ratio_to_floor"):
