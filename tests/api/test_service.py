@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,33 +22,41 @@ from caxton.domain.conversations import RETIRE_AFTER_MS
 from caxton.domain.events import MessageSent
 from caxton.shell.api.auth import install_token_check
 from caxton.shell.api.service import services_for
-from caxton.shell.runtime.clock import SystemClock
+from caxton.shell.runtime.clock import Clock, SystemClock
 from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog
 from caxton.shell.wasm import WasmHost
-from tests.support import free_port, wat
+from tests.support import SteppedClock, free_port, wat
 
 TOKEN = "s3cret"
 
 
-@pytest.fixture
-async def address(tmp_path: Path) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, clock: Clock, token: str = "") -> AsyncIterator[tuple[Node, str]]:
+    """A node on a real SQLite file behind the API on a free loopback port."""
     log = await EventLog.open(str(tmp_path / "events.db"))
     host = WasmHost(tmp_path / "components")
-    node = Node(log=log, host=host, clock=SystemClock(), node_id="node-api")
+    node = Node(log=log, host=host, clock=clock, node_id="node-api")
     await node.start()
     server = Server(services_for(node, log))
-    install_token_check(server, TOKEN)
+    if token:
+        install_token_check(server, token)
     port = free_port()
     await server.start("127.0.0.1", port)
     try:
-        yield f"127.0.0.1:{port}"
+        yield node, f"127.0.0.1:{port}"
     finally:
         server.close()
         await server.wait_closed()
         await node.shutdown()
         await log.close()
         host.close()
+
+
+@pytest.fixture
+async def address(tmp_path: Path) -> AsyncIterator[str]:
+    async with serving(tmp_path, SystemClock(), TOKEN) as (_, where):
+        yield where
 
 
 @pytest.fixture
@@ -142,27 +151,12 @@ async def test_no_server_is_a_clear_error() -> None:
             await c.agents()
 
 
-class SteppedClock:
-    def __init__(self) -> None:
-        self.ms = 1_700_000_000_000
-
-    def now_ms(self) -> int:
-        return self.ms
-
-
 async def test_a_conversation_retired_from_the_live_world_is_answered_from_the_log(
     tmp_path: Path,
 ) -> None:
     clock = SteppedClock()
-    log = await EventLog.open(str(tmp_path / "events.db"))
-    host = WasmHost(tmp_path / "components")
-    node = Node(log=log, host=host, clock=clock, node_id="node-api")
-    await node.start()
-    server = Server(services_for(node, log))
-    port = free_port()
-    await server.start("127.0.0.1", port)
-    try:
-        async with CaxtonClient(f"127.0.0.1:{port}") as client:
+    async with serving(tmp_path, clock) as (node, where):
+        async with CaxtonClient(where) as client:
             await client.deploy(wat("reply"), "echo")
             first = await client.send(
                 "echo", "request", "{}", protocol="fipa-request", wait_ms=5_000
@@ -189,9 +183,3 @@ async def test_a_conversation_retired_from_the_live_world_is_answered_from_the_l
         assert {c.id: c.state for c in everything}[later.conversation_id] == "done"
         assert [c.id for c in newest] == [later.conversation_id] and newest.truncated
         assert (old.state, old.message_count, old.protocol) == ("done", 2, "fipa-request")
-    finally:
-        server.close()
-        await server.wait_closed()
-        await node.shutdown()
-        await log.close()
-        host.close()

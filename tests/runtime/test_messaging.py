@@ -28,6 +28,7 @@ from caxton.shell.store import EventLog, Pending
 from caxton.shell.wasm import WasmHost
 from caxton.shell.wasm.instance import INLINE_TIMEOUT_MS
 from tests.runtime.conftest import wat
+from tests.support import SteppedClock
 
 
 def request(*receivers: str, content: str = "{}", **fields: str) -> AclMessage:
@@ -161,16 +162,6 @@ async def test_two_sends_of_one_id_at_once_are_accepted_once(node: Node) -> None
     assert first == second
     sent = [r.event for r in await node.log.read() if isinstance(r.event, MessageSent)]
     assert [e.message.id for e in sent] == ["once"]
-
-
-class SteppedClock:
-    """Wall-clock time that moves only when a test moves it."""
-
-    def __init__(self) -> None:
-        self.ms = 1_700_000_000_000
-
-    def now_ms(self) -> int:
-        return self.ms
 
 
 async def test_a_retry_is_answered_within_the_window_and_across_a_restart(
