@@ -173,6 +173,8 @@ class Conversations(Mapping[str, ConversationState]):
     def aged(self, at: int) -> Conversations:
         """The conversations as of log time `at`: a new generation once a window has
         passed since the last."""
+        if at < self.since:  # the clock was set back: the window counts from here
+            return self._make(self.recent, self.older, at, self.checked)
         if at - self.since < RETIRE_AFTER_MS:
             return self
         kept, checked = self.recent, self.checked
@@ -226,43 +228,49 @@ def _apply(conversations: Conversations, recorded: Recorded, *, retire: bool) ->
         case MessageSent(message=message):
             if not message.conversation_id:
                 return conversations
-            if retire and recorded.at - conversations.since >= RETIRE_AFTER_MS:
+            if retire and not 0 <= recorded.at - conversations.since < RETIRE_AFTER_MS:
                 conversations = conversations.aged(recorded.at)
             current = _get(conversations, message.conversation_id, recorded.at)
             return conversations.set(current.id, _sent(current, event, recorded))
         case MessageHandled(conversation_id=cid):
             if not cid:
                 return conversations
-            if retire and recorded.at - conversations.since >= RETIRE_AFTER_MS:
+            if retire and not 0 <= recorded.at - conversations.since < RETIRE_AFTER_MS:
                 conversations = conversations.aged(recorded.at)
-            current = _get(conversations, cid, recorded.at)
-            handled = replace(current, handled=current.handled + 1, last_at=recorded.at)
+            found = conversations.find(cid)
+            if found is None:  # retired before this late fact: the log keeps it
+                return conversations
+            handled = replace(found, handled=found.handled + 1, last_at=recorded.at)
             return conversations.set(cid, handled)
         case MessageDeadLettered(conversation_id=cid, receiver=receiver, reason=reason):
             if not cid:
                 return conversations
-            if retire and recorded.at - conversations.since >= RETIRE_AFTER_MS:
+            if retire and not 0 <= recorded.at - conversations.since < RETIRE_AFTER_MS:
                 conversations = conversations.aged(recorded.at)
-            current = _get(conversations, cid, recorded.at)
+            found = conversations.find(cid)
+            if found is None:  # retired before this late fact: the log keeps it
+                return conversations
             dead = replace(
-                current,
-                dead_letters=current.dead_letters + 1,
+                found,
+                dead_letters=found.dead_letters + 1,
                 last_at=recorded.at,
-                failure=current.failure or f"dead letter to {receiver}: {reason}",
+                failure=found.failure or f"dead letter to {receiver}: {reason}",
             )
             return conversations.set(cid, _settle(dead))
         case AgentTrapped(conversation_id=cid):
             if not cid:
                 return conversations
-            if retire and recorded.at - conversations.since >= RETIRE_AFTER_MS:
+            if retire and not 0 <= recorded.at - conversations.since < RETIRE_AFTER_MS:
                 conversations = conversations.aged(recorded.at)
-            current = _get(conversations, cid, recorded.at)
+            found = conversations.find(cid)
+            if found is None:  # retired before this late fact: the log keeps it
+                return conversations
             where = instance_key(event.agent, event.replica)
             trapped = replace(
-                current,
-                traps=current.traps + 1,
+                found,
+                traps=found.traps + 1,
                 last_at=recorded.at,
-                failure=current.failure or f"{where} trapped: {event.kind}: {event.reason}",
+                failure=found.failure or f"{where} trapped: {event.kind}: {event.reason}",
             )
             return conversations.set(cid, _settle(trapped))
         case (

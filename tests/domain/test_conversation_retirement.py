@@ -123,3 +123,24 @@ def conversation_of(recorded: Recorded) -> str:
     if isinstance(event, MessageSent):
         return event.message.conversation_id
     return str(getattr(event, "conversation_id", ""))
+
+
+def test_a_late_handling_of_a_retired_conversation_leaves_the_world_alone() -> None:
+    log = Log()
+    request_answered(log, "c1", at=0)
+    log.send(P.INFORM, "carol", "dave", conversation="tick", at=2 * WINDOW)
+    log.send(P.INFORM, "carol", "dave", conversation="tick", at=3 * WINDOW)
+    log.add(MessageHandled(message_id="m1", conversation_id="c1", agent="bob", replica=0))
+
+    assert "c1" not in folded(log)  # no ghost with no messages: the log has the real one
+
+
+def test_a_clock_set_back_counts_the_window_again_from_there() -> None:
+    log = Log()
+    request_answered(log, "old", at=10 * WINDOW)
+    log.send(P.INFORM, "carol", "dave", conversation="tick", at=0)  # a day back, say
+    log.send(P.INFORM, "carol", "dave", conversation="tick", at=WINDOW)
+    log.send(P.INFORM, "carol", "dave", conversation="tick", at=2 * WINDOW)
+
+    assert folded(log).since == 2 * WINDOW
+    assert "old" not in folded(log)  # it retired as if the clock had been right
