@@ -340,7 +340,11 @@ async def test_position_at_finds_the_first_event_at_or_after_a_time(log: EventLo
     assert await log.position_at(1_491) == 51  # past the last: nothing that recent
 
 
-async def test_active_streams_are_the_most_recently_active_with_the_prefix(log: EventLog) -> None:
+@pytest.mark.parametrize("page", [2, 4_096])
+async def test_active_streams_are_the_most_recently_active_with_the_prefix(
+    log: EventLog, monkeypatch: pytest.MonkeyPatch, page: int
+) -> None:
+    monkeypatch.setattr(log_module, "PAGE", page)  # the walk back, a page at a time
     for i in range(6):
         await log.append([handled(f"c{i}", i), stopped(f"agent{i}")])
     await log.append([handled("c1", 99)])  # c1 is the most recent again

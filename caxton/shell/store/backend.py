@@ -37,9 +37,9 @@ class Backend(Protocol):
         past `after_version`)."""
         ...
 
-    async def active_streams(self, *, prefix: str, after: int, limit: int) -> list[str]:
-        """Up to `limit` streams named `prefix…` with an event past position `after`, the
-        most recently active first."""
+    async def streams_before(self, *, before: int, after: int, limit: int) -> list[tuple[int, str]]:
+        """Up to `limit` (position, stream) pairs of the events between positions `after`
+        and `before` (both excluded), the latest first: a walk back along the log."""
         ...
 
     async def last_position(self) -> int:

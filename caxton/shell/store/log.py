@@ -155,10 +155,25 @@ class EventLog:
 
     async def active_streams(self, prefix: str, *, from_position: int, limit: int) -> list[str]:
         """Up to `limit` streams named `prefix…` (say `conversation:`) with an event at
-        or after `from_position`, the most recently active first."""
-        return await self._backend.active_streams(
-            prefix=prefix, after=from_position - 1, limit=limit
-        )
+        or after `from_position`, the most recently active first.
+
+        A walk back from the end of the log that stops once it has found `limit`: its
+        cost is how far back that is, not the size of the log (nor of the window)."""
+        found: dict[str, None] = {}
+        before = await self.last_position() + 1
+        while len(found) < limit:
+            rows = await self._backend.streams_before(
+                before=before, after=from_position - 1, limit=PAGE
+            )
+            for _, stream in rows:
+                if stream.startswith(prefix):
+                    found.setdefault(stream, None)
+                    if len(found) == limit:
+                        break
+            if len(rows) < PAGE:
+                break
+            before = rows[-1][0]
+        return list(found)
 
     async def check_integrity(self) -> IntegrityReport:
         """Checks positions, stream versions and every payload; raises `LogCorrupted`."""

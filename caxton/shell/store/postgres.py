@@ -139,10 +139,9 @@ class PostgresBackend:
             "AND notification_id > %s ORDER BY originator_version LIMIT %s"
         ).format(_COLUMNS, table)
         self._max = SQL("SELECT MAX(notification_id) FROM {}").format(table)
-        self._active = SQL(
-            "SELECT originator_id FROM {} WHERE notification_id > %s "
-            "AND originator_id >= %s AND originator_id < %s "
-            "GROUP BY originator_id ORDER BY MAX(notification_id) DESC LIMIT %s"
+        self._before = SQL(
+            "SELECT notification_id, originator_id FROM {} WHERE notification_id < %s "
+            "AND notification_id > %s ORDER BY notification_id DESC LIMIT %s"
         ).format(table)
         self._versions = SQL(
             "SELECT originator_id, MAX(originator_version) AS version FROM {} "
@@ -199,13 +198,12 @@ class PostgresBackend:
                 row = await cursor.fetchone()
         return int(row[0] or 0) if row else 0
 
-    async def active_streams(self, *, prefix: str, after: int, limit: int) -> list[str]:
-        past = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    async def streams_before(self, *, before: int, after: int, limit: int) -> list[tuple[int, str]]:
         with translated(self.where):
             async with self._reader.cursor() as cursor:
-                await cursor.execute(self._active, (after, prefix, past, limit))
+                await cursor.execute(self._before, (before, after, limit))
                 fetched = await cursor.fetchall()
-        return [str(r[0]) for r in fetched]
+        return [(int(r[0]), str(r[1])) for r in fetched]
 
     async def close(self) -> None:
         with translated(self.where):

@@ -145,19 +145,14 @@ class SQLiteBackend:
             fetched = list(await self._reader.execute_fetchall(f"SELECT MAX(rowid) FROM {TABLE}"))
         return int(fetched[0][0] or 0)
 
-    async def active_streams(self, *, prefix: str, after: int, limit: int) -> list[str]:
-        # a walk of the log from `after` (`+` keeps SQLite off the stream index, which
-        # would visit every event the streams ever had)
+    async def streams_before(self, *, before: int, after: int, limit: int) -> list[tuple[int, str]]:
         query = (
-            f"SELECT originator_id FROM {TABLE} WHERE rowid > ? "
-            "AND +originator_id >= ? AND +originator_id < ? "
-            "GROUP BY originator_id ORDER BY MAX(rowid) DESC LIMIT ?"
+            f"SELECT rowid, originator_id FROM {TABLE} WHERE rowid < ? AND rowid > ? "
+            "ORDER BY rowid DESC LIMIT ?"
         )
         with translated(self.where):
-            fetched = await self._reader.execute_fetchall(
-                query, (after, prefix, _past(prefix), limit)
-            )
-        return [str(r[0]) for r in fetched]
+            fetched = await self._reader.execute_fetchall(query, (before, after, limit))
+        return [(int(r[0]), str(r[1])) for r in fetched]
 
     async def close(self) -> None:
         with translated(self.where):
@@ -169,11 +164,6 @@ class SQLiteBackend:
                     self._datastore.pool.put_connection(self._writer)
                 finally:
                     self._datastore.close()
-
-
-def _past(prefix: str) -> str:
-    """The least string after every string that starts with `prefix`."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _check_directory(where: str) -> None:
