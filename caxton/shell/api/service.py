@@ -131,8 +131,9 @@ class ConversationService(v1.ConversationServiceBase):
         )
 
     async def get_conversation(self, message: v1.GetConversationRequest) -> v1.ConversationInfo:
-        conversation = self.node.world.conversations.get(message.id)
-        if conversation is None:  # retired from the live world, or never was
+        # from the log, whole: the live world may have let it go, or hold only what came
+        # after it resumed (caxton.domain.conversations)
+        async with translated():
             conversation = await history.conversation(self.node.log, message.id)
         if conversation is None:
             raise GRPCError(Status.NOT_FOUND, f"no conversation {message.id!r} in the log")
