@@ -9,7 +9,7 @@ still checks (someone's turn to answer) stays until it settles, or until it has 
 quiet for `RETIRE_OPEN_AFTER_MS`. A retired conversation is still in the log, whole
 (`caxton trace`, `caxton replay`, and a server answers a request for it by id from
 there); a message that arrives in it later starts it afresh in the world, checked as
-if it were the first.
+if it were the first (a late handling, dead letter or trap leaves the world alone).
 
 Retirement is part of the fold, decided by the events' own times, so the world a
 server holds is still exactly the fold of its log.
@@ -228,15 +228,13 @@ def _apply(conversations: Conversations, recorded: Recorded, *, retire: bool) ->
         case MessageSent(message=message):
             if not message.conversation_id:
                 return conversations
-            if retire and not 0 <= recorded.at - conversations.since < RETIRE_AFTER_MS:
-                conversations = conversations.aged(recorded.at)
+            conversations = conversations.aged(recorded.at) if retire else conversations
             current = _get(conversations, message.conversation_id, recorded.at)
             return conversations.set(current.id, _sent(current, event, recorded))
         case MessageHandled(conversation_id=cid):
             if not cid:
                 return conversations
-            if retire and not 0 <= recorded.at - conversations.since < RETIRE_AFTER_MS:
-                conversations = conversations.aged(recorded.at)
+            conversations = conversations.aged(recorded.at) if retire else conversations
             found = conversations.find(cid)
             if found is None:  # retired before this late fact: the log keeps it
                 return conversations
@@ -245,8 +243,7 @@ def _apply(conversations: Conversations, recorded: Recorded, *, retire: bool) ->
         case MessageDeadLettered(conversation_id=cid, receiver=receiver, reason=reason):
             if not cid:
                 return conversations
-            if retire and not 0 <= recorded.at - conversations.since < RETIRE_AFTER_MS:
-                conversations = conversations.aged(recorded.at)
+            conversations = conversations.aged(recorded.at) if retire else conversations
             found = conversations.find(cid)
             if found is None:  # retired before this late fact: the log keeps it
                 return conversations
@@ -260,8 +257,7 @@ def _apply(conversations: Conversations, recorded: Recorded, *, retire: bool) ->
         case AgentTrapped(conversation_id=cid):
             if not cid:
                 return conversations
-            if retire and not 0 <= recorded.at - conversations.since < RETIRE_AFTER_MS:
-                conversations = conversations.aged(recorded.at)
+            conversations = conversations.aged(recorded.at) if retire else conversations
             found = conversations.find(cid)
             if found is None:  # retired before this late fact: the log keeps it
                 return conversations
