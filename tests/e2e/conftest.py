@@ -16,7 +16,6 @@ from tests.support import free_port, wat
 
 __all__ = ["ServerProcess", "caxton", "free_port", "server", "write_component"]
 
-READY_TIMEOUT_S = 60
 CLI_TIMEOUT_S = 120
 
 
