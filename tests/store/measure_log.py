@@ -48,7 +48,7 @@ async def thread_hop() -> str:
 
 async def run(name: str, backend: Backend, inline: bool) -> str:
     backend.commits_inline = inline
-    log = EventLog(backend, backend.stream_versions())
+    log = EventLog(backend)
     samples = []
     for i in range(SINGLE):
         t = time.perf_counter()

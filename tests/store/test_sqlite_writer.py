@@ -44,15 +44,16 @@ async def test_a_refused_batch_leaves_no_transaction_and_no_write_lock(tmp_path:
     second = await EventLog.open(path)  # breaks the single-writer rule on purpose
     other = other_connection(path)
     try:
+        await second.append([stopped("a")])  # the second now knows a's last version: 1
         await first.append([stopped("a")])
         with pytest.raises(AppendRejected):
-            await second.append([stopped("b"), stopped("a")])  # version 1 of agent:a exists
+            await second.append([stopped("b"), stopped("a")])  # version 2 of agent:a exists
 
         other.execute("BEGIN IMMEDIATE")  # would raise 'database is locked' if still held
         other.execute("ROLLBACK")
-        assert other.execute("SELECT COUNT(*) FROM stored_events").fetchone() == (1,)
+        assert other.execute("SELECT COUNT(*) FROM stored_events").fetchone() == (2,)
         [retried] = await second.append([stopped("b")])
-        assert retried.position == 2
+        assert retried.position == 3
     finally:
         other.close()
         await second.close()

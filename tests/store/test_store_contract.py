@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 
 import orjson
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from caxton.domain.events import AgentStopped, MessageHandled, MessageSent, Recorded, stream_of
 from caxton.shell.store import AppendRejected, EventLog, LogCorrupted, Pending, StoreUnavailable
 from caxton.shell.store import log as log_module
+from caxton.shell.store.versions import RECENT_STREAMS
 from tests.samples import every_event_type, message
 from tests.store.conftest import RawDatabase, stop
 
@@ -118,6 +120,47 @@ async def test_a_reopened_log_keeps_everything_and_continues_each_stream(store: 
         assert (await reopened.check_integrity()).events == 5
     finally:
         await reopened.close()
+
+
+async def test_the_writer_keeps_recent_streams_only_and_continues_a_forgotten_one(
+    store: str,
+) -> None:
+    log = await EventLog.open(store)
+    try:
+        await log.append([stopped("old"), stopped("old")])
+        many = RECENT_STREAMS + 100
+        await log.append([handled(f"c{i}", i) for i in range(many)])
+        kept = len(log._writer._versions)
+        [again] = await log.append([stopped("old")])  # forgotten: its version is looked up
+        [first] = await log.append([handled("c0", 0)])
+
+        assert kept <= RECENT_STREAMS, "the writer remembers every stream it has written"
+        assert (again.stream, again.version, again.position) == ("agent:old", 3, many + 3)
+        assert (first.version, first.position) == (2, many + 4)
+        assert (await log.check_integrity()).events == many + 4
+    finally:
+        await log.close()
+
+
+async def test_streams_missing_from_the_writer_are_looked_up_in_one_query_where_it_commits(
+    log: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = log._backend
+    calls: list[tuple[list[str], str]] = []
+
+    def recording(streams):  # type: ignore[no-untyped-def]
+        calls.append((sorted(streams), threading.current_thread().name))
+        return backend.last_versions(streams)
+
+    monkeypatch.setattr(log._writer._versions, "_lookup", recording)
+    await log.append([stopped("a"), stopped("b"), stopped("a")])
+    await log.append([stopped("a"), stopped("c")])  # a is kept; only c is asked for
+
+    # on the loop thread if the backend commits there, else in the writer thread, where
+    # each batch is numbered after the previous one committed
+    where = threading.current_thread().name if backend.commits_inline else "caxton-log-writer"
+    assert [streams for streams, _ in calls] == [["agent:a", "agent:b"], ["agent:c"]]
+    assert all(thread.startswith(where) for _, thread in calls), calls
 
 
 async def test_the_database_refuses_update_and_delete(log: EventLog, raw: RawDatabase) -> None:
@@ -307,15 +350,16 @@ async def test_a_second_writer_is_refused_and_the_first_carries_on_without_gaps(
     first = await EventLog.open(store)
     second = await EventLog.open(store)  # breaks the single-writer rule on purpose
     try:
-        await first.append([stopped("a")])
+        await second.append([stopped("a")])  # the second now knows a's last version: 1
+        await first.append([stopped("a")])  # the first looks it up: 2
         with pytest.raises(AppendRejected):
             await second.append([stopped("a"), stopped("b")])
-        [retried] = await second.append([stopped("a")])  # versions were reloaded
+        [retried] = await second.append([stopped("a")])  # versions were asked again
         [after] = await first.append([stopped("c")])
 
-        assert (retried.version, retried.position) == (2, 2)
-        assert after.position == 3
-        assert (await first.check_integrity()).events == 3
+        assert (retried.version, retried.position) == (3, 3)
+        assert after.position == 4
+        assert (await first.check_integrity()).events == 4
     finally:
         await second.close()
         await first.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from eventsourcing.persistence import StoredEvent
@@ -26,8 +26,10 @@ class Backend(Protocol):
         """Inserts a batch in one transaction; returns the positions given, in order."""
         ...
 
-    def stream_versions(self) -> dict[str, int]:
-        """The last version of every stream, in one query."""
+    def last_versions(self, streams: Collection[str]) -> dict[str, int]:
+        """The last version of each of `streams` that has events (in one query, or a few
+        for very many streams). Called by the writer where it commits: on the loop thread
+        if `commits_inline`, else in the writer thread."""
         ...
 
     async def rows(

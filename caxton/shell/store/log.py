@@ -28,11 +28,11 @@ class EventLog:
     Use it from one event loop: `append` resolves futures of that loop.
     """
 
-    def __init__(self, backend: Backend, versions: dict[str, int]) -> None:
+    def __init__(self, backend: Backend) -> None:
         self._backend = backend
         self._committed = asyncio.Event()
         self._closed = False
-        self._writer = GroupCommit(backend, versions, on_commit=self._wake_followers)
+        self._writer = GroupCommit(backend, on_commit=self._wake_followers)
 
     @property
     def where(self) -> str:
@@ -54,12 +54,7 @@ class EventLog:
             backend = await PostgresBackend.open(store, exclusive=exclusive)
         else:
             backend = await SQLiteBackend.open(store, synchronous=synchronous)
-        try:
-            versions = await _stream_versions(backend)
-        except BaseException:
-            await backend.close()
-            raise
-        return cls(backend, versions)
+        return cls(backend)
 
     def observe_commits(self, callback: Callable[[int, int], None] | None) -> None:
         """`callback(events, commit_ns)` after each committed transaction (for metrics)."""
@@ -218,9 +213,3 @@ class EventLog:
             if len(rows) < PAGE:
                 return
             after, version = rows[-1].position, rows[-1].version
-
-
-async def _stream_versions(backend: Backend) -> dict[str, int]:
-    if backend.commits_inline:
-        return backend.stream_versions()
-    return await asyncio.to_thread(backend.stream_versions)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -145,7 +145,7 @@ class PostgresBackend:
         ).format(table)
         self._versions = SQL(
             "SELECT originator_id, MAX(originator_version) AS version FROM {} "
-            "GROUP BY originator_id"
+            "WHERE originator_id = ANY(%s) GROUP BY originator_id"
         ).format(table)
 
     @classmethod
@@ -174,9 +174,10 @@ class PostgresBackend:
             ids = self._recorder.insert_events(batch)
         return list(ids or ())
 
-    def stream_versions(self) -> dict[str, int]:
+    def last_versions(self, streams: Collection[str]) -> dict[str, int]:
+        # In the writer thread, between its transactions: it sees every commit.
         with translated(self.where), self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(self._versions)
+            cursor.execute(self._versions, (list(streams),), prepare=True)
             return {r["originator_id"]: r["version"] for r in cursor.fetchall()}
 
     async def rows(

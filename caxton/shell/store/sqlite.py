@@ -14,7 +14,7 @@ about as much as SQLite's own work (docs/adr/0001-event-log.md, "Cheaper commits
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -33,6 +33,7 @@ from caxton.shell.store.errors import StoreUnavailable, translated
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _COLUMNS = "rowid, originator_id, originator_version, topic, state"
+_LOOKUP_CHUNK = 500  # streams per lookup query, well under SQLite's limit of parameters
 _TRIGGERS = [
     f"CREATE TRIGGER IF NOT EXISTS caxton_no_{verb.lower()} BEFORE {verb} ON {TABLE} "
     f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"
@@ -117,11 +118,22 @@ class SQLiteBackend:
                 raise
         return list(ids or ())
 
-    def stream_versions(self) -> dict[str, int]:
-        query = f"SELECT originator_id, MAX(originator_version) FROM {TABLE} GROUP BY originator_id"
-        with translated(self.where), self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(query)
-            return {stream: version for stream, version in cursor.fetchall()}
+    def last_versions(self, streams: Collection[str]) -> dict[str, int]:
+        # On the writer's connection, between its transactions: it sees every commit.
+        # The primary key (originator_id, originator_version) makes each a seek.
+        found: dict[str, int] = {}
+        names = list(streams)
+        with translated(self.where):
+            cursor = self._writer.cursor()
+            for start in range(0, len(names), _LOOKUP_CHUNK):
+                chunk = names[start : start + _LOOKUP_CHUNK]
+                cursor.execute(
+                    f"SELECT originator_id, MAX(originator_version) FROM {TABLE} WHERE "
+                    f"originator_id IN ({', '.join('?' * len(chunk))}) GROUP BY originator_id",
+                    chunk,
+                )
+                found.update(cursor.fetchall())
+        return found
 
     async def rows(
         self, *, after: int, limit: int, stream: str | None = None, after_version: int = 0

@@ -4,7 +4,8 @@ The first append of an iteration schedules a flush with `loop.call_soon`. The fl
 gives each event the next version of its stream and inserts the whole batch through
 the backend, then resolves the callers' futures in order. A backend that commits
 inline does so on the loop thread (a WAL commit costs less than a thread hop); the
-others commit in one writer thread, and appends made meanwhile wait for the next batch.
+others number and commit in one writer thread, and appends made meanwhile wait for the
+next batch. One batch at a time: each is numbered after the previous one committed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from caxton.domain.frozen import positional
 from caxton.shell.store.backend import Backend
 from caxton.shell.store.envelope import Pending, Prepared, prepare
 from caxton.shell.store.errors import AppendRejected, StoreError, StoreUnavailable
+from caxton.shell.store.versions import RecentVersions
 
 Waiter = asyncio.Future[list[Recorded]]
 
@@ -31,26 +33,26 @@ _recorded = positional(Recorded)
 
 @dataclass(slots=True)
 class _Outcome:
-    """What one batch came to: its positions, or the error and the versions reloaded."""
+    """What one batch came to: its events' versions and positions, or the error."""
 
+    versions: list[int] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     error: StoreError | None = None
-    versions: dict[str, int] | None = None
     duration_ns: int = 0
 
 
 class GroupCommit:
-    """The log's single writer; it alone knows each stream's next version."""
+    """The log's single writer; it alone numbers each stream's events."""
 
     def __init__(
         self,
         backend: Backend,
-        versions: dict[str, int],
         *,
         on_commit: Callable[[], None],
     ) -> None:
         self._backend = backend
-        self._versions = versions
+        # the last versions of recently written streams (the others are looked up)
+        self._versions = RecentVersions(backend.last_versions)
         self._on_commit = on_commit
         self.on_batch: Callable[[int, int], None] | None = None
         """Called after each committed batch with its size and its commit time in ns."""
@@ -98,58 +100,57 @@ class GroupCommit:
 
     def _flush(self) -> None:
         batch, self._queue = self._queue, []
-        stored, versions = self._number(batch)
+        prepared = [p for items, _ in batch for p in items]
         if self._thread is None:
-            self._landed(batch, versions, self._commit(stored))
+            self._landed(batch, self._commit(prepared))
             return
-        running = self._loop.run_in_executor(self._thread, self._commit, stored)
-        running.add_done_callback(lambda done: self._landed(batch, versions, done.result()))
+        running = self._loop.run_in_executor(self._thread, self._commit, prepared)
+        running.add_done_callback(lambda done: self._landed(batch, done.result()))
 
-    def _number(
-        self, batch: list[tuple[list[Prepared], Waiter]]
-    ) -> tuple[list[StoredEvent], list[int]]:
-        """Gives each event the next version of its stream (kept only if the batch commits)."""
-        next_versions: dict[str, int] = {}
-        stored: list[StoredEvent] = []
-        versions: list[int] = []
-        for prepared, _ in batch:
-            for p in prepared:
-                version = next_versions.get(p.stream, self._versions.get(p.stream, 0)) + 1
-                next_versions[p.stream] = version
-                versions.append(version)
-                stored.append(StoredEvent(p.stream, version, p.topic, p.state))
-        return stored, versions
-
-    def _commit(self, stored: list[StoredEvent]) -> _Outcome:
-        """One transaction; on failure, the versions are reloaded (another writer?)."""
-        started = time.perf_counter_ns()
+    def _commit(self, prepared: list[Prepared]) -> _Outcome:
+        """Numbers the batch and commits it in one transaction (on the loop for an inline
+        backend, in the writer thread otherwise: the numbering goes where the commit goes).
+        On failure the kept versions are forgotten, and asked of the log again (another
+        writer?)."""
         try:
+            stored, versions, last = self._number(prepared)
+            started = time.perf_counter_ns()
             positions = self._backend.insert(stored)
         except Exception as e:  # every caller of the batch must hear of it, bug or not
+            self._versions.forget()
             error = e if isinstance(e, StoreError) else StoreError(self._backend.where, repr(e))
             if error is not e:
                 error.__cause__ = e
-            try:
-                return _Outcome(error=error, versions=self._backend.stream_versions())
-            except Exception:
-                return _Outcome(error=error)
+            return _Outcome(error=error)
         if len(positions) != len(stored):
+            self._versions.forget()
             reason = f"the recorder gave {len(positions)} positions for {len(stored)} events"
             return _Outcome(error=StoreError(self._backend.where, reason))
-        return _Outcome(positions=positions, duration_ns=time.perf_counter_ns() - started)
+        self._versions.written(last)
+        return _Outcome(versions, positions, duration_ns=time.perf_counter_ns() - started)
 
-    def _landed(
-        self, batch: list[tuple[list[Prepared], Waiter]], versions: list[int], outcome: _Outcome
-    ) -> None:
+    def _number(
+        self, prepared: list[Prepared]
+    ) -> tuple[list[StoredEvent], list[int], dict[str, int]]:
+        """Gives each event the next version of its stream; also each stream's last."""
+        last = self._versions.last(p.stream for p in prepared)
+        stored: list[StoredEvent] = []
+        versions: list[int] = []
+        for p in prepared:
+            version = last[p.stream] + 1
+            last[p.stream] = version
+            versions.append(version)
+            stored.append(StoredEvent(p.stream, version, p.topic, p.state))
+        return stored, versions, last
+
+    def _landed(self, batch: list[tuple[list[Prepared], Waiter]], outcome: _Outcome) -> None:
         if outcome.error is not None:
-            if outcome.versions is not None:
-                self._versions = outcome.versions
             for _, waiter in batch:
                 if not waiter.done():
                     waiter.set_exception(outcome.error)
         else:
             self.batches += 1
-            self._resolve(batch, versions, outcome.positions)
+            self._resolve(batch, outcome.versions, outcome.positions)
             if self.on_batch is not None:
                 self.on_batch(len(outcome.positions), outcome.duration_ns)
             self._on_commit()
@@ -169,7 +170,6 @@ class GroupCommit:
         for prepared, waiter in batch:
             records: list[Recorded] = []
             for p in prepared:
-                self._versions[p.stream] = versions[i]
                 pending = p.pending
                 records.append(
                     _recorded(
