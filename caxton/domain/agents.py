@@ -30,7 +30,7 @@ from caxton.domain.events import (
     ToolFailed,
     ToolReturned,
 )
-from caxton.domain.frozen import replace
+from caxton.domain.frozen import copier, replace
 from caxton.domain.frozen_map import FrozenMap
 from caxton.domain.settings import reconfigure
 
@@ -111,8 +111,8 @@ def evolve(agents: Agents, recorded: Recorded) -> Agents:
     """The agents after one recorded event. Events about unknown agents change nothing."""
     event = recorded.event
     match event:  # the cases run in order: the most frequent event comes first
-        case MessageHandled(agent=name, replica=replica):
-            return _update(agents, name, replica, _one_more_handled)
+        case MessageHandled():
+            return handled(agents, event)
         case AgentDeployed():
             return agents.set(event.agent, deployed(event, recorded.at))
         case AgentStarted(agent=name, replica=replica, incarnation=incarnation):
@@ -170,8 +170,27 @@ def evolve(agents: Agents, recorded: Recorded) -> Agents:
             assert_never(event)
 
 
-def _one_more_handled(instance: InstanceState) -> InstanceState:
-    return replace(instance, handled=instance.handled + 1)
+def handled(agents: Agents, event: MessageHandled) -> Agents:
+    """`evolve` for a `MessageHandled`, which the world calls directly: one more handled
+    by the instance."""
+    name = event.agent
+    agent = agents.get(name)
+    if agent is None:
+        return agents
+    replica, instances = event.replica, agent.instances
+    if not 0 <= replica < len(instances):
+        return agents
+    instance = instances[replica]
+    counted = _counted(instance, instance.handled + 1)
+    if len(instances) == 1:
+        return agents.set(name, _with_instances(agent, (counted,)))
+    changed = (*instances[:replica], counted, *instances[replica + 1 :])
+    return agents.set(name, _with_instances(agent, changed))
+
+
+# The copies a handling makes, generated once (caxton.domain.frozen).
+_counted = copier(InstanceState, "handled")
+_with_instances = copier(AgentState, "instances")
 
 
 def _with_instance(

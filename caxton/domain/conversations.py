@@ -43,10 +43,17 @@ from caxton.domain.events import (
     ToolFailed,
     ToolReturned,
 )
-from caxton.domain.frozen import replace
+from caxton.domain.frozen import copier, replace
 from caxton.domain.frozen_map import FrozenMap
-from caxton.domain.ids import instance_key, is_capability
-from caxton.domain.protocols import TABLES, ProtocolState, agent_of, begin, outcome, step
+from caxton.domain.ids import CAPABILITY_PREFIX, instance_key, is_capability
+from caxton.domain.protocols import (
+    TABLES,
+    ProtocolState,
+    agent_of,
+    begin,
+    checked_step,
+    outcome,
+)
 
 Outcome = Literal["open", "done", "failed", "violated"]
 
@@ -160,13 +167,13 @@ class Conversations(Mapping[str, ConversationState]):
     def set(self, cid: str, conversation: ConversationState) -> Conversations:
         """A copy with `conversation` as `cid`'s state, in the recent generation."""
         older = self.older
-        if older and cid in older:
+        if older is not _EMPTY and cid in older:
             older = older.delete(cid)
         checked = self.checked
         if conversation.outcome == "open" and conversation.protocol_state is not None:
             if cid not in checked:
                 checked = checked.set(cid, True)
-        elif checked and cid in checked:
+        elif checked is not _NONE_CHECKED and cid in checked:
             checked = checked.delete(cid)
         return self._make(self.recent.set(cid, conversation), older, self.since, checked)
 
@@ -200,7 +207,7 @@ def targets(sent: MessageSent) -> tuple[str, ...]:
     if len(deliveries) == 1 and len(receivers) == 1:  # most messages: one to one
         named = agent_of(deliveries[0])
         receiver = receivers[0]
-        if receiver == named or is_capability(receiver):
+        if receiver == named or receiver.startswith(CAPABILITY_PREFIX):
             return (named,)
         return (named, receiver)
     named_all = (agent_of(d) for d in deliveries)
@@ -222,24 +229,63 @@ def every_conversation(recorded_events: Iterable[Recorded]) -> dict[str, Convers
     return dict(held.items())
 
 
+def sent(
+    conversations: Conversations, event: MessageSent, recorded: Recorded, *, retire: bool = True
+) -> Conversations:
+    """`evolve` for a `MessageSent`, which the world calls directly: the most common event."""
+    cid = event.message.conversation_id
+    if not cid:
+        return conversations
+    if retire:
+        conversations = conversations.aged(recorded.at)
+    recent, older, checked = conversations.recent, conversations.older, conversations.checked
+    before = recent.get(cid)
+    if before is None:
+        before = older.get(cid)
+        if before is not None:
+            older = older.delete(cid)  # it moves to the recent generation
+    after = _sent(before or _begun(_UNBEGUN, cid, recorded.at, recorded.at), event, recorded)
+    # `checked` holds exactly the conversations open with a protocol state (see `set`):
+    # it changes only when that does.
+    now = after.outcome == "open" and after.protocol_state is not None
+    if before is None:
+        if now:
+            checked = checked.set(cid, True)
+    elif now is not (before.outcome == "open" and before.protocol_state is not None):
+        checked = checked.set(cid, True) if now else checked.delete(cid)
+    return conversations._make(recent.set(cid, after), older, conversations.since, checked)
+
+
+def handled(
+    conversations: Conversations, event: MessageHandled, recorded: Recorded, *, retire: bool = True
+) -> Conversations:
+    """`evolve` for a `MessageHandled`: one more handling, nothing else changes (so neither
+    does whether a protocol still checks the conversation)."""
+    cid = event.conversation_id
+    if not cid:
+        return conversations
+    at = recorded.at
+    if retire:
+        conversations = conversations.aged(at)
+    recent = conversations.recent
+    found = recent.get(cid)
+    if found is not None:
+        counted = recent.set(cid, _counted(found, found.handled + 1, at))
+        older, since, checked = conversations.older, conversations.since, conversations.checked
+        return conversations._make(counted, older, since, checked)
+    found = conversations.older.get(cid)
+    if found is None:  # retired before this late fact: the log keeps it
+        return conversations
+    return conversations.set(cid, _counted(found, found.handled + 1, at))
+
+
 def _apply(conversations: Conversations, recorded: Recorded, *, retire: bool) -> Conversations:
     event = recorded.event
     match event:
-        case MessageSent(message=message):
-            if not message.conversation_id:
-                return conversations
-            conversations = conversations.aged(recorded.at) if retire else conversations
-            current = _get(conversations, message.conversation_id, recorded.at)
-            return conversations.set(current.id, _sent(current, event, recorded))
-        case MessageHandled(conversation_id=cid):
-            if not cid:
-                return conversations
-            conversations = conversations.aged(recorded.at) if retire else conversations
-            found = conversations.find(cid)
-            if found is None:  # retired before this late fact: the log keeps it
-                return conversations
-            handled = replace(found, handled=found.handled + 1, last_at=recorded.at)
-            return conversations.set(cid, handled)
+        case MessageSent():
+            return sent(conversations, event, recorded, retire=retire)
+        case MessageHandled():
+            return handled(conversations, event, recorded, retire=retire)
         case MessageDeadLettered(conversation_id=cid, receiver=receiver, reason=reason):
             if not cid:
                 return conversations
@@ -291,42 +337,69 @@ def _apply(conversations: Conversations, recorded: Recorded, *, retire: bool) ->
             assert_never(event)
 
 
-def _get(conversations: Conversations, cid: str, at: int) -> ConversationState:
-    found = conversations.find(cid)
-    return found if found is not None else ConversationState(id=cid, started_at=at, last_at=at)
-
-
 def _sent(conv: ConversationState, sent: MessageSent, recorded: Recorded) -> ConversationState:
     """The conversation after a message in it, settled: one copy of the state."""
     message = sent.message
     sender = agent_of(message.sender)
     to = targets(sent)
-    named = {sender, *to}
     participants = conv.participants
-    if not named <= participants:
-        participants = participants | named
+    if len(to) == 1:  # most messages: one to one, between known participants
+        if sender not in participants or to[0] not in participants:
+            participants = participants | {sender, to[0]}
+    else:
+        named = {sender, *to}
+        if not named <= participants:
+            participants = participants | named
     initiator = conv.initiator if conv.message_count else sender
     state, violations = conv.protocol_state, conv.violations
-    if message.protocol and (state is not None or message.protocol in TABLES):
-        state, reasons = step(state or begin(message.protocol, sender), message, to, at=recorded.at)
+    protocol = message.protocol
+    if protocol and (state is not None or protocol in TABLES):
+        state, reasons = checked_step(
+            state or begin(protocol, sender), message, sender, to, recorded.at
+        )
         if reasons:
             violations += tuple(
                 Violation(position=recorded.position, message_id=message.id, reason=r)
                 for r in reasons
             )
     # else: a message outside any known protocol is not checked
-    settled = _outcome(violations, conv.failure, state)
-    return replace(
+    if violations:
+        settled: Outcome = "violated"
+    elif conv.failure:
+        settled = "failed"
+    elif state is not None:
+        settled = outcome(state)
+    else:
+        settled = "open"
+    return _messaged(
         conv,
-        initiator=initiator,
-        participants=participants,
-        message_count=conv.message_count + 1,
-        last_at=recorded.at,
-        protocol=state.protocol if state is not None else conv.protocol,
-        protocol_state=state,
-        violations=violations,
-        outcome=settled,
+        initiator,
+        participants,
+        conv.message_count + 1,
+        recorded.at,
+        state.protocol if state is not None else conv.protocol,
+        state,
+        violations,
+        settled,
     )
+
+
+# The copies the two most common events make, generated once (caxton.domain.frozen).
+_messaged = copier(
+    ConversationState,
+    "initiator",
+    "participants",
+    "message_count",
+    "last_at",
+    "protocol",
+    "protocol_state",
+    "violations",
+    "outcome",
+)
+_counted = copier(ConversationState, "handled", "last_at")
+# ConversationState(id=..., started_at=..., last_at=...) without the frozen __init__.
+_begun = copier(ConversationState, "id", "started_at", "last_at")
+_UNBEGUN = ConversationState(id="")
 
 
 def _settle(conv: ConversationState) -> ConversationState:

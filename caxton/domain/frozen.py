@@ -68,6 +68,25 @@ def replace(obj: T, /, **changes: Any) -> T:
     return new
 
 
+def copier(cls: type[T], *changed: str) -> Callable[..., T]:
+    """A function `copy(obj, v1, v2, ...)`: `replace(obj, changed[0]=v1, ...)` with the
+    fields named once, here, so a fold's hot path pays neither the keyword dict nor the
+    look-up of the generated copy per call."""
+    names = slot_names(cls)
+    unknown = [n for n in changed if n not in names]
+    if unknown or len(set(changed)) != len(changed):
+        raise TypeError(f"{cls.__name__}: bad fields {changed!r}")
+    params = ", ".join(f"_v_{n}" for n in changed)
+    body = "".join(
+        f"    _s_{n}(new, _v_{n})\n" if n in changed else f"    _s_{n}(new, obj.{n})\n"
+        for n in names
+    )
+    source = f"def copy(obj, {params}):\n    new = _new(cls)\n{body}    return new\n"
+    namespace = {"_new": object.__new__, "cls": cls, **_setters(cls, names)}
+    made: Callable[..., T] = _compile("copy", source, namespace)
+    return made
+
+
 def positional(cls: type[T]) -> Callable[..., T]:
     """A function making a `cls` from every field's value, in field order, without
     `__init__`: for hot paths that already hold each value (the log's read path)."""

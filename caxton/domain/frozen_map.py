@@ -200,10 +200,29 @@ class FrozenMap(Mapping[K, V], Generic[K, V]):
                 added = True
             root = root.copy()
             root[key] = value
+        elif type(root) is tuple:
+            h = hash(key) & _HASH_MASK
+            i = h & _MASK
+            leaf = root[i]
+            if type(leaf) is dict and (key in leaf or len(leaf) < _LEAF_MAX):
+                # one branch over leaves (up to about a thousand keys): copy both inline
+                if key in leaf:
+                    if leaf[key] is value:
+                        return self
+                    added = False
+                else:
+                    added = True
+                leaf = leaf.copy()
+                leaf[key] = value
+                children = list(root)
+                children[i] = leaf
+                root = tuple(children)
+            else:
+                root, added = _set(root, key, value, h, 0)
+                if root is self._root:
+                    return self
         else:
             root, added = _set(root, key, value, hash(key) & _HASH_MASK, 0)
-            if root is self._root:
-                return self
         new: FrozenMap[K, V] = _new(type(self))
         new._root = root
         new._len = self._len + added

@@ -131,12 +131,13 @@ _state: Callable[[str, str, FrozenMap[str, str], int | None], ProtocolState] = p
 
 def agent_of(address: str) -> str:
     """The agent an instance key (`name#replica`) belongs to; other addresses as they are."""
-    name, hash_sign, _ = address.partition("#")
-    return name if hash_sign else address
+    if "#" not in address:  # most addresses: an agent's name or a client's
+        return address
+    return address.partition("#")[0]
 
 
 def begin(protocol: str, initiator: str) -> ProtocolState:
-    return ProtocolState(protocol=protocol, initiator=agent_of(initiator))
+    return _state(protocol, agent_of(initiator), _NO_PAIRS, None)
 
 
 def step(
@@ -146,6 +147,13 @@ def step(
 
     A message that breaks the protocol leaves the state of its exchange as it was.
     """
+    return checked_step(state, message, agent_of(message.sender), targets, at)
+
+
+def checked_step(
+    state: ProtocolState, message: AclMessage, sender: str, targets: tuple[str, ...], at: int
+) -> tuple[ProtocolState, tuple[str, ...]]:
+    """`step` for a caller that already knows the agent who sent it (`agent_of`)."""
     table = TABLES.get(state.protocol)
     if table is None:
         return state, ()
@@ -154,7 +162,6 @@ def step(
             f"{message.performative} uses protocol {message.protocol} "
             f"in a {state.protocol} conversation",
         )
-    sender = agent_of(message.sender)
     if sender == state.initiator:
         return _from_initiator(state, table, message, targets)
     return _from_participant(state, table, message, sender, at)

@@ -55,14 +55,28 @@ def evolve(world: World, recorded: Recorded) -> World:
     event = recorded.event
     # The cases run in order: the message events, most of any log, come first.
     match event:
-        case MessageSent() | MessageDeadLettered():
+        case MessageSent():
+            return _world(
+                world.agents,
+                conversations_fold.sent(world.conversations, event, recorded),
+                world.membership,
+                recorded.position,
+            )
+        case MessageHandled():
+            return _world(
+                agents_fold.handled(world.agents, event),
+                conversations_fold.handled(world.conversations, event, recorded),
+                world.membership,
+                recorded.position,
+            )
+        case MessageDeadLettered():
             return _world(
                 world.agents,
                 conversations_fold.evolve(world.conversations, recorded),
                 world.membership,
                 recorded.position,
             )
-        case AgentTrapped() | MessageHandled():
+        case AgentTrapped():
             return _world(
                 agents_fold.evolve(world.agents, recorded),
                 conversations_fold.evolve(world.conversations, recorded),

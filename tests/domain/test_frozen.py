@@ -8,7 +8,7 @@ import pytest
 
 from caxton.domain.agents import AgentState, InstanceState
 from caxton.domain.events import Limits
-from caxton.domain.frozen import builder, positional, replace
+from caxton.domain.frozen import builder, copier, positional, replace
 
 
 def test_replace_changes_the_named_fields_and_keeps_the_rest() -> None:
@@ -92,3 +92,17 @@ def test_replace_refuses_a_dataclass_without_slots() -> None:
 
     with pytest.raises(TypeError, match="not a slotted dataclass"):
         replace(Plain(), n=1)
+
+
+def test_a_copier_makes_what_replace_makes_with_the_fields_it_names() -> None:
+    state = InstanceState(replica=1, lifecycle="running", restarts=(5,))
+    trapped = copier(InstanceState, "lifecycle", "traps")
+
+    made = trapped(state, "trapped", 2)
+
+    assert made == dataclasses.replace(state, lifecycle="trapped", traps=2)
+    assert type(made) is InstanceState and made.restarts is state.restarts
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.traps = 3  # type: ignore[misc]
+    with pytest.raises(TypeError, match="bad fields"):
+        copier(InstanceState, "lifecycel")
