@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from caxton.domain.events import Event, NodeStopped, Recorded, stream_of
-from caxton.domain.schema import UPCASTERS, type_name
+from caxton.domain.schema import SCHEMA_VERSION, UPCASTERS, encode, type_name
 from caxton.shell.store import LogCorrupted, Pending, envelope
 from caxton.shell.store.envelope import Row, prepare, recorded, recorded_generic
 from tests.domain.domain_histories import histories
@@ -41,6 +41,28 @@ def test_every_event_type_reads_back_the_same_by_both_paths(event: Event) -> Non
     assert recorded_generic(row, "x") == expected
     # and the typed path itself decodes it (recorded falls back to the generic one)
     assert envelope._TYPED[row.topic].decode(row.state).d == event
+
+
+def stored_by_schema(event: Event, at: int) -> bytes:
+    """What the log stored before msgspec wrote it: orjson over `schema.encode`."""
+    return orjson.dumps({"v": SCHEMA_VERSION, "at": at, "tp": TRACE, "d": encode(event)})
+
+
+@pytest.mark.parametrize("event", every_event_type(), ids=type_name)
+def test_every_event_type_is_stored_as_the_schema_encodes_it(event: Event) -> None:
+    assert row_of(event).state == stored_by_schema(event, 1_700_000_000_123)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_generated_events_are_stored_as_the_schema_encodes_them(log: list[Recorded]) -> None:
+    for r in log:
+        assert row_of(r.event, at=r.at).state == stored_by_schema(r.event, r.at)
+
+
+def test_text_that_is_not_utf8_is_refused_as_orjson_refused_it() -> None:
+    with pytest.raises(ValueError, match="surrogates"):
+        prepare(Pending(event=NodeStopped(node="\ud800"), at=1))
 
 
 def test_every_event_type_has_a_typed_decoder() -> None:

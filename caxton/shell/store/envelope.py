@@ -1,4 +1,4 @@
-"""The stored form of one event: an orjson envelope around `schema.encode`, and back."""
+"""The stored form of one event: a JSON envelope around the event (`schema.encode`), and back."""
 
 from __future__ import annotations
 
@@ -46,16 +46,28 @@ class Prepared(NamedTuple):
     pending: Pending
 
 
+class _Envelope(msgspec.Struct):
+    """The stored envelope, as msgspec writes it: `d` is the event dataclass itself."""
+
+    v: int
+    at: int
+    tp: str
+    d: Any
+
+
+_encode = msgspec.json.Encoder().encode
+
+
 def prepare(pending: Pending) -> Prepared:
-    """Encodes an event to the bytes stored: {"v", "at", "tp", "d"}."""
+    """Encodes an event to the bytes stored: {"v", "at", "tp", "d"}.
+
+    msgspec writes the event's dataclass as it is (fields in order, tuples as arrays,
+    enums by value): the same bytes as orjson over `schema.encode`, which the tests
+    check for every event type, in a quarter of the time. Like orjson, it refuses text
+    that is not valid UTF-8 (lone surrogates) with a ValueError."""
     event = pending.event
-    envelope: dict[str, Any] = {
-        "v": schema.SCHEMA_VERSION,
-        "at": pending.at,
-        "tp": pending.traceparent,
-        "d": schema.encode(event),
-    }
-    return Prepared(stream_of(event), schema.type_name(event), orjson.dumps(envelope), pending)
+    state = _encode(_Envelope(schema.SCHEMA_VERSION, pending.at, pending.traceparent, event))
+    return Prepared(stream_of(event), type(event).__name__, state, pending)
 
 
 def recorded(row: StoredRow, where: str) -> Recorded:

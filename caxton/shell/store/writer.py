@@ -78,7 +78,7 @@ class GroupCommit:
             return waiter
         try:
             prepared = [prepare(p) for p in items]
-        except (TypeError, ValueError) as e:  # orjson refuses what is not JSON-able
+        except (TypeError, ValueError) as e:  # msgspec refuses what is not JSON-able
             waiter.set_exception(AppendRejected(self._backend.where, f"cannot encode: {e}"))
             return waiter
         if not prepared:
