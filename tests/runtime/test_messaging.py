@@ -267,3 +267,37 @@ async def test_the_start_up_fold_leaves_the_garbage_collector_as_it_found_it(
         gc.enable()
     async with running_node(tmp_path, clock):
         assert gc.isenabled()
+
+
+async def test_a_message_committed_after_its_sender_stopped_waiting_is_still_delivered(
+    node: Node,
+) -> None:
+    await node.deploy(DeploySpec(name="echo", component=wat("reply")))
+    handled = asyncio.Event()
+    node.observers.append(lambda r: handled.set() if isinstance(r.event, MessageHandled) else None)
+    message = AclMessage(
+        id="m-1",
+        performative=Performative.REQUEST,
+        sender="client:gone",
+        receivers=("echo",),
+        conversation_id="c-1",
+    )
+
+    appending = node.commit([MessageSent(message=message, deliveries=("echo#0",))])
+    appending.cancel()  # the appender gave up: the events are committed all the same
+    await asyncio.wait_for(handled.wait(), 5)
+
+    assert "c-1" in node.world.conversations
+    assert [type(r.event) for r in await node.log.read(conversation_id="c-1")] == [
+        MessageSent,
+        MessageHandled,
+        MessageSent,
+    ]
+
+
+async def test_the_world_holds_a_commit_before_its_appender_resumes(node: Node) -> None:
+    position = node.world.position
+
+    await node.commit([NodeStarted(node="n2", address="", version="0")])
+
+    assert node.world.position == position + 1

@@ -135,6 +135,7 @@ class Node:
         self._commit_failed: BaseException | None = None
         self.observers: list[Callable[[Recorded], None]] = []
         """Called with every committed event, in order (metrics, live figures): keep cheap."""
+        log.observe_landed(self._landed, self._append_failed)
 
     # --- lifecycle --------------------------------------------------------
 
@@ -211,20 +212,18 @@ class Node:
                 Pending(event=e, at=at, traceparent=t)
                 for e, t in zip(events, traceparent, strict=True)
             ]
-        future = self.log.append(pending)
-        future.add_done_callback(self._on_commit)
-        return future
+        return self.log.append(pending)
 
-    def _on_commit(self, future: asyncio.Future[list[Recorded]]) -> None:
-        if future.cancelled():
-            return
-        error = future.exception()
-        if error is not None:
-            # the log and this node's world may now differ: refuse work until a restart
-            self._commit_failed = error
-            logger.error("append failed, refusing further work until restarted: %s", error)
-            return
-        for recorded in future.result():
+    def _append_failed(self, error: BaseException) -> None:
+        # the log and this node's world may now differ: refuse work until a restart
+        self._commit_failed = error
+        logger.error("append failed, refusing further work until restarted: %s", error)
+
+    def _landed(self, batch: list[Recorded]) -> None:
+        """Folds in each committed event and delivers the messages accepted, in log order:
+        called by the log as the batch commits, before anyone awaiting it resumes, and
+        also for events whose appender stopped waiting (they are in the log all the same)."""
+        for recorded in batch:
             self.world = evolve(self.world, recorded)
             for observe in self.observers:
                 observe(recorded)

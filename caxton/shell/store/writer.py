@@ -11,6 +11,7 @@ next batch. One batch at a time: each is numbered after the previous one committ
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,8 @@ from caxton.shell.store.errors import AppendRejected, StoreError, StoreUnavailab
 from caxton.shell.store.versions import RecentVersions
 
 Waiter = asyncio.Future[list[Recorded]]
+
+logger = logging.getLogger("caxton.store")
 
 # Recorded(...) without its frozen __init__ (0.5 µs against 1.3): one per committed event
 _recorded = positional(Recorded)
@@ -56,6 +59,11 @@ class GroupCommit:
         self._on_commit = on_commit
         self.on_batch: Callable[[int, int], None] | None = None
         """Called after each committed batch with its size and its commit time in ns."""
+        self.on_landed: Callable[[list[Recorded]], None] | None = None
+        """Called with each committed batch's events, in log order, before any appender's
+        future resolves (so in the same loop iteration as the commit)."""
+        self.on_failed: Callable[[BaseException], None] | None = None
+        """Called with the error of a batch that did not commit, before its futures."""
         self._loop = asyncio.get_running_loop()
         self._queue: list[tuple[list[Prepared], Waiter]] = []
         self._busy = False  # a flush is scheduled or a batch is in flight
@@ -145,6 +153,8 @@ class GroupCommit:
 
     def _landed(self, batch: list[tuple[list[Prepared], Waiter]], outcome: _Outcome) -> None:
         if outcome.error is not None:
+            if self.on_failed is not None:
+                self.on_failed(outcome.error)
             for _, waiter in batch:
                 if not waiter.done():
                     waiter.set_exception(outcome.error)
@@ -167,11 +177,11 @@ class GroupCommit:
         positions: list[int],
     ) -> None:
         i = 0
-        for prepared, waiter in batch:
-            records: list[Recorded] = []
+        landed: list[Recorded] = []
+        for prepared, _ in batch:
             for p in prepared:
                 pending = p.pending
-                records.append(
+                landed.append(
                     _recorded(
                         positions[i],
                         p.stream,
@@ -182,5 +192,13 @@ class GroupCommit:
                     )
                 )
                 i += 1
+        if self.on_landed is not None:
+            try:
+                self.on_landed(landed)
+            except Exception:  # the appenders must still hear that their events committed
+                logger.exception("a committed batch's observer failed")
+        i = 0
+        for prepared, waiter in batch:
+            records, i = landed[i : i + len(prepared)], i + len(prepared)
             if not waiter.done():  # a caller that stopped waiting still had its events written
                 waiter.set_result(records)
