@@ -110,12 +110,15 @@ def test_an_artifact_from_another_engine_config_is_recompiled(tmp_path: Path) ->
     assert cache.compilations == 1
 
 
-def test_a_memory_declared_over_the_agents_limit_is_refused() -> None:
+def test_a_memory_declared_over_the_agents_limit_is_refused(tmp_path: Path) -> None:
+    cache = ComponentCache(tmp_path, make_engine())
+    huge = cache.load(wat("huge-memory"), "agent.wasm").initial_memory
+    silent = cache.load(wat("silent"), "agent.wasm").initial_memory
     with pytest.raises(InvalidComponent) as caught:
-        check_memory(wat("huge-memory"), 64 << 20, "agent.wasm")
+        check_memory(huge, 64 << 20, "agent.wasm")
     assert str(caught.value) == (
         "agent.wasm: declares a memory of 2,500.0 MiB at start, more than its memory limit "
         "of 64.0 MiB (raise it with --memory)"
     )
-    check_memory(wat("huge-memory"), 40_000 << 16, "agent.wasm")  # exactly its size fits
-    check_memory(wat("silent"), 1 << 16, "agent.wasm")
+    check_memory(huge, 40_000 << 16, "agent.wasm")  # exactly its size fits
+    check_memory(silent, 1 << 16, "agent.wasm")

@@ -325,7 +325,7 @@ class Node:
         loaded = self.host.cache.loaded(spec.component)
         if loaded is None:
             loaded = await asyncio.to_thread(self.host.load, spec.component, spec.name)
-        check_memory(spec.component, spec.limits.memory_bytes, spec.name)
+        check_memory(loaded.initial_memory, spec.limits.memory_bytes, spec.name)
         if existing is not None:
             await self._stop_actors(spec.name, "agent redeployed")
         await self.commit(
@@ -345,10 +345,10 @@ class Node:
         )
         actors = self._start_actors(spec.name, spec.limits.mailbox, spec.replicas)
         # answer once every instance ran init (or gave up), so `status` is true at once
-        waits = [asyncio.ensure_future(a.started.wait()) for a in actors]
-        _, late = await asyncio.wait(waits, timeout=spec.limits.timeout_ms / 1000 + 5)
-        for task in late:
-            task.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(spec.limits.timeout_ms / 1000 + 5):
+                for actor in actors:
+                    await actor.started.wait()
 
     async def stop_agent(self, name: str) -> None:
         self._check_running()

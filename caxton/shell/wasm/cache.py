@@ -25,7 +25,7 @@ from wasmtime import component
 from wasmtime.component._component import ExportIndex  # not re-exported for mypy
 
 from caxton.shell.wasm.errors import InvalidComponent, UnknownComponent
-from caxton.shell.wasm.validation import check_header, check_world
+from caxton.shell.wasm.validation import check_header, check_world, initial_memory
 
 WASMTIME_VERSION = version("wasmtime")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -39,6 +39,8 @@ class LoadedComponent:
     component: component.Component
     size: int
     uses_wasi: bool = True
+    initial_memory: int = 0
+    """The declared minimum size in bytes of its largest memory (read once, at load)."""
     exports: dict[str, ExportIndex | None] = field(default_factory=dict, compare=False)
     """Export indices looked up once per component (by name on each instance costs more
     than the lookup by index); filled as instances ask."""
@@ -74,7 +76,11 @@ class ComponentCache:
         uses_wasi = check_world(self._engine, compiled, name_for_errors)
         _write_once(self._sources / f"{digest}.wasm", wasm)
         loaded = LoadedComponent(
-            digest=digest, component=compiled, size=len(wasm), uses_wasi=uses_wasi
+            digest=digest,
+            component=compiled,
+            size=len(wasm),
+            uses_wasi=uses_wasi,
+            initial_memory=initial_memory(wasm),
         )
         with self._lock:
             return self._loaded.setdefault(digest, loaded)

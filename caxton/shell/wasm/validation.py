@@ -122,19 +122,25 @@ _PAGE = 1 << 16
 _CORE_MODULE_SECTION, _COMPONENT_SECTION, _MEMORY_SECTION = 1, 4, 5
 
 
-def check_memory(wasm: bytes, limit: int, name: str) -> None:
-    """Refuses a component with a memory whose declared minimum size is over the agent's
-    memory limit (a limit per linear memory): every instance of it would fail to start."""
-    try:
-        needed = largest_initial_memory(wasm)
-    except (IndexError, ValueError):
-        return  # not parseable here; compiling it has already said whether it is valid
+def check_memory(needed: int, limit: int, name: str) -> None:
+    """Refuses a component whose largest memory's declared minimum size (`needed`, from
+    `initial_memory`) is over the agent's memory limit (a limit per linear memory):
+    every instance of it would fail to start."""
     if needed > limit:
         raise InvalidComponent(
             name,
             f"declares a memory of {needed / (1 << 20):,.1f} MiB at start, more than its memory "
             f"limit of {limit / (1 << 20):,.1f} MiB (raise it with --memory)",
         )
+
+
+def initial_memory(wasm: bytes) -> int:
+    """`largest_initial_memory`, or 0 for what this parser cannot read (compiling it has
+    already said whether it is valid)."""
+    try:
+        return largest_initial_memory(wasm)
+    except (IndexError, ValueError):
+        return 0
 
 
 def largest_initial_memory(wasm: bytes) -> int:
