@@ -33,6 +33,7 @@ from caxton.domain.events import (
     Recorded,
 )
 from caxton.shell.runtime.clock import SystemClock
+from caxton.shell.runtime.collector import tune_collector
 from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.store import EventLog
 from caxton.shell.wasm import WasmHost
@@ -44,6 +45,7 @@ FAST = Limits(timeout_ms=20, memory_bytes=1 << 20, mailbox=100_000)
 
 
 async def fresh_node(directory: Path) -> tuple[Node, EventLog, WasmHost]:
+    tune_collector()  # as `caxton server start` does
     log = await EventLog.open(str(directory / "events.db"))
     host = WasmHost(directory / "components")
     node = Node(log=log, host=host, clock=SystemClock(), node_id="bench")

@@ -39,6 +39,7 @@ from bench.scenario import Result, median, result
 from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.events import Limits, MessageDeadLettered, MessageHandled, Recorded
 from caxton.shell.runtime.clock import SystemClock
+from caxton.shell.runtime.collector import tune_collector
 from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.store import EventLog
 from caxton.shell.telemetry.exporter import LiveExporter, make_exporter
@@ -70,6 +71,7 @@ def _exporter(mode: str) -> SpanExporter | None:
 
 
 async def throughput(directory: Path, mode: str, messages: int) -> dict[str, float]:
+    tune_collector()  # as `caxton server start` does
     log = await EventLog.open(str(directory / "events.db"))
     host = WasmHost(directory / "components")
     node = Node(log=log, host=host, clock=SystemClock(), node_id="bench")

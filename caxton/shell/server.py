@@ -23,6 +23,7 @@ from caxton.shell.api.tools import ToolService
 from caxton.shell.config import ServerConfig
 from caxton.shell.datadir import DataDir, DataDirUnusable
 from caxton.shell.runtime.clock import SystemClock
+from caxton.shell.runtime.collector import tune_collector
 from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog
 from caxton.shell.telemetry.wiring import Observability
@@ -56,6 +57,7 @@ def _refuse_imported(config: ServerConfig) -> None:
 
 async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print) -> None:
     """Runs a server until SIGINT or SIGTERM, then stops cleanly."""
+    tune_collector()
     with DataDir(config.data_dir) as data_dir:
         _refuse_imported(config)
         log = await EventLog.open(
