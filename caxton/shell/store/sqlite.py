@@ -13,7 +13,9 @@ about as much as SQLite's own work (docs/adr/0001-event-log.md, "Cheaper commits
 
 from __future__ import annotations
 
+import functools
 import os
+import sqlite3
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -119,21 +121,21 @@ class SQLiteBackend:
         return list(ids or ())
 
     def last_versions(self, streams: Collection[str]) -> dict[str, int]:
-        # On the writer's connection, between its transactions: it sees every commit.
-        # The primary key (originator_id, originator_version) makes each a seek.
         found: dict[str, int] = {}
         names = list(streams)
         with translated(self.where):
-            cursor = self._writer.cursor()
+            cursor = self._lookups
             for start in range(0, len(names), _LOOKUP_CHUNK):
                 chunk = names[start : start + _LOOKUP_CHUNK]
-                cursor.execute(
-                    f"SELECT originator_id, MAX(originator_version) FROM {TABLE} WHERE "
-                    f"originator_id IN ({', '.join('?' * len(chunk))}) GROUP BY originator_id",
-                    chunk,
-                )
+                cursor.execute(_last_versions(len(chunk)), chunk)
                 found.update(cursor.fetchall())
         return found
+
+    @functools.cached_property
+    def _lookups(self) -> sqlite3.Cursor:
+        """A cursor of the writer's connection, used between its transactions, so that it
+        sees every commit: one kept, as a lookup costs a few microseconds of SQLite's."""
+        return self._writer.cursor().sqlite_cursor
 
     async def rows(
         self, *, after: int, limit: int, stream: str | None = None, after_version: int = 0
@@ -176,6 +178,16 @@ class SQLiteBackend:
                     self._datastore.pool.put_connection(self._writer)
                 finally:
                     self._datastore.close()
+
+
+@functools.lru_cache(maxsize=32)
+def _last_versions(streams: int) -> str:
+    """The last version of each of `streams` streams: a seek each on the primary key
+    (originator_id, originator_version)."""
+    return (
+        f"SELECT originator_id, MAX(originator_version) FROM {TABLE} WHERE originator_id "
+        f"IN ({', '.join('?' * streams)}) GROUP BY originator_id"
+    )
 
 
 def _check_directory(where: str) -> None:
