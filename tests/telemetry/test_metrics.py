@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
+from caxton.domain.acl import Performative
 from caxton.domain.events import (
     AgentTrapped,
+    Event,
     MessageDeadLettered,
     MessageHandled,
     MessageSent,
     Recorded,
 )
 from caxton.shell.telemetry.metrics import _HANDLING_BUCKETS, Metrics
+from tests.samples import message
 from tests.support import wat
 from tests.telemetry.conftest import Observed
 
@@ -147,3 +151,29 @@ def test_handling_times_land_in_the_buckets_histogram_observe_picks() -> None:
         for s in family.samples
         if s.name.startswith("caxton_handling_duration_seconds")
     }
+
+
+def test_a_message_is_forgotten_once_every_agent_it_went_to_has_handled_it() -> None:
+    metrics = Metrics()
+    events: list[Event] = [
+        MessageSent(
+            message=replace(message(index=1), performative=Performative.CFP),
+            deliveries=("a#0", "b#0", "client:x"),
+        ),
+        MessageSent(
+            message=replace(message(index=2), performative=Performative.INFORM),
+            deliveries=("client:x",),
+        ),  # a client's handling is never recorded
+    ]
+    events += [
+        MessageHandled(message_id="m1", conversation_id="c1", agent=agent, replica=0)
+        for agent in ("a", "b")
+    ]
+    for i, event in enumerate(events):
+        metrics.observe(Recorded(position=i + 1, stream="s", version=i + 1, at=0, event=event))
+
+    found = samples(metrics.exposition().decode())
+    for agent in ("a", "b"):
+        labels = (("agent", agent), ("outcome", "ok"), ("performative", "cfp"))
+        assert found[("caxton_messages_handled_total", labels)] == 1
+    assert not metrics._performatives, "what every agent handled is still remembered"

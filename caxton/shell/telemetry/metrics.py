@@ -34,6 +34,7 @@ from caxton.domain.events import (
     ToolFailed,
     ToolReturned,
 )
+from caxton.domain.ids import is_client
 
 if TYPE_CHECKING:
     from caxton.shell.runtime.node import Node
@@ -130,7 +131,9 @@ class Metrics:
         """(metric, *labels) -> what to add at the next flush."""
         self._timings: dict[str, list[float]] = {}
         """agent -> handlings per bucket of _HANDLING_BUCKETS, then +Inf's, then their sum."""
-        self._performatives: OrderedDict[str, str] = OrderedDict()
+        self._performatives: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        """message id -> its performative and how many of its deliveries to agents are not
+        handled yet: a message is forgotten once they all are (the bound is for the rest)."""
 
     def attach(self, node: Node) -> None:
         """Reads the node's gauges at each scrape, and counts its commits."""
@@ -144,7 +147,7 @@ class Metrics:
     def observe(self, recorded: Recorded) -> None:
         event = recorded.event
         if isinstance(event, MessageHandled):
-            performative = self._performatives.get(event.message_id, "unknown")
+            performative = self._handled(event.message_id)
             outcome = "error" if event.error else "ok"
             seconds = event.duration_us / 1e6
             self._count((self.handled, event.agent, performative, outcome))
@@ -153,13 +156,15 @@ class Metrics:
         elif isinstance(event, MessageSent):
             performative = event.message.performative.value
             self._count((self.sent, performative))
-            self._performatives[event.message.id] = performative
-            if len(self._performatives) > _PERFORMATIVES_REMEMBERED:
-                self._performatives.popitem(last=False)
+            handlings = sum(1 for target in event.deliveries if not is_client(target))
+            if handlings:  # a client's handlings are not counted, so not looked up
+                self._performatives[event.message.id] = (performative, handlings)
+                if len(self._performatives) > _PERFORMATIVES_REMEMBERED:
+                    self._performatives.popitem(last=False)
         elif isinstance(event, AgentTrapped):
             self._count((self.traps, event.agent, event.kind))
             if event.message_id:
-                performative = self._performatives.get(event.message_id, "unknown")
+                performative = self._performatives.get(event.message_id, ("unknown", 0))[0]
                 self._count((self.handled, event.agent, performative, "trapped"))
                 self._count((self.cpu, event.agent), event.duration_us / 1e6)
         elif isinstance(event, MessageDeadLettered):
@@ -170,6 +175,18 @@ class Metrics:
             self._count((self.tool_calls, event.server, "ok"))
         elif isinstance(event, ToolFailed):
             self._count((self.tool_calls, event.server, event.kind))
+
+    def _handled(self, message_id: str) -> str:
+        """The performative of a message one of whose deliveries was handled."""
+        awaited = self._performatives.get(message_id)
+        if awaited is None:
+            return "unknown"
+        performative, handlings = awaited
+        if handlings > 1:
+            self._performatives[message_id] = (performative, handlings - 1)
+        else:
+            del self._performatives[message_id]
+        return performative
 
     def request(self, method: str, code: str) -> None:
         self._count((self.grpc, method, code))
