@@ -17,7 +17,7 @@ server holds is still exactly the fold of its log.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, assert_never
 
@@ -43,9 +43,9 @@ from caxton.domain.events import (
     ToolFailed,
     ToolReturned,
 )
-from caxton.domain.frozen import copier, replace
+from caxton.domain.frozen import copier, positional, replace
 from caxton.domain.frozen_map import FrozenMap
-from caxton.domain.ids import CAPABILITY_PREFIX, instance_key, is_capability
+from caxton.domain.ids import CAPABILITY_PREFIX, instance_key
 from caxton.domain.protocols import (
     TABLES,
     ProtocolState,
@@ -87,6 +87,9 @@ class ConversationState:
     protocol_state: ProtocolState | None = None
 
 
+# Violation(position, message_id, reason) without the frozen __init__.
+_violation: Callable[[int, str, str], Violation] = positional(Violation)
+
 RETIRE_AFTER_MS = 30_000
 RETIRE_OPEN_AFTER_MS = 3_600_000
 
@@ -118,18 +121,6 @@ class Conversations(Mapping[str, ConversationState]):
         self.since = since
         self.checked: FrozenMap[str, bool] = checked or _NONE_CHECKED
         """The ids of the conversations a protocol still checks (open, someone's turn)."""
-
-    @classmethod
-    def _make(
-        cls,
-        recent: FrozenMap[str, ConversationState],
-        older: FrozenMap[str, ConversationState],
-        since: int,
-        checked: FrozenMap[str, bool],
-    ) -> Conversations:
-        new = cls.__new__(cls)
-        new.recent, new.older, new.since, new.checked = recent, older, since, checked
-        return new
 
     def __getitem__(self, cid: str) -> ConversationState:
         found = self.find(cid)
@@ -175,13 +166,13 @@ class Conversations(Mapping[str, ConversationState]):
                 checked = checked.set(cid, True)
         elif checked is not _NONE_CHECKED and cid in checked:
             checked = checked.delete(cid)
-        return self._make(self.recent.set(cid, conversation), older, self.since, checked)
+        return _conversations(self.recent.set(cid, conversation), older, self.since, checked)
 
     def aged(self, at: int) -> Conversations:
         """The conversations as of log time `at`: a new generation once a window has
         passed since the last."""
         if at < self.since:  # the clock was set back: the window counts from here
-            return self._make(self.recent, self.older, at, self.checked)
+            return _conversations(self.recent, self.older, at, self.checked)
         if at - self.since < RETIRE_AFTER_MS:
             return self
         kept, checked = self.recent, self.checked
@@ -193,9 +184,22 @@ class Conversations(Mapping[str, ConversationState]):
                 kept = kept.set(cid, conversation)
             else:
                 checked = checked.delete(cid)  # quiet for an hour: it retires all the same
-        return self._make(_EMPTY, kept, at, checked)
+        return _conversations(_EMPTY, kept, at, checked)
 
 
+def _conversations(
+    recent: FrozenMap[str, ConversationState],
+    older: FrozenMap[str, ConversationState],
+    since: int,
+    checked: FrozenMap[str, bool],
+) -> Conversations:
+    """Conversations(...) without `__init__`'s defaults: every change makes one."""
+    new: Conversations = _new(Conversations)
+    new.recent, new.older, new.since, new.checked = recent, older, since, checked
+    return new
+
+
+_new = object.__new__
 _EMPTY: FrozenMap[str, ConversationState] = FrozenMap()
 _NONE_CHECKED: FrozenMap[str, bool] = FrozenMap()
 NO_CONVERSATIONS = Conversations()
@@ -210,9 +214,9 @@ def targets(sent: MessageSent) -> tuple[str, ...]:
         if receiver == named or receiver.startswith(CAPABILITY_PREFIX):
             return (named,)
         return (named, receiver)
-    named_all = (agent_of(d) for d in deliveries)
-    plain = (r for r in receivers if not is_capability(r))
-    return tuple(dict.fromkeys((*named_all, *plain)))
+    everyone = [agent_of(d) for d in deliveries]
+    everyone += [r for r in receivers if not r.startswith(CAPABILITY_PREFIX)]
+    return tuple(dict.fromkeys(everyone))
 
 
 def evolve(conversations: Conversations, recorded: Recorded) -> Conversations:
@@ -253,7 +257,7 @@ def sent(
             checked = checked.set(cid, True)
     elif now is not (before.outcome == "open" and before.protocol_state is not None):
         checked = checked.set(cid, True) if now else checked.delete(cid)
-    return conversations._make(recent.set(cid, after), older, conversations.since, checked)
+    return _conversations(recent.set(cid, after), older, conversations.since, checked)
 
 
 def handled(
@@ -272,7 +276,7 @@ def handled(
     if found is not None:
         counted = recent.set(cid, _counted(found, found.handled + 1, at))
         older, since, checked = conversations.older, conversations.since, conversations.checked
-        return conversations._make(counted, older, since, checked)
+        return _conversations(counted, older, since, checked)
     found = conversations.older.get(cid)
     if found is None:  # retired before this late fact: the log keeps it
         return conversations
@@ -358,10 +362,8 @@ def _sent(conv: ConversationState, sent: MessageSent, recorded: Recorded) -> Con
             state or begin(protocol, sender), message, sender, to, recorded.at
         )
         if reasons:
-            violations += tuple(
-                Violation(position=recorded.position, message_id=message.id, reason=r)
-                for r in reasons
-            )
+            position, message_id = recorded.position, message.id
+            violations += tuple([_violation(position, message_id, r) for r in reasons])
     # else: a message outside any known protocol is not checked
     if violations:
         settled: Outcome = "violated"

@@ -12,7 +12,7 @@ T = TypeVar("T")
 _BITS = 5
 _WIDTH = 1 << _BITS
 _MASK = _WIDTH - 1
-_LEAF_MAX = 32
+_LEAF_MAX = 64  # a leaf's copy is one C call: wide leaves keep paths short
 _MAX_SHIFT = 60  # past the hash's 64 bits, keys collide for good: leaves just grow
 _HASH_MASK = (1 << 64) - 1
 _new = object.__new__
@@ -165,9 +165,17 @@ class FrozenMap(Mapping[K, V], Generic[K, V]):
         return (k for k, _ in _walk(root))
 
     def values(self) -> ValuesView[V]:
+        root = self._root
+        if type(root) is dict:  # a small map is one leaf: its own (read-only) view
+            values: ValuesView[V] = root.values()
+            return values
         return _Values(self)
 
     def items(self) -> ItemsView[K, V]:
+        root = self._root
+        if type(root) is dict:
+            items: ItemsView[K, V] = root.items()
+            return items
         return _Items(self)
 
     def __len__(self) -> int:
@@ -201,11 +209,19 @@ class FrozenMap(Mapping[K, V], Generic[K, V]):
             root = root.copy()
             root[key] = value
         elif type(root) is tuple:
+            # up to two branches over leaves (some 30,000 keys): the path copied inline
             h = hash(key) & _HASH_MASK
             i = h & _MASK
-            leaf = root[i]
-            if type(leaf) is dict and (key in leaf or len(leaf) < _LEAF_MAX):
-                # one branch over leaves (up to about a thousand keys): copy both inline
+            node = root[i]
+            j = -1
+            if type(node) is tuple:
+                j = (h >> _BITS) & _MASK
+                leaf = node[j]
+            else:
+                leaf = node
+            if leaf is None:
+                leaf, added = {key: value}, True
+            elif type(leaf) is dict and (key in leaf or len(leaf) < _LEAF_MAX):
                 if key in leaf:
                     if leaf[key] is value:
                         return self
@@ -214,13 +230,16 @@ class FrozenMap(Mapping[K, V], Generic[K, V]):
                     added = True
                 leaf = leaf.copy()
                 leaf[key] = value
-                children = list(root)
-                children[i] = leaf
-                root = tuple(children)
             else:
                 root, added = _set(root, key, value, h, 0)
-                if root is self._root:
-                    return self
+                return self if root is self._root else self._make(root, self._len + added)
+            if j >= 0:
+                children = list(node)
+                children[j] = leaf
+                leaf = tuple(children)
+            children = list(root)
+            children[i] = leaf
+            root = tuple(children)
         else:
             root, added = _set(root, key, value, hash(key) & _HASH_MASK, 0)
         new: FrozenMap[K, V] = _new(type(self))

@@ -185,6 +185,8 @@ def _from_initiator(
     reply_by = state.reply_by
     if performative == P.CFP and message.reply_by is not None:
         reply_by = message.reply_by
+    elif pairs is state.pairs:  # every exchange refused it: the state stays as it was
+        return state, tuple(violations)
     return _state(state.protocol, state.initiator, pairs, reply_by), tuple(violations)
 
 

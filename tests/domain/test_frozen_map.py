@@ -60,3 +60,43 @@ def test_setting_the_value_a_key_has_keeps_the_map() -> None:
     m = FrozenMap[str, object]({"x": value})
     assert m.set("x", value) is m
     assert m.set("x", object()) is not m
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32), st.sampled_from([100, 3_000, 40_000]))
+def test_a_large_frozen_map_agrees_with_a_dict_at_every_depth(seed: int, size: int) -> None:
+    # enough keys for two and three branches over the leaves, changed again and deleted
+    keys = [f"conversation-{(seed + i * 7919) % (size * 3)}" for i in range(size)]
+    model: dict[str, int] = {}
+    current: FrozenMap[str, int] = FrozenMap()
+    for i, key in enumerate(keys):
+        current = current.set(key, i)
+        model[key] = i
+    before, snapshot = current, dict(model)
+    for key in keys[::3]:
+        assert current.set(key, model[key]) is current  # the value it has: the same map
+        current = current.set(key, -1)
+        model[key] = -1
+    for key in keys[::5]:
+        current = current.delete(key)
+        model.pop(key, None)
+    assert current == model and len(current) == len(model)
+    assert all(current[k] == v for k, v in model.items())
+    assert dict(current.items()) == model and sorted(current.values()) == sorted(model.values())
+    assert before == snapshot  # the older version never changed
+
+
+def test_keys_alike_in_their_low_hash_bits_go_deeper_and_still_agree_with_a_dict() -> None:
+    keys = [i << 10 for i in range(300)]  # the same first two levels: leaves three deep
+    model: dict[int, int] = {}
+    current: FrozenMap[int, int] = FrozenMap()
+    for i, key in enumerate(keys):
+        current = current.set(key, i)
+        model[key] = i
+    for key in keys[::4]:
+        current = current.set(key, -1).delete(key + 1024 * 1000)
+        model[key] = -1
+    for key in keys[::3]:
+        current = current.delete(key)
+        del model[key]
+    assert current == model and sorted(current) == sorted(model)
