@@ -219,9 +219,11 @@ async def test_messages_queued_together_are_appended_as_one_batch_each_with_its_
     appends: list[list[str]] = []  # the event types of each append, in order
     append = node.log.append
 
-    def counted(items: Sequence[Pending]) -> asyncio.Future[list[Recorded]]:
+    def counted(
+        items: Sequence[Pending], *, new_streams: Sequence[str] = ()
+    ) -> asyncio.Future[list[Recorded]]:
         appends.append([type(p.event).__name__ for p in items])
-        return append(items)
+        return append(items, new_streams=new_streams)
 
     node.log.append = counted  # type: ignore[method-assign]
     handled: list[MessageHandled] = []
@@ -301,3 +303,24 @@ async def test_the_world_holds_a_commit_before_its_appender_resumes(node: Node) 
     await node.commit([NodeStarted(node="n2", address="", version="0")])
 
     assert node.world.position == position + 1
+
+
+async def test_a_conversation_the_node_starts_costs_the_log_no_version_lookup(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await node.deploy(DeploySpec(name="echo", component=wat("reply")))
+    versions = node.log._writer._versions
+    asked: list[str] = []
+    lookup = versions._lookup
+
+    def recording(streams: Sequence[str]) -> dict[str, int]:
+        asked.extend(streams)
+        return lookup(streams)
+
+    monkeypatch.setattr(versions, "_lookup", recording)
+    started = await node.send(request("echo"), wait_ms=5_000)
+    named = await node.send(request("echo", conversation_id="mine"), wait_ms=5_000)
+
+    assert started.reply is not None and named.reply is not None
+    assert f"conversation:{started.conversation_id}" not in asked
+    assert "conversation:mine" in asked  # a caller's id may name a stream the log holds

@@ -10,7 +10,14 @@ import orjson
 import pytest
 
 from caxton.domain.events import AgentStopped, MessageHandled, MessageSent, Recorded, stream_of
-from caxton.shell.store import AppendRejected, EventLog, LogCorrupted, Pending, StoreUnavailable
+from caxton.shell.store import (
+    AppendRejected,
+    EventLog,
+    LogCorrupted,
+    Pending,
+    StoreError,
+    StoreUnavailable,
+)
 from caxton.shell.store import log as log_module
 from caxton.shell.store.versions import RECENT_STREAMS
 from tests.samples import every_event_type, message
@@ -161,6 +168,40 @@ async def test_streams_missing_from_the_writer_are_looked_up_in_one_query_where_
     where = threading.current_thread().name if backend.commits_inline else "caxton-log-writer"
     assert [streams for streams, _ in calls] == [["agent:a", "agent:b"], ["agent:c"]]
     assert all(thread.startswith(where) for _, thread in calls), calls
+
+
+async def test_streams_said_to_be_new_are_numbered_from_one_without_a_lookup(
+    log: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[list[str]] = []
+    lookup = log._writer._versions._lookup
+    monkeypatch.setattr(
+        log._writer._versions,
+        "_lookup",
+        lambda streams: asked.append(sorted(streams)) or lookup(streams),
+    )
+
+    first = log.append(
+        [handled("fresh", 0), handled("fresh", 1)], new_streams=["conversation:fresh"]
+    )
+    other = log.append([stopped("a")])
+    [one, two], [a] = await first, await other
+
+    assert (one.version, two.version, a.version) == (1, 2, 1)
+    assert asked == [["agent:a"]]  # only the stream nobody vouched for
+
+
+async def test_a_stream_wrongly_said_to_be_new_fails_its_batch_and_overwrites_nothing(
+    log: EventLog,
+) -> None:
+    [kept] = await log.append([handled("taken", 0)])
+
+    with pytest.raises(StoreError):
+        await log.append([handled("taken", 1)], new_streams=["conversation:taken"])
+    [after] = await log.append([handled("taken", 2)])
+
+    assert [r.version for r in await log.read(conversation_id="taken")] == [1, 2]
+    assert (kept.version, after.version) == (1, 2)
 
 
 async def test_the_database_refuses_update_and_delete(log: EventLog, raw: RawDatabase) -> None:

@@ -11,7 +11,7 @@ import contextlib
 import gc
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 
@@ -34,7 +34,7 @@ from caxton.domain.events import (
     Recorded,
     RestartPolicy,
 )
-from caxton.domain.ids import is_client, split_instance_key
+from caxton.domain.ids import conversation_stream, is_client, split_instance_key
 from caxton.domain.routing import NO_CURSOR, route
 from caxton.domain.sending import platform_failure
 from caxton.domain.settings import validate_reconfiguration
@@ -198,7 +198,11 @@ class Node:
     # --- the commit path --------------------------------------------------
 
     def commit(
-        self, events: Sequence[Event], traceparent: str | Sequence[str] = ""
+        self,
+        events: Sequence[Event],
+        traceparent: str | Sequence[str] = "",
+        *,
+        new_streams: Collection[str] = (),
     ) -> asyncio.Future[list[Recorded]]:
         """Appends; once committed, folds the events in and delivers accepted messages.
 
@@ -212,7 +216,7 @@ class Node:
                 Pending(event=e, at=at, traceparent=t)
                 for e, t in zip(events, traceparent, strict=True)
             ]
-        return self.log.append(pending)
+        return self.log.append(pending, new_streams=new_streams)
 
     def _append_failed(self, error: BaseException) -> None:
         # the log and this node's world may now differ: refuse work until a restart
@@ -421,6 +425,8 @@ class Node:
         if known is not None:
             earlier = known[1]
             return earlier if isinstance(earlier, SendResult) else await asyncio.shield(earlier)
+        # a conversation id made here at random names a stream the log cannot hold yet
+        started = not message.conversation_id
         message = stamped(
             from_client(
                 message,
@@ -433,7 +439,7 @@ class Node:
         accepted_at = self.clock.now_ms()
         self._accepted[message.id] = (accepted_at, accepted)
         try:
-            result = await self._accept(message, wait_ms)
+            result = await self._accept(message, wait_ms, started)
         except BaseException as exc:
             self._accepted.pop(message.id, None)  # not accepted: a retry may try again
             accepted.set_exception(exc)
@@ -455,7 +461,7 @@ class Node:
             result.message_id, result.conversation_id, result.deliveries, result.dead_letters, reply
         )
 
-    async def _accept(self, message: AclMessage, wait_ms: int) -> SendResult:
+    async def _accept(self, message: AclMessage, wait_ms: int, started: bool) -> SendResult:
         deliveries, dead = self._route(message)
         reserved = [a for a in (self.actors.get(t) for t in deliveries) if a is not None]
         for actor in reserved:
@@ -469,7 +475,8 @@ class Node:
         for actor in reserved:
             actor.reserved += 1
         try:
-            await self.commit(events)
+            new = (conversation_stream(message.conversation_id),) if started else ()
+            await self.commit(events, new_streams=new)
         except BaseException:
             waiter = self._waiters_by_id.pop(message.id, None)
             if waiter is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 
 from caxton.domain.events import Recorded
 from caxton.domain.ids import conversation_stream
@@ -72,11 +72,15 @@ class EventLog:
         self._writer.on_landed = on_events
         self._writer.on_failed = on_error
 
-    def append(self, items: Sequence[Pending]) -> asyncio.Future[list[Recorded]]:
+    def append(
+        self, items: Sequence[Pending], *, new_streams: Collection[str] = ()
+    ) -> asyncio.Future[list[Recorded]]:
         """Queues events without blocking; the future resolves once they are committed.
 
-        Every append of one loop iteration is committed in a single transaction."""
-        return self._writer.append(items)
+        Every append of one loop iteration is committed in a single transaction.
+        `new_streams`: streams the caller knows are not in the log (an id it made at
+        random), numbered from 1 without asking the log."""
+        return self._writer.append(items, new_streams)
 
     async def read(
         self,

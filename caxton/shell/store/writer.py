@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -66,6 +66,7 @@ class GroupCommit:
         """Called with the error of a batch that did not commit, before its futures."""
         self._loop = asyncio.get_running_loop()
         self._queue: list[tuple[list[Prepared], Waiter]] = []
+        self._new: set[str] = set()  # streams the queued appends say are new
         self._busy = False  # a flush is scheduled or a batch is in flight
         self._drained = asyncio.Event()
         self._drained.set()
@@ -78,8 +79,12 @@ class GroupCommit:
         self.batches = 0
         """How many transactions were committed (for metrics and tests)."""
 
-    def append(self, items: Sequence[Pending]) -> Waiter:
-        """Queues `items`; the future gets their `Recorded`s once they are committed."""
+    def append(self, items: Sequence[Pending], new_streams: Collection[str] = ()) -> Waiter:
+        """Queues `items`; the future gets their `Recorded`s once they are committed.
+
+        `new_streams` are streams the caller knows the log does not hold (named by an id
+        it just made at random): they start at version 1 without a lookup. A wrong claim
+        fails the batch (the key is taken), it never overwrites."""
         waiter: Waiter = self._loop.create_future()
         if self._closed:
             waiter.set_exception(StoreUnavailable(self._backend.where, "the event log is closed"))
@@ -93,6 +98,8 @@ class GroupCommit:
             waiter.set_result([])
             return waiter
         self._queue.append((prepared, waiter))
+        if new_streams:
+            self._new.update(new_streams)
         if not self._busy:
             self._busy = True
             self._drained.clear()
@@ -108,20 +115,21 @@ class GroupCommit:
 
     def _flush(self) -> None:
         batch, self._queue = self._queue, []
+        new, self._new = self._new, set()
         prepared = [p for items, _ in batch for p in items]
         if self._thread is None:
-            self._landed(batch, self._commit(prepared))
+            self._landed(batch, self._commit(prepared, new))
             return
-        running = self._loop.run_in_executor(self._thread, self._commit, prepared)
+        running = self._loop.run_in_executor(self._thread, self._commit, prepared, new)
         running.add_done_callback(lambda done: self._landed(batch, done.result()))
 
-    def _commit(self, prepared: list[Prepared]) -> _Outcome:
+    def _commit(self, prepared: list[Prepared], new: set[str]) -> _Outcome:
         """Numbers the batch and commits it in one transaction (on the loop for an inline
         backend, in the writer thread otherwise: the numbering goes where the commit goes).
         On failure the kept versions are forgotten, and asked of the log again (another
         writer?)."""
         try:
-            stored, versions, last = self._number(prepared)
+            stored, versions, last = self._number(prepared, new)
             started = time.perf_counter_ns()
             positions = self._backend.insert(stored)
         except Exception as e:  # every caller of the batch must hear of it, bug or not
@@ -138,10 +146,14 @@ class GroupCommit:
         return _Outcome(versions, positions, duration_ns=time.perf_counter_ns() - started)
 
     def _number(
-        self, prepared: list[Prepared]
+        self, prepared: list[Prepared], new: set[str]
     ) -> tuple[list[StoredEvent], list[int], dict[str, int]]:
         """Gives each event the next version of its stream; also each stream's last."""
-        last = self._versions.last(p.stream for p in prepared)
+        if new:
+            last = self._versions.last(p.stream for p in prepared if p.stream not in new)
+            last.update(dict.fromkeys(new, 0))
+        else:
+            last = self._versions.last(p.stream for p in prepared)
         stored: list[StoredEvent] = []
         versions: list[int] = []
         for p in prepared:
