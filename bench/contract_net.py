@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
 from bench import peers
 from bench.runtime import FAST, close, fresh_node
 from bench.scenario import Result, median, pct, repeat, result, run_async
 from caxton.domain.acl import AclMessage, Performative
-from caxton.domain.events import MessageSent
+from caxton.domain.events import MessageSent, Recorded
 from caxton.shell.runtime.node import DeploySpec
 from tests.support import wat
 
@@ -61,29 +60,19 @@ async def contract_net(directory: Path, bidders: int, rounds: int) -> list[float
     answers: list[AclMessage] = []  # proposals, or the platform's failure for a bidder
     enough = asyncio.Event()
     wanted = [""]
-    original = node.commit
 
-    def watching_commit(events: Any, traceparent: str = "") -> Any:
-        future = original(events, traceparent)
+    def seen(recorded: Recorded) -> None:  # a node observer: every committed event
+        event = recorded.event
+        if (
+            isinstance(event, MessageSent)
+            and event.message.performative in ANSWERS
+            and event.message.conversation_id == wanted[0]
+        ):
+            answers.append(event.message)
+            if len(answers) == bidders:
+                enough.set()
 
-        def seen(done: asyncio.Future[Any]) -> None:
-            if done.cancelled() or done.exception() is not None:
-                return
-            for recorded in done.result():
-                event = recorded.event
-                if (
-                    isinstance(event, MessageSent)
-                    and event.message.performative in ANSWERS
-                    and event.message.conversation_id == wanted[0]
-                ):
-                    answers.append(event.message)
-                    if len(answers) == bidders:
-                        enough.set()
-
-        future.add_done_callback(seen)
-        return future
-
-    node.commit = watching_commit  # type: ignore[method-assign]
+    node.observers.append(seen)
     samples = []
     for r in range(rounds + 3):
         answers.clear()

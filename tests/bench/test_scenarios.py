@@ -1,0 +1,43 @@
+"""The benchmarks' Caxton scenarios still run against the current runtime (tiny sizes, no
+timing asserted: speed is measured by `python -m bench`, not here). A change to the node
+or the log that breaks a scenario fails here, not in the next full benchmark run."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import contract_net, runtime, tracing
+
+
+@pytest.fixture(autouse=True)
+def collector_thresholds() -> Iterator[None]:
+    """The scenarios set the server's collector thresholds (process-wide): put them back."""
+    before = gc.get_threshold()
+    yield
+    gc.set_threshold(*before)
+
+
+async def test_spawn_request_reply_and_throughput_complete(tmp_path: Path) -> None:
+    for name in ("spawn", "rr", "tp"):
+        (tmp_path / name).mkdir()
+    spawned = await runtime.spawn_one_by_one(tmp_path / "spawn", 3)
+    replies = await runtime.request_reply(tmp_path / "rr", 5)
+    rate = await runtime.throughput(tmp_path / "tp", 2, 50)
+
+    assert len(spawned) == 3 and len(replies) == 5 and rate > 0
+
+
+async def test_a_contract_net_round_collects_every_bid(tmp_path: Path) -> None:
+    samples = await contract_net.contract_net(tmp_path, bidders=3, rounds=2)
+
+    assert len(samples) == 2
+
+
+async def test_the_tracing_scenario_ships_the_spans_of_every_message(tmp_path: Path) -> None:
+    figures = await tracing.throughput(tmp_path, "traces-memory", 20)
+
+    assert figures["spans_exported"] > 0 and figures["spans_dropped"] == 0
