@@ -207,7 +207,8 @@ class Node:
         """Appends; once committed, folds the events in and delivers accepted messages.
 
         `traceparent` is the trace context of every event, or one per event (an actor's
-        batch of handlings, each with the context of the message it handled)."""
+        batch of handlings, each with the context of the message it handled).
+        `new_streams` are streams known not to be in the log yet (`EventLog.append`)."""
         at = self.clock.now_ms()
         if isinstance(traceparent, str):
             pending = [Pending(event=e, at=at, traceparent=traceparent) for e in events]
