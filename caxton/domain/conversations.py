@@ -45,7 +45,7 @@ from caxton.domain.events import (
 )
 from caxton.domain.frozen import copier, positional, replace
 from caxton.domain.frozen_map import FrozenMap
-from caxton.domain.ids import CAPABILITY_PREFIX, instance_key
+from caxton.domain.ids import instance_key, is_capability
 from caxton.domain.protocols import (
     TABLES,
     ProtocolState,
@@ -161,7 +161,7 @@ class Conversations(Mapping[str, ConversationState]):
         if older is not _EMPTY and cid in older:
             older = older.delete(cid)
         checked = self.checked
-        if conversation.outcome == "open" and conversation.protocol_state is not None:
+        if _checks(conversation):
             if cid not in checked:
                 checked = checked.set(cid, True)
         elif checked is not _NONE_CHECKED and cid in checked:
@@ -185,6 +185,12 @@ class Conversations(Mapping[str, ConversationState]):
             else:
                 checked = checked.delete(cid)  # quiet for an hour: it retires all the same
         return _conversations(_EMPTY, kept, at, checked)
+
+
+def _checks(conversation: ConversationState) -> bool:
+    """Whether a protocol still checks the conversation: `Conversations.checked` holds
+    exactly these."""
+    return conversation.outcome == "open" and conversation.protocol_state is not None
 
 
 def _conversations(
@@ -211,11 +217,11 @@ def targets(sent: MessageSent) -> tuple[str, ...]:
     if len(deliveries) == 1 and len(receivers) == 1:  # most messages: one to one
         named = agent_of(deliveries[0])
         receiver = receivers[0]
-        if receiver == named or receiver.startswith(CAPABILITY_PREFIX):
+        if receiver == named or is_capability(receiver):
             return (named,)
         return (named, receiver)
     everyone = [agent_of(d) for d in deliveries]
-    everyone += [r for r in receivers if not r.startswith(CAPABILITY_PREFIX)]
+    everyone += [r for r in receivers if not is_capability(r)]
     return tuple(dict.fromkeys(everyone))
 
 
@@ -249,13 +255,9 @@ def sent(
         if before is not None:
             older = older.delete(cid)  # it moves to the recent generation
     after = _sent(before or _begun(_UNBEGUN, cid, recorded.at, recorded.at), event, recorded)
-    # `checked` holds exactly the conversations open with a protocol state (see `set`):
-    # it changes only when that does.
-    now = after.outcome == "open" and after.protocol_state is not None
-    if before is None:
-        if now:
-            checked = checked.set(cid, True)
-    elif now is not (before.outcome == "open" and before.protocol_state is not None):
+    # `checked` changes only when whether the conversation is checked does
+    now = _checks(after)
+    if now is not (before is not None and _checks(before)):
         checked = checked.set(cid, True) if now else checked.delete(cid)
     return _conversations(recent.set(cid, after), older, conversations.since, checked)
 
@@ -365,14 +367,7 @@ def _sent(conv: ConversationState, sent: MessageSent, recorded: Recorded) -> Con
             position, message_id = recorded.position, message.id
             violations += tuple([_violation(position, message_id, r) for r in reasons])
     # else: a message outside any known protocol is not checked
-    if violations:
-        settled: Outcome = "violated"
-    elif conv.failure:
-        settled = "failed"
-    elif state is not None:
-        settled = outcome(state)
-    else:
-        settled = "open"
+    settled = _outcome(violations, conv.failure, state)
     return _messaged(
         conv,
         initiator,
