@@ -67,7 +67,7 @@ def prepare(pending: Pending) -> Prepared:
     that is not valid UTF-8 (lone surrogates) with a ValueError."""
     event = pending.event
     state = _encode(_Envelope(schema.SCHEMA_VERSION, pending.at, pending.traceparent, event))
-    return Prepared(stream_of(event), type(event).__name__, state, pending)
+    return Prepared(stream_of(event), schema.type_name(event), state, pending)
 
 
 def recorded(row: StoredRow, where: str) -> Recorded:

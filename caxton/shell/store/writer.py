@@ -149,11 +149,8 @@ class GroupCommit:
         self, prepared: list[Prepared], new: set[str]
     ) -> tuple[list[StoredEvent], list[int], dict[str, int]]:
         """Gives each event the next version of its stream; also each stream's last."""
-        if new:
-            last = self._versions.last(p.stream for p in prepared if p.stream not in new)
-            last.update(dict.fromkeys(new, 0))
-        else:
-            last = self._versions.last(p.stream for p in prepared)
+        last = self._versions.last(p.stream for p in prepared if p.stream not in new)
+        last.update(dict.fromkeys(new, 0))
         stored: list[StoredEvent] = []
         versions: list[int] = []
         for p in prepared:
