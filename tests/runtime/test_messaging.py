@@ -27,6 +27,7 @@ from caxton.shell.runtime.node import RETRY_WINDOW_MS, DeploySpec, Node
 from caxton.shell.store import EventLog, Pending
 from caxton.shell.wasm import WasmHost
 from caxton.shell.wasm.instance import INLINE_TIMEOUT_MS
+from tests import samples
 from tests.runtime.conftest import wat
 from tests.support import SteppedClock
 
@@ -277,15 +278,7 @@ async def test_a_message_committed_after_its_sender_stopped_waiting_is_still_del
     await node.deploy(DeploySpec(name="echo", component=wat("reply")))
     handled = asyncio.Event()
     node.observers.append(lambda r: handled.set() if isinstance(r.event, MessageHandled) else None)
-    message = AclMessage(
-        id="m-1",
-        performative=Performative.REQUEST,
-        sender="client:gone",
-        receivers=("echo",),
-        conversation_id="c-1",
-    )
-
-    appending = node.commit([MessageSent(message=message, deliveries=("echo#0",))])
+    appending = node.commit([MessageSent(message=samples.message("c-1"), deliveries=("echo#0",))])
     appending.cancel()  # the appender gave up: the events are committed all the same
     await asyncio.wait_for(handled.wait(), 5)
 
