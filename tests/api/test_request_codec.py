@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from grpclib import GRPCError
 from grpclib.const import Status
+from grpclib.health.v1.health_pb2 import HealthCheckRequest
 
 from caxton.shell.api.codec import RequestCodec
 from caxton.shell.api.generated.caxton import v1
@@ -41,3 +42,26 @@ def test_a_varint_where_a_string_belongs_is_refused() -> None:
 def test_a_mistyped_field_inside_a_nested_message_is_refused() -> None:
     nested = b"\x0a\x02\x10\x01"  # SendRequest.message = AclEnvelope with a varint field 2
     assert "field 'performative' should be string" in refusal(nested, v1.SendRequest)
+
+
+def test_a_google_protobuf_request_decodes_as_usual() -> None:
+    # grpclib's health and reflection services take google.protobuf messages
+    request = HealthCheckRequest(service="caxton.v1.MessageService")
+    decoded = RequestCodec().decode(request.SerializeToString(), HealthCheckRequest)
+    assert decoded == request
+
+
+def test_a_truncated_google_protobuf_request_is_refused_briefly() -> None:
+    # field 1 (service) says 5 MB and one byte more than the payload holds
+    payload = b"\x0a" + _varint(5_000_001) + b"x" * 5_000_000
+    message = refusal(payload, HealthCheckRequest)
+    assert message.startswith("the request is not a valid HealthCheckRequest message (")
+    assert len(message) < 300
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes([*out, n])

@@ -1,10 +1,12 @@
 """The gRPC server's codec: a request payload that does not decode is the caller's error.
 
 grpclib answers a decoding failure as any unhandled exception, `UNKNOWN: Internal Server
-Error`; this says INVALID_ARGUMENT and what the payload failed to be. betterproto2 also
-decodes a field sent with the wrong wire type (a group, a varint for a string) into a
-value of the wrong Python type, or None, which the services would trip over: such a
-message is refused here too, by checking each field against its declared type.
+Error`; this says INVALID_ARGUMENT and what the payload failed to be, in a bounded excerpt.
+betterproto2 also decodes a field sent with the wrong wire type (a group, a varint for a
+string) into a value of the wrong Python type, or None, which the services would trip
+over: such a message is refused here too, by checking each field against its declared
+type. The health and reflection services' messages are google.protobuf ones, whose parser
+keeps a field of the wrong wire type as an unknown field: they are only decoded.
 """
 
 from __future__ import annotations
@@ -41,18 +43,27 @@ _PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+REASON_CHARS = 200
+
+
 class RequestCodec(ProtoCodec):
     def decode(self, data: bytes, message_type: Any) -> Any:
         try:
             message = super().decode(data, message_type)
-            _check_types(message)
+            if isinstance(message, betterproto2.Message):
+                _check_types(message)
         except Exception as exc:
-            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
             raise GRPCError(
                 Status.INVALID_ARGUMENT,
-                f"the request is not a valid {message_type.__name__} message ({reason})",
+                f"the request is not a valid {message_type.__name__} message ({_excerpt(exc)})",
             ) from None
         return message
+
+
+def _excerpt(exc: Exception) -> str:
+    """The error on one line, cut before it is reformatted: it may quote the payload."""
+    text = f"{type(exc).__name__}: {str(exc)[: REASON_CHARS * 2]}"
+    return " ".join(text.split())[:REASON_CHARS]
 
 
 def _check_types(message: Any) -> None:
