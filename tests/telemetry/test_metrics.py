@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import replace
 
+import pytest
+from grpclib import GRPCError
+from grpclib.client import Channel
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
+from caxton.client import CaxtonClient
 from caxton.domain.acl import Performative
 from caxton.domain.events import (
     AgentTrapped,
@@ -18,6 +24,7 @@ from caxton.domain.events import (
     MessageSent,
     Recorded,
 )
+from caxton.shell.api.generated.caxton import v1
 from caxton.shell.telemetry.metrics import _HANDLING_BUCKETS, Metrics
 from tests.samples import message
 from tests.support import wat
@@ -35,8 +42,11 @@ async def http_get(address: str, path: str) -> tuple[int, str]:
     return int(head.split(" ")[1]), body
 
 
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    found = {}
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(text: str) -> Samples:
+    found: Samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
@@ -177,3 +187,55 @@ def test_a_message_is_forgotten_once_every_agent_it_went_to_has_handled_it() -> 
         labels = (("agent", agent), ("outcome", "ok"), ("performative", "cfp"))
         assert found[("caxton_messages_handled_total", labels)] == 1
     assert not metrics._performatives, "what every agent handled is still remembered"
+
+
+async def _scrape_until(address: str, ready: Callable[[Samples], bool]) -> Samples:
+    """Scrapes until `ready` holds: the server counts a request after its client has gone."""
+    async with asyncio.timeout(30):
+        while True:
+            found = samples((await http_get(address, "/metrics"))[1])
+            if ready(found):
+                return found
+            await asyncio.sleep(0.02)
+
+
+async def test_a_stream_the_client_cancels_is_counted_once_as_cancelled(
+    observed: Observed,
+) -> None:
+    def streams(found: Samples) -> dict[str, float]:
+        return {
+            dict(labels)["code"]: value
+            for (name, labels), value in found.items()
+            if name == "caxton_grpc_requests_total" and ("method", "StreamEvents") in labels
+        }
+
+    def counted(n: int) -> Callable[[Samples], bool]:
+        return lambda found: sum(streams(found).values()) >= n
+
+    await observed.client.deploy(wat("reply"), "echo")
+    async with aclosing(observed.client.events(follow=True)) as events:
+        async for _ in events:
+            break  # the client resets the stream and keeps its connection
+
+    assert streams(await _scrape_until(observed.config.metrics, counted(1))) == {"CANCELLED": 1}
+
+    leaving = CaxtonClient(observed.client.address)
+    following = leaving.events(follow=True)
+    await anext(following)
+    leaving.close()  # the client's connection closes under an open stream (Ctrl-C)
+
+    assert streams(await _scrape_until(observed.config.metrics, counted(2))) == {"CANCELLED": 2}
+    await following.aclose()
+
+    host, port = observed.client.address.rsplit(":", 1)
+    async with Channel(host, int(port)) as channel:
+        late = v1.EventServiceStub(channel).stream_events(
+            v1.StreamEventsRequest(follow=True), timeout=0.2
+        )
+        with pytest.raises((GRPCError, asyncio.TimeoutError)):
+            async for _ in late:
+                pass
+
+    found = streams(await _scrape_until(observed.config.metrics, counted(3)))
+    # whichever deadline fires first: the client's (it resets the stream) or the server's
+    assert found in ({"CANCELLED": 3}, {"CANCELLED": 2, "DEADLINE_EXCEEDED": 1})

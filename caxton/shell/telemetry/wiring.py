@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
+from dataclasses import dataclass
+from typing import Any
 
+from grpclib.const import Status
 from grpclib.events import RecvRequest, SendTrailingMetadata, listen
 from grpclib.server import Server
+from grpclib.server import Stream as ServerStream
 
 from caxton.shell.config import OFF, ServerConfig
+from caxton.shell.runtime.errors import LogFailed
 from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog
 from caxton.shell.telemetry.exporter import LiveExporter, TraceExport, make_exporter
@@ -18,8 +24,20 @@ from caxton.shell.telemetry.live import ConversationGauges, LiveStats
 from caxton.shell.telemetry.logs import AgentLogFilter, AgentLogLimiter
 from caxton.shell.telemetry.metrics import CONTENT_TYPE, Metrics
 
-_METHOD: contextvars.ContextVar[str] = contextvars.ContextVar("caxton_grpc_method", default="")
 _JSON = "application/json"
+
+
+@dataclass(slots=True)
+class _Request:
+    """The gRPC request the current task serves, and whether it is counted yet."""
+
+    method: str
+    counted: bool = False
+
+
+_REQUEST: contextvars.ContextVar[_Request | None] = contextvars.ContextVar(
+    "caxton_grpc_request", default=None
+)
 
 
 class Observability:
@@ -35,6 +53,7 @@ class Observability:
             "health", "--health", {"/health": self._health, "/ready": self._ready}
         )
         self._exporter: LiveExporter | None = None
+        self._watched: tuple[Node, EventLog] | None = None
         self._log_filter = AgentLogFilter(AgentLogLimiter(on_drop=self._log_dropped))
 
     def _log_dropped(self, agent: str) -> None:
@@ -65,6 +84,7 @@ class Observability:
     def attach(self, node: Node, log: EventLog) -> None:
         """Counts every committed event of `node` from now on (call before `node.start`)."""
         self.checks["log"] = True
+        self._watched = (node, log)
         self.metrics.attach(node)
         self.metrics.registry.register(ConversationGauges(node, self.stats))
         node.observers.append(self.metrics.observe)
@@ -88,11 +108,35 @@ class Observability:
         self._exporter.start()
 
     def count_requests(self, server: Server) -> None:
+        """Counts each request once by its status; one the client cancelled (a reset stream,
+        a closed connection) as CANCELLED, which grpclib would report as UNKNOWN or not at all."""
+
         async def received(event: RecvRequest) -> None:
-            _METHOD.set(event.method_name.rsplit("/", 1)[-1])
+            request = _Request(event.method_name.rsplit("/", 1)[-1])
+            _REQUEST.set(request)
+            handle, deadline = event.method_func, event.deadline
+
+            async def watched(stream: ServerStream[Any, Any]) -> None:
+                try:
+                    await handle(stream)
+                except asyncio.CancelledError:
+                    # counted here: after a reset grpclib's trailers say UNKNOWN, after a
+                    # closed connection it sends none
+                    passed = deadline is not None and deadline.time_remaining() <= 0
+                    status = Status.DEADLINE_EXCEEDED if passed else Status.CANCELLED
+                    request.counted = True
+                    self.metrics.request(request.method, status.name)
+                    raise
+
+            event.method_func = watched
 
         async def answered(event: SendTrailingMetadata) -> None:
-            self.metrics.request(_METHOD.get() or "unknown", event.status.name)
+            request = _REQUEST.get()
+            if request is None:
+                self.metrics.request("unknown", event.status.name)
+            elif not request.counted:
+                request.counted = True
+                self.metrics.request(request.method, event.status.name)
 
         listen(server, RecvRequest, received)
         listen(server, SendTrailingMetadata, answered)
@@ -113,6 +157,21 @@ class Observability:
         return 200, _JSON, b'{"status": "live"}\n'
 
     def _ready(self) -> Response:
-        ready = all(self.checks.values())
-        body = json.dumps({"ready": ready, **self.checks}) + "\n"
+        refusal = self._log_refusal()
+        checks = {**self.checks, "log": self.checks["log"] and not refusal}
+        ready = all(checks.values())
+        answer: dict[str, object] = {"ready": ready, **checks}
+        if refusal:
+            answer["reason"] = refusal
+        body = json.dumps(answer) + "\n"
         return (200 if ready else 503), _JSON, body.encode()
+
+    def _log_refusal(self) -> str:
+        """Why appends fail (the last one did), or why the node refuses work since one
+        failed (it must be restarted); "" while the log takes appends."""
+        if self._watched is None:
+            return ""
+        node, log = self._watched
+        if node.log_failure is not None:
+            return str(LogFailed(node.log_failure))
+        return "" if log.fault is None else f"the event log refuses appends ({log.fault})"
