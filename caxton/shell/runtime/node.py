@@ -219,6 +219,11 @@ class Node:
             ]
         return self.log.append(pending, new_streams=new_streams)
 
+    @property
+    def log_failure(self) -> BaseException | None:
+        """The failed append that made this node refuse work until restarted, if any."""
+        return self._commit_failed
+
     def _append_failed(self, error: BaseException) -> None:
         # the log and this node's world may now differ: refuse work until a restart
         self._commit_failed = error

@@ -9,6 +9,7 @@ from caxton.domain.events import Recorded
 from caxton.domain.ids import conversation_stream
 from caxton.shell.store.backend import Backend
 from caxton.shell.store.envelope import Pending, recorded
+from caxton.shell.store.errors import StoreError
 from caxton.shell.store.integrity import IntegrityCheck, IntegrityReport
 from caxton.shell.store.postgres import PostgresBackend
 from caxton.shell.store.sqlite import SQLiteBackend
@@ -38,6 +39,13 @@ class EventLog:
     def where(self) -> str:
         """The log's location for people: a file path, or the URL with its password hidden."""
         return self._backend.where
+
+    @property
+    def fault(self) -> StoreError | None:
+        """Why the last append failed (a full disk, say), or None: the log takes appends.
+        Cleared by the next commit: after SQLITE_FULL, SQLite rolls the transaction back
+        (its WAL frames without a commit frame are ignored), so room again is enough."""
+        return self._writer.fault
 
     @classmethod
     async def open(

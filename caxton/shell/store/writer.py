@@ -78,6 +78,8 @@ class GroupCommit:
         )
         self.batches = 0
         """How many transactions were committed (for metrics and tests)."""
+        self.fault: StoreError | None = None
+        """Why the last batch failed; None once one commits again (or none failed)."""
 
     def append(self, items: Sequence[Pending], new_streams: Collection[str] = ()) -> Waiter:
         """Queues `items`; the future gets their `Recorded`s once they are committed.
@@ -161,6 +163,7 @@ class GroupCommit:
         return stored, versions, last
 
     def _landed(self, batch: list[tuple[list[Prepared], Waiter]], outcome: _Outcome) -> None:
+        self._note_fault(outcome.error)
         if outcome.error is not None:
             if self.on_failed is not None:
                 self.on_failed(outcome.error)
@@ -178,6 +181,15 @@ class GroupCommit:
         else:
             self._busy = False
             self._drained.set()
+
+    def _note_fault(self, error: StoreError | None) -> None:
+        """Keeps `fault`, logging once as the log stops and starts taking appends (a full
+        disk fails every batch until there is room: a line each would flood the log)."""
+        if error is not None and self.fault is None:
+            logger.error("the event log refuses appends: %s", error)
+        elif error is None and self.fault is not None:
+            logger.warning("the event log takes appends again (%s)", self._backend.where)
+        self.fault = error
 
     def _resolve(
         self,
