@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
+from caxton.shell.files import remove_partials, write_atomically
+
 
 class DataDirBusy(Exception):
     """Another server holds the data directory."""
@@ -41,8 +43,15 @@ class DataDir:
                 f"another Caxton server (pid {holder}) is already using {self.path}; "
                 "stop it first or pass a different --data-dir"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:  # the pid is for the message above; a disk with no room for it has none to run
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            remove_partials(self.path)  # the lock is ours: any partial file is a leftover
+        except OSError as exc:
+            os.close(fd)
+            raise DataDirUnusable(
+                f"{self.path}: cannot use as data directory ({exc.strerror})"
+            ) from None
         self._fd = fd
         return self
 
@@ -64,8 +73,14 @@ class DataDir:
         """A stable id for this node, made once and kept in the data directory."""
         path = self.path / "node-id"
         try:
-            return path.read_text().strip()
+            kept = path.read_text().strip()
         except FileNotFoundError:
-            node = "node-" + uuid.uuid4().hex[:8]
-            path.write_text(node + "\n")
-            return node
+            kept = ""
+        if kept:  # an empty file is what a full disk left before ids were written whole
+            return kept
+        node = "node-" + uuid.uuid4().hex[:8]
+        try:
+            write_atomically(path, (node + "\n").encode())
+        except OSError as exc:
+            raise DataDirUnusable(f"{path}: cannot write the node id ({exc.strerror})") from None
+        return node

@@ -18,7 +18,7 @@ from caxton.shell.runtime.errors import (
     NodeStopping,
 )
 from caxton.shell.store.errors import AppendRejected, LogCorrupted, StoreError
-from caxton.shell.wasm.errors import InvalidComponent, UnknownComponent, WasmError
+from caxton.shell.wasm.errors import InvalidComponent, StorageFull, UnknownComponent, WasmError
 
 STATUS_OF: tuple[tuple[type[Exception], Status], ...] = (
     (AgentNotFound, Status.NOT_FOUND),
@@ -27,6 +27,7 @@ STATUS_OF: tuple[tuple[type[Exception], Status], ...] = (
     (InvalidAgentSpec, Status.INVALID_ARGUMENT),
     (InvalidComponent, Status.INVALID_ARGUMENT),
     (UnknownComponent, Status.NOT_FOUND),
+    (StorageFull, Status.RESOURCE_EXHAUSTED),
     (WasmError, Status.INTERNAL),
     (MailboxFull, Status.RESOURCE_EXHAUSTED),
     (NodeStopping, Status.UNAVAILABLE),

@@ -7,13 +7,14 @@ Layout under the cache directory:
 
 Compiling a componentize-py agent takes seconds; deserializing its artifact takes
 milliseconds. Artifacts are only ever read from this directory, which Caxton alone
-writes (wasmtime must never deserialize untrusted bytes).
+writes (wasmtime must never deserialize untrusted bytes). Each file is written whole or
+not at all; the partial files of a killed server are removed when the cache opens.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import logging
 import re
 import threading
 from dataclasses import dataclass, field
@@ -24,11 +25,15 @@ import wasmtime
 from wasmtime import component
 from wasmtime.component._component import ExportIndex  # not re-exported for mypy
 
-from caxton.shell.wasm.errors import InvalidComponent, UnknownComponent
+from caxton.domain.units import format_size
+from caxton.shell.files import is_full, remove_partials, write_atomically
+from caxton.shell.wasm.errors import InvalidComponent, StorageFull, UnknownComponent
 from caxton.shell.wasm.validation import check_header, check_world, initial_memory
 
 WASMTIME_VERSION = version("wasmtime")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+
+logger = logging.getLogger("caxton.wasm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +58,18 @@ class LoadedComponent:
 
 
 class ComponentCache:
-    """Validates, compiles and caches components; `compilations` counts real compiles."""
+    """Validates, compiles and caches components; `compilations` counts real compiles.
+
+    Its directory is written by this process alone (the data directory's lock, or a
+    directory of its own), so every partial file found on opening it is a leftover."""
 
     def __init__(self, directory: Path, engine: wasmtime.Engine) -> None:
         self.directory = directory
         self._engine = engine
         self._sources = directory / "components"
         self._sources.mkdir(parents=True, exist_ok=True)
+        for leftover in [*remove_partials(directory), *remove_partials(self._sources)]:
+            logger.warning("removed %s, left by a server stopped while writing it", leftover)
         self._loaded: dict[str, LoadedComponent] = {}
         self._lock = threading.Lock()
         self.compilations = 0
@@ -74,7 +84,9 @@ class ComponentCache:
         check_header(wasm, name_for_errors)
         compiled = self._deserialize(digest) or self._compile(wasm, digest, name_for_errors)
         uses_wasi = check_world(self._engine, compiled, name_for_errors)
-        _write_once(self._sources / f"{digest}.wasm", wasm)
+        source = self._sources / f"{digest}.wasm"
+        if not source.exists():  # what a restart needs: an agent is not deployed without it
+            _store(source, wasm, name_for_errors)
         loaded = LoadedComponent(
             digest=digest,
             component=compiled,
@@ -136,7 +148,11 @@ class ComponentCache:
         except wasmtime.WasmtimeError as exc:
             raise InvalidComponent(name, f"does not compile ({_first_line(exc)})") from None
         self.compilations += 1
-        _write_atomically(self.artifact_path(digest), bytes(compiled.serialize()))
+        artifact = self.artifact_path(digest)
+        try:
+            write_atomically(artifact, bytes(compiled.serialize()))
+        except OSError as exc:  # only a cache: the next start compiles again
+            logger.warning("cannot keep the compiled %s: %s", name, exc.strerror or exc)
         return compiled
 
 
@@ -144,12 +160,14 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _write_once(path: Path, data: bytes) -> None:
-    if not path.exists():
-        _write_atomically(path, data)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+def _store(path: Path, data: bytes, name: str) -> None:
+    """Writes an uploaded component; a full disk is `StorageFull`, said for people."""
+    try:
+        write_atomically(path, data)
+    except OSError as exc:
+        if not is_full(exc):
+            raise
+        raise StorageFull(
+            f"{name}: cannot store the component ({format_size(len(data))}) in {path.parent}: "
+            "no space left on the device; free space there, then deploy again"
+        ) from None

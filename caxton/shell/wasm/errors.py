@@ -3,6 +3,7 @@
     WasmError
     ├── InvalidComponent      bytes that are not a caxton:agent component (name, reason)
     ├── UnknownComponent      a digest the cache has never stored
+    ├── StorageFull           the cache cannot store a component: its disk is full
     ├── InstantiationFailed   a valid component that could not be instantiated
     ├── InstanceDead          a call on an instance that trapped before
     └── HostCallRefused       raised by HostServices; the guest receives it as `err`
@@ -35,6 +36,10 @@ class UnknownComponent(WasmError):
     def __init__(self, digest: str) -> None:
         super().__init__(f"no component with digest {digest} is stored")
         self.digest = digest
+
+
+class StorageFull(WasmError):
+    """The component cache's disk (or quota) has no room for an uploaded component."""
 
 
 class InstantiationFailed(WasmError):

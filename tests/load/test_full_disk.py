@@ -1,0 +1,148 @@
+"""A full disk under a running server: `/ready` says the log refuses appends and that a
+restart is needed, nothing acknowledged is lost, a deploy is refused as RESOURCE_EXHAUSTED
+without leaving a partial file, and a failing WAL checkpoint is not logged at every try."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from caxton.client import Busy, CaxtonClient, CaxtonError
+from tests.disk import fill, small_disk
+from tests.e2e.conftest import ServerProcess
+from tests.load.conftest import gap_free, sent_ids, until_settled
+from tests.support import free_port, wat
+
+pytestmark = [pytest.mark.slow, pytest.mark.load]
+
+PAD = '{"pad": "' + "x" * 20_000 + '"}'
+
+
+def start_server(data: Path) -> tuple[ServerProcess, str]:
+    """A server with its health endpoint on; the server and the `/ready` URL."""
+    health = f"127.0.0.1:{free_port()}"
+    server = ServerProcess(data, f"127.0.0.1:{free_port()}").start("--health", health)
+    return server, f"http://{health}/ready"
+
+
+def ready(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def partials(data: Path) -> list[Path]:
+    return sorted(data.rglob("*.partial"))
+
+
+async def test_ready_says_the_log_refuses_appends_on_a_full_disk_and_nothing_acknowledged_is_lost(
+    tmp_path: Path,
+) -> None:
+    with small_disk(tmp_path / "disk", "4m") as disk:
+        data = disk / "data"
+        server, url = start_server(data)
+        acknowledged: set[str] = set()
+        try:
+            async with CaxtonClient(server.address, timeout=30) as client:
+                await client.deploy(wat("silent"), "sink", timeout_ms=20)
+                assert ready(url) == (
+                    200,
+                    {"ready": True, "log": True, "integrity": True, "api": True},
+                )
+                filler = fill(disk, leave=400 << 10)
+                with pytest.raises(CaxtonError, match="full") as refused:
+                    for i in range(1000):
+                        sent = await client.send("sink", "inform", PAD, message_id=f"m{i}")
+                        acknowledged.add(sent.message_id)
+                assert "Traceback" not in str(refused.value)
+                assert acknowledged, "the disk was full before the first message"
+
+                status, said = ready(url)
+                assert (status, said["ready"], said["log"]) == (503, False, False), said
+                assert "disk is full" in str(said["reason"]), said
+                assert "restarted" in str(said["reason"]), said
+                # the old code logged a failed WAL checkpoint every ~0.1 s while full
+                await asyncio.sleep(3)
+
+                filler.unlink()
+                # a failed append leaves agents' handlings unrecorded in memory: the node
+                # refuses work until restarted, and /ready keeps saying so
+                status, said = ready(url)
+                assert status == 503 and "restarted" in str(said["reason"]), said
+        finally:
+            assert server.stop() == 0
+        output = "".join(server.lines)
+        checkpoint_warnings = output.count("WAL checkpoint of")
+        assert 1 <= checkpoint_warnings <= 3, output[-3000:]
+        assert output.count("the event log refuses appends") == 1, output[-3000:]
+
+        again, url = start_server(data)
+        try:
+            assert ready(url)[0] == 200
+            async with CaxtonClient(again.address) as client:
+                recorded = await until_settled(client)
+                gap_free(recorded)
+                missing = acknowledged - set(sent_ids(recorded))
+                assert not missing, f"{len(missing)} acknowledged messages are lost"
+                await client.send("sink", "inform", "{}")
+            assert ready(url)[0] == 200
+        finally:
+            again.stop()
+
+
+async def test_a_deploy_on_a_full_disk_is_resource_exhausted_and_leaves_no_partial_file(
+    tmp_path: Path,
+) -> None:
+    with small_disk(tmp_path / "disk", "4m") as disk:
+        data = disk / "data"
+        server, url = start_server(data)
+        try:
+            filler = fill(disk)
+            async with CaxtonClient(server.address, timeout=60) as client:
+                with pytest.raises(Busy) as refused:
+                    await client.deploy(wat("echo"), "echo", timeout_ms=20)
+                said = str(refused.value)
+                assert "echo: cannot store the component" in said, said
+                assert "no space left" in said and "Errno" not in said, said
+                assert partials(data) == []
+                assert [a.name for a in await client.agents()] == []
+
+                filler.unlink()  # the log took no append: room again is enough
+                await client.deploy(wat("echo"), "echo", timeout_ms=20)
+                assert [a.name for a in await client.agents()] == ["echo"]
+            assert ready(url)[0] == 200
+        finally:
+            server.stop()
+
+
+async def test_partial_files_a_killed_server_left_are_removed_at_start_up(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    server, _ = start_server(data)
+    server.kill()
+    left = [
+        data / ".node-id.4242.1.partial",
+        data / "components" / f".{'a' * 64}-50.0.1.cwasm.4242.1.partial",
+        data / "components" / "components" / f".{'a' * 64}.wasm.4242.1.partial",
+    ]
+    for partial in left:
+        partial.write_bytes(bytes(1 << 20))
+    kept = data / "components" / "notes.txt"  # not a partial file: left alone
+    kept.write_text("mine")
+
+    server, url = start_server(data)
+    try:
+        assert partials(data) == []
+        assert kept.read_text() == "mine"
+        assert ready(url)[0] == 200
+    finally:
+        server.stop()
+    assert "left by a server stopped while writing it" in "".join(server.lines)
