@@ -24,6 +24,7 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import ProtocolError, StreamTerminatedError
 
+from caxton.domain import digests
 from caxton.domain.acl import AclMessage
 from caxton.domain.events import Recorded
 from caxton.domain.schema import decode, message_from_stored
@@ -412,7 +413,8 @@ class CaxtonClient:
             raise self._translate(exc) from None
 
     async def component(self, digest: str) -> bytes:
-        """The bytes of a component the server holds (by sha256 digest); `NotFound` if none."""
+        """The bytes of a component the server holds, by its digest: `sha256:<hex>` or the bare
+        hex an `AgentDeployed` event holds. `NotFound` if none, `InvalidArgument` if malformed."""
         reply = await self._call(self._agents.get_component(v1.GetComponentRequest(digest=digest)))
         return bytes(reply.component)
 
@@ -482,7 +484,7 @@ def _agent(info: v1.AgentInfo) -> AgentInfo:
     limits = info.limits or v1.Limits()
     return AgentInfo(
         name=info.name,
-        component_digest=info.component_digest,
+        component_digest=digests.shown(info.component_digest),  # older servers sent bare hex
         component_size=info.component_size,
         capabilities=tuple(info.capabilities),
         replicas=info.replicas,

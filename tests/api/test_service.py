@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from grpclib.client import Channel
 from grpclib.server import Server
 
 from caxton.client import (
@@ -21,6 +23,7 @@ from caxton.client import (
 from caxton.domain.conversations import RETIRE_AFTER_MS
 from caxton.domain.events import MessageSent
 from caxton.shell.api.auth import install_token_check
+from caxton.shell.api.generated.caxton import v1
 from caxton.shell.api.service import services_for
 from caxton.shell.runtime.clock import Clock, SystemClock
 from caxton.shell.runtime.node import Node
@@ -120,6 +123,49 @@ async def test_bad_input_gets_a_clear_error(client: CaxtonClient) -> None:
         await client.deploy(wat("silent"), "no spaces allowed")
     with pytest.raises(NotFound, match="no agent named 'ghost'"):
         await client.agent("ghost")
+
+
+async def test_a_component_is_named_sha256_and_hex_and_fetched_by_either_form(
+    address: str,
+) -> None:
+    wasm = wat("reply")
+    hex_digits = hashlib.sha256(wasm).hexdigest()
+    async with CaxtonClient(address, token=TOKEN) as client:
+        deployed = await client.deploy(wasm, "echo")
+        listed = await client.agents()
+
+        assert deployed.component_digest == listed[0].component_digest == f"sha256:{hex_digits}"
+        assert await client.component(hex_digits) == wasm  # as the AgentDeployed event has it
+        assert await client.component(f"sha256:{hex_digits}") == wasm
+        with pytest.raises(NotFound, match="no component"):
+            await client.component("sha256:" + "0" * 64)
+    host, port = address.rsplit(":", 1)
+    async with Channel(host, int(port)) as channel:
+        stub = v1.AgentServiceStub(channel, metadata={"authorization": f"Bearer {TOKEN}"})
+        fetched = await stub.get_component(v1.GetComponentRequest(digest=hex_digits))
+    assert fetched.digest == f"sha256:{hex_digits}"
+
+
+@pytest.mark.parametrize(
+    "digest",
+    [
+        "",
+        "sha256:",
+        "sha256:" + "0" * 63,
+        "sha256:" + "0" * 65,
+        "sha256:" + "A" * 64,
+        "sha512:" + "0" * 64,
+        "sha256:sha256:" + "0" * 64,
+        "../" + "0" * 61,
+        "0" * 100_000,
+    ],
+)
+async def test_a_malformed_digest_is_an_invalid_argument_that_quotes_little(
+    client: CaxtonClient, digest: str
+) -> None:
+    with pytest.raises(InvalidArgument, match="digest: expected 'sha256:'") as refused:
+        await client.component(digest)
+    assert len(str(refused.value)) < 200
 
 
 async def test_deploying_a_taken_name_needs_replace(client: CaxtonClient) -> None:

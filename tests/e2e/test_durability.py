@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from caxton.client import CaxtonClient, CaxtonError
+from caxton.domain import digests
 from caxton.domain.events import MessageHandled, MessageSent, NodeStarted, Recorded
 from caxton.domain.world import fold
 from tests.e2e.conftest import ServerProcess, caxton, free_port, write_component
@@ -73,7 +74,7 @@ async def test_acknowledged_sends_survive_sigkill(tmp_path: Path) -> None:
             agents = {a.name: a for a in await client.agents()}
             assert agents.keys() == expected.agents.keys()
             for name, state in expected.agents.items():
-                assert agents[name].component_digest == state.component
+                assert agents[name].component_digest == digests.shown(state.component)
                 assert agents[name].status == state.status
                 assert agents[name].replicas == len(state.instances)
             # the live world (the last 20 s are within what it holds), not the log's answer

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from caxton.domain import digests
 from caxton.domain.acl import AclMessage, message_from_dict
 from caxton.domain.agents import AgentState, status_line
 from caxton.domain.conversations import ConversationState
@@ -73,7 +74,7 @@ def limits_of(limits: v1.Limits | None) -> Limits:
 def agent_info(agent: AgentState) -> v1.AgentInfo:
     return v1.AgentInfo(
         name=agent.name,
-        component_digest=agent.component,
+        component_digest=digests.shown(agent.component),
         component_size=agent.component_size,
         capabilities=list(agent.capabilities),
         replicas=len(agent.instances),

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from grpclib import GRPCError
 from grpclib.const import Status
 
+from caxton.domain import digests
 from caxton.domain.conversations import RETIRE_AFTER_MS
 from caxton.domain.events import RestartPolicy
 from caxton.domain.ids import conversation_stream
@@ -68,8 +69,9 @@ class AgentService(v1.AgentServiceBase):
 
     async def get_component(self, message: v1.GetComponentRequest) -> v1.ComponentBytes:
         async with translated():
-            wasm = await asyncio.to_thread(self.node.host.cache.source, message.digest)
-            return v1.ComponentBytes(digest=message.digest, component=wasm)
+            digest = digests.stored(message.digest)
+            wasm = await asyncio.to_thread(self.node.host.cache.source, digest)
+            return v1.ComponentBytes(digest=digests.shown(digest), component=wasm)
 
     async def remove_agent(self, message: v1.RemoveAgentRequest) -> v1.RemoveAgentReply:
         async with translated():

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from caxton.domain import digests
 from caxton.domain.units import format_duration, format_size
 from caxton.shell.cli.common import DURATION, SIZE, Failure, out, run, server_options
 from caxton.shell.client import AgentInfo, CaxtonClient
@@ -134,7 +135,8 @@ async def deploy(
             tools=[t.strip() for t in tool_grants.split(",") if t.strip()],
         )
     out.print(
-        f"✓ deployed {info.name} ({info.component_digest[:12]}, {format_size(info.component_size)})"
+        f"✓ deployed {info.name} ({info.component_digest[: len(digests.PREFIX) + 12]}, "
+        f"{format_size(info.component_size)})"
     )
     out.print(f"  {info.status_line}")
 

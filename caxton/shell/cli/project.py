@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from caxton.domain import digests
 from caxton.shell.cli.common import Failure, out, run, server_options
 from caxton.shell.client import CaxtonClient
 from caxton.shell.project import (
@@ -74,7 +75,7 @@ async def deploy(directory: Path, server: str, token: str) -> None:
                 raise Failure(str(exc)) from None
             mark = fingerprint(spec, component)
             current = running.get(spec.name)
-            digest = hashlib.sha256(component).hexdigest()
+            digest = digests.shown(hashlib.sha256(component).hexdigest())
             same = current is not None and current.component_digest == digest
             if same and before.get(spec.name) == mark:
                 out.print(f"· {spec.name}: unchanged", markup=False)

@@ -195,7 +195,7 @@ class AgentInfo(betterproto2.Message):
 
     component_digest: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
     """
-    Digest of the component's bytes, e.g. "sha256:<64 hex digits>".
+    Digest of the component's bytes: "sha256:" and 64 lowercase hex digits, always.
     """
 
     component_size: "int" = betterproto2.field(3, betterproto2.TYPE_INT64)
@@ -368,6 +368,9 @@ default_message_pool.register_message("caxton.v1", "CallToolRequest", CallToolRe
 @dataclass(eq=False, repr=False)
 class ComponentBytes(betterproto2.Message):
     digest: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    "sha256:<64 lowercase hex digits>", whichever form the request used.
+    """
 
     component: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
 
@@ -592,7 +595,8 @@ default_message_pool.register_message("caxton.v1", "GetAgentRequest", GetAgentRe
 class GetComponentRequest(betterproto2.Message):
     digest: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
-    Hex sha256 of the component's bytes.
+    The sha256 of the component's bytes: "sha256:<64 lowercase hex digits>", or the
+    64 hex digits alone (the form the log's `AgentDeployed.component` holds).
     """
 
 
@@ -1220,9 +1224,10 @@ class AgentServiceStub(betterproto2_grpclib.ServiceStub):
         metadata: "MetadataLike | None" = None,
     ) -> "ComponentBytes":
         """
-        The bytes of a component the server holds, by its sha256 digest (as in the
-        `AgentDeployed` event): what `caxton events export --format bundle` packs.
-        NOT_FOUND if the server never received it.
+        The bytes of a component the server holds, by its sha256 digest (as in
+        `AgentInfo.component_digest` or the `AgentDeployed` event): what `caxton events
+        export --format bundle` packs. NOT_FOUND if the server never received it;
+        INVALID_ARGUMENT if the digest is in neither form `GetComponentRequest` names.
         """
 
         return await self._unary_unary(
@@ -1541,9 +1546,10 @@ class AgentServiceBase(betterproto2_grpclib.ServiceBase):
 
     async def get_component(self, message: "GetComponentRequest") -> "ComponentBytes":
         """
-        The bytes of a component the server holds, by its sha256 digest (as in the
-        `AgentDeployed` event): what `caxton events export --format bundle` packs.
-        NOT_FOUND if the server never received it.
+        The bytes of a component the server holds, by its sha256 digest (as in
+        `AgentInfo.component_digest` or the `AgentDeployed` event): what `caxton events
+        export --format bundle` packs. NOT_FOUND if the server never received it;
+        INVALID_ARGUMENT if the digest is in neither form `GetComponentRequest` names.
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
