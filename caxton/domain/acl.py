@@ -10,9 +10,9 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from caxton.domain.errors import InvalidMessage
+from caxton.domain.errors import QUOTE_CHARS, InvalidMessage, bounded, quoted
 from caxton.domain.frozen import replace
-from caxton.domain.ids import CAPABILITY_PREFIX, CLIENT_PREFIX
+from caxton.domain.ids import CAPABILITY_PREFIX, CLIENT_PREFIX, is_derived_id
 
 
 class Performative(StrEnum):
@@ -47,8 +47,37 @@ PROTOCOLS = frozenset({"", "fipa-request", "fipa-query", "fipa-contract-net"})
 JSON_LANGUAGE = "json"
 DEFAULT_MAX_CONTENT_BYTES = 1 << 20
 MAX_RECEIVERS = 1024
+MAX_ADDRESS = 160
+"""An address: a name of at most 128 characters, after `capability:` or `client:`."""
+FIELD_LIMITS: tuple[tuple[str, int], ...] = (
+    ("id", 128),
+    ("performative", 32),
+    ("sender", MAX_ADDRESS),
+    ("language", 64),
+    ("ontology", 256),
+    ("protocol", 32),
+    ("conversation_id", 128),
+    ("reply_with", 128),
+    ("in_reply_to", 128),
+    ("traceparent", 256),
+)
+"""The most characters each text field may hold, checked before anything else is looked
+at; `content` is limited in bytes (`max_content_bytes`), `receivers` to MAX_RECEIVERS
+addresses of at most MAX_ADDRESS characters each."""
+ENVELOPE_OVERHEAD_BYTES = 4 * sum(limit for _, limit in FIELD_LIMITS) + MAX_RECEIVERS * (
+    MAX_ADDRESS + 4
+)
+"""What an envelope may hold beside its content, in UTF-8 bytes at the worst (about
+170 KiB): a whole envelope, and so a `MessageSent` in the log, is bounded by it."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
+_TEXT_FAULT = re.compile(r"[\x00-\x1f\x7f]")
+"""Control characters, refused in the short text fields (they would break log lines)."""
+
+
+def max_envelope_bytes(max_content_bytes: int) -> int:
+    """The largest envelope, in UTF-8 bytes of its fields, that can be valid."""
+    return max_content_bytes + ENVELOPE_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,12 +135,12 @@ def _address_fault(address: str) -> str:
     for prefix in (CAPABILITY_PREFIX, CLIENT_PREFIX):
         if address.startswith(prefix):
             if not _NAME.match(address[len(prefix) :]):
-                return f"{address!r} is not a valid {prefix[:-1]} address"
+                return f"{quoted(address)} is not a valid {prefix[:-1]} address"
             return ""
     if not _NAME.match(address):
         return (
-            f"{address!r} is not an agent name (letters, digits, '_', '-', '.'; "
-            "or capability:<name>)"
+            f"{quoted(address)} is not an agent name (letters, digits, '_', '-', '.'; "
+            "at most 128; or capability:<name>)"
         )
     return ""
 
@@ -121,7 +150,8 @@ def parse_performative(value: object) -> Performative:
     if found is None:
         raise InvalidMessage(
             "performative",
-            f"unknown performative {value!r}; expected one of {', '.join(sorted(PERFORMATIVES))}",
+            f"unknown performative {quoted(value)}; "
+            f"expected one of {', '.join(sorted(PERFORMATIVES))}",
         )
     return found
 
@@ -142,8 +172,41 @@ def _text(data: Mapping[str, Any], field: str, default: str = "") -> str:
 def _token(data: Mapping[str, Any], field: str) -> str:
     value = _text(data, field)
     if value and not _TOKEN.match(value):
-        raise InvalidMessage(field, f"{value!r} must be 1-128 of [A-Za-z0-9_.:/-]")
+        raise InvalidMessage(field, f"{quoted(value)} must be 1-128 of [A-Za-z0-9_.:/-]")
     return value
+
+
+def _plain(data: Mapping[str, Any], field: str, default: str = "") -> str:
+    """A free text field: any characters but control characters."""
+    value = _text(data, field, default)
+    if _TEXT_FAULT.search(value):
+        raise InvalidMessage(field, "must not contain control characters")
+    return value
+
+
+def check_sizes(data: Mapping[str, Any], max_content_bytes: int) -> None:
+    """Refuses a field over its limit (FIELD_LIMITS), before any other check reads it."""
+    for field, limit in FIELD_LIMITS:
+        value = data.get(field)
+        if isinstance(value, str) and len(value) > limit:
+            raise InvalidMessage(field, _over(len(value), limit))
+    content = data.get("content")
+    if isinstance(content, str) and len(content) > max_content_bytes:
+        # each character is at least one byte: over the limit without encoding it
+        raise InvalidMessage(
+            "content", f"{len(content)} characters is over the limit of {max_content_bytes} bytes"
+        )
+    receivers = data.get("receivers")
+    if isinstance(receivers, list | tuple):
+        if len(receivers) > MAX_RECEIVERS:
+            raise InvalidMessage("receivers", f"at most {MAX_RECEIVERS} receivers")
+        for i, receiver in enumerate(receivers):
+            if isinstance(receiver, str) and len(receiver) > MAX_ADDRESS:
+                raise InvalidMessage(f"receivers[{i}]", _over(len(receiver), MAX_ADDRESS))
+
+
+def _over(size: int, limit: int) -> str:
+    return f"{size} characters is over the limit of {limit}"
 
 
 def validate_content(content: str, language: str, max_bytes: int) -> None:
@@ -152,9 +215,13 @@ def validate_content(content: str, language: str, max_bytes: int) -> None:
         raise InvalidMessage("content", f"{size} bytes is over the limit of {max_bytes} bytes")
     if language == JSON_LANGUAGE and content:
         try:
-            json.loads(content)
+            json.loads(content, parse_constant=_no_constant)
         except (ValueError, RecursionError) as exc:
-            raise InvalidMessage("content", f"not valid JSON ({exc})") from None
+            raise InvalidMessage("content", f"not valid JSON ({bounded(str(exc), 200)})") from None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
 
 
 def message_from_dict(
@@ -168,15 +235,16 @@ def message_from_dict(
         raise InvalidMessage("message", "must be a JSON object")
     unknown = set(data) - _FIELDS
     if unknown:
-        raise InvalidMessage(sorted(unknown)[0], "is not an ACL envelope field")
+        name = min(unknown, key=str)
+        short = isinstance(name, str) and len(name) <= QUOTE_CHARS
+        raise InvalidMessage(name if short else quoted(name), "is not an ACL envelope field")
+    check_sizes(data, max_content_bytes)
     performative = parse_performative(data.get("performative"))
     receivers_raw = data.get("receivers", ())
     if isinstance(receivers_raw, str) or not isinstance(receivers_raw, list | tuple):
         raise InvalidMessage("receivers", "must be a list of addresses")
     if not receivers_raw:
         raise InvalidMessage("receivers", "must name at least one receiver")
-    if len(receivers_raw) > MAX_RECEIVERS:
-        raise InvalidMessage("receivers", f"at most {MAX_RECEIVERS} receivers")
     receivers: list[str] = []
     for i, r in enumerate(receivers_raw):
         if not isinstance(r, str):
@@ -185,13 +253,14 @@ def message_from_dict(
     sender = _text(data, "sender")
     if sender:
         validate_address(sender, "sender")
-    language = _text(data, "language", JSON_LANGUAGE) or JSON_LANGUAGE
+    language = _plain(data, "language", JSON_LANGUAGE) or JSON_LANGUAGE
     content = _text(data, "content")
     validate_content(content, language, max_content_bytes)
     protocol = _text(data, "protocol")
     if protocol not in PROTOCOLS:
         raise InvalidMessage(
-            "protocol", f"unknown protocol {protocol!r}; expected one of {sorted(PROTOCOLS - {''})}"
+            "protocol",
+            f"unknown protocol {quoted(protocol)}; expected one of {sorted(PROTOCOLS - {''})}",
         )
     reply_by = data.get("reply_by")
     if reply_by is not None and (
@@ -208,13 +277,13 @@ def message_from_dict(
         receivers=tuple(receivers),
         content=content,
         language=language,
-        ontology=_text(data, "ontology"),
+        ontology=_plain(data, "ontology"),
         protocol=protocol,
         conversation_id=_token(data, "conversation_id"),
         reply_with=_token(data, "reply_with"),
         in_reply_to=_token(data, "in_reply_to"),
         reply_by=reply_by,
-        traceparent=_text(data, "traceparent"),
+        traceparent=_plain(data, "traceparent"),
     )
 
 
@@ -249,7 +318,13 @@ def from_client(message: AclMessage, *, id: str, sender: str, conversation_id: s
     if message.sender and not message.sender.startswith(CLIENT_PREFIX):
         raise InvalidMessage(
             "sender",
-            f"{message.sender!r}: callers of the API send as client:<id> (or leave it empty)",
+            f"{quoted(message.sender)}: callers of the API send as client:<id> (or leave it empty)",
+        )
+    if message.id and is_derived_id(message.id):
+        raise InvalidMessage(
+            "id",
+            f"{message.id!r}: ids of exactly 26 lowercase hex characters are the ones the "
+            "runtime gives agents' messages; choose another id (or leave it empty)",
         )
     message_id = message.id or id
     return replace(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from caxton.domain.acl import is_valid_agent_name
-from caxton.domain.errors import InvalidAgentSpec
+from caxton.domain.errors import InvalidAgentSpec, quoted
 from caxton.domain.events import Limits
 from caxton.domain.ids import PLATFORM
 
@@ -22,14 +22,16 @@ def validate_deployment(
     if not is_valid_agent_name(name) or name == PLATFORM:
         raise InvalidAgentSpec(
             "name",
-            f"{name!r} is not a valid agent name (letters, digits, '_', '-', '.'; "
+            f"{quoted(name)} is not a valid agent name (letters, digits, '_', '-', '.'; "
             f"at most 128; {PLATFORM!r} is reserved)",
         )
     if not 1 <= replicas <= MAX_REPLICAS:
         raise InvalidAgentSpec("replicas", f"must be between 1 and {MAX_REPLICAS}")
     for capability in capabilities:
         if not is_valid_agent_name(capability):
-            raise InvalidAgentSpec("capability", f"{capability!r} is not a valid capability name")
+            raise InvalidAgentSpec(
+                "capability", f"{quoted(capability)} is not a valid capability name"
+            )
     if not MIN_MEMORY <= limits.memory_bytes <= MAX_MEMORY:
         raise InvalidAgentSpec("memory", "must be between 64KiB and 4GiB")
     if not MIN_TIMEOUT_MS <= limits.timeout_ms <= MAX_TIMEOUT_MS:

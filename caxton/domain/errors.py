@@ -1,4 +1,4 @@
-"""The domain's exception tree; the shell translates these at its boundaries.
+"""The domain's exception tree (the shell translates it) and how error texts quote input.
 
 DomainError
 ├── InvalidMessage      an ACL envelope that breaks a rule (field, reason)
@@ -7,6 +7,31 @@ DomainError
 """
 
 from __future__ import annotations
+
+import reprlib
+
+QUOTE_CHARS = 64
+"""How much of a bad value an error text quotes: input can be megabytes, and error texts
+travel in gRPC status messages, logs and span attributes."""
+REASON_CHARS = 4096
+"""The longest reason text (a guest's error, a trap) that is logged or recorded."""
+
+_QUOTE = reprlib.Repr()  # keyword arguments only from Python 3.12
+_QUOTE.maxstring = _QUOTE.maxother = QUOTE_CHARS
+_QUOTE.maxlist, _QUOTE.maxlevel = 4, 2
+
+
+def quoted(value: object) -> str:
+    """`repr(value)`, bounded: a long string keeps its head and tail and says its length."""
+    text = _QUOTE.repr(value)
+    if isinstance(value, str | bytes) and len(value) > QUOTE_CHARS:
+        return f"{text} ({len(value)} {'bytes' if isinstance(value, bytes) else 'characters'})"
+    return text
+
+
+def bounded(text: str, limit: int = REASON_CHARS) -> str:
+    """`text` cut to `limit` characters, marked where it was cut."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 class DomainError(Exception):

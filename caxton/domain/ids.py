@@ -2,12 +2,15 @@
 
 Ids of messages an agent sends are derived from the message it was handling, so a
 redelivery after a crash produces the same ids and the runtime drops the copies.
-Fresh ids (from API calls) are made by the shell and passed in.
+Fresh ids (from API calls) are made by the shell and passed in. Derived ids are exactly
+26 lowercase hex characters, a shape the API refuses in ids clients choose: the two
+spaces are disjoint, so a client cannot take an id an agent's message will get.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 CAPABILITY_PREFIX = "capability:"
 CLIENT_PREFIX = "client:"
@@ -15,10 +18,18 @@ PLATFORM = "caxton"
 """The sender of the platform's own messages (the `failure` after a dead letter)."""
 
 
+_DERIVED = re.compile(r"[0-9a-f]{26}")
+
+
 def derive_id(*parts: str) -> str:
     """A 26-hex-character id that depends only on `parts`."""
     digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=13).hexdigest()
     return digest
+
+
+def is_derived_id(message_id: str) -> bool:
+    """Whether `message_id` has the shape of ids the runtime derives (and clients may not use)."""
+    return _DERIVED.fullmatch(message_id) is not None
 
 
 def sent_message_id(cause_id: str, agent: str, index: int) -> str:

@@ -19,7 +19,7 @@ from caxton.domain.deployment import (
     MIN_MEMORY,
     MIN_TIMEOUT_MS,
 )
-from caxton.domain.errors import InvalidAgentSpec
+from caxton.domain.errors import InvalidAgentSpec, quoted
 from caxton.domain.events import AgentReconfigured, Limits, RestartPolicy
 from caxton.domain.frozen import replace
 from caxton.domain.units import format_duration, format_size
@@ -151,7 +151,7 @@ def validate_reconfiguration(event: AgentReconfigured) -> None:
     for grant in event.tools or ():
         if not _GRANT.match(grant):
             raise InvalidAgentSpec(
-                "tools", f"{grant!r} is not a tool grant (write server.tool or server.*)"
+                "tools", f"{quoted(grant)} is not a tool grant (write server.tool or server.*)"
             )
 
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from caxton.domain.errors import InvalidAgentSpec
+from caxton.domain.errors import InvalidAgentSpec, quoted
 from caxton.domain.events import BreakerClosed, BreakerHalfOpened, BreakerOpened, Event
 from caxton.domain.frozen import replace
 from caxton.domain.ids import derive_id
@@ -78,7 +78,8 @@ def parse_grants(text: str | Iterable[str]) -> tuple[str, ...]:
             or not (tool == "*" or _TOOL.fullmatch(tool))
         ):
             raise InvalidAgentSpec(
-                "tools", f"{grant!r} is not SERVER.TOOL or SERVER.* (for example db.read_query)"
+                "tools",
+                f"{quoted(grant)} is not SERVER.TOOL or SERVER.* (for example db.read_query)",
             )
         grants.add(grant)
     return tuple(sorted(grants))
@@ -94,7 +95,8 @@ def validate_grants(grants: Iterable[str], servers: Iterable[str]) -> tuple[str,
         if server not in known:
             listed = ", ".join(known) if known else "none is configured"
             raise InvalidAgentSpec(
-                "tools", f"{grant!r} names no tool server of this server (configured: {listed})"
+                "tools",
+                f"{quoted(grant)} names no tool server of this server (configured: {listed})",
             )
     return parsed
 
@@ -111,7 +113,7 @@ def unknown_server(server: str, known_servers: Iterable[str]) -> str:
     if server in known:
         return ""
     listed = ", ".join(known) if known else "none is configured"
-    return f"no tool server named {server!r} (configured: {listed})"
+    return f"no tool server named {quoted(server)} (configured: {listed})"
 
 
 def not_granted(agent: str, server: str, tool: str) -> str:

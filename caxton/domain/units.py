@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from caxton.domain.errors import quoted
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|k|mb|mib|m|gb|gib|g)?\s*$", re.IGNORECASE)
 _DURATION_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -25,7 +27,7 @@ def parse_duration_ms(text: str) -> int:
     """`5s` -> 5000. A bare number is seconds. Raises ValueError with the accepted forms."""
     match = _DURATION.match(text)
     if match is None:
-        raise ValueError(f"{text!r} is not a duration (examples: 200ms, 5s, 5m, 1h)")
+        raise ValueError(f"{quoted(text)} is not a duration (examples: 200ms, 5s, 5m, 1h)")
     number, unit = match.groups()
     return round(float(number) * _DURATION_MS[unit or "s"])
 
@@ -34,7 +36,7 @@ def parse_size_bytes(text: str) -> int:
     """`64MiB` -> 67108864. A bare number is bytes. Raises ValueError with the accepted forms."""
     match = _SIZE.match(text)
     if match is None:
-        raise ValueError(f"{text!r} is not a size (examples: 512KiB, 64MiB, 1GiB)")
+        raise ValueError(f"{quoted(text)} is not a size (examples: 512KiB, 64MiB, 1GiB)")
     number, unit = match.groups()
     return round(float(number) * _SIZE_BYTES[(unit or "b").lower()])
 

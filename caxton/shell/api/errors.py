@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from grpclib import GRPCError
 from grpclib.const import Status
+from grpclib.events import RecvRequest, listen
+from grpclib.server import Server
 
-from caxton.domain.errors import DomainError, InvalidAgentSpec, InvalidMessage
+from caxton.domain.errors import DomainError, InvalidAgentSpec, InvalidMessage, bounded
 from caxton.shell.runtime.errors import (
     AgentExists,
     AgentNotFound,
@@ -47,17 +50,47 @@ def status_of(error: Exception) -> Status:
     return Status.INTERNAL
 
 
+MAX_STATUS_MESSAGE = 1024
+"""The longest status message sent: grpclib percent- and Huffman-encodes it on the event
+loop, which took seconds for a few hundred KB of quoted input."""
+
+
 @asynccontextmanager
 async def translated() -> AsyncIterator[None]:
     """Raises a GRPCError with the mapped status and the error's own words."""
     try:
         yield
-    except GRPCError:
-        raise
+    except GRPCError as exc:
+        raise _bounded(exc) from None
     except Exception as exc:
         status = status_of(exc)
         if status is Status.INTERNAL:
-            raise GRPCError(
-                Status.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+            raise _bounded(
+                GRPCError(Status.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
             ) from exc
-        raise GRPCError(status, str(exc)) from None
+        raise _bounded(GRPCError(status, str(exc))) from None
+
+
+def install_bounded_errors(server: Server) -> None:
+    """Cuts the status message of every call's error, whatever raised it, to
+    MAX_STATUS_MESSAGE characters: no request can make the server encode its own input."""
+
+    async def on_request(event: RecvRequest) -> None:
+        handle = event.method_func
+
+        async def bounded_handle(stream: Any) -> None:
+            try:
+                await handle(stream)
+            except GRPCError as exc:
+                raise _bounded(exc) from None
+
+        event.method_func = bounded_handle
+
+    listen(server, RecvRequest, on_request)
+
+
+def _bounded(error: GRPCError) -> GRPCError:
+    message = error.message
+    if message is None or len(message) <= MAX_STATUS_MESSAGE:
+        return error
+    return GRPCError(error.status, bounded(message, MAX_STATUS_MESSAGE), error.details)

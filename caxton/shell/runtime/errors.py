@@ -10,6 +10,8 @@ NodeError
 
 from __future__ import annotations
 
+from caxton.domain.errors import quoted
+
 
 class NodeError(Exception):
     """Base of the runtime's errors."""
@@ -17,14 +19,14 @@ class NodeError(Exception):
 
 class AgentNotFound(NodeError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"no agent named {name!r} is deployed (see 'caxton agent list')")
+        super().__init__(f"no agent named {quoted(name)} is deployed (see 'caxton agent list')")
         self.name = name
 
 
 class AgentExists(NodeError):
     def __init__(self, name: str) -> None:
         super().__init__(
-            f"an agent named {name!r} is already deployed; remove it first or pass --replace"
+            f"an agent named {quoted(name)} is already deployed; remove it first or pass --replace"
         )
         self.name = name
 
