@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from caxton.domain.errors import REASON_CHARS
 from caxton.shell.wasm import AgentError, Completed, WasmHost
 from tests.wasm.wasm_support import FAST, Loader, Recorder
 
@@ -62,6 +63,14 @@ def test_a_refused_send_reaches_the_guest_as_an_error(host: WasmHost, load: Load
     instance = host.instantiate(load("reply"), FAST)
     outcome = instance.handle(ENVELOPE, Recorder(refuse="receivers: unknown agent 'nobody'"))
     assert outcome == AgentError("receivers: unknown agent 'nobody'", outcome.duration_us)
+
+
+def test_a_guests_error_text_is_recorded_in_a_bounded_excerpt(host: WasmHost, load: Loader) -> None:
+    instance = host.instantiate(load("reply"), FAST)
+    outcome = instance.handle(ENVELOPE, Recorder(refuse="x" * 1_000_000))
+    assert isinstance(outcome, AgentError)
+    assert len(outcome.text) < REASON_CHARS + 40
+    assert outcome.text.endswith("(1000000 characters)")
 
 
 def test_init_can_refuse_its_config(host: WasmHost, load: Loader) -> None:

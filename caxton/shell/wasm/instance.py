@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 import wasmtime
 from wasmtime import component
 
+from caxton.domain.errors import bounded
 from caxton.domain.events import Limits
 from caxton.shell.wasm import capi, imports
 from caxton.shell.wasm.cache import LoadedComponent
@@ -142,7 +143,7 @@ class AgentInstance:
             imports.leave()
         if result is None:
             return Completed(_since(started))
-        return AgentError(result, _since(started))
+        return AgentError(bounded(result), _since(started))  # the guest's text, recorded
 
     def _rearm(self, store: wasmtime.Store, started_ns: int) -> Callable[[int], None]:
         """After a host call that waited (a tool), the deadline again leaves the guest the
@@ -160,10 +161,10 @@ class AgentInstance:
 
     def _failed(self, exc: Exception, call: imports.ActiveCall, duration_us: int) -> Trapped:
         if call.failure is not None:
-            failure = call.failure
-            return Trapped("host-error", f"{type(failure).__name__}: {failure}", duration_us)
+            why = bounded(f"{type(call.failure).__name__}: {call.failure}")
+            return Trapped("host-error", why, duration_us)
         if not isinstance(exc, wasmtime.WasmtimeError):
-            return Trapped("host-error", f"{type(exc).__name__}: {exc}", duration_us)
+            return Trapped("host-error", bounded(f"{type(exc).__name__}: {exc}"), duration_us)
         return classify_failure(
             str(exc),
             timeout_ms=self.limits.timeout_ms,

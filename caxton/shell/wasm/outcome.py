@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from caxton.domain.errors import bounded
+
 TrapKind = Literal["trap", "timeout", "memory", "stack-overflow", "host-error"]
 
 
@@ -52,7 +54,7 @@ def classify_failure(
     code is not available: the "wasm trap: ..." line of the message is.
     """
     found = _TRAP.search(message)
-    trap = found.group(1).strip() if found else _last_cause(message)
+    trap = bounded(found.group(1).strip() if found else _last_cause(message))
     if trap == "interrupt":
         return Trapped("timeout", f"timed out after {timeout_ms} ms", duration_us)
     if trap == "call stack exhausted":
