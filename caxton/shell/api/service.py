@@ -10,6 +10,7 @@ from grpclib.const import Status
 
 from caxton.domain import digests
 from caxton.domain.conversations import RETIRE_AFTER_MS
+from caxton.domain.errors import quoted
 from caxton.domain.events import RestartPolicy
 from caxton.domain.ids import conversation_stream
 from caxton.shell import history
@@ -138,7 +139,7 @@ class ConversationService(v1.ConversationServiceBase):
         async with translated():
             conversation = await history.conversation(self.node.log, message.id)
         if conversation is None:
-            raise GRPCError(Status.NOT_FOUND, f"no conversation {message.id!r} in the log")
+            raise GRPCError(Status.NOT_FOUND, f"no conversation {quoted(message.id)} in the log")
         return conversation_info(conversation)
 
 
