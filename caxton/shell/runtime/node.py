@@ -320,7 +320,11 @@ class Node:
     async def deploy(self, spec: DeploySpec) -> None:
         self._check_running()
         validate_deployment(
-            spec.name, replicas=spec.replicas, capabilities=spec.capabilities, limits=spec.limits
+            spec.name,
+            replicas=spec.replicas,
+            capabilities=spec.capabilities,
+            limits=spec.limits,
+            config=spec.config,
         )
         grants = validate_grants(spec.tools, self.tools.servers if self.tools is not None else {})
         spec = dataclass_replace(spec, tools=grants)
