@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ from grpclib.server import Server
 from caxton.shell.api.auth import install_token_check
 from caxton.shell.api.codec import RequestCodec
 from caxton.shell.api.ops import OpsService
+from caxton.shell.api.reflection import with_reflection
 from caxton.shell.api.service import services_for
 from caxton.shell.api.tools import ToolService
 from caxton.shell.config import ServerConfig
@@ -30,9 +31,12 @@ from caxton.shell.telemetry.wiring import Observability
 from caxton.shell.wasm import WasmHost
 
 if TYPE_CHECKING:
+    from grpclib._typing import IServable
+
     from caxton.shell.tools.bridge import ToolBridge
 
 logger = logging.getLogger("caxton.server")
+NOT_SERVING_GRACE_S = 0.2  # from NOT_SERVING to the end of every call, at a stop
 
 
 class ListenFailed(Exception):
@@ -74,7 +78,7 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             address=f"{bind_host}:{port}",
             tools=bridge,
         )
-        server: Server | None = None
+        listening: tuple[Server, ServiceStatus] | None = None
         observability = Observability(config)
         try:
             await observability.bind()
@@ -87,13 +91,8 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                 OpsService(node, observability.stats),
                 ToolService(node, bridge),
             ]
-            serving = ServiceStatus()  # the gRPC health service: SERVING only while started
-            server = Server(
-                [*handlers, Health({handler: [serving] for handler in handlers})],
-                codec=RequestCodec(),
-            )
-            if config.token:
-                install_token_check(server, config.token)
+            serving = ServiceStatus()
+            server = api_server(handlers, serving, token=config.token)
             observability.count_requests(server)
             try:
                 await server.start(bind_host, port)
@@ -102,6 +101,7 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                     f"cannot listen on {bind_host}:{port} ({exc.strerror}); "
                     "is another server running? choose another address with --listen"
                 ) from None
+            listening = server, serving
             observability.checks["api"] = True
             for what, where in observability.addresses.items():
                 announce(f"  {what}: {where}")
@@ -111,13 +111,10 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             )
             serving.set(True)
             await _until_signalled()
-            serving.set(False)
             announce("stopping…")
         finally:
-            if server is not None:
-                server.close()
-                with contextlib.suppress(Exception):
-                    await server.wait_closed()
+            if listening is not None:
+                await stop_serving(*listening)
             await node.shutdown()
             if bridge is not None:
                 await bridge.close()  # stops the tool server processes
@@ -125,6 +122,28 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             await log.close()
             host.close()
         announce("✓ stopped cleanly")
+
+
+def api_server(handlers: Sequence[IServable], serving: ServiceStatus, *, token: str) -> Server:
+    """The gRPC server: Caxton's services, the standard health service (each service and
+    the overall "" SERVING while `serving` is set) and server reflection over them all;
+    every call but a health check needs the token, if there is one."""
+    health = Health({handler: [serving] for handler in handlers})
+    server = Server(with_reflection([*handlers, health]), codec=RequestCodec())
+    if token:
+        install_token_check(server, token)
+    return server
+
+
+async def stop_serving(server: Server, serving: ServiceStatus) -> None:
+    """Health watchers are told NOT_SERVING, then every call is cancelled."""
+    serving.set(False)
+    # A Watch stream sends its answer a few loop turns after the change; closing the
+    # server would cancel it first. How many watchers are still to be told is not known.
+    await asyncio.sleep(NOT_SERVING_GRACE_S)
+    server.close()
+    with contextlib.suppress(Exception):
+        await server.wait_closed()
 
 
 def _tool_bridge(config: ServerConfig) -> ToolBridge | None:

@@ -8,6 +8,9 @@ dev dependencies). The plugin formats its output with the `ruff` it finds on PAT
 ruff's settings from its working directory, and skips `__init__.py` files that exist
 there, so it always runs in an empty scratch directory holding a pinned `ruff.toml`:
 the output then depends only on the .proto files and the pinned tool versions.
+The same protoc run writes the files' descriptors beside the code (a FileDescriptorSet,
+`caxton.protoset`): betterproto2 registers none, and the server's gRPC reflection
+answers from them.
 
 Errors: `CodegenFailed` (a tool is missing or protoc rejected the .proto files) is
 reported on one line and exits with status 2.
@@ -30,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[3]
 PROTO_ROOT = ROOT / "proto"
 PROTO_PACKAGE = PROTO_ROOT / "caxton" / "v1"
 GENERATED = ROOT / "caxton" / "shell" / "api" / "generated"
+DESCRIPTORS = "caxton.protoset"  # in GENERATED
 PLUGIN = "protoc-gen-python_betterproto2"
 PLUGIN_OPTIONS = "client_generation=async,server_generation=async"
 # What the plugin's ruff formats with; independent of any ruff configuration around.
@@ -80,6 +84,8 @@ def generate(out: Path) -> None:
         f"--plugin={PLUGIN}={plugin}",
         f"--python_betterproto2_out={out}",
         f"--python_betterproto2_opt={PLUGIN_OPTIONS}",
+        f"--descriptor_set_out={out / DESCRIPTORS}",
+        "--include_imports",
         *map(str, proto_files()),
     ]
     with tempfile.TemporaryDirectory(prefix="caxton-codegen-cwd-") as scratch:
@@ -114,6 +120,8 @@ def differences(committed: dict[str, bytes], fresh: dict[str, bytes]) -> list[st
             lines.append(f"  missing: {name} (protoc would create it)")
         elif name not in fresh:
             lines.append(f"  extra:   {name} (protoc no longer creates it)")
+        elif name.endswith(".protoset") and committed[name] != fresh[name]:
+            lines.append(f"  changed: {name} (binary descriptors)")
         elif committed[name] != fresh[name]:
             lines.append(f"  changed: {name}")
             diff = list(
