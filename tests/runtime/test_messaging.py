@@ -23,6 +23,7 @@ from caxton.domain.events import (
     NodeStarted,
     Recorded,
 )
+from caxton.domain.ids import sent_message_id
 from caxton.shell.runtime.node import RETRY_WINDOW_MS, DeploySpec, Node
 from caxton.shell.store import EventLog, Pending
 from caxton.shell.wasm import WasmHost
@@ -32,9 +33,9 @@ from tests.runtime.conftest import wat
 from tests.support import SteppedClock
 
 
-def request(*receivers: str, content: str = "{}", **fields: str) -> AclMessage:
+def request(*receivers: str, content: str = "{}", id: str = "", **fields: str) -> AclMessage:
     return AclMessage(
-        id="",
+        id=id,
         performative=Performative.REQUEST,
         sender="",
         receivers=receivers,
@@ -317,3 +318,18 @@ async def test_a_conversation_the_node_starts_costs_the_log_no_version_lookup(
     assert started.reply is not None and named.reply is not None
     assert f"conversation:{started.conversation_id}" not in asked
     assert "conversation:mine" in asked  # a caller's id may name a stream the log holds
+
+
+async def test_a_client_cannot_send_with_the_id_an_agents_reply_will_get(node: Node) -> None:
+    await node.deploy(DeploySpec(name="echo", component=wat("reply")))
+    first = await node.send(request("echo", id="order-1"), wait_ms=5_000)
+    assert first.reply is not None
+    # the id echo's reply to the next request will get, and the one it got for this one
+    for taken in (sent_message_id("order-2", "echo", 0), first.reply.id):
+        with pytest.raises(InvalidMessage) as refused:
+            await node.send(request("echo", id=taken))
+        assert refused.value.field == "id"
+    await node.send(request("echo", id="order-2"), wait_ms=5_000)
+
+    sent = [r.event.message.id for r in await node.log.read() if isinstance(r.event, MessageSent)]
+    assert len(sent) == len(set(sent)) == 4  # two requests, two replies, each id once
