@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -28,6 +32,15 @@ def start_server(data: Path) -> tuple[ServerProcess, str]:
     health = f"127.0.0.1:{free_port()}"
     server = ServerProcess(data, f"127.0.0.1:{free_port()}").start("--health", health)
     return server, f"http://{health}/ready"
+
+
+def stop(server: ServerProcess) -> int:
+    """Stops a server with SIGINT, and kills it if that fails (on a full disk it hung)."""
+    try:
+        return server.stop()
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.kill()
 
 
 def ready(url: str) -> tuple[int, dict[str, object]]:
@@ -77,7 +90,7 @@ async def test_ready_says_the_log_refuses_appends_on_a_full_disk_and_nothing_ack
                 status, said = ready(url)
                 assert status == 503 and "restarted" in str(said["reason"]), said
         finally:
-            assert server.stop() == 0
+            assert stop(server) == 0
         output = "".join(server.lines)
         checkpoint_warnings = output.count("WAL checkpoint of")
         assert 1 <= checkpoint_warnings <= 3, output[-3000:]
@@ -94,7 +107,7 @@ async def test_ready_says_the_log_refuses_appends_on_a_full_disk_and_nothing_ack
                 await client.send("sink", "inform", "{}")
             assert ready(url)[0] == 200
         finally:
-            again.stop()
+            stop(again)
 
 
 async def test_a_deploy_on_a_full_disk_is_resource_exhausted_and_leaves_no_partial_file(
@@ -119,7 +132,7 @@ async def test_a_deploy_on_a_full_disk_is_resource_exhausted_and_leaves_no_parti
                 assert [a.name for a in await client.agents()] == ["echo"]
             assert ready(url)[0] == 200
         finally:
-            server.stop()
+            stop(server)
 
 
 async def test_partial_files_a_killed_server_left_are_removed_at_start_up(
@@ -144,5 +157,49 @@ async def test_partial_files_a_killed_server_left_are_removed_at_start_up(
         assert kept.read_text() == "mine"
         assert ready(url)[0] == 200
     finally:
-        server.stop()
+        stop(server)
     assert "left by a server stopped while writing it" in "".join(server.lines)
+
+
+def test_a_server_started_on_a_full_disk_says_the_disk_is_full_in_one_line(
+    tmp_path: Path,
+) -> None:
+    with small_disk(tmp_path / "disk", "4m") as disk:
+        data = disk / "data"
+        stop(start_server(data)[0])  # a log, a node id, components: a data directory in use
+        filler = fill(disk)
+        refused = subprocess.run(
+            [
+                sys.executable,
+                *("-m", "caxton", "server", "start", "--data-dir", str(data)),
+                *("--listen", f"127.0.0.1:{free_port()}", "--metrics", "off", "--health", "off"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        said = (refused.stdout + refused.stderr).strip()
+        assert refused.returncode != 0, said
+        assert "Traceback" not in said and len(said.splitlines()) == 1, said
+        assert re.search(r"disk (is )?full", said), said
+        assert partials(data) == []
+
+        filler.unlink()
+        server, url = start_server(data)
+        try:
+            assert ready(url)[0] == 200
+        finally:
+            stop(server)
+
+
+def test_a_server_stopped_while_the_disk_is_full_stops(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk", "4m") as disk:
+        server, _ = start_server(disk / "data")
+        try:
+            fill(disk)
+        finally:  # its stop cannot be recorded; it hung, its threads never closed
+            assert stop(server) == 0
+        said = "".join(server.lines)
+        assert "the event log refuses appends" in said and "stopped cleanly" in said, said

@@ -51,7 +51,7 @@ from caxton.shell.runtime.errors import (
     MailboxFull,
     NodeStopping,
 )
-from caxton.shell.store import EventLog, Pending
+from caxton.shell.store import EventLog, Pending, StoreError
 from caxton.shell.tools import ToolCaller
 from caxton.shell.wasm import WasmHost, check_memory
 
@@ -193,7 +193,10 @@ class Node:
                 if not fut.done():
                     fut.cancel()
         if self._started and self._commit_failed is None:
-            await self.commit([NodeStopped(node=self.node_id)])
+            # a stop the log refuses (a full disk) is logged as it fails and reads as a crash
+            # later; the server must still close its log and threads (it hung instead)
+            with contextlib.suppress(StoreError):
+                await self.commit([NodeStopped(node=self.node_id)])
 
     # --- the commit path --------------------------------------------------
 

@@ -70,6 +70,8 @@ _HINTS = {
     "SQLITE_NOTADB": "this file is not an SQLite database",
     "SQLITE_BUSY": "another process holds the write lock; is a second server running?",
     "SQLITE_FULL": "the disk is full",
+    # SQLite says FULL for its own files, but this for the -shm file beside the log
+    "SQLITE_IOERR_SHMSIZE": "the log's index (its -shm file) cannot grow: is the disk full?",
 }
 
 
@@ -84,7 +86,7 @@ def _root(exc: BaseException) -> BaseException:
 def _from_sqlite(e: sqlite3.Error, where: str) -> StoreError:
     name = getattr(e, "sqlite_errorname", "") or ""
     base = "_".join(name.split("_")[:2])  # SQLITE_CONSTRAINT_TRIGGER -> SQLITE_CONSTRAINT
-    hint = _HINTS.get(base, "")
+    hint = _HINTS.get(name) or _HINTS.get(base, "")
     reason = f"{e} ({name})" if name else str(e)
     if hint:
         reason = f"{reason}: {hint}"
