@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import ServerProcess
 
 pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]  # where `-m tests.e2e.…` is found
 
 CAXTON_SERVICES = {
     "caxton.v1.AgentService",
@@ -24,6 +27,7 @@ CAXTON_SERVICES = {
 def google_client(*args: str) -> list[str]:
     result = subprocess.run(
         [sys.executable, "-m", "tests.e2e.google_grpc_clients", *args],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
@@ -50,6 +54,7 @@ def test_reflection_lists_and_describes_the_services(server: ServerProcess) -> N
 def test_a_health_watch_hears_not_serving_before_the_server_goes(server: ServerProcess) -> None:
     with subprocess.Popen(
         [sys.executable, "-m", "tests.e2e.google_grpc_clients", "watch", server.address, ""],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
