@@ -17,6 +17,7 @@ from grpclib.server import Server
 
 from caxton.shell.api.auth import install_token_check
 from caxton.shell.api.codec import RequestCodec
+from caxton.shell.api.errors import install_bounded_errors
 from caxton.shell.api.ops import OpsService
 from caxton.shell.api.reflection import with_reflection
 from caxton.shell.api.service import services_for
@@ -130,6 +131,7 @@ def api_server(handlers: Sequence[IServable], serving: ServiceStatus, *, token: 
     every call but a health check needs the token, if there is one."""
     health = Health({handler: [serving] for handler in handlers})
     server = Server(with_reflection([*handlers, health]), codec=RequestCodec())
+    install_bounded_errors(server)
     if token:
         install_token_check(server, token)
     return server

@@ -18,6 +18,8 @@ from grpclib import GRPCError
 from grpclib.const import Status
 from grpclib.encoding.proto import ProtoCodec
 
+from caxton.shell.api.limits import RequestLimits
+
 _PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str,
     "bytes": bytes,
@@ -47,7 +49,11 @@ REASON_CHARS = 200
 
 
 class RequestCodec(ProtoCodec):
+    def __init__(self, limits: RequestLimits | None = None) -> None:
+        self.limits = limits or RequestLimits()
+
     def decode(self, data: bytes, message_type: Any) -> Any:
+        self.limits.check(data, message_type)  # before any decoding
         try:
             message = super().decode(data, message_type)
             if isinstance(message, betterproto2.Message):

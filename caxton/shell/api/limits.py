@@ -1,0 +1,103 @@
+"""What a request may weigh before it is decoded: bytes per request, items per list.
+
+Refused before betterproto2 decodes anything: it decodes a repeated string at about 10 µs
+an item, so 1.2 MB of one-byte receivers held the event loop for 4 s. A payload larger
+than `SCAN_FROM_BYTES` is first parsed by protobuf's C parser (upb, ~100× faster) to count
+the items of its lists; smaller ones cannot hold enough items to matter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from google.protobuf import message_factory
+from google.protobuf.message import DecodeError, Message
+from grpclib import GRPCError
+from grpclib.const import Status
+
+from caxton.domain.acl import DEFAULT_MAX_CONTENT_BYTES, max_envelope_bytes
+from caxton.domain.units import format_size
+from caxton.shell.api.reflection import descriptor_pool
+
+MAX_REQUEST_BYTES = 64 << 10
+"""Any request but those that carry a message, tool arguments or a component."""
+MAX_COMPONENT_BYTES = 256 << 20
+"""The largest component a deploy may upload."""
+MAX_ITEMS = 4096
+"""The most items any one list of a request may hold (receivers have a lower limit)."""
+SCAN_FROM_BYTES = 4096
+PACKAGE = "caxton.v1"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """The limits of one server; the envelope's depends on its content limit."""
+
+    max_content_bytes: int = DEFAULT_MAX_CONTENT_BYTES
+    _bytes: dict[str, int] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        envelope = max_envelope_bytes(self.max_content_bytes) + MAX_REQUEST_BYTES
+        self._bytes.update(
+            SendRequest=envelope,
+            CallToolRequest=envelope,
+            DeployRequest=MAX_COMPONENT_BYTES + MAX_REQUEST_BYTES,
+        )
+
+    def max_bytes(self, message_type: type) -> int:
+        return self._bytes.get(message_type.__name__, MAX_REQUEST_BYTES)
+
+    def check(self, data: bytes, message_type: type) -> None:
+        """Raises INVALID_ARGUMENT for a request over its size, or with a list too long."""
+        name = message_type.__name__
+        limit = self.max_bytes(message_type)
+        if len(data) > limit:
+            raise GRPCError(
+                Status.INVALID_ARGUMENT,
+                f"a {name} of {format_size(len(data))} is over the limit of "
+                f"{format_size(limit)} (the README lists every field's limit)",
+            )
+        if len(data) >= SCAN_FROM_BYTES and (parser := _parser(name)) is not None:
+            try:
+                parsed = parser.FromString(data)
+            except DecodeError:
+                return  # the decoder proper says what is wrong with it
+            path = _long_list(parsed)
+            if path:
+                raise GRPCError(
+                    Status.INVALID_ARGUMENT, f"{path}: more than {MAX_ITEMS} items in one list"
+                )
+
+
+@cache
+def _parser(name: str) -> type[Message] | None:
+    """The upb message class of a Caxton request type, None for another package's."""
+    try:
+        descriptor = descriptor_pool().FindMessageTypeByName(f"{PACKAGE}.{name}")
+    except KeyError:
+        return None
+    parser: type[Message] = message_factory.GetMessageClass(descriptor)
+    return parser
+
+
+def _long_list(message: Any, prefix: str = "") -> str:
+    """The path of the first list with more than MAX_ITEMS items, or ""."""
+    for descriptor, value in message.ListFields():
+        path = f"{prefix}{descriptor.name}"
+        entry = descriptor.message_type
+        if descriptor.is_repeated:
+            if len(value) > MAX_ITEMS:
+                return path
+            if entry is not None and entry.GetOptions().map_entry:
+                nested = value.values() if entry.fields_by_name["value"].message_type else ()
+            else:
+                nested = value if entry is not None else ()
+        else:
+            nested = (value,) if entry is not None else ()
+        for item in nested:
+            found = _long_list(item, f"{path}.")
+            if found:
+                return found
+    return ""
