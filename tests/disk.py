@@ -1,7 +1,9 @@
-"""A full disk for fault tests: a small tmpfs (mounting needs root) and a file that fills it."""
+"""A full disk for fault tests: a small tmpfs (mounting needs root), a file that fills it,
+and big events to fill it with."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import subprocess
@@ -10,6 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from caxton.domain.events import MessageSent
+from caxton.shell.store import Pending
+from tests.samples import message
 
 
 @contextmanager
@@ -47,3 +53,19 @@ def fill(disk: Path, *, leave: int = 0) -> Path:
     if leave:
         os.truncate(filler, max(filler.stat().st_size - leave, 0))
     return filler
+
+
+def sent(count: int, *, pad: int, start: int = 0, conversation: str = "") -> list[Pending]:
+    """`count` messages of about `pad` bytes each, in `conversation` (else one each)."""
+    return [
+        Pending(
+            event=MessageSent(
+                message=dataclasses.replace(
+                    message(conversation or f"c{i}", i), content=f'{{"pad": "{"x" * pad}"}}'
+                ),
+                deliveries=("echo#0",),
+            ),
+            at=1,
+        )
+        for i in range(start, start + count)
+    ]

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from caxton.client import Busy, CaxtonClient, CaxtonError
-from tests.disk import fill, small_disk
-from tests.e2e.conftest import ServerProcess
+from caxton.shell.store import EventLog
+from tests.disk import fill, sent, small_disk
+from tests.e2e.conftest import ServerProcess, caxton
 from tests.load.conftest import gap_free, sent_ids, until_settled
 from tests.support import free_port, wat
 
@@ -203,3 +204,31 @@ def test_a_server_stopped_while_the_disk_is_full_stops(tmp_path: Path) -> None:
             assert stop(server) == 0
         said = "".join(server.lines)
         assert "the event log refuses appends" in said and "stopped cleanly" in said, said
+
+
+async def test_an_export_to_a_full_disk_fails_in_words_and_leaves_no_truncated_file(
+    tmp_path: Path,
+) -> None:
+    log_file = tmp_path / "events.db"
+    log = await EventLog.open(str(log_file))
+    try:
+        await log.append(sent(60, pad=10_000, conversation="c"))  # about 600 KB
+    finally:
+        await log.close()
+    exports = [("jsonl", ()), ("bundle", ("--conversation", "c"))]
+    with small_disk(tmp_path / "disk", "4m") as disk:
+        filler = fill(disk, leave=200 << 10)
+        for fmt, extra in exports:
+            args = ("events", "export", "--log", str(log_file), "--format", fmt, *extra)
+            refused = caxton(*args, "-o", str(disk / f"out.{fmt}"), check=False)
+            said = (refused.stdout + refused.stderr).strip()
+            assert refused.returncode != 0, said
+            assert re.search(r"No space left on device|disk is full", said), said
+            assert "Traceback" not in said and len(said.splitlines()) == 1, said
+            assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # nothing half-written
+
+        filler.unlink()
+        for fmt, extra in exports:
+            args = ("events", "export", "--log", str(log_file), "--format", fmt, *extra)
+            caxton(*args, "-o", str(disk / f"out.{fmt}"))
+            assert (disk / f"out.{fmt}").stat().st_size > 500_000

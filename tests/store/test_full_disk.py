@@ -4,34 +4,15 @@ enough for the log to take appends (no reopen), and a failing checkpoint is logg
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from caxton.domain.events import MessageSent
-from caxton.shell.store import EventLog, Pending, StoreUnavailable
+from caxton.shell.store import EventLog, StoreUnavailable
 from caxton.shell.store.checkpoint import WalCheckpointer
-from tests.disk import fill, small_disk
-from tests.samples import message
-
-
-def sent(count: int, *, pad: int, start: int = 0) -> list[Pending]:
-    """`count` messages of about `pad` bytes each, in conversations of their own."""
-    return [
-        Pending(
-            event=MessageSent(
-                message=dataclasses.replace(
-                    message(f"c{i}", i), content=f'{{"pad": "{"x" * pad}"}}'
-                ),
-                deliveries=("echo#0",),
-            ),
-            at=1,
-        )
-        for i in range(start, start + count)
-    ]
+from tests.disk import fill, sent, small_disk
 
 
 async def test_an_append_refused_for_a_full_disk_commits_nothing_and_room_is_enough_to_go_on(

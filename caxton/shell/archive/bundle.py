@@ -72,9 +72,12 @@ async def _write(
                     raise BundleError(f"component {digest} does not match its digest")
                 db.execute("INSERT INTO caxton_components VALUES (?, ?)", (digest, wasm))
             _write_info(db, {"format": FORMAT, **info})
-        # One self-contained file (no -wal beside it), compacted.
+        # One self-contained file (no -wal beside it), compacted, then renamed into place:
+        # a full disk left a truncated file at `path`, which the next export refused
+        finished = Path(scratch) / "finished.db"
         with _connected(draft) as db:
-            db.execute("VACUUM INTO ?", (str(path),))
+            db.execute("VACUUM INTO ?", (str(finished),))
+        finished.replace(path)
 
 
 async def import_bundle(bundle: Path, data_dir: Path) -> dict[str, str]:

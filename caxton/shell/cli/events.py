@@ -184,4 +184,6 @@ def _write(output: Path, data: bytes) -> None:
     try:
         output.write_bytes(data)
     except OSError as exc:
+        if output.is_file():  # what a full disk let through is a truncated export: none
+            output.unlink(missing_ok=True)
         raise Failure(f"{output}: cannot write ({exc.strerror})") from None
