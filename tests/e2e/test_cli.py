@@ -141,7 +141,7 @@ def test_bad_input_gets_one_clear_line_and_no_traceback(
             "missing export 'handle' (the caxton:agent world requires it)",
         ),
         (["send", "--to", "x", "--performative", "shout"], "✗ unknown performative 'shout'"),
-        (["send", "--to", "x", "--content", "{oops"], "✗ --content is not valid JSON"),
+        (["send", "--to", "x", "--content", "{oops"], "✗ --content: not valid JSON"),
         (["agent", "status", "ghost"], "✗ no agent named 'ghost' is deployed"),
         (["agent", "deploy", str(tmp_path / "missing.wasm"), "--name", "x"], "✗ "),
         (["agent", "deploy", str(not_wasm), "--name", "x", "--memory", "lots"], "is not a size"),

@@ -1,11 +1,14 @@
-"""What every client command shares: --server, --token, async running, and error display."""
+"""What every client command shares: --server, --token, async running, flag text, errors."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from pathlib import Path
+from typing import IO, Any, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
@@ -86,3 +89,68 @@ class Size(click.ParamType):  # type: ignore[type-arg]
 
 DURATION = Duration()
 SIZE = Size()
+
+# What a flag may read from a file or stdin: far over any message or config the server takes,
+# and small enough that a wrong path (a disk image, /dev/zero) fails at once.
+MAX_FLAG_FILE_BYTES = 64 << 20
+EXCERPT_CHARS = 200
+
+
+def flag_text(value: str, flag: str) -> str:
+    """What a flag's value names, as curl reads `-d`: `-` or `@-` is stdin, `@FILE` the
+    file's text (as it is, final newline included), `@@TEXT` the text `@TEXT`; anything
+    else is itself. Files and stdin lift the operating system's 128 KiB argument limit."""
+    if value in ("-", "@-"):
+        return _utf8(sys.stdin.buffer, "stdin", flag)
+    if value.startswith("@@"):
+        return value[1:]
+    if not value.startswith("@"):
+        return value
+    if value == "@":
+        raise Failure(f"{flag} @: name a file after the @ (or write @@ for a literal @)", code=2)
+    path = Path(value[1:])
+    try:
+        with path.open("rb") as f:
+            return _utf8(f, str(path), flag)
+    except OSError as exc:
+        raise Failure(
+            f"{flag} {excerpt(value)}: cannot read {excerpt(str(path))} ({exc.strerror}); "
+            "write @@ for text that starts with @",
+            code=2,
+        ) from None
+
+
+def _utf8(source: IO[bytes], where: str, flag: str) -> str:
+    data = source.read(MAX_FLAG_FILE_BYTES + 1)
+    if len(data) > MAX_FLAG_FILE_BYTES:
+        raise Failure(f"{flag}: {excerpt(where)} is over {MAX_FLAG_FILE_BYTES >> 20} MiB", code=2)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Failure(
+            f"{flag}: {excerpt(where)} is not UTF-8 text (byte {exc.start})", code=2
+        ) from None
+
+
+def parse_json(text: str, flag: str, hint: str = "") -> Any:
+    """`text` as JSON, or a Failure that says why not. Refuses what Python reads but JSON
+    does not have (NaN, Infinity) and nesting too deep to read (a RecursionError)."""
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except RecursionError:
+        raise Failure(f"{flag}: JSON nested too deeply to read", code=2) from None
+    except json.JSONDecodeError as exc:
+        raise Failure(f"{flag}: not valid JSON ({exc}){hint}", code=2) from None
+    except ValueError as exc:  # _not_json, or an integer of over 4300 digits
+        raise Failure(f"{flag}: not valid JSON ({excerpt(str(exc))})", code=2) from None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number: JSON numbers are finite")
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """`text`, cut to `limit` characters with a note of how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"

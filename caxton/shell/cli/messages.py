@@ -11,7 +11,16 @@ from rich.table import Table
 
 from caxton.domain.acl import PERFORMATIVES
 from caxton.replay.trace import TraceView, format_line
-from caxton.shell.cli.common import DURATION, Failure, out, run, server_options
+from caxton.shell.cli.common import (
+    DURATION,
+    Failure,
+    excerpt,
+    flag_text,
+    out,
+    parse_json,
+    run,
+    server_options,
+)
 from caxton.shell.client import CaxtonClient
 
 
@@ -27,7 +36,11 @@ from caxton.shell.client import CaxtonClient
     "--performative", default="request", show_default=True, help="One of the 22 FIPA performatives."
 )
 @click.option(
-    "--content", default="", help="Message content (JSON unless --language says otherwise)."
+    "--content",
+    default="",
+    metavar="TEXT|@FILE|-",
+    help="Message content (JSON unless --language says otherwise); @FILE reads a file, "
+    "- reads stdin, @@ starts text with a literal @.",
 )
 @click.option("--conversation-id", default="", help="Continue a conversation (default: a new one).")
 @click.option("--protocol", default="", help="fipa-request, fipa-query or fipa-contract-net.")
@@ -65,17 +78,13 @@ async def send(
     """Send an ACL message; with --wait, print the reply."""
     if performative not in PERFORMATIVES:
         raise Failure(
-            f"unknown performative {performative!r}; "
+            f"unknown performative {excerpt(repr(performative))}; "
             f"expected one of {', '.join(sorted(PERFORMATIVES))}",
             code=2,
         )
+    content = flag_text(content, "--content")
     if language == "json" and content:
-        try:
-            json.loads(content)
-        except ValueError as exc:
-            raise Failure(
-                f"--content is not valid JSON ({exc}); quote it like '{{\"a\": 1}}'", code=2
-            ) from None
+        parse_json(content, "--content", hint="; quote it like '{\"a\": 1}', or pass @FILE")
     async with CaxtonClient(server, token=token) as client:
         result = await client.send(
             list(receivers),
@@ -89,10 +98,10 @@ async def send(
             wait_ms=wait or 0,
             sender=sender,
         )
-    out.print(f"message {result.message_id}")
-    out.print(f"conversation {result.conversation_id}")
+    out.print(f"message {result.message_id}", markup=False)
+    out.print(f"conversation {result.conversation_id}", markup=False)
     for receiver, reason in result.dead_letters:
-        out.print(f"✗ {receiver}: {reason}")
+        out.print(f"✗ {receiver}: {reason}", markup=False)
     if wait:
         if result.reply is None:
             raise Failure(
@@ -100,17 +109,24 @@ async def send(
                 f"(see: caxton trace --conversation-id {result.conversation_id})"
             )
         reply = result.reply
-        out.print(f"reply {reply.performative} from {reply.sender}:")
-        out.print(_pretty(reply.content))
+        out.print(f"reply {reply.performative} from {reply.sender}:", markup=False)
+        # not through rich: it would take "[/x]" for markup and ":smile:" for an emoji code
+        click.echo(_pretty(reply.content))
         if reply.performative in ("failure", "refuse", "not-understood"):
             raise SystemExit(1)
 
 
 def _pretty(content: str) -> str:
+    """JSON content indented; anything else, or JSON too deep to indent, as it is."""
     try:
-        return json.dumps(json.loads(content), indent=2, ensure_ascii=False)
-    except ValueError:
+        text = json.dumps(json.loads(content), indent=2, ensure_ascii=False)
+    except (ValueError, RecursionError):
         return content
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # an escaped lone surrogate ("\ud800") stays escaped
+        return json.dumps(json.loads(content), indent=2)
+    return text
 
 
 @click.command()

@@ -7,7 +7,7 @@ import json
 import click
 
 from caxton.domain.units import format_duration, format_size
-from caxton.shell.cli.common import Failure, out, run, server_options
+from caxton.shell.cli.common import Failure, flag_text, out, parse_json, run, server_options
 from caxton.shell.client import CaxtonClient, ToolServerInfo
 
 
@@ -59,7 +59,13 @@ async def list_tools(no_start: bool, as_json: bool, server: str, token: str) -> 
 @tools.command("call")
 @click.argument("server_name", metavar="SERVER")
 @click.argument("tool")
-@click.option("--args", "arguments", default="{}", show_default=True, help="A JSON object.")
+@click.option(
+    "--args",
+    "arguments",
+    default="{}",
+    show_default=True,
+    help="A JSON object; @FILE reads a file, - reads stdin.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 @server_options
 @run
@@ -67,10 +73,8 @@ async def call(
     server_name: str, tool: str, arguments: str, as_json: bool, server: str, token: str
 ) -> None:
     """Call one tool, for checking: `caxton tools call db read_query --args '{"query": "…"}'`."""
-    try:
-        parsed = json.loads(arguments or "{}")
-    except ValueError as exc:
-        raise Failure(f"--args: not valid JSON ({exc})", code=2) from None
+    arguments = flag_text(arguments, "--args")
+    parsed = parse_json(arguments or "{}", "--args")
     if not isinstance(parsed, dict):
         raise Failure('--args: must be a JSON object, like \'{"query": "SELECT 1"}\'', code=2)
     async with CaxtonClient(server, token=token) as client:
