@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -10,7 +9,17 @@ from rich.table import Table
 
 from caxton.domain import digests
 from caxton.domain.units import format_duration, format_size
-from caxton.shell.cli.common import DURATION, SIZE, Failure, out, run, server_options
+from caxton.shell.cli.common import (
+    DURATION,
+    SIZE,
+    Failure,
+    excerpt,
+    flag_text,
+    out,
+    parse_json,
+    run,
+    server_options,
+)
 from caxton.shell.client import AgentInfo, CaxtonClient
 
 TEMPLATES = ("request-handler", "contract-net-manager", "contract-net-bidder")
@@ -89,7 +98,11 @@ def build(source: Path, output: Path | None) -> None:
 )
 @click.option("--mailbox", type=click.IntRange(1, 1_000_000), default=1024, show_default=True)
 @click.option(
-    "--config", "config", default="", help="Config text passed to init(): JSON, or @FILE."
+    "--config",
+    "config",
+    default="",
+    metavar="JSON|@FILE|-",
+    help="Config passed to init(): JSON, @FILE (a file's JSON) or - (stdin).",
 )
 @click.option("--replace", is_flag=True, help="Redeploy over an agent of the same name.")
 @click.option(
@@ -134,25 +147,35 @@ async def deploy(
             filename=component.name,
             tools=[t.strip() for t in tool_grants.split(",") if t.strip()],
         )
+    failing = not_started(info)
     out.print(
-        f"✓ deployed {info.name} ({info.component_digest[: len(digests.PREFIX) + 12]}, "
+        f"{'' if failing else '✓ '}deployed {info.name} "
+        f"({info.component_digest[: len(digests.PREFIX) + 12]}, "
         f"{format_size(info.component_size)})"
     )
-    out.print(f"  {info.status_line}")
+    out.print(f"  {info.status_line}", markup=False)
+    if failing:
+        raise Failure(
+            f"{info.name} did not start: {failing} "
+            f"(fix it, then deploy again with --replace; see: caxton agent status {info.name})"
+        )
+
+
+def not_started(info: AgentInfo) -> str:
+    """Why instances failed to start (`replica 0 failed: init-error: bad config`), or ""
+    when every instance runs or is still starting with no error so far."""
+    return "; ".join(
+        f"replica {i.replica} {i.lifecycle}"
+        + (f": {excerpt(i.last_error)}" if i.last_error else "")
+        for i in info.instances
+        if i.lifecycle not in ("running", "deployed", "starting")
+    )
 
 
 def _config_text(config: str) -> str:
-    if config.startswith("@"):
-        path = Path(config[1:])
-        try:
-            config = path.read_text()
-        except OSError as exc:
-            raise Failure(f"{path}: cannot read config ({exc.strerror})") from None
+    config = flag_text(config, "--config")
     if config:
-        try:
-            json.loads(config)
-        except ValueError as exc:
-            raise Failure(f"--config: not valid JSON ({exc})") from None
+        parse_json(config, "--config")
     return config
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from caxton.domain import digests
+from caxton.shell.cli.agents import not_started
 from caxton.shell.cli.common import Failure, out, run, server_options
 from caxton.shell.client import CaxtonClient
 from caxton.shell.project import (
@@ -66,6 +67,7 @@ async def deploy(directory: Path, server: str, token: str) -> None:
     before = last_deployed(directory)
     done = dict(before)
     changed = 0
+    failed: list[str] = []
     async with CaxtonClient(server, token=token) as client:
         running = {a.name: a for a in await client.agents()}
         for spec in specs:
@@ -100,8 +102,18 @@ async def deploy(directory: Path, server: str, token: str) -> None:
                 filename=spec.source.name,
                 tools=spec.tools,
             )
-            done[spec.name] = mark
+            failing = not_started(info)
+            if failing:  # not remembered: the next `caxton deploy` tries it again
+                failed.append(f"{spec.name} did not start: {failing}")
+                done.pop(spec.name, None)
+            else:
+                done[spec.name] = mark
             remember_deployed(directory, done)
             changed += 1
-            out.print(f"✓ {spec.name}: deployed ({why}; {how}) {info.status_line}", markup=False)
+            sign = "✗" if failing else "✓"
+            out.print(
+                f"{sign} {spec.name}: deployed ({why}; {how}) {info.status_line}", markup=False
+            )
     out.print(f"{changed} of {len(specs)} agents deployed", markup=False)
+    if failed:
+        raise Failure(f"{'; '.join(failed)} (fix it, then caxton deploy again)")
