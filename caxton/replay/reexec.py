@@ -325,7 +325,7 @@ def _field(m: AclMessage, name: str) -> object:
     if name == "content" and m.language == "json":
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
 

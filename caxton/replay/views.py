@@ -189,7 +189,7 @@ def pretty(content: str, language: str = "json") -> str:
     if language == "json" and content:
         try:
             return json.dumps(json.loads(content), indent=2, ensure_ascii=False, sort_keys=True)
-        except ValueError:
+        except (ValueError, RecursionError):  # deeper than this stack reads: shown as it is
             pass
     return content
 
