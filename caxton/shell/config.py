@@ -7,6 +7,7 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from caxton.shell.tools.settings import InvalidToolConfig, ToolServerConfig, parse_tool_servers
 
@@ -140,6 +141,20 @@ def _check_observability(config: ServerConfig) -> None:
         raise ConfigError(f"trace_sampling: {config.trace_sampling!r} is not a number from 0 to 1")
     if config.log_format not in LOG_FORMATS:
         raise ConfigError(f"log_format: {config.log_format!r} is not one of auto, json, text")
+    if config.otlp_endpoint and not _is_http_url(config.otlp_endpoint):
+        raise ConfigError(
+            f"otlp_endpoint: {config.otlp_endpoint[:200]!r} is not a URL "
+            "(the collector's base URL, e.g. http://127.0.0.1:4318)"
+        )
+
+
+def _is_http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError for one that is not a port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
 
 
 def _apply(config: ServerConfig, values: dict[str, Any], origin: str) -> ServerConfig:

@@ -5,22 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from caxton.domain.acl import AclMessage, Performative
 from caxton.replay.otlp import otlp_json
+from caxton.shell.config import ConfigError, load_config
 from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.store import EventLog
-from caxton.shell.telemetry.exporter import LiveExporter, make_exporter
+from caxton.shell.telemetry.exporter import (
+    Explained,
+    LiveExporter,
+    TraceExport,
+    make_exporter,
+    otlp_url,
+)
 from caxton.shell.wasm import WasmHost
 from tests.support import free_port, wat
 
@@ -126,46 +134,110 @@ async def test_the_live_export_and_a_later_export_agree_on_every_id(node: Node) 
     assert live == exported
 
 
-async def test_spans_arrive_intact_at_a_real_otlp_http_receiver(node: Node) -> None:
-    received: list[ExportTraceServiceRequest] = []
-    receiver, port = await _otlp_receiver(received)
+async def test_spans_arrive_intact_at_a_real_otlp_http_receiver_given_its_base_url(
+    node: Node,
+) -> None:
     memory = InMemorySpanExporter()
     first = node.world.position + 1
-    try:
-        exporter = LiveExporter(
-            node.log, OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces")
-        )
+    async with OtlpReceiver() as receiver:
+        exporter = LiveExporter(node.log, make_otlp("otlp-http", receiver.base))
         await run_conversation(node, exporter)
         await exporter.close()
-        same = LiveExporter(node.log, memory)
-        same.start(from_position=first)
-        await same.flush(node.world.position)
-        await same.close()
-    finally:
-        receiver.close()
-        await receiver.wait_closed()
+    same = LiveExporter(node.log, memory)
+    same.start(from_position=first)
+    await same.flush(node.world.position)
+    await same.close()
 
+    assert set(receiver.paths) == {"/v1/traces"}  # as OTEL_EXPORTER_OTLP_ENDPOINT: a base
     spans = [
         span
-        for request in received
+        for request in receiver.received
         for resource in request.resource_spans
         for scope in resource.scope_spans
         for span in scope.spans
     ]
     expected = {(s.context.span_id, s.name) for s in memory.get_finished_spans()}
     assert {(int.from_bytes(s.span_id, "big"), s.name) for s in spans} == expected
-    resource = received[0].resource_spans[0].resource
+    resource = receiver.received[0].resource_spans[0].resource
     assert {a.key: a.value.string_value for a in resource.attributes}["service.name"] == "caxton"
     process = next(s for s in spans if s.name == "process bidder-a")
     attributes = {a.key: a.value for a in process.attributes}
     assert attributes["messaging.caxton.performative"].string_value == "cfp"
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "url"),
+    [
+        ("http://collector:4318", "http://collector:4318/v1/traces"),
+        ("http://collector:4318/", "http://collector:4318/v1/traces"),
+        ("https://collector/otlp", "https://collector/otlp/v1/traces"),
+        ("http://collector:4318/v1/traces", "http://collector:4318/v1/traces"),
+        ("", "http://127.0.0.1:4318/v1/traces"),
+    ],
+)
+def test_the_endpoint_is_a_base_url_the_traces_path_goes_under(endpoint: str, url: str) -> None:
+    assert otlp_url("otlp-http", endpoint, environ={}) == url
+
+
+def test_without_an_endpoint_the_opentelemetry_variables_are_read() -> None:
+    base = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://base:4318"}
+    traces = {**base, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:4318/custom"}
+
+    assert otlp_url("otlp-http", "", environ=base) == "http://base:4318/v1/traces"
+    assert otlp_url("otlp-http", "", environ=traces) == "http://t:4318/custom"  # as it is
+    assert otlp_url("otlp-http", "http://flag:4318", environ=traces) == "http://flag:4318/v1/traces"
+    assert otlp_url("otlp-grpc", "", environ=base) == "http://base:4318"
+    assert otlp_url("otlp-grpc", "", environ={}) == "http://127.0.0.1:4317"
+
+
+async def test_a_collector_that_refuses_the_spans_is_named_with_its_answer_once_per_change(
+    node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="caxton.telemetry")
+    async with OtlpReceiver(status=404) as receiver:
+        exporter = LiveExporter(node.log, make_otlp("otlp-http", receiver.base))
+        for _ in range(3):  # three batches, one outage
+            await run_conversation(node, exporter)
+        receiver.status = 200
+        await run_conversation(node, exporter)
+        receiver.status = 503
+        await run_conversation(node, exporter)
+        await exporter.close()
+
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "caxton.telemetry"]
+    export, dropping = f"span export to {receiver.base}/v1/traces", "dropping spans until it works"
+    assert said == [
+        ("WARNING", f"{export} failed: HTTP 404 Not Found; {dropping}"),
+        ("INFO", f"{export} works again"),
+        ("WARNING", f"{export} failed: HTTP 503 Service Unavailable; {dropping}"),
+    ]
+    assert exporter.exported > 0 and exporter.dropped > 0
+
+
+async def test_a_collector_nobody_listens_for_is_named_with_the_connection_error(
+    node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1/traces"
+    exporter = LiveExporter(node.log, make_otlp("otlp-http", url))
+
+    await run_conversation(node, exporter)
+    await exporter.close()
+
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "caxton.telemetry"]
+    assert warning.startswith(f"span export to {url} failed: cannot connect (")
+    assert "refused" in warning
+
+
+def make_otlp(kind: TraceExport, endpoint: str) -> SpanExporter:
+    exporter = make_exporter(kind, endpoint)
+    assert exporter is not None
+    return exporter
+
+
 async def test_with_no_collector_listening_handling_goes_on_and_spans_are_dropped(
     node: Node,
 ) -> None:
-    nowhere = make_exporter("otlp-grpc", f"http://127.0.0.1:{free_port()}")
-    assert nowhere is not None
+    nowhere = make_otlp("otlp-grpc", f"http://127.0.0.1:{free_port()}")
     exporter = LiveExporter(node.log, nowhere, max_queue=50)
     node.observers.append(exporter.feed)
     exporter.start()
@@ -181,6 +253,17 @@ async def test_with_no_collector_listening_handling_goes_on_and_spans_are_droppe
     assert handling < 10  # nothing waited for the collector (each export takes up to 5 s)
     assert time.monotonic() - closing < 8
     assert exporter.exported == 0 and exporter.dropped > 0
+
+
+def test_a_grpc_collector_nobody_listens_for_is_named_with_the_status_it_got() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    exporter = make_otlp("otlp-grpc", url)
+    span = TracerProvider().get_tracer("test").start_span("lost")
+    span.end()
+
+    assert exporter.export([span]) is SpanExportResult.FAILURE
+    assert isinstance(exporter, Explained) and exporter.url == url
+    assert exporter.failure.startswith("gRPC UNAVAILABLE (") and "refused" in exporter.failure
 
 
 def _one(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
@@ -201,28 +284,49 @@ async def _answered(node: Node, conversation_id: str, replies: int) -> None:
                 return
 
 
-async def _otlp_receiver(
-    received: list[ExportTraceServiceRequest],
-) -> tuple[asyncio.Server, int]:
-    """A minimal OTLP/HTTP receiver: decodes each POSTed protobuf body, answers 200."""
+class OtlpReceiver:
+    """A minimal OTLP/HTTP receiver on loopback: decodes each protobuf body POSTed to
+    /v1/traces and answers `status`; any other path gets 404, as from a real collector."""
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.received: list[ExportTraceServiceRequest] = []
+        self.paths: list[str] = []
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> OtlpReceiver:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                headers = dict(
-                    line.split(": ", 1)
-                    for line in head.decode("latin-1").split("\r\n")[1:]
-                    if ": " in line
-                )
-                length = int(next(v for k, v in headers.items() if k.lower() == "content-length"))
-                body = await reader.readexactly(length)
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                received.append(request)
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+                path = head[0].split(" ")[1]
+                headers = {
+                    k.lower(): v for k, _, v in (line.partition(": ") for line in head[1:]) if v
+                }
+                body = await reader.readexactly(int(headers["content-length"]))
+                self.paths.append(path)
+                status = self.status if path == "/v1/traces" else 404
+                if status == 200:
+                    request = ExportTraceServiceRequest()
+                    request.ParseFromString(body)
+                    self.received.append(request)
+                reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
                 writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n"
-                    b"Content-Length: 0\r\n\r\n"
+                    f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-protobuf\r\n"
+                    "Content-Length: 0\r\n\r\n".encode()
                 )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -230,6 +334,9 @@ async def _otlp_receiver(
         finally:
             writer.close()
 
-    port = free_port()
-    server = await asyncio.start_server(serve, "127.0.0.1", port)
-    return server, port
+
+@pytest.mark.parametrize("endpoint", ["localhost:4318", "4318", "ftp://collector", "http://"])
+def test_an_endpoint_that_is_not_an_http_url_is_refused_at_start(endpoint: str) -> None:
+    with pytest.raises(ConfigError, match=r"otlp_endpoint: .* is not a URL"):
+        load_config(None, traces="otlp-http", otlp_endpoint=endpoint)
+    assert load_config(None, otlp_endpoint="https://collector/otlp").otlp_endpoint

@@ -239,3 +239,16 @@ async def test_a_stream_the_client_cancels_is_counted_once_as_cancelled(
     found = streams(await _scrape_until(observed.config.metrics, counted(3)))
     # whichever deadline fires first: the client's (it resets the stream) or the server's
     assert found in ({"CANCELLED": 3}, {"CANCELLED": 2, "DEADLINE_EXCEEDED": 1})
+
+
+async def test_the_start_up_announcement_says_where_spans_go(observed: Observed) -> None:
+    from caxton.shell.config import ServerConfig
+    from caxton.shell.telemetry.wiring import Observability
+
+    config = ServerConfig(metrics="off", health="off", traces="otlp-http")
+    tracing = Observability(replace(config, otlp_endpoint="http://127.0.0.1:4318"))
+    tracing.start_traces(observed.log, observed.node)
+    try:
+        assert tracing.addresses == {"traces": "http://127.0.0.1:4318/v1/traces (otlp-http)"}
+    finally:
+        await tracing.close()

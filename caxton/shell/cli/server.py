@@ -60,7 +60,8 @@ def server() -> None:
 @click.option(
     "--otlp-endpoint",
     default=None,
-    help="The collector (default http://127.0.0.1:4317, or :4318/v1/traces for otlp-http).",
+    help="The collector's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT (otlp-http posts to "
+    "/v1/traces under it). Default http://127.0.0.1:4317, or :4318 for otlp-http.",
 )
 @click.option("--trace-sampling", default=None, help="Share of traces exported, 0 to 1 (1).")
 @click.option(

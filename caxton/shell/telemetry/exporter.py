@@ -5,6 +5,10 @@ A background task follows the log, turns events into spans with the same builder
 sampled ones to the SDK's `ReadableSpan` and hands batches to an exporter (OTLP gRPC or
 HTTP, console) on a worker thread. The queue is bounded: when the collector is slow or
 absent, spans are dropped and counted, and message handling never waits.
+
+Where spans go follows OpenTelemetry's exporter conventions (`otlp_url`). A failing export
+is logged when it starts failing (naming the URL and the HTTP status or connection error),
+again if the reason changes (at most once a minute), and once when it works again.
 """
 
 from __future__ import annotations
@@ -12,11 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
+import threading
+import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
+import requests
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event as SdkEvent
 from opentelemetry.sdk.trace import ReadableSpan
@@ -33,16 +42,20 @@ logger = logging.getLogger("caxton.telemetry")
 
 TraceExport = Literal["none", "console", "otlp-grpc", "otlp-http"]
 TRACE_EXPORTS: tuple[TraceExport, ...] = ("none", "console", "otlp-grpc", "otlp-http")
-DEFAULT_ENDPOINTS = {
-    "otlp-grpc": "http://127.0.0.1:4317",
-    "otlp-http": "http://127.0.0.1:4318/v1/traces",
-}
+DEFAULT_ENDPOINTS = {"otlp-grpc": "http://127.0.0.1:4317", "otlp-http": "http://127.0.0.1:4318"}
+TRACES_PATH = "/v1/traces"
+"""What OTLP/HTTP puts under a base URL for traces."""
+ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
+TRACES_ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 MAX_QUEUE = 20_000
 _CHUNK = 64
 _WAKE_AT = 512
 _TICK_S = 0.05
 BATCH = 512
 EXPORT_TIMEOUT_S = 5.0
+_REASON_CHARS = 300
+_SAY_AGAIN_S = 60.0
+"""Within one outage, a new reason is logged at most this often."""
 
 _KINDS = {
     "internal": SpanKind.INTERNAL,
@@ -56,31 +69,178 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _STATUS = {"unset": Status(StatusCode.UNSET), "ok": Status(StatusCode.OK)}
 
 
+def otlp_url(kind: TraceExport, endpoint: str = "", *, environ: Mapping[str, str]) -> str:
+    """Where spans go, by OpenTelemetry's rules. `endpoint` (`--otlp-endpoint`) and
+    OTEL_EXPORTER_OTLP_ENDPOINT are base URLs: for OTLP/HTTP `/v1/traces` goes under their
+    path (a path that already ends with it is kept, so a full traces URL works too);
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is. The flag wins over the variables.
+    For OTLP/gRPC each names the collector's host and port, as it is."""
+    if endpoint:
+        base = endpoint
+    elif traces := environ.get(TRACES_ENDPOINT_VARIABLE, ""):
+        return traces
+    else:
+        base = environ.get(ENDPOINT_VARIABLE, "") or DEFAULT_ENDPOINTS[kind]
+    if kind == "otlp-grpc":
+        return base
+    parts = urlsplit(base)
+    path = parts.path.rstrip("/")
+    return urlunsplit(
+        parts._replace(path=path if path.endswith(TRACES_PATH) else path + TRACES_PATH)
+    )
+
+
+@runtime_checkable
+class Explained(Protocol):
+    """An exporter that says where it sends spans and why its last export failed."""
+
+    url: str
+    failure: str
+
+
 def make_exporter(kind: TraceExport, endpoint: str = "") -> SpanExporter | None:
     """The SDK exporter for `--traces`; nothing is assumed to listen at the endpoint."""
     if kind == "none":
         return None
-    # the OTLP exporters log every retry; `LiveExporter` says it once per outage
+    # the OTLP exporters log every retry; `LiveExporter` says what failed, once per outage
     logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
     if kind == "console":
         return ConsoleSpanExporter(
             out=sys.stdout, formatter=lambda span: span.to_json(indent=None) + "\n"
         )
+    url = otlp_url(kind, endpoint, environ=os.environ)
     if kind == "otlp-grpc":
+        return OtlpGrpcExporter(url)
+    return OtlpHttpExporter(url)
+
+
+class OtlpHttpExporter(SpanExporter):
+    """The SDK's OTLP/HTTP exporter (its retries, and the OTEL_EXPORTER_OTLP_* headers,
+    certificates and compression) that keeps why its last export failed: the SDK only
+    logs that, in words that change between its versions."""
+
+    def __init__(self, url: str) -> None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpExporter,
+        )
+
+        self.url = url
+        self.failure = ""
+        self._session = _WatchedSession()
+        self._sdk = HttpExporter(endpoint=url, timeout=EXPORT_TIMEOUT_S, session=self._session)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self._session.failure = ""
+        result = self._sdk.export(spans)
+        ok = result is SpanExportResult.SUCCESS
+        self.failure = "" if ok else self._session.failure or "the exporter refused the batch"
+        return result
+
+    def shutdown(self) -> None:
+        self._sdk.shutdown()  # type: ignore[no-untyped-call]
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class _WatchedSession(requests.Session):
+    """Remembers the answer to its last request: an HTTP status, or the connection error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failure = ""
+
+    def request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except requests.Timeout:
+            self.failure = f"no answer within {EXPORT_TIMEOUT_S:g} s"
+            raise
+        except requests.ConnectionError as exc:
+            self.failure = f"cannot connect ({_root_cause(exc)})"
+            raise
+        except requests.RequestException as exc:
+            self.failure = f"the request failed ({_root_cause(exc)})"
+            raise
+        ok = 200 <= response.status_code < 300
+        self.failure = "" if ok else _bounded(f"HTTP {response.status_code} {response.reason}")
+        return response
+
+
+class OtlpGrpcExporter(SpanExporter):
+    """The SDK's OTLP/gRPC exporter that keeps why its last export failed (the status code
+    and details the SDK logs)."""
+
+    def __init__(self, url: str) -> None:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcExporter,
         )
 
-        return GrpcExporter(
-            endpoint=endpoint or DEFAULT_ENDPOINTS[kind],
-            insecure=(endpoint or DEFAULT_ENDPOINTS[kind]).startswith("http://"),
-            timeout=EXPORT_TIMEOUT_S,
+        self.url = url
+        self.failure = ""
+        _GrpcFailures.install()
+        self._sdk = GrpcExporter(
+            endpoint=url, insecure=url.startswith("http://"), timeout=EXPORT_TIMEOUT_S
         )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpExporter,
-    )
 
-    return HttpExporter(endpoint=endpoint or DEFAULT_ENDPOINTS[kind], timeout=EXPORT_TIMEOUT_S)
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        _GrpcFailures.said.last = ""
+        result = self._sdk.export(spans)
+        ok = result is SpanExportResult.SUCCESS
+        self.failure = "" if ok else _GrpcFailures.said.last or "the exporter refused the batch"
+        return result
+
+    def shutdown(self) -> None:
+        self._sdk.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class _GrpcFailures(logging.Handler):
+    """Catches the SDK gRPC exporter's final error, per exporting thread."""
+
+    said = threading.local()
+    _LOGGER = "opentelemetry.exporter.otlp.proto.grpc.exporter"
+
+    @classmethod
+    def install(cls) -> None:
+        logger = logging.getLogger(cls._LOGGER)
+        if not any(isinstance(h, cls) for h in logger.handlers):
+            logger.addHandler(cls())
+        logger.setLevel(logging.ERROR)  # its retries are warnings: not wanted
+        logger.propagate = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # ("traces", endpoint, code, details) in the SDK's "Failed to export" error
+        args = record.args if isinstance(record.args, tuple) else ()
+        code = getattr(args[2], "name", None) if len(args) == 4 else None
+        why = f"gRPC {code} ({args[3]})" if code else record.getMessage()
+        type(self).said.last = _bounded(why)
+
+
+def _root_cause(error: BaseException) -> str:
+    """The innermost reason of a requests/urllib3 error ("Connection refused"), not a
+    paragraph about connection pools."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    found = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        found = current
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        reason = getattr(current, "reason", None)
+        nested = next((a for a in current.args if isinstance(a, BaseException)), None)
+        if isinstance(reason, BaseException):
+            current = reason
+        else:
+            current = nested or current.__cause__ or current.__context__
+    return _bounded(str(found) or type(found).__name__)
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS] + "…"
 
 
 def sampled(span: Span, ratio: float) -> bool:
@@ -162,6 +322,8 @@ class LiveExporter:
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._failing = False
+        self._failure = ""
+        self._said_at = 0.0
         self._in_flight = 0
         self._progress = asyncio.Condition()
         self._flushes = 0  # someone waits in `flush`: tell them of progress
@@ -273,9 +435,9 @@ class LiveExporter:
         self._in_flight += 1
         try:
             result = await asyncio.to_thread(self.exporter.export, batch)
+            failure = self.exporter.failure if isinstance(self.exporter, Explained) else ""
         except Exception as exc:
-            logger.warning("exporting %d spans failed: %s", len(batch), exc)
-            result = SpanExportResult.FAILURE
+            result, failure = SpanExportResult.FAILURE, _bounded(f"{type(exc).__name__}: {exc}")
         finally:
             self._in_flight -= 1
         if self._flushes:
@@ -285,15 +447,26 @@ class LiveExporter:
             if self._on_exported is not None:
                 self._on_exported(len(batch))
             if self._failing:
-                logger.info("span export works again")
+                logger.info("%s works again", self._export_to)
             self._failing = False
         else:
             self.dropped += len(batch)
             if self._on_dropped is not None:
                 self._on_dropped(len(batch))
-            if not self._failing:  # once per outage, not once per batch
-                logger.warning("span export failed; dropping spans until the collector answers")
-            self._failing = True
+            self._failed(failure or "the exporter refused the batch")
+
+    def _failed(self, failure: str) -> None:
+        """Says so when exports start failing, and when the reason changes (not too often)."""
+        now = time.monotonic()
+        if self._failing and (failure == self._failure or now - self._said_at < _SAY_AGAIN_S):
+            return
+        logger.warning("%s failed: %s; dropping spans until it works", self._export_to, failure)
+        self._failing, self._failure, self._said_at = True, failure, now
+
+    @property
+    def _export_to(self) -> str:
+        url = self.exporter.url if isinstance(self.exporter, Explained) else ""
+        return f"span export to {url}" if url else "span export"
 
     async def _notify(self) -> None:
         async with self._progress:

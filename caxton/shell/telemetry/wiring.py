@@ -18,7 +18,7 @@ from caxton.shell.config import OFF, ServerConfig
 from caxton.shell.runtime.errors import LogFailed
 from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog
-from caxton.shell.telemetry.exporter import LiveExporter, TraceExport, make_exporter
+from caxton.shell.telemetry.exporter import Explained, LiveExporter, TraceExport, make_exporter
 from caxton.shell.telemetry.http import HttpEndpoints, Response
 from caxton.shell.telemetry.live import ConversationGauges, LiveStats
 from caxton.shell.telemetry.logs import AgentLogFilter, AgentLogLimiter
@@ -67,6 +67,8 @@ class Observability:
             found["metrics"] = f"http://{self._metrics_http.address}/metrics"
         if self._health_http.address:
             found["health"] = f"http://{self._health_http.address}/health"
+        if self._exporter is not None and isinstance(self._exporter.exporter, Explained):
+            found["traces"] = f"{self._exporter.exporter.url} ({self.config.traces})"
         return found
 
     async def bind(self) -> None:
