@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from caxton.domain import strict_json
 from caxton.domain.errors import QUOTE_CHARS, InvalidMessage, bounded, quoted
 from caxton.domain.frozen import replace
 from caxton.domain.ids import CAPABILITY_PREFIX, CLIENT_PREFIX, is_derived_id
@@ -215,13 +215,9 @@ def validate_content(content: str, language: str, max_bytes: int) -> None:
         raise InvalidMessage("content", f"{size} bytes is over the limit of {max_bytes} bytes")
     if language == JSON_LANGUAGE and content:
         try:
-            json.loads(content, parse_constant=_no_constant)
-        except (ValueError, RecursionError) as exc:
+            strict_json.loads(content)
+        except ValueError as exc:
             raise InvalidMessage("content", f"not valid JSON ({bounded(str(exc), 200)})") from None
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
 
 
 def message_from_dict(

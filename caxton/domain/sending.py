@@ -6,8 +6,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from caxton.domain import strict_json
 from caxton.domain.acl import AclMessage, Performative, message_from_dict, reply_to
-from caxton.domain.errors import InvalidMessage
+from caxton.domain.errors import InvalidMessage, bounded
 from caxton.domain.frozen import replace
 from caxton.domain.ids import (
     PLATFORM,
@@ -46,9 +47,9 @@ def outgoing(
     and validated, a reply completed from `cause`, the host's fields filled in. Raises
     `InvalidMessage` with the reason the agent is given."""
     try:
-        data = json.loads(envelope_json)
+        data = strict_json.loads(envelope_json)
     except ValueError as exc:
-        raise InvalidMessage("message", f"not valid JSON ({exc})") from None
+        raise InvalidMessage("message", f"not valid JSON ({bounded(str(exc), 200)})") from None
     return outgoing_envelope(
         data, agent=agent, cause=cause, index=index, max_content_bytes=max_content_bytes
     )

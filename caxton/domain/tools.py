@@ -29,7 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from caxton.domain.errors import InvalidAgentSpec, quoted
+from caxton.domain import strict_json
+from caxton.domain.errors import InvalidAgentSpec, bounded, quoted
 from caxton.domain.events import BreakerClosed, BreakerHalfOpened, BreakerOpened, Event
 from caxton.domain.frozen import replace
 from caxton.domain.ids import derive_id
@@ -128,9 +129,9 @@ def parse_arguments(args_json: str) -> dict[str, Any] | str:
     if not args_json.strip():
         return {}
     try:
-        value = json.loads(args_json)
+        value = strict_json.loads(args_json)
     except ValueError as exc:
-        return f"arguments are not valid JSON ({exc})"
+        return f"arguments are not valid JSON ({bounded(str(exc), 200)})"
     if value is None:
         return {}
     if not isinstance(value, dict):

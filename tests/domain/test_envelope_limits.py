@@ -21,7 +21,8 @@ from caxton.domain.acl import (
 )
 from caxton.domain.errors import QUOTE_CHARS, quoted
 from caxton.domain.ids import derived_conversation_id, is_derived_id, sent_message_id
-from caxton.domain.sending import platform_failure
+from caxton.domain.sending import outgoing, platform_failure
+from caxton.domain.tools import parse_arguments
 from tests.domain.test_acl_validation import envelope, rejected
 
 HUGE = 5 << 20
@@ -170,3 +171,20 @@ def test_no_envelope_makes_validation_raise_anything_but_a_short_invalid_message
         message_from_dict(data)
     except InvalidMessage as e:
         assert len(str(e)) < SHORT_ERROR, str(e)[:500]
+
+
+# --- JSON from agents and tool callers -------------------------------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_an_agents_envelope_nested_too_deep_is_refused_with_a_reason() -> None:
+    with pytest.raises(InvalidMessage) as refused:
+        outgoing(DEEP, agent="a", cause=None, index=0, max_content_bytes=1 << 20)
+    assert refused.value.reason == "not valid JSON (nested too deeply to read)"
+
+
+@pytest.mark.parametrize("args", [DEEP, '{"x": NaN}'])
+def test_tool_arguments_that_are_not_readable_json_are_refused_with_a_reason(args: str) -> None:
+    reason = parse_arguments(args)
+    assert isinstance(reason, str) and reason.startswith("arguments are not valid JSON (")
