@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from grpclib.health.check import ServiceStatus
+from grpclib.health.check import CheckBase, ServiceStatus
 from grpclib.health.service import Health
 from grpclib.server import Server
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from caxton.shell.tools.bridge import ToolBridge
 
 logger = logging.getLogger("caxton.server")
+LOG_CHECK_INTERVAL_S = 0.5
 NOT_SERVING_GRACE_S = 0.2  # from NOT_SERVING to the end of every call, at a stop
 
 
@@ -93,7 +94,9 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                 ToolService(node, bridge),
             ]
             serving = ServiceStatus()
-            server = api_server(handlers, serving, token=config.token)
+            server = api_server(
+                handlers, serving, token=config.token, log_refusal=observability.log_refusal
+            )
             observability.count_requests(server)
             try:
                 await server.start(bind_host, port)
@@ -125,16 +128,63 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
         announce("✓ stopped cleanly")
 
 
-def api_server(handlers: Sequence[IServable], serving: ServiceStatus, *, token: str) -> Server:
+def api_server(
+    handlers: Sequence[IServable],
+    serving: ServiceStatus,
+    *,
+    token: str,
+    log_refusal: Callable[[], str] = lambda: "",
+) -> Server:
     """The gRPC server: Caxton's services, the standard health service (each service and
-    the overall "" SERVING while `serving` is set) and server reflection over them all;
-    every call but a health check needs the token, if there is one."""
-    health = Health({handler: [serving] for handler in handlers})
+    the overall "" SERVING while `serving` is set and `log_refusal` says nothing, as
+    `/ready`) and server reflection over them all; every call but a health check needs the
+    token, if there is one."""
+
+    log = LogCheck(log_refusal)
+    health = Health({handler: [serving, log] for handler in handlers})
     server = Server(with_reflection([*handlers, health]), codec=RequestCodec())
     install_bounded_errors(server)
     if token:
         install_token_check(server, token)
     return server
+
+
+class LogCheck(CheckBase):
+    """SERVING while the log takes appends: answered fresh to Check, and looked at every
+    LOG_CHECK_INTERVAL_S while a Watch stream waits for a change (nothing says when)."""
+
+    def __init__(self, refusal: Callable[[], str]) -> None:
+        self._refusal = refusal
+        self._events: set[asyncio.Event] = set()
+        self._polling: asyncio.Task[None] | None = None
+
+    def __status__(self) -> bool:
+        return not self._refusal()
+
+    async def __check__(self) -> bool:
+        return self.__status__()
+
+    async def __subscribe__(self) -> asyncio.Event:
+        if self._polling is None:
+            self._polling = asyncio.create_task(self._poll())
+        event = asyncio.Event()
+        self._events.add(event)
+        return event
+
+    async def __unsubscribe__(self, event: asyncio.Event) -> None:
+        self._events.discard(event)
+        if not self._events and self._polling is not None:
+            self._polling.cancel()
+            self._polling = None
+
+    async def _poll(self) -> None:
+        last = self.__status__()
+        while True:
+            await asyncio.sleep(LOG_CHECK_INTERVAL_S)
+            if self.__status__() != last:
+                last = not last
+                for event in self._events:
+                    event.set()
 
 
 async def stop_serving(server: Server, serving: ServiceStatus) -> None:

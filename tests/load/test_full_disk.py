@@ -15,6 +15,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from grpclib.client import Channel
+from grpclib.health.v1.health_grpc import HealthStub
+from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from caxton.client import Busy, CaxtonClient, CaxtonError
 from caxton.shell.store import EventLog
@@ -52,6 +55,28 @@ def ready(url: str) -> tuple[int, dict[str, object]]:
         return refused.code, json.loads(refused.read())
 
 
+async def grpc_health(address: str, *, until: str = "") -> str:
+    """The standard gRPC health service's answer for the whole server; with `until`, the
+    first answer of a Watch that is `until` (a Check's answer may be a second old)."""
+    host, port = address.rsplit(":", 1)
+    channel = Channel(host, int(port))
+    request = HealthCheckRequest(service="")
+    try:
+        if not until:
+            reply = await HealthStub(channel).Check(request, timeout=30)
+            return HealthCheckResponse.ServingStatus.Name(reply.status)
+        async with HealthStub(channel).Watch.open(timeout=30) as stream:
+            await stream.send_message(request, end=True)
+            async for reply in stream:
+                status = HealthCheckResponse.ServingStatus.Name(reply.status)
+                if status == until:
+                    await stream.cancel()  # a Watch never ends by itself
+                    return status
+        return "(the watch ended)"
+    finally:
+        channel.close()
+
+
 def partials(data: Path) -> list[Path]:
     return sorted(data.rglob("*.partial"))
 
@@ -70,6 +95,7 @@ async def test_ready_says_the_log_refuses_appends_on_a_full_disk_and_nothing_ack
                     200,
                     {"ready": True, "log": True, "integrity": True, "api": True},
                 )
+                assert await grpc_health(server.address) == "SERVING"
                 filler = fill(disk, leave=400 << 10)
                 with pytest.raises(CaxtonError, match="full") as refused:
                     for i in range(1000):
@@ -82,6 +108,7 @@ async def test_ready_says_the_log_refuses_appends_on_a_full_disk_and_nothing_ack
                 assert (status, said["ready"], said["log"]) == (503, False, False), said
                 assert "disk is full" in str(said["reason"]), said
                 assert "restarted" in str(said["reason"]), said
+                assert await grpc_health(server.address, until="NOT_SERVING") == "NOT_SERVING"
                 # the old code logged a failed WAL checkpoint every ~0.1 s while full
                 await asyncio.sleep(3)
 

@@ -159,7 +159,7 @@ class Observability:
         return 200, _JSON, b'{"status": "live"}\n'
 
     def _ready(self) -> Response:
-        refusal = self._log_refusal()
+        refusal = self.log_refusal()
         checks = {**self.checks, "log": self.checks["log"] and not refusal}
         ready = all(checks.values())
         answer: dict[str, object] = {"ready": ready, **checks}
@@ -168,7 +168,7 @@ class Observability:
         body = json.dumps(answer) + "\n"
         return (200 if ready else 503), _JSON, body.encode()
 
-    def _log_refusal(self) -> str:
+    def log_refusal(self) -> str:
         """Why appends fail (the last one did), or why the node refuses work since one
         failed (it must be restarted); "" while the log takes appends."""
         if self._watched is None:
