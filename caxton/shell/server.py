@@ -66,23 +66,30 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
     tune_collector()
     with DataDir(config.data_dir) as data_dir:
         _refuse_imported(config)
-        log = await EventLog.open(
-            config.store_url, synchronous=config.synchronous.upper(), exclusive=True
-        )
-        host = WasmHost(data_dir.components)
-        bind_host, port = config.host_port
-        bridge = _tool_bridge(config)
-        node = Node(
-            log=log,
-            host=host,
-            clock=SystemClock(),
-            node_id=data_dir.node_id(),
-            address=f"{bind_host}:{port}",
-            tools=bridge,
-        )
-        listening: tuple[Server, ServiceStatus] | None = None
-        observability = Observability(config)
-        try:
+        # every step of the stop runs, in reverse, even when an earlier one fails (a node
+        # whose last append failed once left the log and its threads open, and hung)
+        async with contextlib.AsyncExitStack() as stopping:
+            log = await EventLog.open(
+                config.store_url, synchronous=config.synchronous.upper(), exclusive=True
+            )
+            stopping.push_async_callback(log.close)
+            host = WasmHost(data_dir.components)
+            stopping.callback(host.close)
+            bind_host, port = config.host_port
+            observability = Observability(config)
+            stopping.push_async_callback(observability.close)
+            bridge = _tool_bridge(config)
+            if bridge is not None:
+                stopping.push_async_callback(bridge.close)  # stops the tool server processes
+            node = Node(
+                log=log,
+                host=host,
+                clock=SystemClock(),
+                node_id=data_dir.node_id(),
+                address=f"{bind_host}:{port}",
+                tools=bridge,
+            )
+            stopping.push_async_callback(node.shutdown)
             await observability.bind()
             observability.attach(node, log)
             observability.start_traces(log, node)
@@ -105,7 +112,7 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                     f"cannot listen on {bind_host}:{port} ({exc.strerror}); "
                     "is another server running? choose another address with --listen"
                 ) from None
-            listening = server, serving
+            stopping.push_async_callback(stop_serving, server, serving)
             observability.checks["api"] = True
             for what, where in observability.addresses.items():
                 announce(f"  {what}: {where}")
@@ -116,15 +123,6 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             serving.set(True)
             await _until_signalled()
             announce("stopping…")
-        finally:
-            if listening is not None:
-                await stop_serving(*listening)
-            await node.shutdown()
-            if bridge is not None:
-                await bridge.close()  # stops the tool server processes
-            await observability.close()
-            await log.close()
-            host.close()
         announce("✓ stopped cleanly")
 
 
