@@ -223,7 +223,7 @@ async def status(name: str, server: str, token: str) -> None:
     """Show an agent's health: `✓ Running (3/3 instances healthy)` or what is wrong."""
     async with CaxtonClient(server, token=token) as client:
         info = await client.agent(name)
-    out.print(info.status_line)
+    out.print(info.status_line, markup=False)  # it may quote an agent's own error text
     _print_instances(info)
     if info.tools:
         out.print(f"  tools: {', '.join(info.tools)}", markup=False)
@@ -239,7 +239,7 @@ def _print_instances(info: AgentInfo) -> None:
         )
         if instance.last_error:
             line += f"  last error: {instance.last_error}"
-        out.print(line)
+        out.print(line, markup=False)
 
 
 @agent.command("stop")
@@ -250,7 +250,7 @@ async def stop(name: str, server: str, token: str) -> None:
     """Stop an agent's instances (it stays deployed; messages to it are dead-lettered)."""
     async with CaxtonClient(server, token=token) as client:
         info = await client.stop(name)
-    out.print(f"✓ stopped {name}: {info.status_line}")
+    out.print(f"✓ stopped {name}: {info.status_line}", markup=False)
 
 
 @agent.command("remove")

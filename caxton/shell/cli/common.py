@@ -18,8 +18,8 @@ from caxton.domain.units import parse_duration_ms, parse_size_bytes
 P = ParamSpec("P")
 T = TypeVar("T")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)  # text may quote agents
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 class Failure(Exception):

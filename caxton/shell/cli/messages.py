@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from caxton.domain.acl import PERFORMATIVES
 from caxton.replay.trace import TraceView, format_line
@@ -199,7 +200,7 @@ async def conversations(last: int | None, limit: int, server: str, token: str) -
         table.add_row(
             c.id,
             c.protocol or "-",
-            state,
+            Text(state),  # not markup: a violation may quote what was sent
             str(c.message_count),
             ",".join(c.participants),
             datetime.fromtimestamp(c.last_at_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S"),
