@@ -177,7 +177,8 @@ class AgentScreen(Screen[None]):
         except CaxtonError as exc:
             self.query_one("#agent-detail", Static).update(Text(f"✗ {exc}", style="red"))
             return
-        self.query_one("#agent-detail", Static).update("\n".join(detail_lines(found)))
+        # Text, not markup: traps and violations quote what agents said
+        self.query_one("#agent-detail", Static).update(Text("\n".join(detail_lines(found))))
 
 
 class TopApp(App[None]):
@@ -240,7 +241,7 @@ class TopApp(App[None]):
         table.clear()
         for row in conversation_rows(snapshot):
             cells = list(row)
-            table.add_row(*cells[:2], _styled(cells[2]), *cells[3:])
+            table.add_row(*cells[:2], _styled(cells[2]), *map(Text, cells[3:]))
         stalled = sum(1 for c in snapshot.conversations if c.state == "stalled")
         self.query_one("#status", Static).update(
             f"{len(snapshot.agents)} agents · {len(snapshot.conversations)} conversations to "

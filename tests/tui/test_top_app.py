@@ -3,6 +3,7 @@ subprocess, and its layout as a snapshot (reviewed by eye)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,30 @@ async def test_top_against_a_live_server(live_server: ServerProcess, tmp_path: P
             assert "trap: unreachable" in detail
             await pilot.press("escape")
             await pilot.press("q")
+
+
+HOSTILE = "init-error: [/x] [bold]loud"
+
+
+async def test_what_agents_said_is_shown_as_it_is_not_as_markup() -> None:
+    trap = dataclasses.replace(DEBUG.traps[0], reason=HOSTILE)
+    debug = dataclasses.replace(DEBUG, traps=[trap, *DEBUG.traps[1:]])
+    stalled = dataclasses.replace(SNAPSHOT.conversations[0], detail=HOSTILE)
+    snapshot = dataclasses.replace(SNAPSHOT, conversations=(stalled, *SNAPSHOT.conversations[1:]))
+
+    async def top() -> TopSnapshot:
+        return snapshot
+
+    async def agent(name: str) -> AgentDebug:
+        return debug
+
+    app = TopApp(top, agent, where="127.0.0.1:50051")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("c")
+        table = app.query_one("#conversation-table", DataTable)
+        assert str(table.get_row_at(0)[6]) == HOSTILE
+        await pilot.press("a", "enter")
+        await pilot.pause()
+        detail = str(app.screen.query_one("#agent-detail", Static).render())
+        assert HOSTILE in detail
