@@ -7,12 +7,14 @@ CaxtonError
 ├── AlreadyExists       an agent of that name is deployed
 ├── InvalidArgument     the server refused the request; the message names the field
 ├── Busy                backpressure: a mailbox is full, retry later
+├── DeadlineExceeded    no answer within the client's deadline; says which call was running
 └── InvokeTimeout       no reply within the timeout
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -66,6 +68,10 @@ class InvalidArgument(CaxtonError):
 
 
 class Busy(CaxtonError):
+    pass
+
+
+class DeadlineExceeded(CaxtonError):
     pass
 
 
@@ -205,6 +211,8 @@ class CaxtonClient:
         metadata = {"authorization": f"Bearer {token}"} if token else None
         options: dict[str, Any] = {"timeout": timeout, "metadata": metadata}
         self._agents = v1.AgentServiceStub(self._channel, **options)
+        # no deadline: a deploy ends when the server answers or the connection breaks
+        self._deploys = v1.AgentServiceStub(self._channel, metadata=metadata)
         self._messages = v1.MessageServiceStub(self._channel, **options)
         self._conversations = v1.ConversationServiceStub(self._channel, **options)
         self._ops = v1.OpsServiceStub(self._channel, **options)
@@ -242,6 +250,9 @@ class CaxtonClient:
         filename: str = "",
         tools: Sequence[str] = (),
     ) -> AgentInfo:
+        """Deploys a component and answers once its instances ran `init`. No client deadline:
+        a first compile of a large component takes minutes on a busy machine, and the server
+        answers when it is done (or fails), or the connection breaks (docs/adr/0014)."""
         request = v1.DeployRequest(
             name=name,
             component=component,
@@ -253,7 +264,7 @@ class CaxtonClient:
             tools=list(tools),
         )
         try:
-            reply = await self._call(self._agents.deploy(request))
+            reply = await self._call(self._deploys.deploy(request))
         except InvalidArgument as exc:
             # the server names the component by the agent; the user knows it by its file
             text = str(exc).removeprefix(f"{name}: ")
@@ -463,17 +474,29 @@ class CaxtonClient:
         return debug_of(await self._call(self._ops.debug_agent(request)))
 
     async def _call(self, call: Any) -> Any:
+        started = time.monotonic()
         try:
             return await call
         except _TRANSPORT_ERRORS as exc:
-            raise self._translate(exc) from None
+            # the stub method's name (`list_agents`) says which call was still running
+            running = getattr(call, "__name__", "a request").replace("_", " ")
+            raise self._translate(exc, running, time.monotonic() - started) from None
 
-    def _translate(self, exc: Exception) -> CaxtonError:
+    def _translate(self, exc: Exception, running: str = "", seconds: float = 0.0) -> CaxtonError:
+        # the client's own timer (TimeoutError) and the server's answer to the deadline it
+        # was sent (DEADLINE_EXCEEDED) race: either says the same
+        deadline = isinstance(exc, GRPCError) and exc.status is Status.DEADLINE_EXCEEDED
+        if deadline or isinstance(exc, TimeoutError):
+            return DeadlineExceeded(
+                f"{running or 'a request'} to {self.address} was still running when the "
+                f"client's deadline passed ({seconds:.1f} s); the server may still finish it"
+            )
         if isinstance(exc, GRPCError):
             kind = _BY_STATUS.get(exc.status, CaxtonError)
             return kind(exc.message or exc.status.name)
         if isinstance(exc, StreamTerminatedError | ProtocolError):
-            return ServerUnavailable(f"the connection to {self.address} was lost ({exc})")
+            during = f" during {running}" if running else ""
+            return ServerUnavailable(f"the connection to {self.address} was lost{during} ({exc})")
         return ServerUnavailable(
             f"no Caxton server answers at {self.address} "
             "(start one with 'caxton server start', or pass --server)"
