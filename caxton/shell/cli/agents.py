@@ -20,6 +20,7 @@ from caxton.shell.cli.common import (
     run,
     server_options,
 )
+from caxton.shell.cli.progress import Stages
 from caxton.shell.client import AgentInfo, CaxtonClient
 
 TEMPLATES = ("request-handler", "contract-net-manager", "contract-net-bidder")
@@ -69,7 +70,8 @@ def build(source: Path, output: Path | None) -> None:
         raise Failure(f"{source}: no such file")
     target = output or source.with_suffix(".wasm")
     try:
-        result = build_agent(source, target)
+        with Stages(out) as stages, stages.stage(source.name, "building with componentize-py"):
+            result = build_agent(source, target)
     except AgentToolError as exc:
         raise Failure(str(exc)) from None
     out.print(f"✓ built {target} ({format_size(result.size)}) in {result.seconds:.1f}s")
@@ -133,20 +135,26 @@ async def deploy(
     except OSError as exc:
         raise Failure(f"{component}: cannot read ({exc.strerror})") from None
     config_text = _config_text(config)
+    # a deploy has no deadline (a component's first deploy compiles it: minutes on a busy
+    # machine), so the progress shows that it is still running
+    size = format_size(len(wasm))
+    doing = f"deploying {component.name} ({size}; a component's first deploy compiles it)"
     async with CaxtonClient(server, token=token) as client:
-        info = await client.deploy(
-            wasm,
-            name,
-            capabilities=capabilities,
-            replicas=replicas,
-            memory_bytes=memory,
-            timeout_ms=timeout,
-            mailbox=mailbox,
-            config=config_text,
-            replace=replace,
-            filename=component.name,
-            tools=[t.strip() for t in tool_grants.split(",") if t.strip()],
-        )
+        with Stages(out) as stages, stages.stage(name, doing) as stage:
+            info = await client.deploy(
+                wasm,
+                name,
+                capabilities=capabilities,
+                replicas=replicas,
+                memory_bytes=memory,
+                timeout_ms=timeout,
+                mailbox=mailbox,
+                config=config_text,
+                replace=replace,
+                filename=component.name,
+                tools=[t.strip() for t in tool_grants.split(",") if t.strip()],
+            )
+            stage.done(f"deployed in {stage.elapsed():.1f} s")
     failing = not_started(info)
     out.print(
         f"{'' if failing else '✓ '}deployed {info.name} "
