@@ -15,9 +15,11 @@ from grpclib.health.check import CheckBase, ServiceStatus
 from grpclib.health.service import Health
 from grpclib.server import Server
 
+from caxton.domain.acl import DEFAULT_MAX_CONTENT_BYTES
 from caxton.shell.api.auth import install_token_check
 from caxton.shell.api.codec import RequestCodec
 from caxton.shell.api.errors import install_bounded_errors
+from caxton.shell.api.limits import RequestLimits, install_request_limits
 from caxton.shell.api.ops import OpsService
 from caxton.shell.api.reflection import with_reflection
 from caxton.shell.api.service import services_for
@@ -102,7 +104,11 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             ]
             serving = ServiceStatus()
             server = api_server(
-                handlers, serving, token=config.token, log_refusal=observability.log_refusal
+                handlers,
+                serving,
+                token=config.token,
+                log_refusal=observability.log_refusal,
+                max_content_bytes=node.max_content_bytes,
             )
             observability.count_requests(server)
             try:
@@ -132,6 +138,7 @@ def api_server(
     *,
     token: str,
     log_refusal: Callable[[], str] = lambda: "",
+    max_content_bytes: int = DEFAULT_MAX_CONTENT_BYTES,
 ) -> Server:
     """The gRPC server: Caxton's services, the standard health service (each service and
     the overall "" SERVING while `serving` is set and `log_refusal` says nothing, as
@@ -140,7 +147,9 @@ def api_server(
 
     log = LogCheck(log_refusal)
     health = Health({handler: [serving, log] for handler in handlers})
-    server = Server(with_reflection([*handlers, health]), codec=RequestCodec())
+    limits = RequestLimits(max_content_bytes)
+    server = Server(with_reflection([*handlers, health]), codec=RequestCodec(limits))
+    install_request_limits(server, limits)
     install_bounded_errors(server)
     if token:
         install_token_check(server, token)

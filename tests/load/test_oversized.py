@@ -286,6 +286,7 @@ def test_any_envelope_gets_a_clear_answer_in_bounded_time(
 def test_the_log_holds_only_bounded_messages(live: Live) -> None:
     async def check() -> None:
         async with CaxtonClient(live.server.address) as client:
+            await client.send("sink", "inform", {"n": 1}, ontology="o" * 256)
             recorded = await history(client)
         limit = max_envelope_bytes(DEFAULT_MAX_CONTENT_BYTES)
         sent = [r.event for r in recorded if isinstance(r.event, MessageSent)]
@@ -296,5 +297,30 @@ def test_the_log_holds_only_bounded_messages(live: Live) -> None:
                 len(str(v).encode("utf-8", "surrogatepass")) for v in message.to_dict().values()
             )
             assert size <= limit, (message.id, size)
+
+    asyncio.run(check())
+
+
+def test_a_request_declaring_a_gibibyte_is_refused_before_its_body_is_read(live: Live) -> None:
+    """grpclib reads a whole message before decoding it: a length prefix of 1 GiB would
+    make the server buffer a gibibyte. It answers at the prefix, with no body sent."""
+
+    async def check() -> None:
+        channel = Channel(live.host, live.port, codec=Raw())
+        path = "/caxton.v1.AgentService/ListAgents"
+        try:
+            async with asyncio.timeout(60):
+                async with channel.request(path, Cardinality.UNARY_UNARY, bytes, bytes) as stream:
+                    await stream.send_request()
+                    prefix = b"\0" + (1 << 30).to_bytes(4, "big")
+                    await stream._stream.send_data(prefix + b"x" * 1000)  # the body never comes
+                    with pytest.raises(GRPCError) as refused:
+                        await stream.recv_message()
+                    await stream.cancel()  # it never ended its side
+        finally:
+            channel.close()
+        assert refused.value.status is Status.INVALID_ARGUMENT
+        assert "ListAgentsRequest of 1GiB is over the limit of 64KiB" in str(refused.value.message)
+        await health_probe(live)
 
     asyncio.run(check())

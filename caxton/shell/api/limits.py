@@ -1,9 +1,9 @@
-"""What a request may weigh before it is decoded: bytes per request, items per list.
+"""What a request may weigh before it is read and decoded: bytes per request, items per list.
 
-Refused before betterproto2 decodes anything: it decodes a repeated string at about 10 µs
-an item, so 1.2 MB of one-byte receivers held the event loop for 4 s. A payload larger
-than `SCAN_FROM_BYTES` is first parsed by protobuf's C parser (upb, ~100× faster) to count
-the items of its lists; smaller ones cannot hold enough items to matter.
+A request's declared length is checked before its body is read (grpclib would read up to
+4 GiB into memory first), and its lists are counted before betterproto2 decodes them (it
+is slow per item): a payload larger than `SCAN_FROM_BYTES` is first parsed by protobuf's
+C parser to count them; smaller ones cannot hold enough items to matter (ADR 0014).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from google.protobuf import message_factory
 from google.protobuf.message import DecodeError, Message
 from grpclib import GRPCError
 from grpclib.const import Status
+from grpclib.events import RecvRequest, listen
+from grpclib.server import Server
 
 from caxton.domain.acl import DEFAULT_MAX_CONTENT_BYTES, max_envelope_bytes
 from caxton.domain.units import format_size
@@ -49,16 +51,20 @@ class RequestLimits:
     def max_bytes(self, message_type: type) -> int:
         return self._bytes.get(message_type.__name__, MAX_REQUEST_BYTES)
 
+    def check_length(self, length: int, message_type: type) -> None:
+        """Raises INVALID_ARGUMENT for a request of `length` bytes over its limit."""
+        limit = self.max_bytes(message_type)
+        if length > limit:
+            raise GRPCError(
+                Status.INVALID_ARGUMENT,
+                f"a {message_type.__name__} of {format_size(length)} is over the limit of "
+                f"{format_size(limit)} (the README lists every field's limit)",
+            )
+
     def check(self, data: bytes, message_type: type) -> None:
         """Raises INVALID_ARGUMENT for a request over its size, or with a list too long."""
         name = message_type.__name__
-        limit = self.max_bytes(message_type)
-        if len(data) > limit:
-            raise GRPCError(
-                Status.INVALID_ARGUMENT,
-                f"a {name} of {format_size(len(data))} is over the limit of "
-                f"{format_size(limit)} (the README lists every field's limit)",
-            )
+        self.check_length(len(data), message_type)
         if len(data) >= SCAN_FROM_BYTES and (parser := _parser(name)) is not None:
             try:
                 parsed = parser.FromString(data)
@@ -69,6 +75,40 @@ class RequestLimits:
                 raise GRPCError(
                     Status.INVALID_ARGUMENT, f"{path}: more than {MAX_ITEMS} items in one list"
                 )
+
+
+def install_request_limits(server: Server, limits: RequestLimits) -> None:
+    """Refuses a request whose declared length is over its limit before its body is read."""
+
+    async def on_request(event: RecvRequest) -> None:
+        handle = event.method_func
+
+        async def bounded_handle(stream: Any) -> None:
+            # grpclib 0.4's server Stream reads through `_stream`, for `_recv_type`
+            stream._stream = _DeclaredLength(stream._stream, limits, stream._recv_type)
+            await handle(stream)
+
+        event.method_func = bounded_handle
+
+    listen(server, RecvRequest, on_request)
+
+
+class _DeclaredLength:
+    """An HTTP/2 stream that will not read a message longer than its type's limit: the
+    read fails at the 5-byte prefix, and flow control stops the sender."""
+
+    def __init__(self, inner: Any, limits: RequestLimits, message_type: type) -> None:
+        self._inner = inner
+        self._limits = limits
+        self._message_type = message_type
+
+    async def recv_data(self, size: int) -> bytes:
+        self._limits.check_length(size, self._message_type)
+        data: bytes = await self._inner.recv_data(size)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 @cache
