@@ -254,6 +254,14 @@ async def test_an_export_to_a_full_disk_fails_in_words_and_leaves_no_truncated_f
             assert "Traceback" not in said and len(said.splitlines()) == 1, said
             assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # nothing half-written
 
+        # an export that fails over an earlier one leaves the earlier one as it was
+        earlier = disk / "earlier.jsonl"
+        earlier.write_text("an earlier export\n")
+        args = ("events", "export", "--log", str(log_file), "--format", "jsonl")
+        assert caxton(*args, "-o", str(earlier), check=False).returncode != 0
+        assert earlier.read_text() == "an earlier export\n"
+        earlier.unlink()
+
         filler.unlink()
         for fmt, extra in exports:
             args = ("events", "export", "--log", str(log_file), "--format", fmt, *extra)

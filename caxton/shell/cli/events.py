@@ -12,6 +12,7 @@ from typing import ParamSpec, TypeVar
 import click
 
 from caxton import __version__
+from caxton.domain.errors import quoted
 from caxton.domain.events import AgentDeployed, Recorded
 from caxton.replay.export import jsonl_lines, mermaid
 from caxton.replay.otlp import otlp_json
@@ -19,6 +20,7 @@ from caxton.replay.recording import Recording
 from caxton.shell.archive import BundleError, Source, SourceError, import_bundle, write_bundle
 from caxton.shell.archive.sources import open_source, recording
 from caxton.shell.cli.common import DURATION, Failure, out, run, server_options
+from caxton.shell.files import write_atomically
 
 FORMATS = ("jsonl", "otlp-json", "mermaid", "bundle")
 P = ParamSpec("P")
@@ -92,7 +94,10 @@ async def export(
             chosen = [r async for r in _since(source.everything(), since_ms)]
         if fmt == "bundle":
             await _bundle(source, found, chosen, output)
-            out.print(f"✓ wrote {output}: {len(chosen)} events, conversation {conversation_id}")
+            out.print(
+                f"✓ wrote {output}: {len(chosen)} events, conversation {conversation_id}",
+                markup=False,
+            )
             return
         if fmt == "jsonl":
             data = b"".join(jsonl_lines(chosen))
@@ -104,7 +109,7 @@ async def export(
         await source.close()
     _write(output, data)
     if str(output) != "-":
-        out.print(f"✓ wrote {output}: {len(chosen)} events as {fmt}")
+        out.print(f"✓ wrote {output}: {len(chosen)} events as {fmt}", markup=False)
 
 
 @events.command("import")
@@ -136,10 +141,10 @@ def parse_since(text: str) -> int:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise Failure(
-            f"--since {text!r} is neither a duration (5m, 1h) nor an ISO 8601 time"
+            f"--since {quoted(text)} is neither a duration (5m, 1h) nor an ISO 8601 time"
         ) from None
     if moment.tzinfo is None:
-        raise Failure(f"--since {text!r} has no time zone; add Z or +00:00")
+        raise Failure(f"--since {quoted(text)} has no time zone; add Z or +00:00")
     return int(moment.timestamp() * 1000)
 
 
@@ -182,8 +187,9 @@ def _write(output: Path, data: bytes) -> None:
         sys.stdout.buffer.flush()
         return
     try:
-        output.write_bytes(data)
+        if output.exists() and not output.is_file():  # /dev/null, a pipe: write to it
+            output.write_bytes(data)
+        else:  # whole or not at all: never a truncated export, never the old file lost
+            write_atomically(output, data)
     except OSError as exc:
-        if output.is_file():  # what a full disk let through is a truncated export: none
-            output.unlink(missing_ok=True)
         raise Failure(f"{output}: cannot write ({exc.strerror})") from None
