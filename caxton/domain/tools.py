@@ -117,6 +117,16 @@ def unknown_server(server: str, known_servers: Iterable[str]) -> str:
     return f"no tool server named {quoted(server)} (configured: {listed})"
 
 
+def call_fault(server: str, tool: str) -> str:
+    """Why a call cannot name this server and tool, or "" when both are names (bounded, so
+    a call is recorded and quoted whole)."""
+    if not is_valid_server_name(server):
+        return f"{quoted(server)} is not a tool server name"
+    if not _TOOL.fullmatch(tool):
+        return f"{quoted(tool)} is not a tool name (1-128 of [A-Za-z0-9_.-/])"
+    return ""
+
+
 def not_granted(agent: str, server: str, tool: str) -> str:
     return (
         f"{server}.{tool} is not granted to {agent} "

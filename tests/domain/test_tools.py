@@ -17,6 +17,7 @@ from caxton.domain.tools import (
     CallPolicy,
     admit,
     bounded_result,
+    call_fault,
     call_policy,
     is_granted,
     journal_value,
@@ -183,3 +184,10 @@ def test_a_result_is_kept_whole_when_it_fits_and_cut_to_fit_otherwise(
     data = json.loads(bounded.text)
     assert data["truncated"] is True and data["size"] == len(whole.encode())
     assert text.startswith(data["content"][0]["text"])
+
+
+def test_a_call_naming_no_tool_is_refused_with_a_short_reason() -> None:
+    assert call_fault("db", "read_query") == ""
+    reason = call_fault("db", "x" * (5 << 20))
+    assert "is not a tool name" in reason and len(reason) < 300
+    assert "is not a tool server name" in call_fault("d" * 1000, "read_query")

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 from grpclib import GRPCError
 from grpclib.const import Status
 
-from caxton.domain.tools import call_policy, parse_arguments, tool_call_id, unknown_server
+from caxton.domain.tools import (
+    call_fault,
+    call_policy,
+    parse_arguments,
+    tool_call_id,
+    unknown_server,
+)
 from caxton.shell.api.generated.caxton import v1
 from caxton.shell.runtime.clock import fresh_id
 from caxton.shell.runtime.node import Node
@@ -40,6 +46,8 @@ class ToolService(v1.ToolServiceBase):
         config = bridge.servers.get(message.server)
         if config is None:
             raise GRPCError(Status.NOT_FOUND, unknown_server(message.server, bridge.servers))
+        if fault := call_fault(message.server, message.tool):
+            raise GRPCError(Status.INVALID_ARGUMENT, f"tool: {fault}")
         arguments = parse_arguments(message.arguments_json)
         if isinstance(arguments, str):
             raise GRPCError(Status.INVALID_ARGUMENT, f"arguments: {arguments}")

@@ -19,6 +19,7 @@ from caxton.domain.errors import InvalidMessage
 from caxton.domain.events import Event, HostCall
 from caxton.domain.sending import outgoing, outgoing_envelope
 from caxton.domain.tools import (
+    call_fault,
     call_policy,
     is_granted,
     journal_value,
@@ -122,7 +123,10 @@ class CallContext:
         call_id = tool_call_id(scope, self.tool_calls)
         self.tool_calls += 1
         conversation = cause.conversation_id if cause is not None else ""
-        if len(args_json) > self.max_content_bytes:  # refused, and kept short in the log
+        if fault := call_fault(server, tool):  # refused, the names kept short in the log
+            answer = ToolAnswer(kind="refused", reason=fault)
+            server, tool = server[:NAME_EXCERPT], tool[:NAME_EXCERPT]
+        elif len(args_json) > self.max_content_bytes:  # refused, and kept short in the log
             answer = ToolAnswer(
                 kind="refused", reason=f"arguments are over {self.max_content_bytes} bytes"
             )
@@ -154,6 +158,7 @@ class CallContext:
 
 
 MAX_TOOL_CALLS = 1_000
+NAME_EXCERPT = 128  # what is recorded of a server or tool name that is not a name
 """Tool calls one handling may make; the next one traps the instance (host-error)."""
 
 
