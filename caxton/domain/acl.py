@@ -71,8 +71,9 @@ ENVELOPE_OVERHEAD_BYTES = 4 * sum(limit for _, limit in FIELD_LIMITS) + MAX_RECE
 170 KiB): a whole envelope, and so a `MessageSent` in the log, is bounded by it."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
-_TEXT_FAULT = re.compile(r"[\x00-\x1f\x7f]")
-"""Control characters, refused in the short text fields (they would break log lines)."""
+_TEXT_FAULT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+"""Control characters (they would break log lines) and lone surrogates (they are not
+text: the log cannot store them), refused in the short text fields."""
 
 
 def max_envelope_bytes(max_content_bytes: int) -> int:
@@ -180,7 +181,7 @@ def _plain(data: Mapping[str, Any], field: str, default: str = "") -> str:
     """A free text field: any characters but control characters."""
     value = _text(data, field, default)
     if _TEXT_FAULT.search(value):
-        raise InvalidMessage(field, "must not contain control characters")
+        raise InvalidMessage(field, "must not contain control characters or lone surrogates")
     return value
 
 
@@ -210,7 +211,12 @@ def _over(size: int, limit: int) -> str:
 
 
 def validate_content(content: str, language: str, max_bytes: int) -> None:
-    size = len(content.encode("utf-8", "surrogatepass"))
+    try:
+        size = len(content.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidMessage(
+            "content", f"is not text: a lone surrogate at character {exc.start}"
+        ) from None
     if size > max_bytes:
         raise InvalidMessage("content", f"{size} bytes is over the limit of {max_bytes} bytes")
     if language == JSON_LANGUAGE and content:

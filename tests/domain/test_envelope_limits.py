@@ -85,7 +85,17 @@ def test_json_nested_too_deep_is_refused_with_a_reason() -> None:
 @pytest.mark.parametrize("field", ["ontology", "language", "traceparent"])
 def test_control_characters_are_refused_in_free_text_fields(field: str) -> None:
     error = rejected(**{field: "a\nb"})
-    assert (error.field, error.reason) == (field, "must not contain control characters")
+    assert (error.field, error.reason) == (
+        field,
+        "must not contain control characters or lone surrogates",
+    )
+
+
+@pytest.mark.parametrize("field", ["ontology", "language", "traceparent", "content"])
+def test_a_lone_surrogate_is_refused_the_log_could_not_store_it(field: str) -> None:
+    value = '"\ud800"' if field == "content" else "a\ud800"
+    error = rejected(**{field: value, "language": "text"} if field == "content" else {field: value})
+    assert error.field == field
 
 
 def test_an_invalid_value_is_quoted_in_a_bounded_excerpt() -> None:
