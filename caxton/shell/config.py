@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from caxton.domain.errors import quoted
 from caxton.shell.tools.settings import InvalidToolConfig, ToolServerConfig, parse_tool_servers
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -141,14 +142,19 @@ def _check_observability(config: ServerConfig) -> None:
         raise ConfigError(f"trace_sampling: {config.trace_sampling!r} is not a number from 0 to 1")
     if config.log_format not in LOG_FORMATS:
         raise ConfigError(f"log_format: {config.log_format!r} is not one of auto, json, text")
-    if config.otlp_endpoint and not _is_http_url(config.otlp_endpoint):
+    endpoint = config.otlp_endpoint
+    # the gRPC exporter also takes HOST:PORT, as OpenTelemetry's own endpoint settings do
+    if endpoint and not (
+        _is_url(endpoint) or (config.traces == "otlp-grpc" and _is_url(f"http://{endpoint}"))
+    ):
         raise ConfigError(
-            f"otlp_endpoint: {config.otlp_endpoint[:200]!r} is not a URL "
+            f"otlp_endpoint: {quoted(endpoint)} is not a URL "
             "(the collector's base URL, e.g. http://127.0.0.1:4318)"
         )
 
 
-def _is_http_url(text: str) -> bool:
+def _is_url(text: str) -> bool:
+    """An http(s) URL with a host, and a port if it names one."""
     try:
         parts = urlsplit(text)
         port = parts.port  # raises ValueError for one that is not a port

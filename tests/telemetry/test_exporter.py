@@ -340,3 +340,9 @@ def test_an_endpoint_that_is_not_an_http_url_is_refused_at_start(endpoint: str) 
     with pytest.raises(ConfigError, match=r"otlp_endpoint: .* is not a URL"):
         load_config(None, traces="otlp-http", otlp_endpoint=endpoint)
     assert load_config(None, otlp_endpoint="https://collector/otlp").otlp_endpoint
+
+
+def test_the_grpc_exporter_also_takes_host_and_port() -> None:
+    assert load_config(None, traces="otlp-grpc", otlp_endpoint="collector:4317").otlp_endpoint
+    with pytest.raises(ConfigError, match=r"otlp_endpoint: .* is not a URL"):
+        load_config(None, traces="otlp-grpc", otlp_endpoint="collector:port")
