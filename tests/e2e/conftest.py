@@ -78,7 +78,7 @@ class ServerProcess:
 
 
 def caxton(
-    *args: str, server: str | None = None, check: bool = True
+    *args: str, server: str | None = None, check: bool = True, timeout_s: float = CLI_TIMEOUT_S
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     if server:
@@ -93,12 +93,12 @@ def caxton(
         start_new_session=True,
     ) as process:
         try:
-            stdout, stderr = process.communicate(timeout=CLI_TIMEOUT_S)
+            stdout, stderr = process.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             stdout, stderr = process.communicate(timeout=30)
             raise AssertionError(
-                f"caxton {' '.join(args)} did not finish in {CLI_TIMEOUT_S} s:\n{stdout}{stderr}"
+                f"caxton {' '.join(args)} did not finish in {timeout_s:g} s:\n{stdout}{stderr}"
             ) from None
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     if check and result.returncode != 0:

@@ -1,6 +1,12 @@
 """The agent toolchain: templates, the Python SDK, and the componentize-py build."""
 
-from caxton.shell.agents.build import BuildResult, build_agent, find_agent_class
+from caxton.shell.agents.build import (
+    BuildResult,
+    build_agent,
+    build_inputs_digest,
+    cached_build,
+    find_agent_class,
+)
 from caxton.shell.agents.errors import (
     AgentToolError,
     BuildFailed,
@@ -17,6 +23,8 @@ __all__ = [
     "InvalidAgentSource",
     "TemplateError",
     "build_agent",
+    "build_inputs_digest",
+    "cached_build",
     "find_agent_class",
     "new_agent",
 ]

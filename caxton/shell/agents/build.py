@@ -3,12 +3,14 @@
 The build copies the user's file next to a generated entry module (the `WitWorld`
 class componentize-py expects) and the `caxton_agent` SDK, then runs componentize-py
 against the copy of the WIT world shipped in this package (`wit/agent.wit`, kept
-identical to `proto/wit/agent.wit` by a test).
+identical to `proto/wit/agent.wit` by a test). `cached_build` reuses a component built
+before from the same inputs (`build_inputs_digest`).
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import shutil
 import subprocess
@@ -16,6 +18,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 from caxton.shell.agents.errors import BuildFailed, InvalidAgentSource
@@ -70,12 +73,14 @@ class WitWorld(wit_world.WitWorld):
 
 @dataclass(frozen=True, slots=True)
 class BuildResult:
-    """The component written, its size, the agent class found, and the build time."""
+    """The component written, its size, the agent class found, and the build time
+    (`cached`: an earlier build of the same inputs, no componentize-py run)."""
 
     output: Path
     size: int
     agent_class: str
     seconds: float
+    cached: bool = False
 
 
 def build_agent(source: Path, output: Path) -> BuildResult:
@@ -97,6 +102,56 @@ def build_agent(source: Path, output: Path) -> BuildResult:
         agent_class=agent_class,
         seconds=time.monotonic() - started,
     )
+
+
+def cached_build(source: Path, cache_dir: Path) -> BuildResult:
+    """The component of `source` from `cache_dir` when built there before from the same
+    inputs, else built now and kept there (older builds of the same file name replaced)."""
+    started = time.monotonic()
+    agent_class = find_agent_class(source)
+    key = build_inputs_digest(source)
+    target = cache_dir / f"{source.stem}-{key[:32]}.wasm"
+    if not target.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        # a unique scratch name, renamed into place: concurrent builds never see half a file
+        with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".building-") as scratch:
+            built = build_agent(source, Path(scratch) / target.name)
+            os.replace(built.output, target)
+        for older in cache_dir.glob(f"{source.stem}-*.wasm"):
+            if older != target:
+                older.unlink(missing_ok=True)
+        return BuildResult(target, built.size, agent_class, built.seconds)
+    return BuildResult(
+        target, target.stat().st_size, agent_class, time.monotonic() - started, cached=True
+    )
+
+
+def build_inputs_digest(source: Path) -> str:
+    """A hash of what a build of `source` reads: the file and its name, the Python files
+    beside it (on the agent's path), the SDK and WIT folders, this module (the entry
+    template, the command line) and componentize-py's version."""
+    digest = hashlib.sha256()
+
+    def add(label: str, data: bytes) -> None:
+        digest.update(f"{label}\0{len(data)}\0".encode())
+        digest.update(data)
+
+    add("source name", source.name.encode())
+    add("source", source.read_bytes())
+    beside = source.resolve().parent
+    for path in sorted(beside.glob("*.py")):
+        add(f"beside/{path.name}", path.read_bytes())
+    for folder in (SDK_DIR, WIT_DIR):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and _is_input(p)):
+            add(f"{folder.name}/{path.relative_to(folder).as_posix()}", path.read_bytes())
+    add("build module", Path(__file__).read_bytes())
+    add("componentize-py", version("componentize-py").encode())
+    add("command", " ".join(componentize_command()).encode())
+    return digest.hexdigest()
+
+
+def _is_input(path: Path) -> bool:
+    return "__pycache__" not in path.parts
 
 
 def find_agent_class(source: Path) -> str:

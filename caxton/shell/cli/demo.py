@@ -9,16 +9,32 @@ import os
 import signal
 import socket
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from caxton.domain.units import format_size
 from caxton.replay.trace import TraceView, format_line
 from caxton.shell.cli.common import Failure, out, run
+from caxton.shell.cli.progress import Stages
 from caxton.shell.client import CaxtonClient
+from caxton.shell.datadir import DataDir, DataDirBusy, DataDirUnusable
+
+if TYPE_CHECKING:
+    from caxton.shell.wasm import WasmHost
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+SOURCES = {
+    "manager": EXAMPLES / "contract-net" / "manager.py",
+    "bidder": EXAMPLES / "contract-net" / "bidder.py",
+    "order-processor": EXAMPLES / "order-processing" / "order_processor.py",
+}
 BIDDERS = {"bidder-a": 12, "bidder-b": 9, "bidder-c": 15}
+REPLY_WAIT_S = 30.0
+"""How long the demo waits for an agent's reply: generous, for a busy machine."""
+STOP_WAIT_S = 20.0
 
 
 @click.command()
@@ -31,7 +47,11 @@ async def demo(data_dir: Path, keep_running: bool) -> None:
     """Run the end-to-end demo on an embedded SQLite log."""
     if not EXAMPLES.is_dir():
         raise Failure(f"examples not found at {EXAMPLES} (run the demo from a clone of Caxton)")
-    components = await asyncio.to_thread(_build_examples, data_dir.parent / "build")
+    section("Building the example agents and compiling them for the server (both cached)")
+    with Stages(out) as stages:
+        components = await asyncio.to_thread(
+            _prepare_examples, stages, data_dir.parent / "build", data_dir
+        )
     _fresh_log(data_dir)
     port = _free_port()
     address = f"127.0.0.1:{port}"
@@ -39,7 +59,9 @@ async def demo(data_dir: Path, keep_running: bool) -> None:
     process = await _start_server(data_dir, address)
     try:
         async with CaxtonClient(address) as client:
-            await _deploy(client, components)
+            section("Deploying agents")
+            with Stages(out) as stages:
+                await _deploy(client, components, stages)
             await _contract_net(client)
             await _order(client)
             section("Conversations")
@@ -70,30 +92,68 @@ def section(title: str) -> None:
     out.print(f"\n[bold]== {title}[/bold]")
 
 
-def _build_examples(build_dir: Path) -> dict[str, Path]:
-    from caxton.shell.agents import AgentToolError, build_agent
+def _prepare_examples(stages: Stages, build_dir: Path, data_dir: Path) -> dict[str, Path]:
+    """Builds each example (componentize-py) and compiles it (wasmtime) into the component
+    cache of the server to start, as many steps at once as there are cores (each uses about
+    one). Both steps are cached (by the build's inputs, by the component's digest), so a
+    second demo does neither."""
+    from caxton.shell.wasm import WasmHost  # wasmtime: imported when needed
 
-    sources = {
-        "manager": EXAMPLES / "contract-net" / "manager.py",
-        "bidder": EXAMPLES / "contract-net" / "bidder.py",
-        "order-processor": EXAMPLES / "order-processing" / "order_processor.py",
-    }
-    build_dir.mkdir(parents=True, exist_ok=True)
-    built: dict[str, Path] = {}
-    section("Building the example agents (componentize-py; cached by source hash)")
-    for name, source in sources.items():
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-        target = build_dir / f"{name}-{digest}.wasm"
-        if target.exists():
-            out.print(f"  {name}: cached {target.name}")
-        else:
-            try:
-                result = build_agent(source, target)
-            except AgentToolError as exc:
-                raise Failure(f"building {source}: {exc}") from None
-            out.print(f"  {name}: built in {result.seconds:.1f}s")
-        built[name] = target
-    return built
+    workers = min(len(SOURCES), os.cpu_count() or 1)
+    try:  # under the data directory's lock: its component cache has one writer at a time
+        with (
+            DataDir(data_dir) as locked,
+            WasmHost(locked.components, workers=1) as host,
+            ThreadPoolExecutor(workers, thread_name_prefix="caxton-demo") as pool,
+        ):
+            builds = {
+                name: pool.submit(_build, stages, name, source, build_dir)
+                for name, source in SOURCES.items()
+            }
+            # queued after every build (first in, first out), a compile waits only for a
+            # build that is already running: the last build overlaps the first compile
+            compiles = {
+                name: pool.submit(_compile, stages, name, build, host)
+                for name, build in builds.items()
+            }
+    except (DataDirBusy, DataDirUnusable) as exc:
+        raise Failure(str(exc)) from None
+    return {name: future.result() for name, future in compiles.items()}
+
+
+def _build(stages: Stages, name: str, source: Path, build_dir: Path) -> Path:
+    from caxton.shell.agents import AgentToolError, cached_build
+
+    with stages.stage(name, "building with componentize-py") as stage:
+        try:
+            built = cached_build(source, build_dir)
+        except AgentToolError as exc:
+            raise Failure(f"building {source}: {exc}") from None
+        size = format_size(built.size)
+        stage.done(
+            f"built earlier ({built.output.name}, {size})"
+            if built.cached
+            else f"built in {built.seconds:.1f} s ({size})"
+        )
+    return built.output
+
+
+def _compile(stages: Stages, name: str, build: Future[Path], host: WasmHost) -> Path:
+    from caxton.shell.wasm import WasmError
+
+    component = build.result()
+    with stages.stage(name, "compiling with wasmtime (for the server)") as stage:
+        wasm = component.read_bytes()
+        earlier = host.cache.artifact_path(hashlib.sha256(wasm).hexdigest()).exists()
+        try:
+            host.load(wasm, component.name)
+        except WasmError as exc:
+            raise Failure(f"compiling {component}: {exc}") from None
+        seconds = f"{stage.elapsed():.1f} s"
+        stage.done(
+            f"compiled earlier (loaded in {seconds})" if earlier else f"compiled in {seconds}"
+        )
+    return component
 
 
 def _fresh_log(data_dir: Path) -> None:
@@ -146,14 +206,20 @@ async def _stop_server(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
         process.send_signal(signal.SIGINT)
         try:
-            await asyncio.wait_for(process.wait(), timeout=20)
+            await asyncio.wait_for(process.wait(), timeout=STOP_WAIT_S)
         except TimeoutError:
+            out.print(
+                f"  the server (pid {process.pid}) was still stopping {STOP_WAIT_S:.0f} s "
+                "after SIGINT: killed it",
+                markup=False,
+            )
             process.kill()
             await process.wait()
 
 
-async def _deploy(client: CaxtonClient, components: dict[str, Path]) -> None:
-    section("Deploying agents")
+async def _deploy(client: CaxtonClient, components: dict[str, Path], stages: Stages) -> None:
+    """Deploys one at a time; each deploy waits as long as the server takes (no deadline):
+    a component the server has not compiled before takes it a minute or more."""
     deployments = [
         ("manager", components["manager"], (), 1, {"bidders": len(BIDDERS)}),
         *[
@@ -163,15 +229,16 @@ async def _deploy(client: CaxtonClient, components: dict[str, Path]) -> None:
         ("order-processor", components["order-processor"], ("order-processing",), 3, {}),
     ]
     for name, path, capabilities, replicas, config in deployments:
-        info = await client.deploy(
-            path.read_bytes(),
-            name,
-            capabilities=capabilities,
-            replicas=replicas,
-            config=json.dumps(config),
-            filename=path.name,
-        )
-        out.print(f"  {name:<16} {info.status_line}", markup=False)
+        with stages.stage(name, f"deploying {path.name}") as stage:
+            info = await client.deploy(
+                path.read_bytes(),
+                name,
+                capabilities=capabilities,
+                replicas=replicas,
+                config=json.dumps(config),
+                filename=path.name,
+            )
+            stage.done(info.status_line)
 
 
 async def _contract_net(client: CaxtonClient) -> None:
@@ -179,7 +246,7 @@ async def _contract_net(client: CaxtonClient) -> None:
         "Contract net: the manager calls for proposals from every agent with capability 'bidding'"
     )
     reply = await client.invoke(
-        "manager", {"task": "ship 10 widgets"}, timeout=30.0, protocol="fipa-request"
+        "manager", {"task": "ship 10 widgets"}, timeout=REPLY_WAIT_S, protocol="fipa-request"
     )
     result = json.loads(reply.content)
     out.print(f"  manager replied {reply.performative}: {json.dumps(result)}", markup=False)
@@ -196,10 +263,13 @@ async def _order(client: CaxtonClient) -> None:
         "request",
         json.dumps({"order": {"items": ["item-123", "item-456"], "address": "123 Main St"}}),
         protocol="fipa-request",
-        wait_ms=10_000,
+        wait_ms=int(REPLY_WAIT_S * 1000),
     )
     if result.reply is None:
-        raise Failure("the order processor did not reply within 10 s")
+        raise Failure(
+            f"the order processor did not reply within {REPLY_WAIT_S:.0f} s "
+            f"(conversation {result.conversation_id}; see 'caxton trace')"
+        )
     out.print(
         f"  order-processor replied {result.reply.performative}: {result.reply.content}",
         markup=False,
