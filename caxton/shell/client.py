@@ -26,7 +26,7 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import ProtocolError, StreamTerminatedError
 
-from caxton.domain import digests
+from caxton.domain import digests, strict_json
 from caxton.domain.acl import AclMessage
 from caxton.domain.events import Recorded
 from caxton.domain.schema import decode, message_from_stored
@@ -543,8 +543,7 @@ def _tool_server(info: v1.ToolServerInfo) -> ToolServerInfo:
             BreakerInfo(b.agent, b.state, b.failures, b.last_reason) for b in info.breakers
         ),
         tools=tuple(
-            ToolInfo(t.name, t.description, json.loads(t.input_schema_json or "{}"))
-            for t in info.tools
+            ToolInfo(t.name, t.description, _schema(t.input_schema_json)) for t in info.tools
         ),
         timeout_ms=info.timeout_ms,
         max_concurrency=info.max_concurrency,
@@ -570,3 +569,12 @@ def _conversation(info: v1.ConversationInfo) -> ConversationInfo:
 
 def _message(envelope: v1.AclEnvelope) -> AclMessage:
     return message_from_stored(envelope_dict(envelope))
+
+
+def _schema(text: str) -> dict[str, Any]:
+    """A tool's input schema as its server reported it; {} when that is not a JSON object."""
+    try:
+        schema = strict_json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return schema if isinstance(schema, dict) else {}

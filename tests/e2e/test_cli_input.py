@@ -82,7 +82,7 @@ def test_json_content_nested_a_thousand_deep_is_refused_in_one_line(live: Server
     result = run("send", "--to", "client:me", "--content", DEEP, server=live)
 
     assert result.returncode == 2
-    assert result.stderr == "✗ --content: JSON nested too deeply to read\n"
+    assert result.stderr == "✗ --content: not valid JSON (nested too deeply to read)\n"
 
 
 @pytest.mark.parametrize("content", ["NaN", "[1, Infinity]", '{"a": -Infinity}'])
@@ -90,7 +90,7 @@ def test_nan_and_infinity_are_not_json_content(live: ServerProcess, content: str
     result = run("send", "--to", "client:me", "--content", content, server=live)
 
     assert result.returncode == 2
-    assert "is not a JSON number: JSON numbers are finite" in result.stderr
+    assert "is not JSON (RFC 8259 has no NaN or Infinity)" in result.stderr
     assert len(result.stderr.splitlines()) == 1
 
 
@@ -167,7 +167,7 @@ def test_deploy_config_comes_from_stdin_and_must_be_json(
 
     assert read.returncode == 0 and "✓ Running (1/1 instances healthy)" in read.stdout
     assert refused.returncode == 2
-    assert refused.stderr.startswith("✗ --config: not valid JSON (NaN is not a JSON number")
+    assert refused.stderr.startswith("✗ --config: not valid JSON (NaN is not JSON")
 
 
 def test_a_deploy_whose_init_fails_exits_non_zero_and_says_why(
@@ -203,4 +203,4 @@ def test_tool_arguments_nested_too_deep_are_refused_in_one_line(live: ServerProc
     result = run("tools", "call", "db", "read_query", "--args", "-", server=live, stdin=DEEP)
 
     assert result.returncode == 2
-    assert result.stderr == "✗ --args: JSON nested too deeply to read\n"
+    assert result.stderr == "✗ --args: not valid JSON (nested too deeply to read)\n"

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
+from caxton.domain.errors import quoted
 from caxton.domain.events import Recorded
 from caxton.domain.ids import agent_stream, conversation_stream
 from caxton.replay.recording import Recording, participants, record
@@ -52,7 +53,7 @@ async def recording(source: Source, conversation_id: str) -> tuple[Recording, li
     history = await source.history(conversation_id)
     found = record(conversation_id, history)
     if not found.events:
-        raise SourceError(f"no conversation {conversation_id!r} in {source.where}")
+        raise SourceError(f"no conversation {quoted(conversation_id)} in {source.where}")
     return found, history
 
 

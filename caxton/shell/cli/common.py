@@ -13,6 +13,7 @@ from typing import IO, Any, ParamSpec, TypeVar
 import click
 from rich.console import Console
 
+from caxton.domain import strict_json
 from caxton.domain.units import parse_duration_ms, parse_size_bytes
 
 P = ParamSpec("P")
@@ -133,20 +134,14 @@ def _utf8(source: IO[bytes], where: str, flag: str) -> str:
 
 
 def parse_json(text: str, flag: str, hint: str = "") -> Any:
-    """`text` as JSON, or a Failure that says why not. Refuses what Python reads but JSON
-    does not have (NaN, Infinity) and nesting too deep to read (a RecursionError)."""
+    """`text` as JSON, or a Failure that says why not: the domain's strict reader (no NaN or
+    Infinity, nesting too deep to read is an error, not a RecursionError)."""
     try:
-        return json.loads(text, parse_constant=_not_json)
-    except RecursionError:
-        raise Failure(f"{flag}: JSON nested too deeply to read", code=2) from None
+        return strict_json.loads(text)
     except json.JSONDecodeError as exc:
         raise Failure(f"{flag}: not valid JSON ({exc}){hint}", code=2) from None
-    except ValueError as exc:  # _not_json, or an integer of over 4300 digits
+    except ValueError as exc:  # NaN, too deep, or an integer of over 4300 digits
         raise Failure(f"{flag}: not valid JSON ({excerpt(str(exc))})", code=2) from None
-
-
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number: JSON numbers are finite")
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:

@@ -82,10 +82,12 @@ async def call(
     took = format_duration(max(1, result.duration_us // 1000))
     if not result.ok:
         raise Failure(f"{server_name}.{tool} failed after {took}: {result.error}")
-    if as_json:
-        out.print_json(result.result_json)
+    if as_json:  # as the server gave it: pretty-printing would recurse as deep as it nests
+        out.print(result.result_json, markup=False, highlight=False)
         return
-    data = json.loads(result.result_json)
+    data = parse_json(result.result_json, f"{server_name}.{tool}'s result")
+    if not isinstance(data, dict):
+        raise Failure(f"{server_name}.{tool}'s result is not an MCP CallToolResult object")
     texts = [c.get("text", "") for c in data.get("content", []) if c.get("type") == "text"]
     body = "\n".join(texts) if texts else json.dumps(data.get("structuredContent"), indent=2)
     out.print(body, markup=False)
