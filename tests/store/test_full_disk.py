@@ -67,7 +67,8 @@ async def test_a_checkpoint_failing_on_a_full_disk_is_logged_once_and_tried_less
         checkpointer.start()
         try:
             for _ in range(30):
-                await asyncio.to_thread(checkpointer.failed.wait)
+                # bounded: a checkpoint that never fails fails the test instead of hanging it
+                assert await asyncio.to_thread(checkpointer.failed.wait, 60)
                 checkpointer.failed.clear()
             said = [r.getMessage() for r in caplog.records]
             assert len(said) == 1, said
@@ -76,7 +77,7 @@ async def test_a_checkpoint_failing_on_a_full_disk_is_logged_once_and_tried_less
 
             filler.unlink()
             checkpointer.ran.clear()
-            await asyncio.to_thread(checkpointer.ran.wait)
+            assert await asyncio.to_thread(checkpointer.ran.wait, 60)
             said = [r.getMessage() for r in caplog.records]
             assert len(said) == 2 and "works again" in said[1], said
             assert checkpointer._next_wait() == 0.005
