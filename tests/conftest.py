@@ -15,7 +15,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -43,7 +42,7 @@ class AgentBuilds:
             copy = Path(scratch) / "agent" / source.name
             copy.parent.mkdir()
             shutil.copyfile(source, copy)
-            key = build_inputs_digest(copy)
+            key = agent_build.build_inputs_digest(copy)
             target = self.directory / f"{source.stem}-{key[:32]}.wasm"
             with open(self.directory / f"{key}.lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building it now
@@ -71,26 +70,6 @@ class AgentBuilds:
         for source in sources:
             artifact = self.compiled(source)
             shutil.copyfile(artifact, components / artifact.name)
-
-
-def build_inputs_digest(source: Path) -> str:
-    """A hash of what `build_agent(source, …)` reads: the source and its name, the SDK and
-    WIT folders, the build module (entry template, command line) and componentize-py."""
-    digest = hashlib.sha256()
-
-    def add(label: str, data: bytes) -> None:
-        digest.update(f"{label}\0{len(data)}\0".encode())
-        digest.update(data)
-
-    add("source name", source.name.encode())
-    add("source", source.read_bytes())
-    for folder in (agent_build.SDK_DIR, agent_build.WIT_DIR):
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            add(f"{folder.name}/{path.relative_to(folder).as_posix()}", path.read_bytes())
-    add("build module", Path(agent_build.__file__).read_bytes())
-    add("componentize-py", version("componentize-py").encode())
-    add("command", " ".join(agent_build.componentize_command()).encode())
-    return digest.hexdigest()
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,7 @@ def status_of(error: Exception) -> Status:
 
 MAX_STATUS_MESSAGE = 1024
 """The longest status message sent: grpclib percent- and Huffman-encodes it on the event
-loop (ADR 0014)."""
+loop (ADR 0015)."""
 
 
 @asynccontextmanager

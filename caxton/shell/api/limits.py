@@ -3,7 +3,7 @@
 A request's declared length is checked before its body is read (grpclib would read up to
 4 GiB into memory first), and its lists are counted before betterproto2 decodes them (it
 is slow per item): a payload larger than `SCAN_FROM_BYTES` is first parsed by protobuf's
-C parser to count them; smaller ones cannot hold enough items to matter (ADR 0014).
+C parser to count them; smaller ones cannot hold enough items to matter (ADR 0015).
 """
 
 from __future__ import annotations
