@@ -6,7 +6,7 @@ CaxtonError
 ├── NotFound            no such agent or conversation
 ├── AlreadyExists       an agent of that name is deployed
 ├── InvalidArgument     the server refused the request; the message names the field
-├── Busy                backpressure: a mailbox is full, retry later
+├── Busy                backpressure: a mailbox (or the server's disk) is full, retry later
 ├── DeadlineExceeded    no answer within the client's deadline; says which call was running
 └── InvokeTimeout       no reply within the timeout
 """
