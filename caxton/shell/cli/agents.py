@@ -154,7 +154,7 @@ async def deploy(
                 filename=component.name,
                 tools=[t.strip() for t in tool_grants.split(",") if t.strip()],
             )
-            stage.done(f"deployed in {stage.elapsed():.1f} s")
+            stage.done(f"the server answered in {stage.elapsed():.1f} s")  # not yet: started
     failing = not_started(info)
     out.print(
         f"{'' if failing else '✓ '}deployed {info.name} "
