@@ -1,11 +1,14 @@
-"""Helpers shared by the test folders (and the benchmarks): WAT components, free ports."""
+"""Helpers shared by the test folders (and the benchmarks): WAT components, free ports,
+a gRPC codec for raw payloads."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import wasmtime
+from grpclib.encoding.base import CodecBase
 
 COMPONENTS = Path(__file__).parent / "wasm" / "components"
 
@@ -31,3 +34,16 @@ class SteppedClock:
 
     def now_ms(self) -> int:
         return self.ms
+
+
+class RawCodec(CodecBase):  # type: ignore[misc]
+    """A grpclib codec that sends the bytes it is given, as they are, and returns the
+    bytes it receives: for requests no well-behaved client would send."""
+
+    __content_subtype__ = "proto"
+
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        return bytes(message)
+
+    def decode(self, data: bytes, message_type: Any) -> bytes:
+        return data

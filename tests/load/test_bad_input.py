@@ -13,7 +13,6 @@ import pytest
 from grpclib import GRPCError
 from grpclib.client import Channel
 from grpclib.const import Cardinality, Status
-from grpclib.encoding.base import CodecBase
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +22,7 @@ from caxton.domain.events import AgentDeployed, MessageSent
 from caxton.shell.api.generated.caxton import v1
 from tests.e2e.conftest import ServerProcess
 from tests.load.conftest import history, start_server
-from tests.support import wat
+from tests.support import RawCodec, wat
 
 pytestmark = [pytest.mark.slow, pytest.mark.load]
 
@@ -139,18 +138,6 @@ async def _send(live: Live, envelope: dict[str, Any]) -> None:
 # --- raw protobuf payloads --------------------------------------------------------
 
 
-class Raw(CodecBase):  # type: ignore[misc]
-    """Sends the bytes it is given, as they are."""
-
-    __content_subtype__ = "proto"
-
-    def encode(self, message: Any, message_type: Any) -> bytes:
-        return bytes(message)
-
-    def decode(self, data: bytes, message_type: Any) -> bytes:
-        return data
-
-
 def _field(number: int, payload: bytes) -> bytes:
     """A length-delimited protobuf field (short payloads only)."""
     assert len(payload) < 128
@@ -185,7 +172,7 @@ def test_any_protobuf_payload_gets_a_clear_status(live: Live, path: str, payload
 
 async def _raw(live: Live, path: str, payload: bytes) -> None:
     host, port = live.server.address.rsplit(":", 1)
-    channel = Channel(host, int(port), codec=Raw())
+    channel = Channel(host, int(port), codec=RawCodec())
     try:
         async with channel.request(path, Cardinality.UNARY_UNARY, bytes, bytes) as stream:
             await stream.send_message(payload, end=True)

@@ -18,7 +18,6 @@ from google.protobuf import message_factory
 from grpclib import GRPCError
 from grpclib.client import Channel
 from grpclib.const import Cardinality, Status
-from grpclib.encoding.base import CodecBase
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +29,7 @@ from caxton.shell.api.generated.caxton import v1
 from caxton.shell.api.reflection import descriptor_pool
 from tests.e2e.conftest import ServerProcess
 from tests.load.conftest import history, start_server
-from tests.support import free_port, wat
+from tests.support import RawCodec, free_port, wat
 
 pytestmark = [pytest.mark.slow, pytest.mark.load]
 
@@ -133,7 +132,7 @@ def send_oversized(address: str, field: str, size: int) -> tuple[str, str]:
 
     async def send() -> tuple[str, str]:
         host, port = address.rsplit(":", 1)
-        channel = Channel(host, int(port), codec=Raw())
+        channel = Channel(host, int(port), codec=RawCodec())
         try:
             path = "/caxton.v1.MessageService/Send"
             async with channel.request(path, Cardinality.UNARY_UNARY, bytes, bytes) as stream:
@@ -162,18 +161,6 @@ def oversized(field: str, size: int) -> bytes:
     request = message_factory.GetMessageClass(pool.FindMessageTypeByName("caxton.v1.SendRequest"))
     encoded: bytes = request(message=envelope).SerializeToString()
     return encoded
-
-
-class Raw(CodecBase):  # type: ignore[misc]
-    """Sends the bytes it is given, as they are."""
-
-    __content_subtype__ = "proto"
-
-    def encode(self, message: Any, message_type: Any) -> bytes:
-        return bytes(message)
-
-    def decode(self, data: bytes, message_type: Any) -> bytes:
-        return data
 
 
 FIELDS = [*TEXT_FIELDS, "receivers", "many-receivers"]
@@ -306,7 +293,7 @@ def test_a_request_declaring_a_gibibyte_is_refused_before_its_body_is_read(live:
     make the server buffer a gibibyte. It answers at the prefix, with no body sent."""
 
     async def check() -> None:
-        channel = Channel(live.host, live.port, codec=Raw())
+        channel = Channel(live.host, live.port, codec=RawCodec())
         path = "/caxton.v1.AgentService/ListAgents"
         try:
             async with asyncio.timeout(60):

@@ -114,7 +114,35 @@ def make_exporter(kind: TraceExport, endpoint: str = "") -> SpanExporter | None:
     return OtlpHttpExporter(url)
 
 
-class OtlpHttpExporter(SpanExporter):
+class _WatchedExporter(SpanExporter):
+    """One of the SDK's OTLP exporters, keeping why its last export failed."""
+
+    url: str
+    failure: str
+    _sdk: Any
+
+    def _forget(self) -> None:
+        """Forgets the last failure, before an export."""
+
+    def _said(self) -> str:
+        """Why the last export failed, as far as the SDK let it be known."""
+        return ""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self._forget()
+        result: SpanExportResult = self._sdk.export(spans)
+        ok = result is SpanExportResult.SUCCESS
+        self.failure = "" if ok else self._said() or "the exporter refused the batch"
+        return result
+
+    def shutdown(self) -> None:
+        self._sdk.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class OtlpHttpExporter(_WatchedExporter):
     """The SDK's OTLP/HTTP exporter (its retries, and the OTEL_EXPORTER_OTLP_* headers,
     certificates and compression) that keeps why its last export failed: the SDK only
     logs that, in words that change between its versions."""
@@ -129,18 +157,11 @@ class OtlpHttpExporter(SpanExporter):
         self._session = _WatchedSession()
         self._sdk = HttpExporter(endpoint=url, timeout=EXPORT_TIMEOUT_S, session=self._session)
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def _forget(self) -> None:
         self._session.failure = ""
-        result = self._sdk.export(spans)
-        ok = result is SpanExportResult.SUCCESS
-        self.failure = "" if ok else self._session.failure or "the exporter refused the batch"
-        return result
 
-    def shutdown(self) -> None:
-        self._sdk.shutdown()  # type: ignore[no-untyped-call]
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True
+    def _said(self) -> str:
+        return self._session.failure
 
 
 class _WatchedSession(requests.Session):
@@ -167,7 +188,7 @@ class _WatchedSession(requests.Session):
         return response
 
 
-class OtlpGrpcExporter(SpanExporter):
+class OtlpGrpcExporter(_WatchedExporter):
     """The SDK's OTLP/gRPC exporter that keeps why its last export failed (the status code
     and details the SDK logs)."""
 
@@ -183,18 +204,12 @@ class OtlpGrpcExporter(SpanExporter):
             endpoint=url, insecure=url.startswith("http://"), timeout=EXPORT_TIMEOUT_S
         )
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def _forget(self) -> None:
         _GrpcFailures.said.last = ""
-        result = self._sdk.export(spans)
-        ok = result is SpanExportResult.SUCCESS
-        self.failure = "" if ok else _GrpcFailures.said.last or "the exporter refused the batch"
-        return result
 
-    def shutdown(self) -> None:
-        self._sdk.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True
+    def _said(self) -> str:
+        last: str = _GrpcFailures.said.last
+        return last
 
 
 class _GrpcFailures(logging.Handler):
