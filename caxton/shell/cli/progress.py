@@ -27,6 +27,8 @@ class Stage:
     started: float = field(default_factory=time.monotonic)
     outcome: str = ""
     task: TaskID | None = None
+    beats: int = 0
+    """How many heartbeats have been said of it."""
 
     def done(self, outcome: str) -> None:
         """The words shown when it ends (`built in 21.3 s`) instead of a bare `done`."""
@@ -34,6 +36,15 @@ class Stage:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    def beat_due(self, heartbeat_s: float) -> bool:
+        """Whether another `heartbeat_s` of its own has passed since it was last said to
+        run (each stage every `heartbeat_s` of its own, not all at one clock's tick)."""
+        due = int(self.elapsed() // heartbeat_s)
+        if due <= self.beats:
+            return False
+        self.beats = due
+        return True
 
     def __str__(self) -> str:
         return f"{self.subject}: {self.doing} ({self.elapsed():.0f} s)"
@@ -117,10 +128,10 @@ class Stages:
             self._line(f"{stage.subject}: {outcome}")
 
     def _beat(self) -> None:
-        while not self._stopped.wait(self._heartbeat_s):
+        while not self._stopped.wait(min(1.0, self._heartbeat_s)):
             with self._lock:
-                running = list(self._running)
-            for stage in running:
+                due = [stage for stage in self._running if stage.beat_due(self._heartbeat_s)]
+            for stage in due:
                 self._line(f"{stage.subject}: still {stage.doing}, {stage.elapsed():.0f} s so far")
 
     def _line(self, text: str) -> None:
