@@ -178,7 +178,7 @@ def _token(data: Mapping[str, Any], field: str) -> str:
 
 
 def _plain(data: Mapping[str, Any], field: str, default: str = "") -> str:
-    """A free text field: any characters but control characters."""
+    """A free text field: any characters but control characters and lone surrogates."""
     value = _text(data, field, default)
     if _TEXT_FAULT.search(value):
         raise InvalidMessage(field, "must not contain control characters or lone surrogates")
@@ -187,23 +187,25 @@ def _plain(data: Mapping[str, Any], field: str, default: str = "") -> str:
 
 def check_sizes(data: Mapping[str, Any], max_content_bytes: int) -> None:
     """Refuses a field over its limit (FIELD_LIMITS), before any other check reads it."""
-    for field, limit in FIELD_LIMITS:
-        value = data.get(field)
-        if isinstance(value, str) and len(value) > limit:
-            raise InvalidMessage(field, _over(len(value), limit))
-    content = data.get("content")
-    if isinstance(content, str) and len(content) > max_content_bytes:
-        # each character is at least one byte: over the limit without encoding it
-        raise InvalidMessage(
-            "content", f"{len(content)} characters is over the limit of {max_content_bytes} bytes"
-        )
-    receivers = data.get("receivers")
-    if isinstance(receivers, list | tuple):
-        if len(receivers) > MAX_RECEIVERS:
-            raise InvalidMessage("receivers", f"at most {MAX_RECEIVERS} receivers")
-        for i, receiver in enumerate(receivers):
-            if isinstance(receiver, str) and len(receiver) > MAX_ADDRESS:
-                raise InvalidMessage(f"receivers[{i}]", _over(len(receiver), MAX_ADDRESS))
+    for field, value in data.items():
+        if isinstance(value, str):
+            limit = _LIMIT_OF.get(field)
+            if limit is not None and len(value) > limit:
+                raise InvalidMessage(field, _over(len(value), limit))
+            # each character is at least one byte: over the limit without encoding it
+            if limit is None and len(value) > max_content_bytes:
+                raise InvalidMessage(
+                    field, f"{len(value)} characters is over the limit of {max_content_bytes} bytes"
+                )
+        elif field == "receivers" and isinstance(value, list | tuple):
+            if len(value) > MAX_RECEIVERS:
+                raise InvalidMessage("receivers", f"at most {MAX_RECEIVERS} receivers")
+            for i, receiver in enumerate(value):
+                if isinstance(receiver, str) and len(receiver) > MAX_ADDRESS:
+                    raise InvalidMessage(f"receivers[{i}]", _over(len(receiver), MAX_ADDRESS))
+
+
+_LIMIT_OF = dict(FIELD_LIMITS)
 
 
 def _over(size: int, limit: int) -> str:
@@ -325,7 +327,7 @@ def from_client(message: AclMessage, *, id: str, sender: str, conversation_id: s
     if message.id and is_derived_id(message.id):
         raise InvalidMessage(
             "id",
-            f"{message.id!r}: ids of exactly 26 lowercase hex characters are the ones the "
+            f"{quoted(message.id)}: ids of exactly 26 lowercase hex characters are the ones the "
             "runtime gives agents' messages; choose another id (or leave it empty)",
         )
     message_id = message.id or id
