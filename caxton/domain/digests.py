@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 
-from caxton.domain.errors import InvalidDigest
+from caxton.domain.errors import InvalidDigest, quoted
 
 PREFIX = "sha256:"
 _HEX = re.compile(r"[0-9a-f]{64}")
-_QUOTED_CHARS = 80
-"""A malformed digest is quoted in an error up to this length, past it only counted."""
 
 
 def shown(digest: str) -> str:
@@ -22,9 +20,8 @@ def stored(digest: str) -> str:
     `InvalidDigest` for anything else."""
     hex_digits = digest.removeprefix(PREFIX)
     if not _HEX.fullmatch(hex_digits):
-        quoted = repr(digest[: _QUOTED_CHARS + 1])
-        got = quoted if len(quoted) <= _QUOTED_CHARS else f"{len(digest)} characters"
         raise InvalidDigest(
-            f"expected 'sha256:' and 64 lowercase hex digits, or the digits alone; got {got}"
+            "expected 'sha256:' and 64 lowercase hex digits, or the digits alone; "
+            f"got {quoted(digest)}"
         )
     return hex_digits

@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from caxton.domain import strict_json
+from caxton.domain.errors import bounded
 from caxton.domain.units import parse_duration_ms, parse_size_bytes
 
 P = ParamSpec("P")
@@ -144,8 +145,6 @@ def parse_json(text: str, flag: str, hint: str = "") -> Any:
         raise Failure(f"{flag}: not valid JSON ({excerpt(str(exc))})", code=2) from None
 
 
-def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    """`text`, cut to `limit` characters with a note of how much was left out."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+def excerpt(text: str) -> str:
+    """`text`, cut to EXCERPT_CHARS characters with a note of how long it was."""
+    return bounded(text, EXCERPT_CHARS)

@@ -11,11 +11,11 @@ from rich.table import Table
 from rich.text import Text
 
 from caxton.domain.acl import PERFORMATIVES
+from caxton.domain.errors import quoted
 from caxton.replay.trace import TraceView, format_line
 from caxton.shell.cli.common import (
     DURATION,
     Failure,
-    excerpt,
     flag_text,
     out,
     parse_json,
@@ -79,7 +79,7 @@ async def send(
     """Send an ACL message; with --wait, print the reply."""
     if performative not in PERFORMATIVES:
         raise Failure(
-            f"unknown performative {excerpt(repr(performative))}; "
+            f"unknown performative {quoted(performative)}; "
             f"expected one of {', '.join(sorted(PERFORMATIVES))}",
             code=2,
         )
