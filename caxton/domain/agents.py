@@ -226,6 +226,9 @@ def _problem(instance: InstanceState) -> str:
 
 
 _PENDING: frozenset[Lifecycle] = frozenset({"deployed", "starting", "restarting"})
+STARTED: frozenset[str] = frozenset({"deployed", "starting", "running"})
+"""Lifecycles of an instance that has not failed to start: running, or on its way with no
+error so far (a restarting one has failed once already)."""
 
 
 def status_line(agent: AgentState) -> str:

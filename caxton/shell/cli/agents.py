@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from caxton.domain import digests
+from caxton.domain.agents import STARTED
 from caxton.domain.units import format_duration, format_size
 from caxton.shell.cli.common import (
     DURATION,
@@ -176,7 +177,7 @@ def not_started(info: AgentInfo) -> str:
         f"replica {i.replica} {i.lifecycle}"
         + (f": {excerpt(i.last_error)}" if i.last_error else "")
         for i in info.instances
-        if i.lifecycle not in ("running", "deployed", "starting")
+        if i.lifecycle not in STARTED
     )
 
 
