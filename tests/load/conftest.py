@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,6 +38,25 @@ def long_or_short(long: float, short: float) -> float:
 def start_server(data_dir: Path, *extra: str) -> ServerProcess:
     """A server on a free port (ServerProcess turns the metrics and health ports off)."""
     return ServerProcess(data_dir, f"127.0.0.1:{free_port()}").start(*extra)
+
+
+def refused_start(data_dir: Path) -> str:
+    """What `caxton server start` said when it refused to start on `data_dir` (it must)."""
+    refused = subprocess.run(
+        [
+            sys.executable,
+            *("-m", "caxton", "server", "start", "--data-dir", str(data_dir)),
+            *("--listen", f"127.0.0.1:{free_port()}", "--metrics", "off", "--health", "off"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    said = (refused.stdout + refused.stderr).strip()
+    assert refused.returncode != 0, said
+    return said
 
 
 def resident_bytes(pid: int) -> int:

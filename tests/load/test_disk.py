@@ -5,17 +5,15 @@ restart with room again). The data directory is a small tmpfs mounted for the te
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from caxton.client import CaxtonClient, CaxtonError
-from tests.load.conftest import gap_free, sent_ids, start_server, until_settled
-from tests.support import free_port, wat
+from tests.load.conftest import gap_free, refused_start, sent_ids, start_server, until_settled
+from tests.support import wat
 
 pytestmark = [pytest.mark.slow, pytest.mark.load]
 
@@ -107,30 +105,7 @@ async def test_a_read_only_data_directory_is_refused_clearly_and_loses_nothing(
     finally:
         server.stop()
     remount(small_disk, "ro")
-    refused = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "caxton",
-            "server",
-            "start",
-            "--data-dir",
-            str(data),
-            "--listen",
-            f"127.0.0.1:{free_port()}",
-            "--metrics",
-            "off",
-            "--health",
-            "off",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    said = (refused.stdout + refused.stderr).strip()
-    assert refused.returncode != 0, said
+    said = refused_start(data)
     assert "read-only" in said.lower() or "readonly" in said.lower(), said
     assert "Traceback" not in said and len(said.splitlines()) == 1, said
     remount(small_disk, "rw")

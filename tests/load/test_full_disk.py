@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,7 +20,7 @@ from caxton.client import Busy, CaxtonClient, CaxtonError
 from caxton.shell.store import EventLog
 from tests.disk import fill, sent, small_disk
 from tests.e2e.conftest import ServerProcess, caxton
-from tests.load.conftest import gap_free, sent_ids, until_settled
+from tests.load.conftest import gap_free, refused_start, sent_ids, until_settled
 from tests.support import free_port, wat
 
 pytestmark = [pytest.mark.slow, pytest.mark.load]
@@ -196,20 +193,7 @@ def test_a_server_started_on_a_full_disk_says_the_disk_is_full_in_one_line(
         data = disk / "data"
         stop(start_server(data)[0])  # a log, a node id, components: a data directory in use
         filler = fill(disk)
-        refused = subprocess.run(
-            [
-                sys.executable,
-                *("-m", "caxton", "server", "start", "--data-dir", str(data)),
-                *("--listen", f"127.0.0.1:{free_port()}", "--metrics", "off", "--health", "off"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-        said = (refused.stdout + refused.stderr).strip()
-        assert refused.returncode != 0, said
+        said = refused_start(data)
         assert "Traceback" not in said and len(said.splitlines()) == 1, said
         assert re.search(r"disk (is )?full", said), said
         assert partials(data) == []
