@@ -33,7 +33,7 @@ from caxton.domain.events import (
     MessageHandled,
     MessageSent,
 )
-from caxton.domain.world import EMPTY, evolve
+from caxton.domain.world import LiveWorld
 from caxton.shell.store import EventLog, Pending
 from caxton.shell.store.envelope import prepare
 
@@ -145,11 +145,12 @@ async def fold_caxton(directory: Path, events: list[Event]) -> float:
     for offset in range(0, len(events), 1000):
         await log.append([Pending(event=e, at=1) for e in events[offset : offset + 1000]])
     start = time.perf_counter()
-    world, count = EMPTY, 0
+    live, count = LiveWorld(), 0
     async for page in log.pages():
         for recorded in page:
-            world = evolve(world, recorded)
-            count += 1
+            live.apply(recorded)
+        count += len(page)
+    world = live.snapshot()
     elapsed = time.perf_counter() - start
     assert count == len(events) and "echo" in world.agents
     await log.close()

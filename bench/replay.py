@@ -33,7 +33,7 @@ from bench.scenario import Result, median, pct, result, run_async
 from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.events import AgentDeployed, AgentStarted, Event, MessageHandled, MessageSent
 from caxton.domain.ids import conversation_stream, sent_message_id
-from caxton.domain.world import EMPTY, evolve
+from caxton.domain.world import LiveWorld, evolve
 from caxton.replay.recording import Recording
 from caxton.shell.archive.sources import LogSource, recording
 from caxton.shell.store import EventLog, Pending
@@ -249,11 +249,12 @@ async def fold_replay(directory: Path) -> float:
     """Events/s of the whole log read by the replay loader (read-only) and folded."""
     source = await LogSource.open(directory)
     start = time.perf_counter()
-    world, count = EMPTY, 0
+    live, count = LiveWorld(), 0
     async for page in source.log.pages():
         for recorded in page:
-            world = evolve(world, recorded)
-            count += 1
+            live.apply(recorded)
+        count += len(page)
+    world = live.snapshot()
     elapsed = time.perf_counter() - start
     await source.close()
     assert "manager" in world.agents

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, assert_never
 
@@ -186,6 +186,19 @@ def handled(agents: Agents, event: MessageHandled) -> Agents:
         return agents.set(name, _with_instances(agent, (counted,)))
     changed = (*instances[:replica], counted, *instances[replica + 1 :])
     return agents.set(name, _with_instances(agent, changed))
+
+
+def counted(agents: Agents, handlings: Mapping[tuple[str, int], int]) -> Agents:
+    """`handled` applied `n` times for each (agent, replica): `n` in `handlings`."""
+    for (name, replica), n in handlings.items():
+        agent = agents.get(name)
+        if agent is None or not 0 <= replica < len(agent.instances):
+            continue
+        instances = list(agent.instances)
+        instance = instances[replica]
+        instances[replica] = _counted(instance, instance.handled + n)
+        agents = agents.set(name, _with_instances(agent, tuple(instances)))
+    return agents
 
 
 # The copies a handling makes, generated once (caxton.domain.frozen).

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal, assert_never
+from typing import Literal, Protocol, assert_never
 
 from caxton.domain.events import (
     AgentDeployed,
@@ -161,7 +161,7 @@ class Conversations(Mapping[str, ConversationState]):
         if older is not _EMPTY and cid in older:
             older = older.delete(cid)
         checked = self.checked
-        if _checks(conversation):
+        if checked_by_protocol(conversation):
             if cid not in checked:
                 checked = checked.set(cid, True)
         elif checked is not _NONE_CHECKED and cid in checked:
@@ -187,7 +187,7 @@ class Conversations(Mapping[str, ConversationState]):
         return _conversations(_EMPTY, kept, at, checked)
 
 
-def _checks(conversation: ConversationState) -> bool:
+def checked_by_protocol(conversation: ConversationFacts) -> bool:
     """Whether a protocol still checks the conversation: `Conversations.checked` holds
     exactly these."""
     return conversation.outcome == "open" and conversation.protocol_state is not None
@@ -256,8 +256,8 @@ def sent(
             older = older.delete(cid)  # it moves to the recent generation
     after = _sent(before or _begun(_UNBEGUN, cid, recorded.at, recorded.at), event, recorded)
     # `checked` changes only when whether the conversation is checked does
-    now = _checks(after)
-    if now is not (before is not None and _checks(before)):
+    now = checked_by_protocol(after)
+    if now is not (before is not None and checked_by_protocol(before)):
         checked = checked.set(cid, True) if now else checked.delete(cid)
     return _conversations(recent.set(cid, after), older, conversations.since, checked)
 
@@ -343,8 +343,38 @@ def _apply(conversations: Conversations, recorded: Recorded, *, retire: bool) ->
             assert_never(event)
 
 
-def _sent(conv: ConversationState, sent: MessageSent, recorded: Recorded) -> ConversationState:
-    """The conversation after a message in it, settled: one copy of the state."""
+class ConversationFacts(Protocol):
+    """What a message's step reads of a conversation: a `ConversationState`, or the live
+    fold's mutable record of one (caxton.domain.live_conversations)."""
+
+    @property
+    def initiator(self) -> str: ...
+    @property
+    def participants(self) -> frozenset[str]: ...
+    @property
+    def message_count(self) -> int: ...
+    @property
+    def protocol(self) -> str: ...
+    @property
+    def protocol_state(self) -> ProtocolState | None: ...
+    @property
+    def violations(self) -> tuple[Violation, ...]: ...
+    @property
+    def failure(self) -> str: ...
+    @property
+    def outcome(self) -> Outcome: ...
+
+
+MessageStep = tuple[
+    str, frozenset[str], int, int, str, ProtocolState | None, tuple[Violation, ...], Outcome
+]
+"""A conversation's fields after a message, in `_messaged`'s order: initiator,
+participants, message_count, last_at, protocol, protocol_state, violations, outcome."""
+
+
+def message_step(conv: ConversationFacts, sent: MessageSent, at: int, position: int) -> MessageStep:
+    """What a message in it changes of a conversation, settled: the one rule both the
+    persistent fold (`_sent`) and the live one apply."""
     message = sent.message
     sender = agent_of(message.sender)
     to = targets(sent)
@@ -360,25 +390,26 @@ def _sent(conv: ConversationState, sent: MessageSent, recorded: Recorded) -> Con
     state, violations = conv.protocol_state, conv.violations
     protocol = message.protocol
     if protocol and (state is not None or protocol in TABLES):
-        state, reasons = checked_step(
-            state or begin(protocol, sender), message, sender, to, recorded.at
-        )
+        state, reasons = checked_step(state or begin(protocol, sender), message, sender, to, at)
         if reasons:
-            position, message_id = recorded.position, message.id
+            message_id = message.id
             violations += tuple([_violation(position, message_id, r) for r in reasons])
     # else: a message outside any known protocol is not checked
-    settled = _outcome(violations, conv.failure, state)
-    return _messaged(
-        conv,
+    return (
         initiator,
         participants,
         conv.message_count + 1,
-        recorded.at,
+        at,
         state.protocol if state is not None else conv.protocol,
         state,
         violations,
-        settled,
+        outcome_of(violations, conv.failure, state),
     )
+
+
+def _sent(conv: ConversationState, sent: MessageSent, recorded: Recorded) -> ConversationState:
+    """The conversation after a message in it, settled: one copy of the state."""
+    return _messaged(conv, *message_step(conv, sent, recorded.at, recorded.position))
 
 
 # The copies the two most common events make, generated once (caxton.domain.frozen).
@@ -400,11 +431,11 @@ _UNBEGUN = ConversationState(id="")
 
 
 def _settle(conv: ConversationState) -> ConversationState:
-    settled = _outcome(conv.violations, conv.failure, conv.protocol_state)
+    settled = outcome_of(conv.violations, conv.failure, conv.protocol_state)
     return conv if settled == conv.outcome else replace(conv, outcome=settled)
 
 
-def _outcome(
+def outcome_of(
     violations: tuple[Violation, ...], failure: str, state: ProtocolState | None
 ) -> Outcome:
     """Violated beats failed, which beats done; a failed conversation never comes back."""

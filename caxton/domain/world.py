@@ -34,6 +34,7 @@ from caxton.domain.events import (
     ToolReturned,
 )
 from caxton.domain.frozen import positional, replace
+from caxton.domain.live_conversations import LiveConversations
 from caxton.domain.membership import NO_MEMBERS, Membership
 
 
@@ -124,7 +125,89 @@ _world: Callable[[Agents, Conversations, Membership, int], World] = positional(W
 
 
 def fold(recorded_events: Iterable[Recorded], world: World = EMPTY) -> World:
-    """The world after every event in order, starting from `world`."""
+    """The world after every event in order, starting from `world` (folded in place by a
+    `LiveWorld`: equal to `evolve` event by event)."""
+    live = LiveWorld(world)
     for recorded in recorded_events:
-        world = evolve(world, recorded)
-    return world
+        live.apply(recorded)
+    return live.snapshot()
+
+
+class LiveWorld:
+    """The world folded in place, for its one owner (a server's loop, a loader): `apply`
+    each recorded event, `snapshot()` when a reader needs a `World`.
+
+    The fold's rules are the same as `evolve`'s, so a snapshot equals the persistent fold
+    of the same events. Conversations change in place (caxton.domain.live_conversations);
+    handlings are counted per instance and added to the agents when a snapshot, or any
+    other agent event, needs them. A snapshot costs a copy of what changed since the
+    last one, and is kept until the next change.
+    """
+
+    __slots__ = ("_agents", "_conversations", "_handled", "_membership", "_snapshot", "position")
+
+    def __init__(self, world: World = EMPTY) -> None:
+        self._agents = world.agents
+        self._handled: dict[tuple[str, int], int] = {}
+        self._conversations = LiveConversations(world.conversations)
+        self._membership = world.membership
+        self.position = world.position
+        self._snapshot: World | None = world
+
+    def apply(self, recorded: Recorded) -> None:
+        """Folds one recorded event in."""
+        self._snapshot = None
+        self.position = recorded.position
+        event = recorded.event
+        match event:
+            case MessageSent():
+                self._conversations.sent(event, recorded.at, recorded.position)
+            case MessageHandled():
+                key = (event.agent, event.replica)
+                handled = self._handled
+                handled[key] = handled.get(key, 0) + 1
+                self._conversations.handled(event, recorded.at)
+            case MessageDeadLettered():
+                self._conversations.failed(event, recorded.at)
+            case AgentTrapped():
+                self._agents = agents_fold.evolve(self._counted(), recorded)
+                self._conversations.failed(event, recorded.at)
+            case (
+                AgentDeployed()
+                | AgentStarted()
+                | AgentRestarting()
+                | AgentFailed()
+                | AgentStopped()
+                | AgentRemoved()
+                | AgentReconfigured()
+            ):
+                self._agents = agents_fold.evolve(self._counted(), recorded)
+            case NodeStarted() | NodeStopped():
+                self._membership = membership_fold.evolve(self._membership, recorded)
+            case (
+                ToolCalled()
+                | ToolReturned()
+                | ToolFailed()
+                | BreakerOpened()
+                | BreakerHalfOpened()
+                | BreakerClosed()
+            ):
+                pass  # facts for trace and replay, as in `evolve`
+            case _:
+                assert_never(event)
+
+    def snapshot(self) -> World:
+        """The world as of the last event applied: immutable, unchanged by later events."""
+        if self._snapshot is None:
+            self._snapshot = _world(
+                self._counted(), self._conversations.frozen(), self._membership, self.position
+            )
+        return self._snapshot
+
+    def _counted(self) -> Agents:
+        """The agents with the handlings counted since the last time added, as
+        `agents.handled` would have one by one (unknown agents and replicas ignored)."""
+        if self._handled:
+            self._agents = agents_fold.counted(self._agents, self._handled)
+            self._handled = {}
+        return self._agents
