@@ -27,7 +27,7 @@ from typing import Any
 from bench.report import markdown, plot
 from bench.scenario import Result, cores
 
-MODULES = ("runtime", "contract_net", "eventlog", "replay", "tools", "tracing")
+MODULES = ("runtime", "contract_net", "eventlog", "replay", "tools", "tracing", "api")
 MODULE_TIMEOUT_S = 3600
 
 
@@ -82,7 +82,10 @@ def run_module(name: str, quick: bool, skipped: list[str]) -> list[Result]:
             return []
         rows: list[Result] = json.loads(rows_file.read_text())
     for row in rows:
-        print(f"  {row['scenario']:<32} {row['median']:>12,.1f} {row['unit']}", flush=True)
+        value = "not measured" if row["median"] is None else f"{row['median']:>12,.1f}"
+        counted = (row.get("instructions") or {}).get("per_op")
+        also = "" if counted is None else f"  ({counted:,.0f} instructions/op)"
+        print(f"  {row['scenario']:<36} {value} {row['unit']}{also}", flush=True)
     print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
     return rows
 

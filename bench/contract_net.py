@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from pathlib import Path
 
 from bench import peers
@@ -134,7 +135,7 @@ async def _run(quick: bool) -> list[Result]:
             found["spade"] = {"error": "not run with --quick (starting 300 SPADE agents)"}
         else:
             found["spade"] = peers.measure("spade-cnet", bidders, max(5, rounds // 2))
-        ours = await repeat(runs, lambda d, b=bidders, n=rounds: contract_net(d, b, n))
+        ours = await repeat(runs, partial(contract_net, bidders=bidders, rounds=rounds))
         samples: dict[str, list[float]] = {"caxton": ours[-1], "floor: asyncio queues": floor}
         for name, figures in found.items():
             if "samples" in figures:

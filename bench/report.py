@@ -94,6 +94,62 @@ def missed_by(row: Result) -> str:
     return ", ".join(parts) or "see the module's note"
 
 
+def _instructions(counted: dict[str, Any] | None) -> str:
+    if not counted:
+        return ""
+    if "error" in counted:
+        return "not counted"
+    return f"{counted['per_op']:,.0f}"
+
+
+def where_the_instructions_go(row: Result) -> list[str]:
+    """A row's callgrind profile: by library, the top functions outside the interpreter's
+    call machinery by inclusive cost, and by self cost; then what the target leaves for
+    the interpreted part, since the native work is what must happen anyway."""
+    where = row["where"]
+    objects = where["by_object"]
+    interpreted = sum(o["per_op"] for o in objects if _interpreter(o["object"]))
+    native = where["instructions"] / where["ops"] - interpreted
+    lines = [
+        f"## Where the instructions go: {row['scenario']}",
+        "",
+        f"{where['instructions']:,} instructions on the loop thread for {where['ops']:,} "
+        f"operations (callgrind). Python interpretation (the interpreter's own code): "
+        f"{interpreted:,.0f} per operation; everything else (SQLite, libc, codecs, "
+        f"asyncio's C parts, wasmtime): {native:,.0f}.",
+    ]
+    target = row.get("target")
+    if isinstance(target, (int, float)) and row.get("met") is False:
+        room = target - native
+        lines.append(
+            f"To reach {target:,.0f} the interpreted part must fall to {room:,.0f} per "
+            f"operation, {interpreted / room:,.1f}× less than now, with the native work as it is."
+            if room > 0
+            else f"The native work alone exceeds {target:,.0f}: it must shrink too."
+        )
+    lines += ["", "| library | instructions/op | share |", "|---|---|---|"]
+    lines += [f"| {o['object']} | {o['per_op']:,.0f} | {o['share']:.1%} |" for o in objects]
+    for key, title in (
+        (
+            "inclusive",
+            "Top functions by inclusive instructions (outside the interpreter's "
+            "call machinery, whose inclusive cost is everything)",
+        ),
+        ("self", "Top functions by their own instructions"),
+    ):
+        lines += ["", f"{title}:", "", "| function | library | instructions/op | share |"]
+        lines.append("|---|---|---|---|")
+        lines += [
+            f"| `{f['function']}` | {f['object']} | {f['per_op']:,.0f} | {f['share']:.1%} |"
+            for f in where[key]
+        ]
+    return lines
+
+
+def _interpreter(library: str) -> bool:
+    return library.startswith(("libpython", "python"))
+
+
 def markdown(document: dict[str, Any]) -> str:
     rows: list[Result] = document["scenarios"]
     peer_names = sorted({p for r in rows for p in r.get("peers", {})})
@@ -108,11 +164,11 @@ def markdown(document: dict[str, Any]) -> str:
         f"({'quick run' if document['quick'] else 'full run'}, medians over repeated runs; "
         "floors and peers measured in the same run).",
         "",
-        "| scenario | median | p99 | floor (same run) | "
+        "| scenario | median | p99 | instructions/op (callgrind) | floor (same run) | "
         + " | ".join(peer_names)
         + (" | " if peer_names else "")
         + "target | |",
-        "|---" * (6 + len(peer_names)) + "|",
+        "|---" * (7 + len(peer_names)) + "|",
     ]
     for row in rows:
         unit = row["unit"]
@@ -126,10 +182,11 @@ def markdown(document: dict[str, Any]) -> str:
             row["scenario"],
             figure(row["median"], unit),
             figure(row.get("p99"), unit),
+            _instructions(row.get("instructions")),
             floor_text,
             *(_peer(row.get("peers", {}).get(p), unit) for p in peer_names),
             _target(row["target"], unit),
-            "no target"
+            ("not measured" if row["median"] is None else "no target")
             if row["met"] is None
             else "met"
             if row["met"]
@@ -139,6 +196,16 @@ def markdown(document: dict[str, Any]) -> str:
     notes = [f"- {r['scenario']}: {r['note']}" for r in rows if r.get("note")]
     if notes:
         lines += ["", "What each scenario measures:", "", *notes]
+    uncounted = [
+        f"- {r['scenario']}: {r['instructions']['error']}"
+        for r in rows
+        if "error" in (r.get("instructions") or {})
+    ]
+    if uncounted:
+        lines += ["", "Instructions not counted:", "", *uncounted]
+    for row in rows:
+        if row.get("where"):
+            lines += ["", *where_the_instructions_go(row)]
     if document.get("skipped"):
         lines += ["", "Not run:", "", *(f"- {s}" for s in document["skipped"])]
     return "\n".join(lines) + "\n"

@@ -23,6 +23,27 @@ class Module(Protocol):
     def run(self, quick: bool) -> list[Result]: ...
 
 
+class Window(Protocol):
+    """The measured part of a scenario, marked for a counter (bench/callgrind.py): the
+    scenario calls begin() after its warm-up and end() when the measured loop is done."""
+
+    def begin(self) -> None: ...
+
+    def end(self) -> None: ...
+
+
+class _Unmeasured:
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+UNMEASURED: Window = _Unmeasured()
+"""The window of a run that nothing counts (the wall-clock runs)."""
+
+
 def pct(values: Sequence[float], q: float) -> float:
     """The q-quantile by rank (q = 0.5 is the median, 0.99 the p99)."""
     ordered = sorted(values)
@@ -37,7 +58,7 @@ def result(
     scenario: str,
     *,
     unit: str,
-    median: float,
+    median: float | None,
     target: Any,
     met: bool | None,
     p99: float | None = None,
