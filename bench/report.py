@@ -121,6 +121,7 @@ def where_the_instructions_go(row: Result) -> list[str]:
     target = row.get("target")
     if isinstance(target, (int, float)) and row.get("met") is False:
         room = target - native
+        lines.append("")
         lines.append(
             f"To reach {target:,.0f} the interpreted part must fall to {room:,.0f} per "
             f"operation, {interpreted / room:,.1f}× less than now, with the native work as it is."
