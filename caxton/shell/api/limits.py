@@ -1,4 +1,5 @@
-"""What a request may weigh before it is read and decoded: bytes per request, items per list.
+"""What a request may weigh before it is read and decoded: bytes per request, items per list
+(per message, for the messages of a stream).
 
 A request's declared length is checked before its body is read (grpclib would read up to
 4 GiB into memory first), and its lists are counted before betterproto2 decodes them (it
@@ -44,6 +45,7 @@ class RequestLimits:
         envelope = max_envelope_bytes(self.max_content_bytes) + MAX_REQUEST_BYTES
         self._bytes.update(
             SendRequest=envelope,
+            StreamedSend=envelope,  # per message of a SendStream, checked as each is read
             CallToolRequest=envelope,
             DeployRequest=MAX_COMPONENT_BYTES + MAX_REQUEST_BYTES,
         )
@@ -63,18 +65,21 @@ class RequestLimits:
 
     def check(self, data: bytes, message_type: type) -> None:
         """Raises INVALID_ARGUMENT for a request over its size, or with a list too long."""
-        name = message_type.__name__
         self.check_length(len(data), message_type)
-        if len(data) >= SCAN_FROM_BYTES and (parser := _parser(name)) is not None:
+        if len(data) >= SCAN_FROM_BYTES and (parser := upb_class(message_type.__name__)):
             try:
                 parsed = parser.FromString(data)
             except DecodeError:
                 return  # the decoder proper says what is wrong with it
-            path = _long_list(parsed)
-            if path:
-                raise GRPCError(
-                    Status.INVALID_ARGUMENT, f"{path}: more than {MAX_ITEMS} items in one list"
-                )
+            self.check_lists(parsed, len(data))
+
+    def check_lists(self, parsed: Message, length: int) -> None:
+        """Raises INVALID_ARGUMENT for a request, parsed by upb from `length` bytes, with a
+        list too long."""
+        if length >= SCAN_FROM_BYTES and (path := _long_list(parsed)):
+            raise GRPCError(
+                Status.INVALID_ARGUMENT, f"{path}: more than {MAX_ITEMS} items in one list"
+            )
 
 
 def install_request_limits(server: Server, limits: RequestLimits) -> None:
@@ -112,8 +117,8 @@ class _DeclaredLength:
 
 
 @cache
-def _parser(name: str) -> type[Message] | None:
-    """The upb message class of a Caxton request type, None for another package's."""
+def upb_class(name: str) -> type[Message] | None:
+    """The upb message class of a Caxton message type, None for another package's."""
     try:
         descriptor = descriptor_pool().FindMessageTypeByName(f"{PACKAGE}.{name}")
     except KeyError:
