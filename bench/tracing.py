@@ -10,14 +10,17 @@ machine load:
 
 - `off`: the bare node (as `bench.runtime`).
 - `metrics`: Prometheus counters and live figures counted from every committed event.
-- `traces-memory`: that, plus the live span exporter at 100% into an in-memory exporter.
+- `traces-memory`: that, plus the span process (as the server runs it) at 100%, its
+  exporter keeping nothing (the spans are built and converted, then let go).
 - `traces-sampled`: the same at `--trace-sampling 0.1`.
 - `traces-nowhere`: 100% again, but exporting over OTLP/gRPC to a port nobody listens on.
 
-Two throughputs per mode: messages handled per second, and (traces-memory) the same until
-the exporter has also built and shipped every span of the run, so that work deferred past
-the last message is counted too. With no collector, export attempts wait for their
-timeouts on a worker thread; only handling is timed there.
+Two throughputs per mode: messages handled per second, and (traces-memory, -sampled) the
+same until the span process has also built and shipped every span of the run, so that
+work deferred past the last message is counted too. With no collector, export attempts
+wait for their timeouts in the span process; only handling is timed there. Beside them,
+the event loop's own CPU time per message (its thread's, which other processes, the
+span process included, do not add to).
 """
 
 from __future__ import annotations
@@ -32,9 +35,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.sdk.trace.export import SpanExporter
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
 from bench.scenario import Result, median, result
 from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.events import Limits, MessageDeadLettered, MessageHandled, Recorded
@@ -42,9 +42,10 @@ from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.collector import tune_collector
 from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.store import EventLog
-from caxton.shell.telemetry.exporter import LiveExporter, make_exporter
 from caxton.shell.telemetry.live import LiveStats
 from caxton.shell.telemetry.metrics import Metrics
+from caxton.shell.telemetry.span_follower import SpanSettings
+from caxton.shell.telemetry.span_process import SpanProcess
 from caxton.shell.wasm import WasmHost
 from tests.support import wat
 
@@ -62,12 +63,18 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _exporter(mode: str) -> SpanExporter | None:
-    if mode in ("traces-memory", "traces-sampled"):
-        return InMemorySpanExporter()
-    if mode == "traces-nowhere":
-        return make_exporter("otlp-grpc", f"http://127.0.0.1:{_closed_port()}")
-    return None
+def _spans(mode: str, store: Path, from_position: int) -> SpanProcess | None:
+    if mode not in ("traces-memory", "traces-sampled", "traces-nowhere"):
+        return None
+    settings = SpanSettings(
+        store=str(store),
+        from_position=from_position,
+        traces="otlp-grpc" if mode == "traces-nowhere" else "discard",
+        endpoint=f"http://127.0.0.1:{_closed_port()}" if mode == "traces-nowhere" else "",
+        sampling=0.1 if mode == "traces-sampled" else 1.0,
+        timeout=1.0,
+    )
+    return SpanProcess(settings)
 
 
 async def throughput(directory: Path, mode: str, messages: int) -> dict[str, float]:
@@ -95,27 +102,27 @@ async def throughput(directory: Path, mode: str, messages: int) -> dict[str, flo
     await node.start()
     for i in range(AGENTS):
         await node.deploy(DeploySpec(name=f"s{i}", component=wat("silent"), limits=FAST))
-    spans = _exporter(mode)
-    sampling = 0.1 if mode == "traces-sampled" else 1.0
-    exporter = LiveExporter(log, spans, sampling=sampling) if spans is not None else None
-    if exporter is not None:
-        node.observers.append(exporter.feed)
-        exporter.start()
+    spans = _spans(mode, directory / "events.db", node.world.position + 1)
+    if spans is not None:
+        spans.start()
+        await spans.ready()  # as a server's would be by its first message
 
     start = time.perf_counter()
+    loop_cpu = time.thread_time()
     for offset in range(0, messages, BATCH):
         await asyncio.gather(
             *(node.send(_message(f"s{(offset + i) % AGENTS}")) for i in range(BATCH))
         )
     await done.wait()
     handled_s = time.perf_counter() - start
-    if exporter is not None and mode in ("traces-memory", "traces-sampled"):
-        await exporter.flush(node.world.position)
+    if spans is not None and mode in ("traces-memory", "traces-sampled"):
+        await spans.flush(node.world.position)
     shipped_s = time.perf_counter() - start
-    exported = exporter.exported if exporter is not None else 0
-    dropped = exporter.dropped if exporter is not None else 0
-    if exporter is not None:
-        await exporter.close(timeout=1)
+    loop_cpu = time.thread_time() - loop_cpu
+    if spans is not None:
+        await spans.close(node.world.position)
+    exported = spans.exported if spans is not None else 0
+    dropped = spans.dropped if spans is not None else 0
 
     await node.shutdown()
     await log.close()
@@ -125,6 +132,7 @@ async def throughput(directory: Path, mode: str, messages: int) -> dict[str, flo
         "shipped_per_s": messages / shipped_s,
         "spans_exported": exported,
         "spans_dropped": dropped,
+        "loop_cpu_us_per_msg": loop_cpu / messages * 1e6,
     }
 
 
@@ -173,6 +181,7 @@ def run(quick: bool, runs: int | None = None) -> list[Result]:
                 higher_is_better=True,
                 handled_per_s=handled,
                 shipped_per_s=shipped,
+                loop_cpu_us_per_msg=round(median(r["loop_cpu_us_per_msg"] for r in found[mode]), 1),
                 cost_vs_off=round(cost, 3),
                 runs=[{k: round(v, 1) for k, v in r.items()} for r in found[mode]],
             )

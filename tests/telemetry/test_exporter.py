@@ -1,36 +1,34 @@
-"""The live span exporter: a real node's conversation as spans, in memory, over OTLP/HTTP to
-a real receiver on loopback, and with no collector listening at all."""
+"""The span shipper (what the span process runs): a real node's conversation as spans, in
+memory, over OTLP/HTTP to a real receiver on loopback, and with no collector listening."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from caxton.domain.acl import AclMessage, Performative
-from caxton.replay.otlp import otlp_json
+from caxton.domain.events import MessageSent
 from caxton.shell.config import ConfigError, load_config
 from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.store import EventLog
 from caxton.shell.telemetry.exporter import (
     Explained,
-    LiveExporter,
+    SpanShipper,
     TraceExport,
     make_exporter,
     otlp_url,
 )
 from caxton.shell.wasm import WasmHost
 from tests.support import free_port, wat
+from tests.telemetry.receiver import OtlpReceiver
 
 BIDDERS = ("bidder-a", "bidder-b", "bidder-c")
 
@@ -63,23 +61,28 @@ def cfp() -> AclMessage:
     )
 
 
-async def run_conversation(node: Node, exporter: LiveExporter) -> str:
-    node.observers.append(exporter.feed)  # as the server does: committed events, in order
-    exporter.start()
+async def run_conversation(node: Node) -> str:
+    """A call for proposals to three bidders, until their three replies are committed."""
     result = await node.send(cfp())
-    await _answered(node, result.conversation_id, len(BIDDERS))
-    await exporter.flush(node.world.position)
+    await answered(node, result.conversation_id, len(BIDDERS))
     return result.conversation_id
+
+
+async def ship(node: Node, shipper: SpanShipper, *, first: int) -> None:
+    """Ships the spans of the log from `first`, as the span process does with each page
+    (the export in a thread: the receiver of some tests runs on this loop)."""
+    spans = shipper.build(await node.log.read(from_position=first))
+    await asyncio.to_thread(shipper.export, spans)
 
 
 async def test_a_three_agent_conversation_is_one_trace_shaped_like_its_causality(
     node: Node,
 ) -> None:
     memory = InMemorySpanExporter()
-    exporter = LiveExporter(node.log, memory)
+    first = node.world.position + 1
 
-    await run_conversation(node, exporter)
-    await exporter.close()
+    await run_conversation(node)
+    await ship(node, SpanShipper(memory), first=first)
 
     spans = memory.get_finished_spans()
     assert len({s.context.trace_id for s in spans}) == 1
@@ -109,29 +112,21 @@ async def test_a_three_agent_conversation_is_one_trace_shaped_like_its_causality
     assert all(s.parent is None or s.parent.span_id in by_id for s in spans)
 
 
-async def test_the_live_export_and_a_later_export_agree_on_every_id(node: Node) -> None:
-    memory = InMemorySpanExporter()
-    exporter = LiveExporter(node.log, memory)
+async def test_sampling_keeps_or_drops_whole_traces_by_their_id(node: Node) -> None:
     first = node.world.position + 1
+    for _ in range(20):
+        await run_conversation(node)
+    every, some = InMemorySpanExporter(), InMemorySpanExporter()
 
-    await run_conversation(node, exporter)
-    await exporter.close()
+    await ship(node, SpanShipper(every), first=first)
+    await ship(node, SpanShipper(some, sampling=0.5), first=first)
 
-    later = json.loads(otlp_json(await node.log.read(from_position=first)))
-    exported = {
-        (s["traceId"], s["spanId"], s.get("parentSpanId", ""), s["name"])
-        for s in later["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    traces = {s.context.trace_id for s in every.get_finished_spans()}
+    kept = {s.context.trace_id for s in some.get_finished_spans()}
+    assert kept and kept < traces
+    assert {s.context.span_id for s in some.get_finished_spans()} == {
+        s.context.span_id for s in every.get_finished_spans() if s.context.trace_id in kept
     }
-    live = {
-        (
-            f"{s.context.trace_id:032x}",
-            f"{s.context.span_id:016x}",
-            f"{s.parent.span_id:016x}" if s.parent else "",
-            s.name,
-        )
-        for s in memory.get_finished_spans()
-    }
-    assert live == exported
 
 
 async def test_spans_arrive_intact_at_a_real_otlp_http_receiver_given_its_base_url(
@@ -139,23 +134,13 @@ async def test_spans_arrive_intact_at_a_real_otlp_http_receiver_given_its_base_u
 ) -> None:
     memory = InMemorySpanExporter()
     first = node.world.position + 1
+    await run_conversation(node)
     async with OtlpReceiver() as receiver:
-        exporter = LiveExporter(node.log, make_otlp("otlp-http", receiver.base))
-        await run_conversation(node, exporter)
-        await exporter.close()
-    same = LiveExporter(node.log, memory)
-    same.start(from_position=first)
-    await same.flush(node.world.position)
-    await same.close()
+        await ship(node, SpanShipper(make_otlp("otlp-http", receiver.base)), first=first)
+    await ship(node, SpanShipper(memory), first=first)
 
     assert set(receiver.paths) == {"/v1/traces"}  # as OTEL_EXPORTER_OTLP_ENDPOINT: a base
-    spans = [
-        span
-        for request in receiver.received
-        for resource in request.resource_spans
-        for scope in resource.scope_spans
-        for span in scope.spans
-    ]
+    spans = receiver.spans
     expected = {(s.context.span_id, s.name) for s in memory.get_finished_spans()}
     assert {(int.from_bytes(s.span_id, "big"), s.name) for s in spans} == expected
     resource = receiver.received[0].resource_spans[0].resource
@@ -195,14 +180,20 @@ async def test_a_collector_that_refuses_the_spans_is_named_with_its_answer_once_
 ) -> None:
     caplog.set_level(logging.INFO, logger="caxton.telemetry")
     async with OtlpReceiver(status=404) as receiver:
-        exporter = LiveExporter(node.log, make_otlp("otlp-http", receiver.base))
+        shipper = SpanShipper(make_otlp("otlp-http", receiver.base))
+
+        async def conversation() -> None:
+            first = node.world.position + 1
+            await run_conversation(node)
+            await ship(node, shipper, first=first)
+
         for _ in range(3):  # three batches, one outage
-            await run_conversation(node, exporter)
+            await conversation()
         receiver.status = 200
-        await run_conversation(node, exporter)
+        await conversation()
         receiver.status = 503
-        await run_conversation(node, exporter)
-        await exporter.close()
+        await conversation()
+        shipper.shutdown()
 
     said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "caxton.telemetry"]
     export, dropping = f"span export to {receiver.base}/v1/traces", "dropping spans until it works"
@@ -211,21 +202,23 @@ async def test_a_collector_that_refuses_the_spans_is_named_with_its_answer_once_
         ("INFO", f"{export} works again"),
         ("WARNING", f"{export} failed: HTTP 503 Service Unavailable; {dropping}"),
     ]
-    assert exporter.exported > 0 and exporter.dropped > 0
+    assert shipper.exported > 0 and shipper.dropped > 0
 
 
 async def test_a_collector_nobody_listens_for_is_named_with_the_connection_error(
     node: Node, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1/traces"
-    exporter = LiveExporter(node.log, make_otlp("otlp-http", url))
+    shipper = SpanShipper(make_otlp("otlp-http", url))
+    first = node.world.position + 1
 
-    await run_conversation(node, exporter)
-    await exporter.close()
+    await run_conversation(node)
+    await ship(node, shipper, first=first)
 
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "caxton.telemetry"]
     assert warning.startswith(f"span export to {url} failed: cannot connect (")
     assert "refused" in warning
+    assert shipper.exported == 0 and shipper.dropped > 0
 
 
 def make_otlp(kind: TraceExport, endpoint: str) -> SpanExporter:
@@ -234,32 +227,12 @@ def make_otlp(kind: TraceExport, endpoint: str) -> SpanExporter:
     return exporter
 
 
-async def test_with_no_collector_listening_handling_goes_on_and_spans_are_dropped(
-    node: Node,
-) -> None:
-    nowhere = make_otlp("otlp-grpc", f"http://127.0.0.1:{free_port()}")
-    exporter = LiveExporter(node.log, nowhere, max_queue=50)
-    node.observers.append(exporter.feed)
-    exporter.start()
-
-    started = time.monotonic()
-    for _ in range(20):
-        result = await node.send(cfp())
-        await _answered(node, result.conversation_id, len(BIDDERS))
-    handling = time.monotonic() - started
-    closing = time.monotonic()
-    await exporter.close(timeout=1)
-
-    assert handling < 10  # nothing waited for the collector (each export takes up to 5 s)
-    assert time.monotonic() - closing < 8
-    assert exporter.exported == 0 and exporter.dropped > 0
-
-
 def test_a_grpc_collector_nobody_listens_for_is_named_with_the_status_it_got() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     exporter = make_otlp("otlp-grpc", url)
     span = TracerProvider().get_tracer("test").start_span("lost")
     span.end()
+    assert isinstance(span, ReadableSpan)  # the SDK's span, typed as the API's
 
     assert exporter.export([span]) is SpanExportResult.FAILURE
     assert isinstance(exporter, Explained) and exporter.url == url
@@ -271,10 +244,8 @@ def _one(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
     return found
 
 
-async def _answered(node: Node, conversation_id: str, replies: int) -> None:
+async def answered(node: Node, conversation_id: str, replies: int) -> None:
     """Waits on the log until the conversation holds `replies` sends to the client."""
-    from caxton.domain.events import MessageSent
-
     seen = 0
     async for recorded in node.log.follow(from_position=1, conversation_id=conversation_id):
         event = recorded.event
@@ -282,57 +253,6 @@ async def _answered(node: Node, conversation_id: str, replies: int) -> None:
             seen += 1
             if seen == replies:
                 return
-
-
-class OtlpReceiver:
-    """A minimal OTLP/HTTP receiver on loopback: decodes each protobuf body POSTed to
-    /v1/traces and answers `status`; any other path gets 404, as from a real collector."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.received: list[ExportTraceServiceRequest] = []
-        self.paths: list[str] = []
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> OtlpReceiver:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-                path = head[0].split(" ")[1]
-                headers = {
-                    k.lower(): v for k, _, v in (line.partition(": ") for line in head[1:]) if v
-                }
-                body = await reader.readexactly(int(headers["content-length"]))
-                self.paths.append(path)
-                status = self.status if path == "/v1/traces" else 404
-                if status == 200:
-                    request = ExportTraceServiceRequest()
-                    request.ParseFromString(body)
-                    self.received.append(request)
-                reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-                writer.write(
-                    f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-protobuf\r\n"
-                    "Content-Length: 0\r\n\r\n".encode()
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
 
 
 @pytest.mark.parametrize("endpoint", ["localhost:4318", "4318", "ftp://collector", "http://"])

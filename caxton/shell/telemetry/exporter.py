@@ -1,10 +1,9 @@
-"""The live trace exporter: spans built from committed events, shipped off the hot path.
+"""Span export: the SDK exporters for `--traces` and the shipper that feeds them.
 
-A background task follows the log, turns events into spans with the same builder as
-`caxton events export --format otlp-json` (`caxton.replay.spans`), converts the
-sampled ones to the SDK's `ReadableSpan` and hands batches to an exporter (OTLP gRPC or
-HTTP, console) on a worker thread. The queue is bounded: when the collector is slow or
-absent, spans are dropped and counted, and message handling never waits.
+`SpanShipper` turns committed events into spans with the same builder as `caxton events
+export --format otlp-json` (`caxton.replay.spans`), converts the sampled ones to the SDK's
+`ReadableSpan` and hands them in batches to an exporter (OTLP gRPC or HTTP, console). It
+runs in the span process (`span_follower`), never on the server's event loop.
 
 Where spans go follows OpenTelemetry's exporter conventions (`otlp_url`). A failing export
 is logged when it starts failing (naming the URL and the HTTP status or connection error),
@@ -13,15 +12,12 @@ again if the reason changes (at most once a minute), and once when it works agai
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,7 +32,6 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from caxton import __version__
 from caxton.domain.events import Recorded
 from caxton.replay.spans import Span, SpanBuilder
-from caxton.shell.store import EventLog
 
 logger = logging.getLogger("caxton.telemetry")
 
@@ -47,10 +42,6 @@ TRACES_PATH = "/v1/traces"
 """What OTLP/HTTP puts under a base URL for traces."""
 ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
 TRACES_ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-MAX_QUEUE = 20_000
-_CHUNK = 64
-_WAKE_AT = 512
-_TICK_S = 0.05
 BATCH = 512
 EXPORT_TIMEOUT_S = 5.0
 _REASON_CHARS = 300
@@ -102,7 +93,7 @@ def make_exporter(kind: TraceExport, endpoint: str = "") -> SpanExporter | None:
     """The SDK exporter for `--traces`; nothing is assumed to listen at the endpoint."""
     if kind == "none":
         return None
-    # the OTLP exporters log every retry; `LiveExporter` says what failed, once per outage
+    # the OTLP exporters log every retry; `SpanShipper` says what failed, once per outage
     logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
     if kind == "console":
         return ConsoleSpanExporter(
@@ -301,173 +292,64 @@ def readable(span: Span, resource: Resource) -> ReadableSpan:
     )
 
 
-class LiveExporter:
-    """Exports the sampled spans of committed events: those the node hands to `feed` (a
-    node observer: appending to a bounded deque is all it costs the commit), or, given a
-    position, those it reads by following the log from there."""
+class SpanShipper:
+    """Builds the sampled spans of committed events, in log order, and exports them in
+    batches. A batch the exporter refuses is dropped and counted; an outage is logged
+    when it starts, when its reason changes (not too often) and when it ends."""
 
-    def __init__(
-        self,
-        log: EventLog,
-        exporter: SpanExporter,
-        *,
-        sampling: float = 1.0,
-        node: str = "",
-        max_queue: int = MAX_QUEUE,
-        on_exported: Callable[[int], None] | None = None,
-        on_dropped: Callable[[int], None] | None = None,
-    ) -> None:
-        self.log = log
+    def __init__(self, exporter: SpanExporter, *, sampling: float = 1.0, node: str = "") -> None:
         self.exporter = exporter
         self.sampling = sampling
-        self.max_queue = max_queue
         self.exported = 0
         self.dropped = 0
-        self._keep = (
-            None if sampling >= 1 else lambda trace, flags: keep_trace(trace, flags, sampling)
-        )
-        self._on_exported = on_exported
-        self._on_dropped = on_dropped
+        keep = None if sampling >= 1 else lambda trace, flags: keep_trace(trace, flags, sampling)
+        self._builder = SpanBuilder(keep=keep)
         attributes = {"service.name": "caxton", "service.version": __version__}
         if node:
             attributes["service.instance.id"] = node
         self._resource = Resource.create(attributes)
-        self._queue: deque[ReadableSpan] = deque()
-        self._events: deque[Recorded] = deque()
-        self._ready = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
         self._failing = False
         self._failure = ""
         self._said_at = 0.0
-        self._in_flight = 0
-        self._progress = asyncio.Condition()
-        self._flushes = 0  # someone waits in `flush`: tell them of progress
-        self.position = 0
-        """The last log position turned into spans."""
+        self._unbuildable = False
 
-    async def flush(self, position: int) -> None:
-        """Waits until the events up to `position` are built into spans and shipped."""
-        self._flushes += 1
+    def build(self, events: Iterable[Recorded]) -> list[ReadableSpan]:
+        """The sampled spans of `events` (the next ones of the log), in the SDK's form."""
+        found: list[ReadableSpan] = []
+        for recorded in events:
+            try:
+                spans = self._builder.spans(recorded)
+            except Exception:  # one event the builder cannot read must not stop the others
+                self.dropped += 1
+                if not self._unbuildable:
+                    logger.exception("no span built from the event at %d", recorded.position)
+                self._unbuildable = True
+                continue
+            found.extend(readable(s, self._resource) for s in spans if sampled(s, self.sampling))
+        return found
+
+    def export(self, spans: Sequence[ReadableSpan]) -> None:
+        """Exports `spans` in batches of at most BATCH (blocking: up to EXPORT_TIMEOUT_S a
+        batch when the collector does not answer)."""
+        for start in range(0, len(spans), BATCH):
+            self._export(spans[start : start + BATCH])
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def _export(self, batch: Sequence[ReadableSpan]) -> None:
         try:
-            async with self._progress:
-                await self._progress.wait_for(
-                    lambda: self.position >= position and not self._queue and not self._in_flight
-                )
-        finally:
-            self._flushes -= 1
-
-    def start(self, from_position: int | None = None) -> None:
-        """Builds spans from what `feed` gets, or from the log from `from_position`."""
-        loop = asyncio.get_running_loop()
-        source = self._follow(from_position) if from_position is not None else self._drain()
-        self._tasks = [
-            loop.create_task(source, name="caxton-span-builder"),
-            loop.create_task(self._ship(), name="caxton-span-exporter"),
-        ]
-
-    def feed(self, recorded: Recorded) -> None:
-        """A committed event (a node observer); dropped, and counted, past `max_queue`."""
-        if len(self._events) >= self.max_queue:  # its spans will never be: count it as one
-            self.dropped += 1
-            if self._on_dropped is not None:
-                self._on_dropped(1)
-            return
-        self._events.append(recorded)  # the builder looks every _TICK_S: waking it after
-        # every commit would cost more than building the spans
-
-    async def close(self, timeout: float = EXPORT_TIMEOUT_S) -> None:
-        """Stops following, ships what is queued (within `timeout`), shuts the exporter."""
-        follow, ship = self._tasks or (None, None)
-        if follow is not None:
-            follow.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follow
-        if ship is not None:
-            self._queue.append(_END)
-            self._ready.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ship, timeout)
-        await asyncio.to_thread(self.exporter.shutdown)
-
-    async def _follow(self, from_position: int) -> None:
-        builder = SpanBuilder(keep=self._keep)
-        try:
-            async for recorded in self.log.follow(from_position=from_position):
-                self._build(builder, recorded)
-                if self._flushes and not self._queue:
-                    await self._notify()
-        except Exception:  # telemetry must never take the server down
-            logger.exception("the span exporter stopped following the log")
-
-    async def _drain(self) -> None:
-        builder = SpanBuilder(keep=self._keep)
-        events = self._events
-        try:
-            while True:
-                if len(events) < _WAKE_AT:
-                    await asyncio.sleep(_TICK_S)
-                while events:
-                    for _ in range(min(len(events), _CHUNK)):
-                        self._build(builder, events.popleft())
-                    await asyncio.sleep(0)  # let handling go first between chunks
-                if self._flushes:
-                    await self._notify()
-        except Exception:  # telemetry must never take the server down
-            logger.exception("the span exporter stopped building spans")
-
-    def _build(self, builder: SpanBuilder, recorded: Recorded) -> None:
-        for span in builder.spans(recorded):
-            if sampled(span, self.sampling):
-                self._enqueue(readable(span, self._resource))
-        self.position = recorded.position
-
-    def _enqueue(self, span: ReadableSpan) -> None:
-        if len(self._queue) >= self.max_queue:
-            self.dropped += 1
-            if self._on_dropped is not None:
-                self._on_dropped(1)
-            return
-        self._queue.append(span)
-        self._ready.set()
-
-    async def _ship(self) -> None:
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            while self._queue:
-                batch: list[ReadableSpan] = []
-                while self._queue and len(batch) < BATCH:
-                    span = self._queue.popleft()
-                    if span is _END:
-                        await self._export(batch)
-                        return
-                    batch.append(span)
-                await self._export(batch)
-
-    async def _export(self, batch: Sequence[ReadableSpan]) -> None:
-        if not batch:
-            return
-        self._in_flight += 1
-        try:
-            result = await asyncio.to_thread(self.exporter.export, batch)
+            result = self.exporter.export(batch)
             failure = self.exporter.failure if isinstance(self.exporter, Explained) else ""
         except Exception as exc:
             result, failure = SpanExportResult.FAILURE, _bounded(f"{type(exc).__name__}: {exc}")
-        finally:
-            self._in_flight -= 1
-        if self._flushes:
-            await self._notify()
         if result is SpanExportResult.SUCCESS:
             self.exported += len(batch)
-            if self._on_exported is not None:
-                self._on_exported(len(batch))
             if self._failing:
                 logger.info("%s works again", self._export_to)
             self._failing = False
         else:
             self.dropped += len(batch)
-            if self._on_dropped is not None:
-                self._on_dropped(len(batch))
             self._failed(failure or "the exporter refused the batch")
 
     def _failed(self, failure: str) -> None:
@@ -482,10 +364,3 @@ class LiveExporter:
     def _export_to(self) -> str:
         url = self.exporter.url if isinstance(self.exporter, Explained) else ""
         return f"span export to {url}" if url else "span export"
-
-    async def _notify(self) -> None:
-        async with self._progress:
-            self._progress.notify_all()
-
-
-_END = ReadableSpan(name="end of export")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +20,13 @@ from caxton.shell.config import OFF, ServerConfig
 from caxton.shell.runtime.errors import LogFailed
 from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog
-from caxton.shell.telemetry.exporter import Explained, LiveExporter, TraceExport, make_exporter
+from caxton.shell.telemetry.exporter import TraceExport, otlp_url
 from caxton.shell.telemetry.http import HttpEndpoints, Response
 from caxton.shell.telemetry.live import ConversationGauges, LiveStats
 from caxton.shell.telemetry.logs import AgentLogFilter, AgentLogLimiter
 from caxton.shell.telemetry.metrics import CONTENT_TYPE, Metrics
+from caxton.shell.telemetry.span_follower import SpanSettings
+from caxton.shell.telemetry.span_process import SpanProcess, committed_position
 
 _JSON = "application/json"
 
@@ -52,7 +56,9 @@ class Observability:
         self._health_http = HttpEndpoints(
             "health", "--health", {"/health": self._health, "/ready": self._ready}
         )
-        self._exporter: LiveExporter | None = None
+        self._spans: SpanProcess | None = None
+        self._spans_log: EventLog | None = None
+        self._traces_to = ""
         self._watched: tuple[Node, EventLog] | None = None
         self._log_filter = AgentLogFilter(AgentLogLimiter(on_drop=self._log_dropped))
 
@@ -67,8 +73,8 @@ class Observability:
             found["metrics"] = f"http://{self._metrics_http.address}/metrics"
         if self._health_http.address:
             found["health"] = f"http://{self._health_http.address}/health"
-        if self._exporter is not None and isinstance(self._exporter.exporter, Explained):
-            found["traces"] = f"{self._exporter.exporter.url} ({self.config.traces})"
+        if self._traces_to:
+            found["traces"] = f"{self._traces_to} ({self.config.traces})"
         return found
 
     async def bind(self) -> None:
@@ -93,21 +99,30 @@ class Observability:
         node.observers.append(self.stats.observe)
 
     def start_traces(self, log: EventLog, node: Node) -> None:
-        """Exports spans of what the node commits from now on (call before `node.start`)."""
+        """Exports spans of what the node commits from now on (call before `node.start`),
+        from a process of their own that follows the log (`span_process`)."""
         kind: TraceExport = self.config.traces  # type: ignore[assignment]
-        exporter = make_exporter(kind, self.config.otlp_endpoint)
-        if exporter is None:
+        if kind == "none":
             return
-        self._exporter = LiveExporter(
-            log,
-            exporter,
+        if kind != "console":
+            self._traces_to = otlp_url(kind, self.config.otlp_endpoint, environ=os.environ)
+        # the SQLite file as the log opened it; a PostgreSQL URL's password is hidden there
+        store = self.config.store_url if log.where.startswith("postgres") else log.where
+        settings = SpanSettings(
+            store=store,
+            from_position=committed_position(store) + 1,
+            traces=kind,
+            endpoint=self.config.otlp_endpoint,
             sampling=float(self.config.trace_sampling),
             node=node.node_id,
+        )
+        self._spans = SpanProcess(
+            settings,
             on_exported=self.metrics.spans_exported.inc,
             on_dropped=self.metrics.spans_dropped.inc,
         )
-        node.observers.append(self._exporter.feed)
-        self._exporter.start()
+        self._spans.start()
+        self._spans_log = log
 
     def count_requests(self, server: Server) -> None:
         """Counts each request once by its status; one the client cancelled (a reset stream,
@@ -145,10 +160,18 @@ class Observability:
 
     async def close(self) -> None:
         logging.getLogger("caxton.agent").removeFilter(self._log_filter)
-        if self._exporter is not None:
-            await self._exporter.close()
+        if self._spans is not None:
+            await self._close_spans()
         await self._metrics_http.close()
         await self._health_http.close()
+
+    async def _close_spans(self) -> None:
+        """The span process ships what the log holds now (the node has stopped) and ends."""
+        assert self._spans is not None and self._spans_log is not None
+        position = None
+        with contextlib.suppress(Exception):  # a failed log: the process reads to its end
+            position = await self._spans_log.last_position()
+        await self._spans.close(position)
 
     # --- the HTTP pages -----------------------------------------------------
 
