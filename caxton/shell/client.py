@@ -13,9 +13,10 @@ CaxtonError
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -23,14 +24,15 @@ from typing import Any
 import orjson
 from grpclib import GRPCError
 from grpclib.client import Channel
-from grpclib.const import Status
+from grpclib.const import Cardinality, Status
 from grpclib.exceptions import ProtocolError, StreamTerminatedError
 
 from caxton.domain import digests, strict_json
 from caxton.domain.acl import AclMessage
 from caxton.domain.events import Recorded
 from caxton.domain.schema import decode, message_from_stored
-from caxton.shell.api.convert import envelope_dict
+from caxton.shell.api.codec import FastCodec
+from caxton.shell.api.convert import envelope_dict, envelope_of
 from caxton.shell.api.generated.caxton import v1
 from caxton.shell.config import ConfigError, parse_host_port
 from caxton.shell.operations import (
@@ -78,6 +80,8 @@ class DeadlineExceeded(CaxtonError):
 class InvokeTimeout(CaxtonError):
     pass
 
+
+SEND_STREAM = "/caxton.v1.MessageService/SendStream"
 
 _TRANSPORT_ERRORS = (GRPCError, OSError, StreamTerminatedError, ProtocolError)
 
@@ -207,8 +211,9 @@ class CaxtonClient:
             host, port = parse_host_port(address)
         except ConfigError as exc:
             raise InvalidArgument(f"server address: {exc}") from None
-        self._channel = Channel(host, port)
+        self._channel = Channel(host, port, codec=FastCodec())
         metadata = {"authorization": f"Bearer {token}"} if token else None
+        self._metadata = metadata
         options: dict[str, Any] = {"timeout": timeout, "metadata": metadata}
         self._agents = v1.AgentServiceStub(self._channel, **options)
         # no deadline: a deploy ends when the server answers or the connection breaks
@@ -342,14 +347,59 @@ class CaxtonClient:
         )
         request = v1.SendRequest(message=envelope, wait_ms=wait_ms)
         timeout = 30.0 + wait_ms / 1000
-        reply = await self._call(self._messages.send(request, timeout=timeout))
-        return SendResult(
-            message_id=reply.message_id,
-            conversation_id=reply.conversation_id,
-            deliveries=tuple(reply.deliveries),
-            dead_letters=tuple((d.receiver, d.reason) for d in reply.dead_letters),
-            reply=_message(reply.reply) if reply.reply is not None else None,
-        )
+        return _send_result(await self._call(self._messages.send(request, timeout=timeout)))
+
+    async def send_many(
+        self, messages: Iterable[AclMessage] | AsyncIterable[AclMessage]
+    ) -> list[SendResult | CaxtonError]:
+        """Sends many one-way messages over one stream (SendStream), without waiting for
+        each: the server accepts them many at a time and acknowledges them in batches.
+
+        Each message is handled as `send` would handle it (`id`, `sender` and
+        `conversation_id` may be empty for the server to fill in; an id it accepted
+        before is not accepted twice). Returns one entry per message, in their order:
+        its SendResult, or the error `send` would have raised for it (InvalidArgument,
+        Busy, ...). A failure of the stream itself (the connection lost, a message over
+        the server's size limit) raises, and says how many were acknowledged before it.
+        No deadline: the server reads as fast as it accepts, so a slow server slows the
+        sending down rather than failing it.
+        """
+        results: dict[int, SendResult | CaxtonError] = {}
+        sent = 0
+        try:
+            async with self._channel.request(
+                SEND_STREAM,
+                Cardinality.STREAM_STREAM,
+                v1.StreamedSend,
+                v1.SendAcks,
+                metadata=self._metadata,
+            ) as stream:
+                await stream.send_request()
+
+                async def push() -> None:
+                    nonlocal sent
+                    async for message in _each(messages):
+                        await stream.send_message(v1.StreamedSend(message=envelope_of(message)))
+                        sent += 1
+                    await stream.end()
+
+                pushing = asyncio.create_task(push())
+                try:
+                    async for acks in stream:
+                        for ack in acks.acks:
+                            results[ack.index] = _acknowledged(ack)
+                    await pushing
+                finally:
+                    pushing.cancel()
+        except _TRANSPORT_ERRORS as exc:
+            error = self._translate(exc, "send many")
+            raise type(error)(f"{error} ({len(results)} of {sent} messages acknowledged)") from None
+        if len(results) != sent:
+            raise ServerUnavailable(
+                f"{self.address} ended the stream with {len(results)} of {sent} messages "
+                "acknowledged"
+            )
+        return [results[i] for i in range(sent)]
 
     async def invoke(
         self,
@@ -565,6 +615,34 @@ def _conversation(info: v1.ConversationInfo) -> ConversationInfo:
         violations=tuple(info.violations),
         phase=info.phase,
     )
+
+
+def _send_result(reply: v1.SendReply) -> SendResult:
+    return SendResult(
+        message_id=reply.message_id,
+        conversation_id=reply.conversation_id,
+        deliveries=tuple(reply.deliveries),
+        dead_letters=tuple((d.receiver, d.reason) for d in reply.dead_letters),
+        reply=_message(reply.reply) if reply.reply is not None else None,
+    )
+
+
+def _acknowledged(ack: v1.SendAck) -> SendResult | CaxtonError:
+    """A streamed message's ack as `send` would have answered: its result, or its error."""
+    if ack.accepted is not None:
+        return _send_result(ack.accepted)
+    return _BY_STATUS.get(Status(ack.code), CaxtonError)(ack.error or Status(ack.code).name)
+
+
+async def _each(
+    messages: Iterable[AclMessage] | AsyncIterable[AclMessage],
+) -> AsyncIterator[AclMessage]:
+    if isinstance(messages, AsyncIterable):
+        async for message in messages:
+            yield message
+    else:
+        for message in messages:
+            yield message
 
 
 def _message(envelope: v1.AclEnvelope) -> AclMessage:

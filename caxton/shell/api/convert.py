@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -14,6 +14,9 @@ from caxton.domain.events import Limits, Recorded
 from caxton.domain.protocols import phase
 from caxton.domain.schema import encode, type_name
 from caxton.shell.api.generated.caxton import v1
+
+if TYPE_CHECKING:  # the client imports this module, and needs no runtime
+    from caxton.shell.runtime.node import SendResult
 
 
 def envelope_of(message: AclMessage) -> v1.AclEnvelope:
@@ -58,6 +61,16 @@ def envelope_dict(envelope: v1.AclEnvelope) -> dict[str, Any]:
         "reply_by": envelope.reply_by,
         "traceparent": envelope.traceparent,
     }
+
+
+def send_reply(result: SendResult) -> v1.SendReply:
+    return v1.SendReply(
+        message_id=result.message_id,
+        conversation_id=result.conversation_id,
+        deliveries=list(result.deliveries),
+        dead_letters=[v1.DeadLetter(receiver=r, reason=why) for r, why in result.dead_letters],
+        reply=envelope_of(result.reply) if result.reply is not None else None,
+    )
 
 
 def limits_of(limits: v1.Limits | None) -> Limits:

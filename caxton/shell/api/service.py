@@ -17,10 +17,10 @@ from caxton.shell import history
 from caxton.shell.api.convert import (
     agent_info,
     conversation_info,
-    envelope_of,
     event_record,
     limits_of,
     message_of,
+    send_reply,
 )
 from caxton.shell.api.errors import translated
 from caxton.shell.api.generated.caxton import v1
@@ -29,6 +29,8 @@ from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.store import EventLog
 
 MAX_WAIT_MS = 300_000
+STREAM_WINDOW = 1024
+"""The most messages of one SendStream read and not yet acknowledged."""
 
 
 class AgentService(v1.AgentServiceBase):
@@ -81,8 +83,9 @@ class AgentService(v1.AgentServiceBase):
 
 
 class MessageService(v1.MessageServiceBase):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, *, window: int = STREAM_WINDOW) -> None:
         self.node = node
+        self.window = window
 
     async def send(self, message: v1.SendRequest) -> v1.SendReply:
         async with translated():
@@ -93,16 +96,79 @@ class MessageService(v1.MessageServiceBase):
                     Status.INVALID_ARGUMENT, f"wait_ms: must be between 0 and {MAX_WAIT_MS}"
                 )
             acl = message_of(message.message, max_content_bytes=self.node.max_content_bytes)
-            result = await self.node.send(acl, wait_ms=message.wait_ms)
-            return v1.SendReply(
-                message_id=result.message_id,
-                conversation_id=result.conversation_id,
-                deliveries=list(result.deliveries),
-                dead_letters=[
-                    v1.DeadLetter(receiver=r, reason=why) for r, why in result.dead_letters
-                ],
-                reply=envelope_of(result.reply) if result.reply is not None else None,
-            )
+            return send_reply(await self.node.send(acl, wait_ms=message.wait_ms))
+
+    async def send_stream(
+        self, messages: AsyncIterator[v1.StreamedSend]
+    ) -> AsyncIterator[v1.SendAcks]:
+        async for acks in StreamedSends(self.node, self.window).acknowledged(messages):
+            yield acks
+
+
+class StreamedSends:
+    """One SendStream: its messages accepted concurrently, so that one commit of the node
+    covers many, with at most `window` of them read and not yet acknowledged: beyond that
+    the stream is not read, and HTTP/2 flow control holds the client back."""
+
+    def __init__(self, node: Node, window: int) -> None:
+        self.node = node
+        self._unacknowledged = asyncio.Semaphore(window)
+        self._settled: list[v1.SendAck] = []
+        self._changed = asyncio.Event()
+        self._accepting: set[asyncio.Task[None]] = set()  # held: the loop keeps weak references
+        self._unsettled = 0
+
+    async def acknowledged(
+        self, messages: AsyncIterator[v1.StreamedSend]
+    ) -> AsyncIterator[v1.SendAcks]:
+        """The acks, one SendAcks for whatever settled since the last; then the error of a
+        request that did not decode, if one ended the reading."""
+        reading = asyncio.create_task(self._read(messages))
+        try:
+            while True:
+                if self._settled:
+                    acks, self._settled = self._settled, []
+                    yield v1.SendAcks(acks=acks)
+                    for _ in acks:
+                        self._unacknowledged.release()
+                elif reading.done() and not self._unsettled:
+                    break
+                else:
+                    await self._changed.wait()
+                    self._changed.clear()
+            reading.result()
+        finally:
+            reading.cancel()  # the acceptances already started finish on their own
+
+    async def _read(self, messages: AsyncIterator[v1.StreamedSend]) -> None:
+        try:
+            index = 0
+            while True:
+                await self._unacknowledged.acquire()
+                request = await anext(messages, None)
+                if request is None:
+                    return
+                self._unsettled += 1
+                accepting = asyncio.create_task(self._accept(index, request))
+                self._accepting.add(accepting)
+                accepting.add_done_callback(self._accepting.discard)
+                index += 1
+        finally:
+            self._changed.set()
+
+    async def _accept(self, index: int, request: v1.StreamedSend) -> None:
+        try:
+            async with translated():
+                if request.message is None:
+                    raise GRPCError(Status.INVALID_ARGUMENT, "message: is required")
+                acl = message_of(request.message, max_content_bytes=self.node.max_content_bytes)
+                result = await self.node.send(acl)
+            ack = v1.SendAck(index=index, accepted=send_reply(result))
+        except GRPCError as refused:
+            ack = v1.SendAck(index=index, code=refused.status.value, error=refused.message or "")
+        self._settled.append(ack)
+        self._unsettled -= 1
+        self._changed.set()
 
 
 DEFAULT_LISTING = 1_000

@@ -46,12 +46,15 @@ __all__ = (
     "RemoveAgentReply",
     "RemoveAgentRequest",
     "RestartRow",
+    "SendAck",
+    "SendAcks",
     "SendReply",
     "SendRequest",
     "SetConfigRequest",
     "Setting",
     "StopAgentRequest",
     "StreamEventsRequest",
+    "StreamedSend",
     "ToolInfo",
     "ToolServerInfo",
     "ToolServiceBase",
@@ -61,7 +64,7 @@ __all__ = (
     "TrapRow",
 )
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -827,6 +830,46 @@ default_message_pool.register_message("caxton.v1", "RestartRow", RestartRow)
 
 
 @dataclass(eq=False, repr=False)
+class SendAck(betterproto2.Message):
+    """
+    What became of one streamed message.
+    """
+
+    index: "int" = betterproto2.field(1, betterproto2.TYPE_UINT64)
+    """
+    Its position in the stream: 0 for the first message sent on it.
+    """
+
+    accepted: "SendReply | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    When accepted: as Send answers (`reply` is never set); unset when refused.
+    """
+
+    code: "int" = betterproto2.field(3, betterproto2.TYPE_UINT32)
+    """
+    When refused: the gRPC status code Send would have answered (3 INVALID_ARGUMENT,
+    8 RESOURCE_EXHAUSTED, 14 UNAVAILABLE, ...) and its message; 0 when accepted.
+    """
+
+    error: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("caxton.v1", "SendAck", SendAck)
+
+
+@dataclass(eq=False, repr=False)
+class SendAcks(betterproto2.Message):
+    """
+    The acknowledgements of the messages the server settled since its last SendAcks.
+    """
+
+    acks: "list[SendAck]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
+
+
+default_message_pool.register_message("caxton.v1", "SendAcks", SendAcks)
+
+
+@dataclass(eq=False, repr=False)
 class SendReply(betterproto2.Message):
     message_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
@@ -950,6 +993,18 @@ class StopAgentRequest(betterproto2.Message):
 
 
 default_message_pool.register_message("caxton.v1", "StopAgentRequest", StopAgentRequest)
+
+
+@dataclass(eq=False, repr=False)
+class StreamedSend(betterproto2.Message):
+    """
+    One message of a SendStream; `id`, `sender` and `conversation_id` as in SendRequest.
+    """
+
+    message: "AclEnvelope | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+
+
+default_message_pool.register_message("caxton.v1", "StreamedSend", StreamedSend)
 
 
 @dataclass(eq=False, repr=False)
@@ -1353,6 +1408,36 @@ class MessageServiceStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def send_stream(
+        self,
+        messages: "AsyncIterable[StreamedSend] | Iterable[StreamedSend]",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "AsyncIterator[SendAcks]":
+        """
+        Many one-way sends over one stream (`CaxtonClient.send_many`). Each message is
+        validated, accepted and made idempotent by its id exactly as by Send, without
+        waiting for a reply. The server accepts many at once, at most a window of them not
+        yet acknowledged (it stops reading beyond that), and acknowledges them in batches,
+        each SendAck naming its message by its index in the stream. A refused message is
+        acknowledged with the status code Send would have answered; the stream goes on.
+        The stream itself ends with an error only for a request that does not decode or
+        is over its size limit, after acknowledging every message before it.
+        """
+
+        async for response in self._stream_stream(
+            "/caxton.v1.MessageService/SendStream",
+            messages,
+            StreamedSend,
+            SendAcks,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        ):
+            yield response
+
 
 class OpsServiceStub(betterproto2_grpclib.ServiceStub):
     """
@@ -1750,11 +1835,38 @@ class MessageServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def send_stream(
+        self, messages: "AsyncIterator[StreamedSend]"
+    ) -> "AsyncIterator[SendAcks]":
+        """
+        Many one-way sends over one stream (`CaxtonClient.send_many`). Each message is
+        validated, accepted and made idempotent by its id exactly as by Send, without
+        waiting for a reply. The server accepts many at once, at most a window of them not
+        yet acknowledged (it stops reading beyond that), and acknowledges them in batches,
+        each SendAck naming its message by its index in the stream. A refused message is
+        acknowledged with the status code Send would have answered; the stream goes on.
+        The stream itself ends with an error only for a request that does not decode or
+        is over its size limit, after acknowledging every message before it.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+        yield SendAcks()
+
     async def __rpc_send(self, stream: "grpclib.server.Stream[SendRequest, SendReply]") -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.send(request)
         await stream.send_message(response)
+
+    async def __rpc_send_stream(
+        self, stream: "grpclib.server.Stream[StreamedSend, SendAcks]"
+    ) -> None:
+        request = stream.__aiter__()
+        await self._call_rpc_handler_server_stream(
+            self.send_stream,
+            stream,
+            request,
+        )
 
     def __mapping__(self) -> "dict[str, grpclib.const.Handler]":
         return {
@@ -1763,6 +1875,12 @@ class MessageServiceBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 SendRequest,
                 SendReply,
+            ),
+            "/caxton.v1.MessageService/SendStream": grpclib.const.Handler(
+                self.__rpc_send_stream,
+                grpclib.const.Cardinality.STREAM_STREAM,
+                StreamedSend,
+                SendAcks,
             ),
         }
 
