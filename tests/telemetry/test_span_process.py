@@ -66,6 +66,7 @@ def span_process(
     *,
     traces: SpanExport = "otlp-http",
     timeout: float = 5.0,
+    max_lag: int = 100_000,
 ) -> SpanProcess:
     settings = SpanSettings(
         store=store,
@@ -74,6 +75,7 @@ def span_process(
         endpoint=endpoint,
         node="node-traces",
         timeout=timeout,
+        max_lag=max_lag,
     )
     return SpanProcess(settings)
 
@@ -201,6 +203,25 @@ async def test_what_the_span_process_says_is_said_in_the_servers_log(
     assert warning.levelname == "WARNING"
     assert warning.getMessage().startswith(f"span export to {url} failed: cannot connect (")
     assert spans.exported == 0 and spans.dropped > 0
+
+
+async def test_a_span_process_too_far_behind_the_log_skips_ahead_and_counts_what_it_skipped(
+    node: Node, receiver: OtlpReceiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spans = span_process(node, str(tmp_path / "events.db"), receiver.base, max_lag=5)
+    receiver.answering.clear()
+    spans.start()
+    await run_conversation(node)
+    await receiver.until(1)  # the span process waits for its first export's answer
+
+    for _ in range(3):
+        await run_conversation(node)  # the log runs more than 5 events ahead
+    receiver.answering.set()
+    await spans.close(node.world.position)
+
+    assert spans.dropped > 0 and spans.exported == len(receiver.spans) > 0
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "caxton.telemetry"]
+    assert "events behind the log: dropping the spans of the" in warning
 
 
 @pytest.mark.postgres

@@ -46,7 +46,8 @@ logger = logging.getLogger("caxton.telemetry")
 
 MAX_LAG = 100_000
 """Events the process may fall behind the log (a collector too slow or down) before it
-skips ahead, counting each skipped event as a dropped span."""
+skips ahead, counting each skipped event as a dropped span: spans are late, never
+unbounded in how late."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +63,7 @@ class SpanSettings:
     node: str = ""
     timeout: float = EXPORT_TIMEOUT_S
     """How long the process has to ship what is committed once it is told to stop."""
+    max_lag: int = MAX_LAG
     report_fd: int = -1
 
     def line(self) -> bytes:
@@ -157,6 +159,7 @@ class Follower:
         self._reports = reports
         self._stop_at: int | None = None
         self._deadline = float("inf")
+        self._behind = False
 
     def stop(self, position: int) -> None:
         """Ships up to `position`, then ends; gives up at the timeout."""
@@ -193,14 +196,23 @@ class Follower:
         self._reports.progress(self.position, self._shipper)
 
     async def _keep_up(self) -> None:
-        """Skips ahead when the log has run MAX_LAG events ahead: late spans are dropped."""
+        """Skips ahead when the log has run `max_lag` events ahead: late spans are dropped."""
         last = await self._log.last_position()
-        if last - self.position > MAX_LAG:
-            skipped = last - MAX_LAG - self.position
-            logger.warning("the span process is %d events behind: skipping %d", MAX_LAG, skipped)
-            self._shipper.dropped += skipped
-            self.position += skipped
-            self._reports.progress(self.position, self._shipper)
+        behind = last - self.position
+        if behind <= self.settings.max_lag:
+            self._behind = self._behind and behind > 0
+            return
+        skipped = behind - self.settings.max_lag
+        if not self._behind:  # once until it has caught up
+            logger.warning(
+                "the span process is %d events behind the log: dropping the spans of the %d oldest",
+                behind,
+                skipped,
+            )
+        self._behind = True
+        self._shipper.dropped += skipped
+        self.position += skipped
+        self._reports.progress(self.position, self._shipper)
 
     def _done(self) -> bool:
         if self._stop_at is None:
