@@ -20,7 +20,7 @@ same until the span process has also built and shipped every span of the run, so
 work deferred past the last message is counted too. With no collector, export attempts
 wait for their timeouts in the span process; only handling is timed there. Beside them,
 the event loop's own CPU time per message (its thread's, which other processes, the
-span process included, do not add to).
+span process included, do not add to) and the span process's CPU time per message.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import tempfile
 import time
@@ -107,6 +108,7 @@ async def throughput(directory: Path, mode: str, messages: int) -> dict[str, flo
         spans.start()
         await spans.ready()  # as a server's would be by its first message
 
+    spans_cpu = _cpu_s(spans.pid) if spans is not None else 0.0
     start = time.perf_counter()
     loop_cpu = time.thread_time()
     for offset in range(0, messages, BATCH):
@@ -119,6 +121,7 @@ async def throughput(directory: Path, mode: str, messages: int) -> dict[str, flo
         await spans.flush(node.world.position)
     shipped_s = time.perf_counter() - start
     loop_cpu = time.thread_time() - loop_cpu
+    spans_cpu = _cpu_s(spans.pid) - spans_cpu if spans is not None else 0.0
     if spans is not None:
         await spans.close(node.world.position)
     exported = spans.exported if spans is not None else 0
@@ -133,7 +136,16 @@ async def throughput(directory: Path, mode: str, messages: int) -> dict[str, flo
         "spans_exported": exported,
         "spans_dropped": dropped,
         "loop_cpu_us_per_msg": loop_cpu / messages * 1e6,
+        "span_process_cpu_us_per_msg": spans_cpu / messages * 1e6,
     }
+
+
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux's /proc)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _message(to: str) -> AclMessage:
@@ -182,6 +194,9 @@ def run(quick: bool, runs: int | None = None) -> list[Result]:
                 handled_per_s=handled,
                 shipped_per_s=shipped,
                 loop_cpu_us_per_msg=round(median(r["loop_cpu_us_per_msg"] for r in found[mode]), 1),
+                span_process_cpu_us_per_msg=round(
+                    median(r["span_process_cpu_us_per_msg"] for r in found[mode]), 1
+                ),
                 cost_vs_off=round(cost, 3),
                 runs=[{k: round(v, 1) for k, v in r.items()} for r in found[mode]],
             )
