@@ -11,6 +11,7 @@ does not change it. Outside valgrind the window costs a ctypes call and counts n
 from __future__ import annotations
 
 import argparse
+import cProfile
 import ctypes
 import hashlib
 import importlib
@@ -24,6 +25,7 @@ import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType
 from typing import Any, Protocol
 
 from bench.scenario import Window
@@ -97,6 +99,63 @@ class Collector:
 
     def end(self) -> None:
         self._cg.cg_end(self._name)
+
+
+class CallCounter:
+    """The window of a native run that profiles Python calls. cProfile's call counts are
+    exact (the load does not change them); its times are indicative only (the profiler
+    inflates call-heavy code, and the load moves them)."""
+
+    def __init__(self) -> None:
+        self._profiler = cProfile.Profile()
+
+    def begin(self) -> None:
+        self._profiler.enable()
+
+    def end(self) -> None:
+        self._profiler.disable()
+
+    def calls(self, ops: int, top: int = TOP) -> dict[str, Any]:
+        """Calls per operation, in all and of Caxton's own functions; and Caxton's functions
+        with the largest share of the window's time, inclusive, with their calls."""
+        calls: dict[str, int] = defaultdict(int)
+        inclusive: dict[str, float] = defaultdict(float)
+        own: dict[str, float] = defaultdict(float)
+        whole = 0.0
+        for entry in self._profiler.getstats():
+            name = _function(entry.code)
+            calls[name] += entry.callcount
+            inclusive[name] += entry.totaltime
+            own[name] += entry.inlinetime
+            whole += entry.inlinetime
+        ours = [name for name in calls if name.startswith(PROJECT)]
+        ours.sort(key=lambda name: -inclusive[name])
+        whole = whole or 1.0
+        return {
+            "per_op": sum(calls.values()) / ops,
+            "caxton_per_op": sum(calls[name] for name in ours) / ops,
+            "top": [
+                {
+                    "function": name,
+                    "calls_per_op": calls[name] / ops,
+                    "time_share": inclusive[name] / whole,
+                    "own_time_share": own[name] / whole,
+                }
+                for name in ours[:top]
+            ],
+        }
+
+
+ROOT = Path(__file__).parents[1]
+PROJECT = "caxton/"
+
+
+def _function(code: CodeType | str) -> str:
+    if isinstance(code, str):  # a builtin: "<method 'append' of 'list' objects>"
+        return code
+    where = Path(code.co_filename)
+    shown = where.relative_to(ROOT) if where.is_relative_to(ROOT) else Path(where.name)
+    return f"{shown}:{code.co_qualname}"
 
 
 # --- reading callgrind's output ----------------------------------------------
@@ -205,7 +264,8 @@ _MACHINERY = re.compile(
     r"|_?PyObject_(Vectorcall|Call).*|PyObject_Call.*|_?PyFunction_Vectorcall|method_vectorcall.*"
     r"|cfunction_.*|vectorcall_.*|slot_tp_call|context_run|PyIter_Send|PyGen_am_send"
     r"|gen_send_ex2?|task_step.*|task_wakeup|_PyVectorcall_Call|builtin_exec.*|exec_code_.*"
-    r"|method_vectorcall|_Py_call_.*|PyContext_Run|.*_vectorcall)$"
+    r"|_PyObject_MakeTpCall|_PyObject_FastCallDictTstate|wrapperdescr_call"
+    r"|_Py_call_.*|PyContext_Run|.*_vectorcall)$"
 )
 _RECURSION = re.compile(r"'\d+$")
 
@@ -278,7 +338,7 @@ def count(module: str, scenario: str, ops: int, *, detail: bool = False) -> dict
         try:
             ran = subprocess.run(
                 command,
-                cwd=Path(__file__).parents[1],
+                cwd=ROOT,
                 timeout=TIMEOUT_S,
                 check=False,
                 capture_output=True,
@@ -295,6 +355,8 @@ def count(module: str, scenario: str, ops: int, *, detail: bool = False) -> dict
             return {"error": "the run under callgrind wrote no dump for its window"}
         instructions = sum(d.instructions for d in window)
         ops_done = int(done["ops"])
+        if ops_done < 1:
+            return {"error": "the window under callgrind did no operation"}
         figures: dict[str, Any] = {
             "instructions": instructions,
             "ops": ops_done,
@@ -303,14 +365,43 @@ def count(module: str, scenario: str, ops: int, *, detail: bool = False) -> dict
         }
         if detail:
             figures["where"] = where(max(window, key=lambda d: d.instructions), ops_done)
+            figures["where"]["python_calls"] = python_calls(module, scenario, ops)
         return figures
 
 
-def child(module: str, scenario: str, ops: int, library: Path, done_file: Path) -> None:
-    collector = Collector(library, scenario)
+def python_calls(module: str, scenario: str, ops: int) -> dict[str, Any]:
+    """The same window run natively (no valgrind) with its Python calls counted."""
+    with tempfile.TemporaryDirectory(prefix="caxton-bench-calls-") as tmp:
+        done_file = Path(tmp) / "done.json"
+        command = [sys.executable, "-m", "bench.callgrind", "--child", module, scenario]
+        ran = subprocess.run(
+            [*command, str(ops), "--calls", "--done", str(done_file)],
+            cwd=ROOT,
+            timeout=TIMEOUT_S,
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if ran.returncode != 0 or not done_file.exists():
+            tail = " | ".join((ran.stderr or ran.stdout).strip().splitlines()[-3:])
+            return {"error": f"the run counting Python calls failed: {tail}"}
+        calls: dict[str, Any] = json.loads(done_file.read_text())["calls"]
+        return calls
+
+
+def child(module: str, scenario: str, ops: int, library: Path | None, done_file: Path) -> None:
+    """Runs the scenario with a callgrind window (`library`: the shim), or with its Python
+    calls counted (no `library`), and writes what it did to `done_file`."""
     benchmarks: Counted = importlib.import_module(module)
-    done = benchmarks.counted(scenario, ops, collector)
-    done_file.write_text(json.dumps({"ops": done, "running": collector.running}))
+    if library is None:
+        counter = CallCounter()
+        done = benchmarks.counted(scenario, ops, counter)
+        outcome = {"ops": done, "calls": counter.calls(done)}
+    else:
+        collector = Collector(library, scenario)
+        done = benchmarks.counted(scenario, ops, collector)
+        outcome = {"ops": done, "running": collector.running}
+    done_file.write_text(json.dumps(outcome))
     sys.stdout.flush()
     os._exit(0)  # a library thread left running must not keep the run under valgrind alive
 
@@ -318,7 +409,9 @@ def child(module: str, scenario: str, ops: int, library: Path, done_file: Path) 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Runs one counted scenario (used by count()).")
     parser.add_argument("--child", nargs=3, metavar=("MODULE", "SCENARIO", "OPS"), required=True)
-    parser.add_argument("--shim", type=Path, required=True)
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--shim", type=Path, help="count instructions (under valgrind)")
+    how.add_argument("--calls", action="store_true", help="count Python calls (cProfile)")
     parser.add_argument("--done", type=Path, required=True)
     args = parser.parse_args()
     module_name, scenario_name, ops_text = args.child

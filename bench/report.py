@@ -144,6 +144,31 @@ def where_the_instructions_go(row: Result) -> list[str]:
             f"| `{f['function']}` | {f['object']} | {f['per_op']:,.0f} | {f['share']:.1%} |"
             for f in where[key]
         ]
+    return lines + python_calls(where.get("python_calls"))
+
+
+def python_calls(calls: dict[str, Any] | None) -> list[str]:
+    """The Python-level view of the same window: cProfile in a native run."""
+    if not calls:
+        return []
+    if "error" in calls:
+        return ["", f"Python calls not counted: {calls['error']}"]
+    lines = [
+        "",
+        f"Python-level view (cProfile, the same window run natively): {calls['per_op']:,.0f} "
+        f"Python calls per operation, {calls['caxton_per_op']:,.0f} of them into Caxton's "
+        "functions. Calls are exact (a coroutine's count its resumptions); time shares are "
+        "indicative only (the profiler inflates call-heavy code). Caxton's functions by "
+        "share of the window's time, inclusive:",
+        "",
+        "| function | calls/op | time, inclusive | time, own |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{f['function']}` | {f['calls_per_op']:,.2f} | {f['time_share']:.1%} "
+        f"| {f['own_time_share']:.1%} |"
+        for f in calls["top"]
+    ]
     return lines
 
 
@@ -197,6 +222,14 @@ def markdown(document: dict[str, Any]) -> str:
     notes = [f"- {r['scenario']}: {r['note']}" for r in rows if r.get("note")]
     if notes:
         lines += ["", "What each scenario measures:", "", *notes]
+    if any(r.get("instructions") for r in rows):
+        lines += [
+            "",
+            "instructions/op: instructions on the event loop's thread per operation "
+            "(valgrind --tool=callgrind, collected for the measured loop only, after a "
+            "warm-up; one run under valgrind with fewer operations than the wall-clock "
+            "runs). The load of the machine does not change them.",
+        ]
     uncounted = [
         f"- {r['scenario']}: {r['instructions']['error']}"
         for r in rows

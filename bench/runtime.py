@@ -383,7 +383,6 @@ def instructions_row(counted: dict[str, Any]) -> Result:
         target=INSTRUCTIONS_TARGET,
         met=None if per_op is None else per_op <= INSTRUCTIONS_TARGET,
         agents=100,
-        instructions={k: v for k, v in counted.items() if k != "where"},
         where=counted.get("where"),
         note=(
             "callgrind: instructions on the event loop's thread per durable message into "

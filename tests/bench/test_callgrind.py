@@ -100,3 +100,14 @@ def test_a_dump_is_read_with_its_compressed_names_and_calls(tmp_path: Path) -> N
     assert seen.inclusive["eval"] == 150
     assert dict(seen.by_object) == {"/usr/lib/libpython3.11.so": 70, "/usr/lib/libsqlite3.so": 100}
     assert seen.objects["sqlite3_step"] == "/usr/lib/libsqlite3.so"
+
+
+def test_python_calls_in_a_window_grow_exactly_with_its_operations() -> None:
+    totals = []
+    for ops in (700, 1_400, 2_100):  # multiples of 7: each has the same mix of operations
+        calls = callgrind.python_calls(MODULE, "loop", ops)
+        assert "error" not in calls, calls
+        totals.append(round(calls["per_op"] * ops))
+
+    assert totals[2] - totals[1] == totals[1] - totals[0]
+    assert totals[1] - totals[0] > 700  # at least the call of each operation itself

@@ -32,6 +32,18 @@ WHERE = {
             "share": 0.33,
         }
     ],
+    "python_calls": {
+        "per_op": 318.0,
+        "caxton_per_op": 90.0,
+        "top": [
+            {
+                "function": "caxton/domain/world.py:evolve",
+                "calls_per_op": 2.0,
+                "time_share": 0.2,
+                "own_time_share": 0.01,
+            }
+        ],
+    },
 }
 
 
@@ -66,6 +78,8 @@ def test_a_missed_instruction_target_shows_where_the_instructions_go() -> None:
     # 200,000 less the 60,000 of native work leaves 140,000 for the interpreter: 540k/140k
     assert "must fall to 140,000 per operation, 3.9× less than now" in report
     assert "| `pysqlite_cursor_execute` | _sqlite3.so | 60,000 | 10.0% |" in report
+    assert "318 Python calls per operation, 90 of them into Caxton's functions" in report
+    assert "| `caxton/domain/world.py:evolve` | 2.00 | 20.0% | 1.0% |" in report
 
 
 def test_a_count_that_could_not_be_made_says_why_beside_the_wall_clock() -> None:
@@ -83,6 +97,7 @@ def test_a_count_that_could_not_be_made_says_why_beside_the_wall_clock() -> None
     report = markdown(document(rate, instructions_row(counted)))
 
     assert "| throughput_1_agents | 5,000 msg/s |  | not counted |" in report
-    assert "| instructions_per_message_100_agents |  |  | not counted |" in report
+    assert "| instructions_per_message_100_agents |  |  |  |" in report
     assert "- throughput_1_agents: valgrind is not installed (apt-get install valgrind)" in report
-    assert "not measured" in report and "Where the instructions go" not in report
+    assert "not measured: valgrind is not installed" in report
+    assert "Where the instructions go" not in report
