@@ -263,12 +263,13 @@ async def ping_pong(
     pairs: int,
     seconds: float,
     *,
+    messages: int | None = None,
     window: Window = UNMEASURED,
     limits: Limits = FAST,
 ) -> tuple[float, int]:
     """Messages/s handled by `pairs` pairs of minimal agents replying to each other forever
     (agent to agent: every message accepted into the log before delivery), and how many
-    were handled in the measured `seconds`."""
+    were handled in the measured `seconds` (or until `messages` were)."""
     node, log, host = await fresh_node(directory)
     for i in range(pairs):
         for side in ("a", "b"):
@@ -287,7 +288,10 @@ async def ping_pong(
     await asyncio.sleep(0.5)  # warm-up: a fixed window, this is a rate measurement
     window.begin()
     start_count, start = settled.count, time.perf_counter()
-    await asyncio.sleep(seconds)
+    if messages is None:
+        await asyncio.sleep(seconds)
+    else:
+        await settled.until(start_count + messages)
     handled = settled.count - start_count
     rate = handled / (time.perf_counter() - start)
     window.end()
@@ -334,7 +338,7 @@ def counted(scenario: str, ops: int, window: Window) -> int:
     """Runs `scenario` for about `ops` operations with `window` around its measured loop
     only (after its warm-up); returns the operations that loop did. Scenarios:
     `throughput_<N>_agents` (messages), `request_reply` (requests),
-    `agent_to_agent_<N>_pairs` (messages handled; `ops` is the seconds to run)."""
+    `agent_to_agent_<N>_pairs` (messages handled)."""
 
     # the same inline path as FAST's, with a budget valgrind's slowdown cannot exhaust (a
     # trapped call would restart its agent and count a different path): in this child only
@@ -353,7 +357,11 @@ def counted(scenario: str, ops: int, window: Window) -> int:
             return ops
         if scenario.startswith("agent_to_agent_"):
             pairs = int(scenario.removeprefix("agent_to_agent_").removesuffix("_pairs"))
-            return (await ping_pong(directory, pairs, ops, window=window, limits=UNDER_VALGRIND))[1]
+            return (
+                await ping_pong(
+                    directory, pairs, 0, messages=ops, window=window, limits=UNDER_VALGRIND
+                )
+            )[1]
         raise ValueError(f"no counted scenario {scenario!r}")
 
     with tempfile.TemporaryDirectory(prefix="caxton-bench-") as tmp:
@@ -502,7 +510,6 @@ async def _run(quick: bool) -> list[Result]:
         rate = median(r for r, _ in rates)
         wanted = 10_000 if pairs == 1 else 20_000
         scenario = f"agent_to_agent_{pairs}_pairs"
-        seconds_counted = 3 if quick else 6  # a rate: the count is per message handled
         out.append(
             result(
                 scenario,
@@ -512,7 +519,7 @@ async def _run(quick: bool) -> list[Result]:
                 target=wanted,
                 met=rate >= wanted,
                 pairs=pairs,
-                instructions=callgrind.count(MODULE, scenario, seconds_counted),
+                instructions=callgrind.count(MODULE, scenario, 500 if quick else 2_000),
                 note="pairs of minimal agents replying to each other; every message committed",
             )
         )

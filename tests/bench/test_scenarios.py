@@ -31,6 +31,12 @@ async def test_spawn_request_reply_and_throughput_complete(tmp_path: Path) -> No
     assert len(spawned) == 3 and len(replies) == 5 and rate > 0
 
 
+async def test_a_ping_pong_runs_until_its_count_of_messages_is_handled(tmp_path: Path) -> None:
+    rate, handled = await runtime.ping_pong(tmp_path, pairs=1, seconds=0, messages=20)
+
+    assert handled >= 20 and rate > 0
+
+
 async def test_a_contract_net_round_collects_every_bid(tmp_path: Path) -> None:
     samples = await contract_net.contract_net(tmp_path, bidders=3, rounds=2)
 
