@@ -44,6 +44,9 @@ as long after each look that finds nothing, up to the longest (an idle log costs
 
 logger = logging.getLogger("caxton.telemetry")
 
+NICENESS = 10
+"""How much lower the span process's scheduling priority is than the server's."""
+
 MAX_LAG = 100_000
 """Events the process may fall behind the log (a collector too slow or down) before it
 skips ahead, counting each skipped event as a dropped span: spans are late, never
@@ -233,12 +236,19 @@ async def _serve() -> None:
     await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(control), os.fdopen(0, "rb", buffering=0)
     )
-    settings = SpanSettings.read(await control.readline())
+    line = await control.readline()
+    if not line:
+        return  # the server went before it said anything
+    settings = SpanSettings.read(line)
     reports = Reports(settings.report_fd)
     root = logging.getLogger()
     root.addHandler(_Forwarded(reports))
     root.setLevel(logging.INFO)
-    log = await open_log(settings.store)
+    try:
+        log = await open_log(settings.store)
+    except Exception as exc:  # said in the server's log; the server starts it again later
+        logger.error("the span process cannot read the log: %s", exc)
+        raise SystemExit(1) from None
     exporter = (
         _Discarding()
         if settings.traces == "discard"
@@ -285,6 +295,8 @@ def main() -> None:
     # to stop, after its last commit, and the end of stdin says it is gone
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # on a busy machine the server's loop goes first: spans fall behind, handling does not
+    os.nice(NICENESS)
     asyncio.run(_serve())
 
 
