@@ -7,15 +7,21 @@ shape in the same directory, same pragmas, same batch size. Peer: the eventsourc
 library's own `Application`, saving one event per new aggregate.
 
 Fold: reading the log page by page, decoding each event into the domain's dataclasses
-and folding the world. Floor: reading the same rows (the same five columns: position,
-stream, version, type, payload) with `sqlite3`, `orjson.loads` of each payload and a
-dict-based fold counting messages per conversation and agent.
+and folding the world in place (`LiveWorld`), as a server's start-up does. Floor: reading
+the same rows (the same five columns: position, stream, version, type, payload) with
+`sqlite3`, `orjson.loads` of each payload and a dict-based fold counting messages per
+conversation and agent. Both run with the cyclic garbage collector paused, as the
+server's start-up fold runs. The target, ≥ 100,000 events/s (issue 13), is taken as its
+share of the floor measured with it: 100,000 / 165,683 ≈ 0.6.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,9 @@ from caxton.shell.store import EventLog, Pending
 from caxton.shell.store.envelope import prepare
 
 BATCH = 100
+FOLD_SHARE_OF_FLOOR = 0.6
+"""The fold's target as a share of the bare floor: 100,000 events/s against the floor of
+165,683 events/s measured beside the 27,058 events/s of issue 13."""
 _COLUMNS = "rowid, originator_id, originator_version, topic, state"
 
 
@@ -139,19 +148,32 @@ def append_eventsourcing(directory: Path, n: int) -> float:
     return n / elapsed
 
 
+@contextlib.contextmanager
+def paused_collector() -> Iterator[None]:
+    """The cyclic garbage collector paused, as a server's start-up fold pauses it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 async def fold_caxton(directory: Path, events: list[Event]) -> float:
     """Events/s read page by page, decoded and folded into the world."""
     log = await EventLog.open(str(directory / "events.db"))
     for offset in range(0, len(events), 1000):
         await log.append([Pending(event=e, at=1) for e in events[offset : offset + 1000]])
-    start = time.perf_counter()
-    live, count = LiveWorld(), 0
-    async for page in log.pages():
-        for recorded in page:
-            live.apply(recorded)
-        count += len(page)
-    world = live.snapshot()
-    elapsed = time.perf_counter() - start
+    with paused_collector():
+        start = time.perf_counter()
+        live, count = LiveWorld(), 0
+        async for page in log.pages():
+            for recorded in page:
+                live.apply(recorded)
+            count += len(page)
+        world = live.snapshot()
+        elapsed = time.perf_counter() - start
     assert count == len(events) and "echo" in world.agents
     await log.close()
     return count / elapsed
@@ -160,22 +182,23 @@ async def fold_caxton(directory: Path, events: list[Event]) -> float:
 def fold_bare(directory: Path) -> float:
     """Events/s of the same rows read with sqlite3, orjson-decoded and folded into dicts."""
     connection = sqlite3.connect(directory / "events.db")
-    start = time.perf_counter()
-    per_conversation: dict[str, int] = {}
-    handled: dict[str, int] = {}
-    count = 0
-    # The same five columns the log reads: a fold must know each event's position,
-    # stream and version, not only its type and payload.
-    query = f"SELECT {_COLUMNS} FROM stored_events ORDER BY rowid"
-    for _position, _stream, _version, topic, state in connection.execute(query):
-        data: dict[str, Any] = orjson.loads(state)["d"]
-        if topic == "MessageSent":
-            conversation = data["message"]["conversation_id"]
-            per_conversation[conversation] = per_conversation.get(conversation, 0) + 1
-        elif topic == "MessageHandled":
-            handled[data["agent"]] = handled.get(data["agent"], 0) + 1
-        count += 1
-    elapsed = time.perf_counter() - start
+    with paused_collector():
+        start = time.perf_counter()
+        per_conversation: dict[str, int] = {}
+        handled: dict[str, int] = {}
+        count = 0
+        # The same five columns the log reads: a fold must know each event's position,
+        # stream and version, not only its type and payload.
+        query = f"SELECT {_COLUMNS} FROM stored_events ORDER BY rowid"
+        for _position, _stream, _version, topic, state in connection.execute(query):
+            data: dict[str, Any] = orjson.loads(state)["d"]
+            if topic == "MessageSent":
+                conversation = data["message"]["conversation_id"]
+                per_conversation[conversation] = per_conversation.get(conversation, 0) + 1
+            elif topic == "MessageHandled":
+                handled[data["agent"]] = handled.get(data["agent"], 0) + 1
+            count += 1
+        elapsed = time.perf_counter() - start
     connection.close()
     return count / elapsed
 
@@ -224,10 +247,11 @@ async def _run(quick: bool) -> list[Result]:
             median=rate,
             higher_is_better=True,
             floor=("bare sqlite3 read + orjson decode + dict fold", floor),
-            target={"share_of_floor": 0.5},
-            met=rate >= 0.5 * floor,
+            target={"events_per_s": 100_000, "share_of_floor": FOLD_SHARE_OF_FLOOR},
+            met=rate >= FOLD_SHARE_OF_FLOOR * floor,
             events=n,
-            note="the whole log read page by page, decoded into events and folded into the world",
+            note="the whole log read page by page, decoded into events and folded into the world "
+            "in place (LiveWorld); both sides with the cyclic collector paused, as at start-up",
         )
     )
     return out

@@ -391,9 +391,8 @@ def message_step(conv: ConversationFacts, sent: MessageSent, at: int, position: 
     protocol = message.protocol
     if protocol and (state is not None or protocol in TABLES):
         state, reasons = checked_step(state or begin(protocol, sender), message, sender, to, at)
-        if reasons:
-            message_id = message.id
-            violations += tuple([_violation(position, message_id, r) for r in reasons])
+        for reason in reasons:  # mostly none, at times one
+            violations = (*violations, _violation(position, message.id, reason))
     # else: a message outside any known protocol is not checked
     return (
         initiator,

@@ -70,6 +70,34 @@ def _set(root: _Node, key: object, value: object, h: int, shift: int) -> tuple[_
     return new, added
 
 
+def _merged(node: _Node, items: list[tuple[Any, Any, int]], shift: int) -> tuple[_Node, int]:
+    """The node with every (key, value, hash) of `items` set, each node on their paths
+    copied once, and how many keys are new."""
+    if isinstance(node, tuple):
+        groups: dict[int, list[tuple[Any, Any, int]]] = {}
+        for item in items:
+            i = (item[2] >> shift) & _MASK
+            group = groups.get(i)
+            if group is None:
+                groups[i] = [item]
+            else:
+                group.append(item)
+        children = list(node)
+        added = 0
+        for i, group in groups.items():
+            children[i], more = _merged(children[i], group, shift + _BITS)
+            added += more
+        return tuple(children), added
+    leaf: dict[Any, Any] = {} if node is None else node.copy()
+    before = len(leaf)
+    for key, value, _ in items:
+        leaf[key] = value
+    added = len(leaf) - before
+    if len(leaf) <= _LEAF_MAX or shift >= _MAX_SHIFT:
+        return leaf, added
+    return _merged((None,) * _WIDTH, [(k, v, _hash(k)) for k, v in leaf.items()], shift)[0], added
+
+
 def _delete(node: _Node, key: object, h: int, shift: int) -> _Node:
     if node is None:
         raise KeyError(key)
@@ -246,6 +274,18 @@ class FrozenMap(Mapping[K, V], Generic[K, V]):
         new._root = root
         new._len = self._len + added
         return new
+
+    def updated(self, changes: Mapping[K, V]) -> FrozenMap[K, V]:
+        """A copy with every key of `changes` mapped to its value: `set` for each, with
+        each node of the trie copied at most once."""
+        if len(changes) < 2:
+            new = self
+            for key, value in changes.items():
+                new = new.set(key, value)
+            return new
+        items = [(k, v, hash(k) & _HASH_MASK) for k, v in changes.items()]
+        root, added = _merged(self._root, items, 0)
+        return self._make(root, self._len + added)
 
     def delete(self, key: K) -> FrozenMap[K, V]:
         """A copy without `key`; the same map if it had no such key."""

@@ -249,20 +249,23 @@ class LiveConversations:
 
     def _catch_up(self) -> None:
         """The persistent maps brought up to date with the changes since the last time."""
-        recent, older, checked = self._frozen_recent, self._frozen_older, self._frozen_checked
+        older, checked = self._frozen_older, self._frozen_checked
         for cid in self.left:
             older = older.delete(cid)
+        changed: dict[str, ConversationState] = {}
+        now_checked: dict[str, bool] = {}
         for cid in self.dirty:
             found = self.recent[cid]
-            recent = recent.set(cid, _frozen(found) if isinstance(found, _Record) else found)
+            changed[cid] = _frozen(found) if isinstance(found, _Record) else found
             if cid in self.checked:
                 if cid not in checked:
-                    checked = checked.set(cid, True)
+                    now_checked[cid] = True
             elif cid in checked:
                 checked = checked.delete(cid)
         self.left.clear()
         self.dirty.clear()
-        self._frozen_recent, self._frozen_older, self._frozen_checked = recent, older, checked
+        self._frozen_recent = self._frozen_recent.updated(changed)
+        self._frozen_older, self._frozen_checked = older, checked.updated(now_checked)
 
     def _age(self, at: int) -> None:
         """`Conversations.aged`: a new generation once a window has passed since the last."""

@@ -100,3 +100,36 @@ def test_keys_alike_in_their_low_hash_bits_go_deeper_and_still_agree_with_a_dict
         current = current.delete(key)
         del model[key]
     assert current == model and sorted(current) == sorted(model)
+
+
+batches = st.lists(
+    st.tuples(
+        st.dictionaries(
+            st.integers(-5_000, 5_000) | st.text(max_size=3), st.integers(), max_size=400
+        ),
+        st.lists(st.integers(-5_000, 5_000), max_size=20),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches)
+def test_updating_many_keys_at_once_agrees_with_a_dict(
+    steps: list[tuple[dict[int | str, int], list[int]]],
+) -> None:
+    model: dict[int | str, int] = {}
+    current: FrozenMap[int | str, int] = FrozenMap()
+    history = [(current, dict(model))]
+    for changes, deletions in steps:
+        current = current.updated(changes)
+        model.update(changes)
+        for key in deletions:  # set and delete still work on what `updated` built
+            current = current.delete(key).set(-key - 10_000, key)
+            model.pop(key, None)
+            model[-key - 10_000] = key
+        history.append((current, dict(model)))
+    for snapshot, expected in history:  # older versions never change
+        assert snapshot == expected
+        assert len(snapshot) == len(expected)
+        assert all(snapshot[k] == v for k, v in expected.items())
