@@ -71,7 +71,6 @@ def _context(bridge: ToolBridge) -> CallContext:
         agent="agent",
         cause=cause,
         clock=SystemClock(),
-        route=lambda m: ((), ()),
         max_content_bytes=1 << 20,
         tools=ToolAccess(bridge=bridge, grants=("toy.echo",)),
     )

@@ -24,7 +24,8 @@ from caxton.domain.events import (
     Recorded,
 )
 from caxton.domain.ids import sent_message_id
-from caxton.shell.runtime.node import RETRY_WINDOW_MS, DeploySpec, Node
+from caxton.shell.runtime.clients import RETRY_WINDOW_MS
+from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.store import EventLog, Pending
 from caxton.shell.wasm import WasmHost
 from caxton.shell.wasm.instance import INLINE_TIMEOUT_MS
@@ -212,10 +213,10 @@ async def test_api_callers_cannot_send_as_an_agent_or_the_platform(node: Node) -
             await node.send(message)
 
 
-async def test_messages_queued_together_are_appended_as_one_batch_each_with_its_trace(
+async def test_requests_sent_together_commit_with_their_handlings_each_with_its_trace(
     node: Node,
 ) -> None:
-    # inline (ADR 0002): a handling on the worker pool is appended alone
+    # inline (ADR 0002, ADR 0017): the node calls the idle agent before the commit
     inline = Limits(timeout_ms=INLINE_TIMEOUT_MS)
     await node.deploy(DeploySpec(name="echo", component=wat("reply"), limits=inline))
     appends: list[list[str]] = []  # the event types of each append, in order
@@ -241,10 +242,10 @@ async def test_messages_queued_together_are_appended_as_one_batch_each_with_its_
             replies.set()
 
     node.observers.append(seen)
-    # accepted in one commit, so all five are in the mailbox when the actor next runs
+    # accepted in one round: each request, its handling and its reply in one commit
     sent = await asyncio.gather(*(node.send(request("echo")) for _ in range(5)))
     await asyncio.wait_for(replies.wait(), timeout=10)
-    assert appends[5:] == [["MessageHandled", "MessageSent"] * 5]  # after the 5 acceptances
+    assert appends == [["MessageSent"] * 5 + ["MessageHandled", "MessageSent"] * 5]
     assert [h.message_id for h in handled] == [s.message_id for s in sent]
     messages = {m.id: m for m in await _accepted(node, [s.message_id for s in sent])}
     assert contexts == {i: messages[i].traceparent for i in contexts}

@@ -1,9 +1,11 @@
-"""One running agent instance: a bounded mailbox, a sandbox, and supervision after traps.
+"""One agent instance: a sandbox, a bounded mailbox, and supervision after traps.
 
-Each handling is a short script: take a message, call the guest, turn the outcome
-into events, append them. The actor does not wait for the commit before taking the
-next message (appends are ordered, and deliveries happen only after commit); it does
-wait after a trap, because supervision decides from the committed history.
+An actor is mostly passive. A minimal agent (short time budget, no tools) is called
+inline by the node, in its batch loop (`handle_now`): no task, queue hand-off or future
+per message. An agent that may wait (a long budget, tool grants) runs on the worker
+pool from a task of its own that drains its mailbox (`_serve_pooled`). Starting,
+restarting and giving up are short scripts in a lifecycle task. Every outcome goes to
+the node as a `Handled` input; the domain decides what it means.
 """
 
 from __future__ import annotations
@@ -12,33 +14,24 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import TYPE_CHECKING
 
 import orjson
 
 from caxton.domain.acl import AclMessage
-from caxton.domain.events import (
-    AgentFailed,
-    AgentRestarting,
-    AgentStarted,
-    AgentTrapped,
-    Event,
-    Limits,
-    MessageDeadLettered,
-    MessageHandled,
-)
+from caxton.domain.agents import AgentState
+from caxton.domain.events import AgentFailed, AgentRestarting
+from caxton.domain.handling import Handled, Undelivered
 from caxton.domain.ids import instance_key
 from caxton.domain.supervision import decide_restart
+from caxton.shell.runtime.context import CallContext, ToolAccess
 from caxton.shell.runtime.mailbox import Mailbox
-from caxton.shell.wasm import AgentError, AgentInstance, Trapped
-
-if TYPE_CHECKING:
-    from caxton.shell.runtime.node import Node
+from caxton.shell.runtime.ports import Runtime
+from caxton.shell.wasm import AgentError, AgentInstance, Completed, Outcome, Trapped
 
 logger = logging.getLogger("caxton.runtime")
 
-MAX_BATCH = 256
-"""Events of handlings appended together, about: bounds one transaction and the stall."""
+STOP_TIMEOUT_S = 10
+"""How long a stop waits for a handling on the worker pool before cancelling it."""
 
 
 def envelope(message: AclMessage) -> bytes:
@@ -53,257 +46,243 @@ def envelope(message: AclMessage) -> bytes:
 class InstanceActor:
     """Runs one replica of an agent until it is stopped or fails."""
 
-    def __init__(self, node: Node, agent: str, replica: int, mailbox_size: int) -> None:
-        self.node = node
+    def __init__(self, runtime: Runtime, agent: str, replica: int, mailbox_size: int) -> None:
+        self.runtime = runtime
         self.agent = agent
         self.replica = replica
         self.key = instance_key(agent, replica)
-        self.mailbox = Mailbox(maxsize=mailbox_size)
+        self.mailbox = Mailbox(mailbox_size)
         self.started = asyncio.Event()
+        """Set once an instance ran `init`, or the actor gave up trying."""
         self.finished = asyncio.Event()
-        self.reserved = 0  # slots promised to sends that are being committed
+        """Set once the instance stopped or failed: deliveries are refused from then on."""
         self._stopping = asyncio.Event()
         self._instance: AgentInstance | None = None
+        self._incarnation = 0
+        self._access = ToolAccess()
+        self._busy = True  # starting, restarting, or calling on the pool
         self._task: asyncio.Task[None] | None = None
 
+    # --- what the node asks -------------------------------------------------
+
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.key)
-
-    def deliver(self, message: AclMessage) -> str:
-        """Queues a committed message; returns why it could not be, or "" when queued."""
-        if self.finished.is_set():
-            return "instance not running"
-        try:
-            self.mailbox.put_nowait(message)
-        except asyncio.QueueFull:
-            return f"mailbox full ({self.mailbox.maxsize} messages)"
-        return ""
-
-    async def redeliver(self, message: AclMessage) -> str:
-        """Queues a message accepted before a restart, waiting for room rather than refusing."""
-        if self.finished.is_set():
-            return "instance not running"
-        try:
-            self.mailbox.put_nowait(message)
-            return ""
-        except asyncio.QueueFull:
-            pass
-        put = asyncio.ensure_future(self.mailbox.put(message))
-        gone = asyncio.ensure_future(self.finished.wait())
-        await asyncio.wait({put, gone}, return_when=asyncio.FIRST_COMPLETED)
-        gone.cancel()
-        if put.done():
-            return ""
-        put.cancel()
-        return "instance not running"
-
-    def apply(self, limits: Limits) -> None:
-        """New limits for this running instance (`caxton config set`), without a restart:
-        the mailbox at once, memory and the time budget from the next call."""
-        self.mailbox.resize(limits.mailbox)
-        if self._instance is not None:
-            self._instance.set_limits(limits)
+        self._lifecycle(self._boot())
 
     @property
-    def free_slots(self) -> int:
-        return self.mailbox.maxsize - self.mailbox.qsize() - self.reserved
+    def inline(self) -> bool:
+        """Whether the node may call this instance now, in its loop, for one message."""
+        instance = self._instance
+        return (
+            not self._busy
+            and instance is not None
+            and instance.runs_inline
+            and not self._access.may_call
+        )
+
+    def handle_now(self, message: AclMessage) -> tuple[Handled, CallContext]:
+        """Calls the guest on this thread (only when `inline`)."""
+        instance = self._instance
+        assert instance is not None
+        context = self._context(message)
+        outcome = instance.handle(envelope(message), context)
+        if isinstance(outcome, Trapped):
+            self._busy = True  # dead until supervision starts a new one
+        return self._handled(message, context, outcome), context
+
+    def deliver(self, message: AclMessage, *, force: bool = False) -> str:
+        """Queues a committed message; returns why it could not be, or "" when queued.
+        `force`: a message accepted before a restart waits past the mailbox's bound."""
+        if self.finished.is_set():
+            return "instance not running"
+        if not self.mailbox.put(message, force=force):
+            return f"mailbox full ({self.mailbox.maxsize} messages)"
+        if not self._busy:
+            if self.inline:
+                self.runtime.ready(self.key)
+            elif self._instance is not None:
+                self._busy = True
+                self._task = asyncio.get_running_loop().create_task(
+                    self._serve_pooled(), name=self.key
+                )
+        return ""
+
+    def supervise(self) -> None:
+        """After a committed trap: restart after a back-off, or give up."""
+        self._lifecycle(self._restart())
+
+    def apply(self, agent: AgentState) -> None:
+        """New settings for this running instance (`caxton config set`), without a restart:
+        the mailbox at once, memory, the time budget and tool policy from the next call."""
+        self.mailbox.resize(agent.limits.mailbox)
+        self._access = self._tool_access(agent)
+        if self._instance is not None:
+            self._instance.set_limits(agent.limits)
 
     async def stop(self) -> list[AclMessage]:
         """Stops after the message in hand; returns the messages left in the mailbox."""
         self._stopping.set()
-        left = self._drain()
-        if self._task is not None and not self._task.done():
-            with contextlib.suppress(asyncio.QueueFull):
-                self.mailbox.put_nowait(None)
+        self._give_up()
+        task = self._task
+        if task is not None and not task.done():
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
+                await asyncio.wait_for(asyncio.shield(task), timeout=STOP_TIMEOUT_S)
             except TimeoutError:
-                self._task.cancel()
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                    await task
         self._close_instance()
-        return left + self._drain()
+        return self.mailbox.drain()
 
-    def _drain(self) -> list[AclMessage]:
-        left: list[AclMessage] = []
-        while not self.mailbox.empty():
-            item = self.mailbox.get_nowait()
-            if item is not None:
-                left.append(item)
-        return left
+    # --- lifecycle ------------------------------------------------------------
 
-    async def _run(self) -> None:
+    def _lifecycle(self, script: object) -> None:
+        assert asyncio.iscoroutine(script)
+        self._busy = True
+        self._task = asyncio.get_running_loop().create_task(script, name=self.key)
+
+    async def _boot(self) -> None:
+        """Instantiates and runs `init`; its outcome is committed before anything else."""
+        runtime = self.runtime
         try:
-            while True:
-                if not await self._start_instance():
-                    if not await self._supervise():
-                        return
-                    continue
-                if not await self._serve():
-                    return
-                if not await self._supervise():
-                    return
-        except asyncio.CancelledError:
-            raise
+            spec = runtime.world.agents[self.agent]
+            self._incarnation = spec.instances[self.replica].incarnation + 1
+            self._access = self._tool_access(spec)
+            self._close_instance()
+            context = self._context(None)
+            try:
+                loaded = runtime.host.get(spec.component)
+                self._instance = runtime.host.instantiate(loaded, spec.limits, name=self.agent)
+            except Exception as exc:
+                started = self._handled(None, context, ("instantiate", str(exc)))
+            else:
+                outcome = await self._instance.init_async(
+                    spec.config, context, on_pool=self._access.may_call
+                )
+                if isinstance(outcome, AgentError):
+                    started = self._handled(None, context, ("init-error", outcome.text))
+                else:
+                    started = self._handled(None, context, outcome)
+            await runtime.submit([started], [context])
+            if started.trap is not None:
+                return  # supervision (an effect of the trap's commit) takes over
+            self._busy = False
+            self.started.set()
+            if self.mailbox:
+                self.deliver_queued()
+        except Exception:
+            logger.exception("actor %s crashed while starting", self.key)
+            self._give_up()
+
+    def deliver_queued(self) -> None:
+        """Messages waited while the instance started: hand them on as deliveries do."""
+        if self.inline:
+            self.runtime.ready(self.key)
+        elif self._instance is not None:
+            self._busy = True
+            self._task = asyncio.get_running_loop().create_task(self._serve_pooled(), name=self.key)
+
+    async def _serve_pooled(self) -> None:
+        """Handles the mailbox on the worker pool, one message at a time. A handling's
+        events go to the node at once; the next message does not wait for their commit
+        (appends are ordered, deliveries happen only after commit)."""
+        instance = self._instance
+        assert instance is not None
+        try:
+            while self.mailbox and not self._stopping.is_set():
+                message = self.mailbox.take()
+                context = self._context(message)
+                outcome = await instance.handle_async(envelope(message), context, on_pool=True)
+                self.runtime.submit([self._handled(message, context, outcome)], [context])
+                if isinstance(outcome, Trapped):
+                    return  # stays busy: supervision takes over after the commit
+            self._busy = False
+            if self.mailbox and not self._stopping.is_set():
+                self.deliver_queued()  # the bound changed to inline meanwhile, say
         except Exception:
             logger.exception("actor %s crashed", self.key)
-        finally:
-            self.started.set()
             self.finished.set()
 
-    async def _start_instance(self) -> bool:
-        node = self.node
-        spec = node.world.agents[self.agent]
-        incarnation = node.world.agents[self.agent].instances[self.replica].incarnation + 1
+    async def _restart(self) -> None:
+        """Restart after a back-off (unless asked to stop meanwhile), or give up."""
+        runtime = self.runtime
         self._close_instance()
-        try:
-            loaded = node.host.get(spec.component)
-            self._instance = node.host.instantiate(loaded, spec.limits, name=self.agent)
-        except Exception as exc:
-            await node.commit([self._trapped(incarnation, "instantiate", str(exc), None)])
-            return False
-        context = node.call_context(self.agent, None)
-        outcome = await self._instance.init_async(spec.config, context, on_pool=context.may_wait)
-        if isinstance(outcome, Trapped | AgentError):
-            kind, reason = (
-                (outcome.kind, outcome.reason)
-                if isinstance(outcome, Trapped)
-                else ("init-error", outcome.text)
-            )
-            await node.commit([self._trapped(incarnation, kind, reason, None)])
-            return False
-        events: list[Event] = [
-            AgentStarted(
-                agent=self.agent,
-                replica=self.replica,
-                incarnation=incarnation,
-                journal=tuple(context.journal),
-            )
-        ]
-        events.extend(node.sends_of(context))
-        await node.commit(events)
-        self.started.set()
-        return True
-
-    async def _serve(self) -> bool:
-        """Handles messages until stopped (False) or trapped (True).
-
-        Every message already queued is handled in the same task step, and their
-        handlings are appended together (up to about `MAX_BATCH` events): one append, one
-        future and one commit callback for the lot instead of one each. Each handling's
-        events stay together in that transaction, so a handling and its sends still commit
-        at once. A handling run on the worker pool (a long budget, tools) is appended at
-        once: the next one may take long, and what is done should not wait for it."""
-        node = self.node
-        instance = self._instance
-        mailbox = self.mailbox
-        assert instance is not None
-        while True:
-            message = await mailbox.get()  # suspends only when the mailbox is empty
-            events: list[Event] = []
-            contexts: list[str] = []  # each event's trace context: its handled message's
-            while True:
-                if message is None:
-                    if events:
-                        node.commit(events, contexts)
-                    return False
-                handling, trapped, pooled = await self._handle(instance, message)
-                events += handling
-                contexts += [message.traceparent] * len(handling)
-                if trapped:  # supervision decides from the committed history: wait for it
-                    await node.commit(events, contexts)
-                    return True
-                if pooled or len(contexts) >= MAX_BATCH or mailbox.empty():
-                    break
-                message = mailbox.get_nowait()
-            node.commit(events, contexts)
-
-    async def _handle(
-        self, instance: AgentInstance, message: AclMessage
-    ) -> tuple[list[Event], bool, bool]:
-        """One handling's events (in the order they are appended), whether it trapped, and
-        whether it ran on the worker pool."""
-        node = self.node
-        context = node.call_context(self.agent, message)
-        pooled = context.may_wait or not instance.runs_inline
-        outcome = await instance.handle_async(envelope(message), context, on_pool=pooled)
-        if isinstance(outcome, Trapped):
-            incarnation = node.world.agents[self.agent].instances[self.replica].incarnation
-            reason = f"{outcome.kind}: {outcome.reason}"
-            events: list[Event] = [
-                *context.tool_events,  # calls made before the trap happened all the same
-                self._trapped(
-                    incarnation, outcome.kind, outcome.reason, message, outcome.duration_us
-                ),
-                MessageDeadLettered(
-                    message_id=message.id,
-                    conversation_id=message.conversation_id,
-                    receiver=self.key,
-                    reason=reason,
-                ),
-            ]
-            events.extend(node.failure_to_sender(message, reason))
-            return events, True, pooled
-        handled = MessageHandled(
-            message_id=message.id,
-            conversation_id=message.conversation_id,
-            agent=self.agent,
-            replica=self.replica,
-            journal=tuple(context.journal),
-            duration_us=outcome.duration_us,
-            error=outcome.text if isinstance(outcome, AgentError) else "",
-        )
-        events = [handled]
-        node.sends_into(context, events)
-        if isinstance(outcome, AgentError):
-            events.extend(node.failure_to_sender(message, outcome.text))
-        return events, False, pooled
-
-    async def _supervise(self) -> bool:
-        """After a trap: restart after a back-off (True) or give up (False)."""
-        node = self.node
-        self._close_instance()
-        spec = node.world.agents.get(self.agent)
-        if spec is None or spec.status != "running":
-            return False
+        spec = runtime.world.agents.get(self.agent)
+        if spec is None or spec.status != "running" or self._stopping.is_set():
+            self._give_up()
+            return
         decision = decide_restart(
             spec.instances[self.replica],
             agent=self.agent,
-            now=node.clock.now_ms(),
+            now=runtime.clock.now_ms(),
             policy=spec.restart,
         )
-        await node.commit(decision)
+        await runtime.commit(decision)
         for event in decision:
             if isinstance(event, AgentFailed):
-                self.finished.set()  # refuse deliveries from here on; settle what is queued
-                await node.dead_letter_all(self._drain(), self.key, f"agent failed: {event.reason}")
-                return False
+                self._give_up()  # refuse deliveries from here on; settle what is queued
+                reason = f"agent failed: {event.reason}"
+                left = [Undelivered(m, self.key, reason) for m in self.mailbox.drain()]
+                if left:
+                    await runtime.submit(left)
+                return
             if isinstance(event, AgentRestarting):
-                try:  # back off, unless asked to stop meanwhile
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), event.delay_ms / 1000)
-                    return False
-                except TimeoutError:
-                    pass
-        return True
+                    self._give_up()
+                    return
+        await self._boot()
 
-    def _trapped(
+    def _give_up(self) -> None:
+        """No instance any more: deliveries are refused, and a deploy waiting for the
+        first start hears that it ended."""
+        self.finished.set()
+        self.started.set()
+
+    # --- one call -----------------------------------------------------------
+
+    def _context(self, cause: AclMessage | None) -> CallContext:
+        return CallContext(
+            agent=self.agent,
+            cause=cause,
+            clock=self.runtime.clock,
+            max_content_bytes=self.runtime.max_content_bytes,
+            tools=self._access,
+        )
+
+    def _tool_access(self, agent: AgentState) -> ToolAccess:
+        return ToolAccess(
+            bridge=self.runtime.tools,
+            grants=agent.tools,
+            timeout_ms=agent.tool_timeout_ms,
+            breaker_threshold=agent.breaker_threshold,
+        )
+
+    def _handled(
         self,
-        incarnation: int,
-        kind: str,
-        reason: str,
         message: AclMessage | None,
-        duration_us: int = 0,
-    ) -> AgentTrapped:
-        logger.warning("%s trapped (%s: %s)", self.key, kind, reason)
-        return AgentTrapped(
+        context: CallContext,
+        outcome: Outcome | tuple[str, str],
+    ) -> Handled:
+        """The call's input for the node; `outcome` (kind, reason) for a start that failed
+        before or in `init` without a trap of the guest's own."""
+        trap = None
+        if isinstance(outcome, tuple):
+            trap, outcome = outcome, Completed(duration_us=0)
+        elif isinstance(outcome, Trapped):
+            trap = (str(outcome.kind), outcome.reason)
+        if trap is not None:
+            logger.warning("%s trapped (%s: %s)", self.key, *trap)
+        return Handled(
             agent=self.agent,
             replica=self.replica,
-            incarnation=incarnation,
-            kind=kind,
-            reason=reason,
-            message_id=message.id if message else "",
-            conversation_id=message.conversation_id if message else "",
-            duration_us=duration_us,
+            incarnation=self._incarnation,
+            message=message,
+            sent=tuple(context.sent) if trap is None else (),
+            journal=tuple(context.journal),
+            tool_events=tuple(context.tool_events),
+            duration_us=outcome.duration_us,
+            error=outcome.text if isinstance(outcome, AgentError) else "",
+            trap=trap,
         )
 
     def _close_instance(self) -> None:

@@ -1,15 +1,15 @@
 """What one guest call sees of the host: send, log, now, random, call-tool, journaled.
 
-A `CallContext` lives for one `init` or `handle` call. It validates and addresses
-what the agent sends, journals every nondeterministic answer, and buffers it all;
-the actor turns the buffer into events after the call returns. Host functions may
-run on a worker thread: they only append to this object's lists.
+A `CallContext` lives for one `init` or `handle` call. It validates what the agent
+sends, journals every nondeterministic answer, and buffers it all; after the call
+returns, the domain routes the sends and turns the buffer into events
+(`caxton.domain.handling`). Host functions may run on a worker thread: they only
+append to this object's lists.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -43,28 +43,18 @@ log = logging.getLogger("caxton.agent")
 
 
 @dataclass(slots=True)
-class Outgoing:
-    """A message an agent sent, addressed, waiting for the handling's commit."""
-
-    message: AclMessage
-    deliveries: tuple[str, ...]
-    dead_letters: tuple[tuple[str, str], ...]
-
-
-Router = Callable[[AclMessage], tuple[tuple[str, ...], tuple[tuple[str, str], ...]]]
-
-
-@dataclass(slots=True)
 class CallContext:
     """The host side of one guest call."""
 
     agent: str
     cause: AclMessage | None
     clock: Clock
-    route: Router
     max_content_bytes: int
     journal: list[HostCall] = field(default_factory=list)
-    outgoing: list[Outgoing] = field(default_factory=list)
+    sent: list[AclMessage] = field(default_factory=list)
+    """What the guest sent, checked and with the host's fields: routed after the call."""
+    logs: list[tuple[int, str]] = field(default_factory=list)
+    """The guest's log lines (level, text), written once the handling is committed."""
     tools: ToolAccess | None = None
     tool_events: list[Event] = field(default_factory=list)
     tool_calls: int = 0
@@ -75,7 +65,7 @@ class CallContext:
         return self.tools is not None and self.tools.may_call
 
     def send(self, envelope_json: str) -> str:
-        index = len(self.outgoing)
+        index = len(self.sent)
         try:
             try:  # orjson first; what it refuses (NaN, huge integers, bad JSON) goes to json
                 data = orjson.loads(envelope_json)
@@ -97,13 +87,20 @@ class CallContext:
                 )
         except InvalidMessage as exc:
             raise SendRefused(str(exc)) from None
-        deliveries, dead = self.route(message)
-        self.outgoing.append(Outgoing(message, deliveries, dead))
+        self.sent.append(message)
         return message.id
 
     def log(self, level: str, text: str) -> None:
-        context = message_context(self.cause, self.agent)
-        log.log(_LEVELS.get(level, logging.INFO), "%s", text[:4096], extra=context)
+        self.logs.append((_LEVELS.get(level, logging.INFO), text[:4096]))
+
+    def write_logs(self) -> None:
+        """Writes the guest's log lines: after the handling is committed, so that nothing
+        is seen outside that the log does not hold."""
+        if self.logs:
+            context = message_context(self.cause, self.agent)
+            for level, text in self.logs:
+                log.log(level, "%s", text, extra=context)
+            self.logs.clear()
 
     def now(self) -> int:
         value = self.clock.now_ms()

@@ -1,18 +1,47 @@
-"""An instance's mailbox: a bounded queue whose bound `caxton config set --mailbox` can change."""
+"""An instance's mailbox: committed messages waiting for their handling, in log order."""
 
 from __future__ import annotations
 
-import asyncio
+from collections import deque
 
 from caxton.domain.acl import AclMessage
 
 
-class Mailbox(asyncio.Queue[AclMessage | None]):
-    """`asyncio.Queue` with a bound that can change while messages wait in it."""
+class Mailbox:
+    """A queue with a bound that `caxton config set --mailbox` can change while messages
+    wait in it. The bound refuses new deliveries; messages accepted before a restart are
+    let in past it (`put(..., force=True)`): an accepted message is never dropped."""
+
+    __slots__ = ("_items", "maxsize")
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: deque[AclMessage] = deque()
+        self.maxsize = maxsize
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def put(self, message: AclMessage, *, force: bool = False) -> bool:
+        """Queues `message`; False when the mailbox is full (and not `force`)."""
+        if not force and len(self._items) >= self.maxsize:
+            return False
+        self._items.append(message)
+        return True
+
+    def take(self) -> AclMessage:
+        return self._items.popleft()
+
+    def drain(self) -> list[AclMessage]:
+        left = list(self._items)
+        self._items.clear()
+        return left
 
     def resize(self, maxsize: int) -> None:
-        """A smaller bound keeps what is queued and refuses new messages until it drains;
-        a larger one lets waiting redeliveries in at once."""
-        self._maxsize = maxsize  # asyncio.Queue reads it on every put
-        while self._putters and not self.full():  # type: ignore[attr-defined]
-            self._wakeup_next(self._putters)  # type: ignore[attr-defined]
+        """A smaller bound keeps what is queued and refuses new messages until it drains."""
+        self.maxsize = maxsize

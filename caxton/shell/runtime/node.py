@@ -1,7 +1,15 @@
-"""The node: folds the log into the world, runs the actors, and serves the API's operations.
+"""The node: one loop that gathers inputs, asks the domain, commits, folds, and acts.
 
-Every change goes the same way: decide events from the folded world, append them,
-and only once they are committed fold them in and deliver the messages they accept.
+    inputs ──▶ decide ──▶ commit ──▶ fold ──▶ effects
+    (client sends,      (caxton.domain.   (one       (world =    (deliveries, replies to
+     guest calls that    handling)         transaction) evolve)   waiting clients, restarts,
+     returned, events                                              agents' logs)
+     decided elsewhere)
+
+A round takes every input that arrived since the last one, decides them, and then calls
+idle minimal agents inline: first on committed messages waiting in their mailboxes, then
+on messages this very round sends them (ADR 0017): a request, its handling and the
+reply commit in one transaction, and nothing of it is seen outside before that commit.
 """
 
 from __future__ import annotations
@@ -10,13 +18,13 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 
 from caxton import __version__
-from caxton.domain.acl import AclMessage, from_client, is_final_reply
+from caxton.domain.acl import AclMessage
 from caxton.domain.agents import AgentState
 from caxton.domain.delivery import NO_PENDING, in_log_order, settle
 from caxton.domain.deployment import validate_deployment
@@ -27,49 +35,46 @@ from caxton.domain.events import (
     AgentStopped,
     Event,
     Limits,
-    MessageDeadLettered,
     MessageSent,
     NodeStarted,
     NodeStopped,
     Recorded,
     RestartPolicy,
 )
-from caxton.domain.ids import conversation_stream, is_client, split_instance_key
-from caxton.domain.routing import NO_CURSOR, route
-from caxton.domain.sending import platform_failure
+from caxton.domain.handling import (
+    Accept,
+    Append,
+    Decision,
+    Deliver,
+    Input,
+    Outcome,
+    Reply,
+    Supervise,
+    Undelivered,
+    decide,
+)
+from caxton.domain.ids import is_client, split_instance_key
+from caxton.domain.routing import NO_CURSOR
 from caxton.domain.settings import validate_reconfiguration
 from caxton.domain.tools import validate_grants
-from caxton.domain.tracing import stamped
 from caxton.domain.world import EMPTY, World, evolve
 from caxton.shell.runtime.actor import InstanceActor
-from caxton.shell.runtime.clock import Clock, client_address, fresh_id
-from caxton.shell.runtime.context import CallContext, ToolAccess
-from caxton.shell.runtime.errors import (
-    AgentExists,
-    AgentNotFound,
-    LogFailed,
-    MailboxFull,
-    NodeStopping,
-)
+from caxton.shell.runtime.clients import ClientSends, SendResult
+from caxton.shell.runtime.clock import Clock
+from caxton.shell.runtime.context import CallContext
+from caxton.shell.runtime.errors import AgentExists, AgentNotFound, LogFailed, NodeStopping
 from caxton.shell.store import EventLog, Pending, StoreError
 from caxton.shell.tools import ToolCaller
 from caxton.shell.wasm import WasmHost, check_memory
 
+__all__ = ["DeploySpec", "Node", "SendResult"]
+
 logger = logging.getLogger("caxton.runtime")
 
-# A client may retry a send with the same id: the node answers it from what it accepted
-# in the last two minutes (at most this many ids), instead of accepting it twice.
-RETRY_WINDOW_MS = 120_000
-_ACCEPTED_MEMORY = 50_000
+ROUND_HANDLINGS = 256
+"""Inline handlings in one round, at most: bounds a transaction and the loop's stall."""
 
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    message_id: str
-    conversation_id: str
-    deliveries: tuple[str, ...]
-    dead_letters: tuple[tuple[str, str], ...]
-    reply: AclMessage | None = None
+_RECENT = 50_000  # clients' messages recalled at start for idempotent retries
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,7 +90,14 @@ class DeploySpec:
     tools: tuple[str, ...] = ()
 
 
-_Acceptance = SendResult | asyncio.Future[SendResult]
+@dataclass(slots=True)
+class _Submission:
+    """Inputs from one caller, and the future that hears of their commit."""
+
+    first: int
+    count: int
+    future: asyncio.Future[list[Recorded]] | asyncio.Future[Outcome]
+    outcome: bool  # the future wants the (one) input's outcome, not its events
 
 
 @contextlib.contextmanager
@@ -124,18 +136,20 @@ class Node:
         self.max_content_bytes = max_content_bytes
         self.world: World = EMPTY
         self.actors: dict[str, InstanceActor] = {}
+        self.clients = ClientSends(clock, self._accept)
+        self.observers: list[Callable[[Recorded], None]] = []
+        """Called with every committed event, in order (metrics, live figures): keep cheap."""
         self._cursor = NO_CURSOR
-        self._waiters: dict[str, list[tuple[str, asyncio.Future[AclMessage | None]]]] = {}
-        self._waiters_by_id: dict[str, asyncio.Future[AclMessage | None]] = {}
-        # client message id -> (when accepted, its result, or a future while committing)
-        self._accepted: OrderedDict[str, tuple[int, _Acceptance]] = OrderedDict()
+        self._inputs: list[Input] = []
+        self._contexts: list[CallContext] = []
+        self._submissions: list[_Submission] = []
+        self._ready: dict[str, None] = {}  # instances with queued messages to call inline
+        self._work = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
         self._agent_locks: dict[str, asyncio.Lock] = {}
         self._started = False
         self._stopping = False
         self._commit_failed: BaseException | None = None
-        self.observers: list[Callable[[Recorded], None]] = []
-        """Called with every committed event, in order (metrics, live figures): keep cheap."""
-        log.observe_landed(self._landed, self._append_failed)
 
     # --- lifecycle --------------------------------------------------------
 
@@ -143,7 +157,7 @@ class Node:
         """Folds the log, records the start, restarts agents and redelivers what was pending."""
         await self.log.check_integrity()
         world, pending = EMPTY, NO_PENDING
-        recent: deque[Recorded] = deque(maxlen=_ACCEPTED_MEMORY)
+        recent: deque[Recorded] = deque(maxlen=_RECENT)
         with _no_cyclic_gc():  # the fold makes only acyclic garbage; the collector cost ~30%
             async for page in self.log.pages():  # page by page: never all of it in memory
                 for recorded in page:
@@ -153,14 +167,8 @@ class Node:
                     if isinstance(event, MessageSent) and is_client(event.message.sender):
                         recent.append(recorded)
         self.world = world
-        for recorded in recent:
-            assert isinstance(recorded.event, MessageSent)
-            m, deliveries = recorded.event.message, recorded.event.deliveries
-            self._accepted[m.id] = (
-                recorded.at,
-                SendResult(m.id, m.conversation_id, deliveries, ()),
-            )
-        self._trim_accepted()
+        self.clients.recall(recent)
+        self._loop_task = asyncio.get_running_loop().create_task(self._rounds(), name="node")
         await self.commit(
             [NodeStarted(node=self.node_id, address=self.address, version=__version__)]
         )
@@ -168,12 +176,15 @@ class Node:
         for name, agent in self.world.agents.items():
             if agent.status == "running":
                 self._start_actors(name, agent.limits.mailbox, len(agent.instances))
+        lost: list[Input] = []
         for message, target in in_log_order(pending):
             actor = self.actors.get(target)
-            # waits for room: an accepted message is never dropped for a full mailbox here
-            refused = await actor.redeliver(message) if actor is not None else "agent not running"
+            # an accepted message is never dropped for a full mailbox here
+            refused = actor.deliver(message, force=True) if actor else "agent not running"
             if refused:
-                await self.commit(self._undeliverable(message, target, refused))
+                lost.append(Undelivered(message, target, refused))
+        if lost:
+            await self.submit(lost)
         logger.info(
             "node %s started at position %d with %d agents",
             self.node_id,
@@ -188,135 +199,222 @@ class Node:
         self._stopping = True
         await asyncio.gather(*(a.stop() for a in self.actors.values()))
         self.actors.clear()
-        for waiters in self._waiters.values():
-            for _, fut in waiters:
-                if not fut.done():
-                    fut.cancel()
+        self.clients.cancel_waits()
         if self._started and self._commit_failed is None:
             # a stop the log refuses (a full disk) is logged as it fails and reads as a crash
             # later; the server must still close its log and threads (it hung instead)
-            with contextlib.suppress(StoreError):
+            with contextlib.suppress(StoreError, LogFailed):
                 await self.commit([NodeStopped(node=self.node_id)])
-
-    # --- the commit path --------------------------------------------------
-
-    def commit(
-        self,
-        events: Sequence[Event],
-        traceparent: str | Sequence[str] = "",
-        *,
-        new_streams: Collection[str] = (),
-    ) -> asyncio.Future[list[Recorded]]:
-        """Appends; once committed, folds the events in and delivers accepted messages.
-
-        `traceparent` is the trace context of every event, or one per event (an actor's
-        batch of handlings, each with the context of the message it handled).
-        `new_streams` are streams known not to be in the log yet (`EventLog.append`)."""
-        at = self.clock.now_ms()
-        if isinstance(traceparent, str):
-            pending = [Pending(event=e, at=at, traceparent=traceparent) for e in events]
-        else:
-            pending = [
-                Pending(event=e, at=at, traceparent=t)
-                for e, t in zip(events, traceparent, strict=True)
-            ]
-        return self.log.append(pending, new_streams=new_streams)
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
 
     @property
     def log_failure(self) -> BaseException | None:
         """The failed append that made this node refuse work until restarted, if any."""
         return self._commit_failed
 
-    def _append_failed(self, error: BaseException) -> None:
+    # --- inputs -----------------------------------------------------------
+
+    def commit(
+        self,
+        events: Sequence[Event],
+        traceparent: str = "",
+        *,
+        new_streams: Collection[str] = (),
+    ) -> asyncio.Future[list[Recorded]]:
+        """Appends events decided elsewhere; resolves once committed and folded in.
+        `new_streams` are streams known not to be in the log yet (`EventLog.append`)."""
+        return self.submit([Append(tuple(events), traceparent, tuple(new_streams))])
+
+    def submit(
+        self, inputs: Sequence[Input], contexts: Sequence[CallContext] = ()
+    ) -> asyncio.Future[list[Recorded]]:
+        """Inputs for the next round; resolves with their events once committed and
+        folded in (a caller that stops waiting does not stop the commit)."""
+        future: asyncio.Future[list[Recorded]] = asyncio.get_running_loop().create_future()
+        self._enqueue(inputs, contexts, future, outcome=False)
+        return future
+
+    def ready(self, key: str) -> None:
+        self._ready[key] = None
+        self._work.set()
+
+    async def send(self, message: AclMessage, *, wait_ms: int = 0) -> SendResult:
+        """Accepts a message from an API client; with `wait_ms`, waits for the reply
+        (`ClientSends.send`: retries with the same id are answered, not accepted again)."""
+        self._check_running()
+        return await self.clients.send(message, wait_ms=wait_ms)
+
+    def _accept(self, item: Accept) -> asyncio.Future[Outcome]:
+        self._check_running()
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._enqueue([item], (), future, outcome=True)
+        return future
+
+    def _enqueue(
+        self,
+        inputs: Sequence[Input],
+        contexts: Sequence[CallContext],
+        future: asyncio.Future[list[Recorded]] | asyncio.Future[Outcome],
+        *,
+        outcome: bool,
+    ) -> None:
+        if self._commit_failed is not None:
+            future.set_exception(LogFailed(self._commit_failed))
+            return
+        self._submissions.append(_Submission(len(self._inputs), len(inputs), future, outcome))
+        self._inputs.extend(inputs)
+        self._contexts.extend(contexts)
+        self._work.set()
+
+    # --- the loop ---------------------------------------------------------
+
+    async def _rounds(self) -> None:
+        while True:
+            if not (self._inputs or self._ready):
+                self._work.clear()
+                await self._work.wait()
+                continue
+            await self._round()
+
+    async def _round(self) -> None:
+        inputs, self._inputs = self._inputs, []
+        contexts, self._contexts = self._contexts, []
+        submissions, self._submissions = self._submissions, []
+        try:
+            decision = decide(self.world.agents, self._cursor, self._room(), inputs)
+            deferred = self._handle_inline(decision, contexts)
+        except Exception as bug:  # say so, answer the callers, and keep serving
+            logger.exception("the node could not decide a batch of %d inputs", len(inputs))
+            for s in submissions:
+                if not s.future.done():
+                    s.future.set_exception(bug)
+            return
+        self._cursor = decision.cursor
+        at = self.clock.now_ms()
+        pending = [
+            Pending(event=e, at=at, traceparent=t)
+            for e, t in zip(decision.events, decision.traceparents, strict=True)
+        ]
+        try:
+            recorded = await self.log.append(pending, new_streams=decision.new_streams)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:
+            self._failed(error, submissions)
+            return
+        # the fold: the world holds the batch before anyone hears of it
+        world, observers = self.world, self.observers
+        for event in recorded:
+            world = evolve(world, event)
+            for observe in observers:
+                observe(event)
+        self.world = world
+        self._perform(decision, deferred)
+        for context in contexts:
+            context.write_logs()
+        self._answer(submissions, decision, recorded, len(inputs))
+
+    def _room(self) -> dict[str, tuple[int, int]]:
+        room: dict[str, tuple[int, int]] = {}
+        for key, actor in self.actors.items():
+            size = actor.mailbox.maxsize
+            room[key] = (size - actor.mailbox.qsize(), size)
+        return room
+
+    def _handle_inline(self, decision: Decision, contexts: list[CallContext]) -> set[int]:
+        """Calls idle minimal instances in this round: on what waits in their mailboxes
+        (committed), then on what this round sends them (committed with it). Returns the
+        indexes of the deliveries it made, which are not performed after the commit."""
+        agents = self.world.agents
+        budget = ROUND_HANDLINGS
+        for key in list(self._ready):
+            actor = self.actors.get(key)
+            while actor is not None and actor.inline and actor.mailbox and budget > 0:
+                handled, context = actor.handle_now(actor.mailbox.take())
+                decide(agents, decision.cursor, {}, [handled], into=decision)
+                contexts.append(context)
+                budget -= 1
+            if actor is None or not actor.inline or not actor.mailbox:
+                del self._ready[key]
+        done: set[int] = set()
+        waiting: set[str] = set()  # instances whose next message must wait for the commit
+        effects = decision.effects
+        index = 0
+        while index < len(effects) and budget > 0:
+            effect = effects[index]
+            if isinstance(effect, Deliver) and not self._stopping:
+                actor = self.actors.get(effect.target)
+                if actor is not None and actor.inline and not actor.mailbox:
+                    if effect.target not in waiting:
+                        handled, context = actor.handle_now(effect.message)
+                        if effect.target in decision.free:
+                            decision.free[effect.target] += 1  # it never took a slot
+                        decide(agents, decision.cursor, {}, [handled], into=decision)
+                        contexts.append(context)
+                        done.add(index)
+                        budget -= 1
+                else:
+                    waiting.add(effect.target)
+            index += 1
+        return done
+
+    def _perform(self, decision: Decision, done: set[int]) -> None:
+        lost: list[Input] = []
+        for index, effect in enumerate(decision.effects):
+            if index in done:
+                continue
+            if isinstance(effect, Deliver):
+                if self._stopping:
+                    continue  # committed but undelivered: the next start redelivers it
+                actor = self.actors.get(effect.target)
+                refused = actor.deliver(effect.message) if actor else "agent not running"
+                if refused:
+                    lost.append(Undelivered(effect.message, effect.target, refused))
+            elif isinstance(effect, Reply):
+                self.clients.reply(effect.client, effect.message)
+            elif isinstance(effect, Supervise):
+                actor = self.actors.get(f"{effect.agent}#{effect.replica}")
+                if actor is not None and not self._stopping:
+                    actor.supervise()
+        if lost:
+            self.submit(lost)
+
+    def _answer(
+        self,
+        submissions: list[_Submission],
+        decision: Decision,
+        recorded: list[Recorded],
+        inputs: int,
+    ) -> None:
+        """Tells each submitter its inputs' outcome or events (the round's inline
+        handlings were decided after the gathered inputs, so their events come last)."""
+        starts = decision.starts
+        bounds = [*starts[:inputs], starts[inputs] if len(starts) > inputs else len(recorded)]
+        for s in submissions:
+            if s.future.done():
+                continue  # the caller stopped waiting: its events are committed all the same
+            if s.outcome:
+                s.future.set_result(decision.outcomes[s.first])  # type: ignore[arg-type]
+            else:
+                events = recorded[bounds[s.first] : bounds[s.first + s.count]]
+                s.future.set_result(events)  # type: ignore[arg-type]
+
+    def _failed(self, error: BaseException, submissions: list[_Submission]) -> None:
         # the log and this node's world may now differ: refuse work until a restart
         self._commit_failed = error
         logger.error("append failed, refusing further work until restarted: %s", error)
-
-    def _landed(self, batch: list[Recorded]) -> None:
-        """Folds in each committed event and delivers the messages accepted, in log order:
-        called by the log as the batch commits, before anyone awaiting it resumes, and
-        also for events whose appender stopped waiting (they are in the log all the same)."""
-        for recorded in batch:
-            self.world = evolve(self.world, recorded)
-            for observe in self.observers:
-                observe(recorded)
-            if isinstance(recorded.event, MessageSent):
-                self._dispatch(recorded.event)
-
-    def _dispatch(self, sent: MessageSent) -> None:
-        if self._stopping:
-            return  # committed but undelivered: the next start redelivers it
-        message = sent.message
-        for target in sent.deliveries:
-            if is_client(target):
-                self._to_client(target, message)
-                continue
-            actor = self.actors.get(target)
-            refused = actor.deliver(message) if actor is not None else "agent not running"
-            if refused:
-                self.commit(self._undeliverable(message, target, refused))
-
-    # --- what agents send -------------------------------------------------
-
-    def call_context(self, agent: str, cause: AclMessage | None) -> CallContext:
-        state = self.world.agents.get(agent)
-        return CallContext(
-            agent=agent,
-            cause=cause,
-            clock=self.clock,
-            route=self._route,
-            max_content_bytes=self.max_content_bytes,
-            tools=ToolAccess(
-                bridge=self.tools,
-                grants=state.tools if state is not None else (),
-                timeout_ms=state.tool_timeout_ms if state is not None else 0,
-                breaker_threshold=state.breaker_threshold if state is not None else 0,
-            ),
-        )
-
-    def _route(self, message: AclMessage) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
-        decided = route(message, self.world.agents, self._cursor)
-        self._cursor = decided.cursor
-        return decided.deliveries, decided.dead_letters
-
-    def sends_of(self, context: CallContext) -> list[Event]:
-        """What a guest call produced: its tool calls (in order), then the messages it sent."""
-        events: list[Event] = []
-        self.sends_into(context, events)
-        return events
-
-    def sends_into(self, context: CallContext, events: list[Event]) -> None:
-        """`sends_of`, appended to `events`."""
-        events.extend(context.tool_events)
-        cause = context.cause.id if context.cause is not None else ""
-        for out in context.outgoing:
-            events.append(MessageSent(message=out.message, deliveries=out.deliveries, cause=cause))
-            for receiver, reason in out.dead_letters:
-                events.extend(self._undeliverable(out.message, receiver, reason))
-
-    def failure_to_sender(self, message: AclMessage, reason: str) -> list[Event]:
-        """A `failure` from the platform back to whoever sent `message`."""
-        failure = platform_failure(message, reason)
-        if failure is None:
-            return []
-        deliveries, _ = self._route(failure)
-        return [MessageSent(message=failure, deliveries=deliveries, cause=message.id)]
-
-    def _undeliverable(self, message: AclMessage, receiver: str, reason: str) -> list[Event]:
-        dead = MessageDeadLettered(
-            message_id=message.id,
-            conversation_id=message.conversation_id,
-            receiver=receiver,
-            reason=reason,
-        )
-        return [dead, *self.failure_to_sender(message, f"{receiver}: {reason}")]
-
-    async def dead_letter_all(self, messages: list[AclMessage], receiver: str, reason: str) -> None:
-        events: list[Event] = []
-        for message in messages:
-            events.extend(self._undeliverable(message, receiver, reason))
-        if events:
-            await self.commit(events)
+        for s in submissions:
+            if not s.future.done():
+                s.future.set_exception(error)
+                s.future.exception()
+        for s in self._submissions:
+            if not s.future.done():
+                s.future.set_exception(LogFailed(error))
+                s.future.exception()
+        self._submissions, self._inputs, self._contexts = [], [], []
 
     # --- agents -----------------------------------------------------------
 
@@ -397,7 +495,7 @@ class Node:
             agent = self.world.agents[change.agent]
             for key, actor in self.actors.items():
                 if split_instance_key(key)[0] == change.agent:
-                    actor.apply(agent.limits)
+                    actor.apply(agent)
             return agent
 
     def _agent_lock(self, name: str) -> asyncio.Lock:
@@ -420,122 +518,13 @@ class Node:
         keys = [k for k in self.actors if split_instance_key(k)[0] == name]
         for key in keys:
             actor = self.actors.pop(key)
+            self._ready.pop(key, None)
             left = await actor.stop()
-            await self.dead_letter_all(left, key, reason)
-
-    # --- messages from outside -------------------------------------------
-
-    async def send(self, message: AclMessage, *, wait_ms: int = 0) -> SendResult:
-        """Accepts a message from an API client; with `wait_ms`, waits for the reply.
-
-        A message id the node accepted in the last two minutes (`RETRY_WINDOW_MS`, also
-        across a restart) is not accepted twice: the caller gets the first acceptance's
-        result, so clients can retry safely.
-        """
-        self._check_running()
-        self._trim_accepted()
-        known = self._accepted.get(message.id) if message.id else None
-        if known is not None:
-            earlier = known[1]
-            return earlier if isinstance(earlier, SendResult) else await asyncio.shield(earlier)
-        # a conversation id made here at random names a stream the log cannot hold yet
-        started = not message.conversation_id
-        message = stamped(
-            from_client(
-                message,
-                id=message.id or fresh_id(),
-                sender=message.sender or client_address(),
-                conversation_id=message.conversation_id or fresh_id(),
-            )
-        )
-        accepted: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
-        accepted_at = self.clock.now_ms()
-        self._accepted[message.id] = (accepted_at, accepted)
-        try:
-            result = await self._accept(message, wait_ms, started)
-        except BaseException as exc:
-            self._accepted.pop(message.id, None)  # not accepted: a retry may try again
-            accepted.set_exception(exc)
-            accepted.exception()  # retrieved: whoever awaited it got it
-            raise
-        accepted.set_result(result)  # for a retry that came while this one was committing
-        self._accepted[message.id] = (accepted_at, result)
-        if wait_ms <= 0:
-            return result
-        waiter = self._waiters_by_id.pop(message.id)
-        # a timer that answers None, not asyncio.wait_for: no second future and callback
-        timer = asyncio.get_running_loop().call_later(wait_ms / 1000, _no_reply, waiter)
-        try:
-            reply = await waiter
-        finally:
-            timer.cancel()
-            self._forget_waiter(message.sender, waiter)
-        return SendResult(
-            result.message_id, result.conversation_id, result.deliveries, result.dead_letters, reply
-        )
-
-    async def _accept(self, message: AclMessage, wait_ms: int, started: bool) -> SendResult:
-        deliveries, dead = self._route(message)
-        reserved = [a for a in (self.actors.get(t) for t in deliveries) if a is not None]
-        for actor in reserved:
-            if actor.free_slots <= 0:
-                raise MailboxFull(actor.key, actor.mailbox.maxsize)
-        if wait_ms > 0:  # before the commit, so that no reply can come first
-            self._waiters_by_id[message.id] = self._wait_for_reply(message)
-        events: list[Event] = [MessageSent(message=message, deliveries=deliveries)]
-        for receiver, reason in dead:
-            events.extend(self._undeliverable(message, receiver, reason))
-        for actor in reserved:
-            actor.reserved += 1
-        try:
-            new = (conversation_stream(message.conversation_id),) if started else ()
-            await self.commit(events, new_streams=new)
-        except BaseException:
-            waiter = self._waiters_by_id.pop(message.id, None)
-            if waiter is not None:
-                self._forget_waiter(message.sender, waiter)
-            raise
-        finally:
-            for actor in reserved:
-                actor.reserved -= 1
-        return SendResult(message.id, message.conversation_id, deliveries, dead)
-
-    def _wait_for_reply(self, message: AclMessage) -> asyncio.Future[AclMessage | None]:
-        future: asyncio.Future[AclMessage | None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(message.sender, []).append((message.conversation_id, future))
-        return future
-
-    def _forget_waiter(self, client: str, future: asyncio.Future[AclMessage | None]) -> None:
-        waiters = [w for w in self._waiters.get(client, []) if w[1] is not future]
-        if waiters:
-            self._waiters[client] = waiters
-        else:
-            self._waiters.pop(client, None)
-
-    def _to_client(self, client: str, message: AclMessage) -> None:
-        if not is_final_reply(message):
-            return
-        for conversation, future in self._waiters.get(client, []):
-            if conversation == message.conversation_id and not future.done():
-                future.set_result(message)
-
-    def _trim_accepted(self) -> None:
-        """Forgets ids accepted before the retry window, and the oldest beyond the cap."""
-        oldest = self.clock.now_ms() - RETRY_WINDOW_MS
-        accepted = self._accepted
-        while accepted and (
-            len(accepted) > _ACCEPTED_MEMORY or next(iter(accepted.values()))[0] < oldest
-        ):
-            accepted.popitem(last=False)
+            if left:
+                await self.submit([Undelivered(m, key, reason) for m in left])
 
     def _check_running(self) -> None:
         if self._stopping:
             raise NodeStopping()
         if self._commit_failed is not None:
             raise LogFailed(self._commit_failed)
-
-
-def _no_reply(waiter: asyncio.Future[AclMessage | None]) -> None:
-    """The wait for a reply ran out: the send answers without one."""
-    if not waiter.done():
-        waiter.set_result(None)

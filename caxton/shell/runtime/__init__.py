@@ -1,0 +1,1 @@
+"""The runtime: the node's batch loop, agent instances, and client sends."""

@@ -1,0 +1,53 @@
+"""What an actor may ask of the node: the narrow interface that keeps them apart.
+
+The node drives actors (it imports them); actors reach back only through `Runtime`,
+so `actor.py` never imports `node.py` (an import contract keeps it so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from caxton.domain.events import Event, Recorded
+from caxton.domain.handling import Input
+from caxton.domain.world import World
+from caxton.shell.runtime.clock import Clock
+from caxton.shell.runtime.context import CallContext
+from caxton.shell.tools import ToolCaller
+from caxton.shell.wasm import WasmHost
+
+
+class Runtime(Protocol):
+    """The node as an actor sees it."""
+
+    @property
+    def world(self) -> World: ...
+
+    @property
+    def host(self) -> WasmHost: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def tools(self) -> ToolCaller | None: ...
+
+    @property
+    def max_content_bytes(self) -> int: ...
+
+    def commit(self, events: Sequence[Event]) -> asyncio.Future[list[Recorded]]:
+        """Appends events decided elsewhere; resolves once committed and folded in."""
+        ...
+
+    def submit(
+        self, inputs: Sequence[Input], contexts: Sequence[CallContext] = ()
+    ) -> asyncio.Future[list[Recorded]]:
+        """Inputs for the next batch (with the calls whose logs follow its commit);
+        resolves with their events once committed and folded in."""
+        ...
+
+    def ready(self, key: str) -> None:
+        """The instance `key` can take queued messages inline again."""
+        ...
