@@ -190,15 +190,16 @@ def handled(agents: Agents, event: MessageHandled) -> Agents:
 
 def counted(agents: Agents, handlings: Mapping[tuple[str, int], int]) -> Agents:
     """`handled` applied `n` times for each (agent, replica): `n` in `handlings`."""
+    changed: dict[str, AgentState] = {}
     for (name, replica), n in handlings.items():
-        agent = agents.get(name)
+        agent = changed.get(name) or agents.get(name)
         if agent is None or not 0 <= replica < len(agent.instances):
             continue
         instances = list(agent.instances)
         instance = instances[replica]
         instances[replica] = _counted(instance, instance.handled + n)
-        agents = agents.set(name, _with_instances(agent, tuple(instances)))
-    return agents
+        changed[name] = _with_instances(agent, tuple(instances))
+    return agents.updated(changed)
 
 
 # The copies a handling makes, generated once (caxton.domain.frozen).

@@ -196,6 +196,20 @@ class LiveWorld:
             case _:
                 assert_never(event)
 
+    @property
+    def agents(self) -> Agents:
+        """The agents as of the last event applied (what `snapshot().agents` holds),
+        without bringing the conversations up to date."""
+        return self._counted()
+
+    @property
+    def agents_uncounted(self) -> Agents:
+        """The agents as of the last event applied, except `InstanceState.handled`, which
+        may lack the handlings since the last snapshot or agent event: what a decision
+        reads (lifecycles, capabilities, limits) without a copy of each agent that handled
+        something. Adding up the counts costs a copy of the agent and its instance."""
+        return self._agents
+
     def snapshot(self) -> World:
         """The world as of the last event applied: immutable, unchanged by later events."""
         if self._snapshot is None:

@@ -7,7 +7,16 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caxton.domain import EMPTY, AgentDeployed, MessageHandled, Recorded, World, evolve
+from caxton.domain import (
+    EMPTY,
+    AgentDeployed,
+    Agents,
+    AgentState,
+    MessageHandled,
+    Recorded,
+    World,
+    evolve,
+)
 from caxton.domain.conversations import RETIRE_AFTER_MS, RETIRE_OPEN_AFTER_MS
 from caxton.domain.world import LiveWorld, fold
 from tests.domain.domain_histories import Log, P, histories
@@ -91,6 +100,30 @@ def test_a_snapshot_does_not_change_when_later_events_are_applied(
     same(taken, persistent(log[:cut]))
 
 
+def without_counts(agents: Agents) -> dict[str, AgentState]:
+    return {
+        name: replace(a, instances=tuple(replace(i, handled=0) for i in a.instances))
+        for name, a in agents.items()
+    }
+
+
+@fast
+@given(histories(), st.data())
+def test_the_agents_read_between_snapshots_are_the_persistent_folds(
+    log: list[Recorded], data: st.DataObject
+) -> None:
+    live, world = LiveWorld(), EMPTY
+    reads = data.draw(st.sets(st.integers(0, len(log))))
+    for n, recorded in enumerate(log, start=1):
+        live.apply(recorded)
+        world = evolve(world, recorded)
+        if n in reads:  # uncounted: all but the handled counts, and no counting happens
+            assert without_counts(live.agents_uncounted) == without_counts(world.agents)
+        if n % 3 == 0:
+            assert live.agents == world.agents
+    same(live.snapshot(), world)
+
+
 def test_a_snapshot_is_kept_until_the_next_event() -> None:
     log = Log()
     log.send(P.REQUEST, "alice", "bob", conversation="c1", protocol="fipa-request")
@@ -123,3 +156,16 @@ def test_handlings_counted_before_a_redeploy_are_not_carried_into_it() -> None:
     world = fold(log.recorded)
     assert [i.handled for i in world.agents["bob"].instances] == [0, 1]
     same(world, persistent(log.recorded))
+
+
+def test_handlings_of_several_replicas_between_two_reads_are_all_counted() -> None:
+    log = Log()
+    log.add(AgentDeployed(agent="bob", component="sha256:b", component_size=1, replicas=3))
+    handled = MessageHandled(message_id="m1", conversation_id="c1", agent="bob", replica=0)
+    for replica in (0, 2, 2, 0, 2):
+        log.add(replace(handled, replica=replica))
+    live = LiveWorld()
+    for recorded in log.recorded:
+        live.apply(recorded)
+    assert [i.handled for i in live.agents["bob"].instances] == [2, 0, 3]
+    same(live.snapshot(), persistent(log.recorded))
