@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -82,6 +82,9 @@ class InvokeTimeout(CaxtonError):
 
 
 SEND_STREAM = "/caxton.v1.MessageService/SendStream"
+STREAM_BATCH = 256
+STREAM_BATCH_BYTES = 128 << 10
+"""Under any server's limit for one batch: its largest envelope and 64 KiB (ADR 0015)."""
 
 _TRANSPORT_ERRORS = (GRPCError, OSError, StreamTerminatedError, ProtocolError)
 
@@ -349,11 +352,10 @@ class CaxtonClient:
         timeout = 30.0 + wait_ms / 1000
         return _send_result(await self._call(self._messages.send(request, timeout=timeout)))
 
-    async def send_many(
-        self, messages: Iterable[AclMessage] | AsyncIterable[AclMessage]
-    ) -> list[SendResult | CaxtonError]:
-        """Sends many one-way messages over one stream (SendStream), without waiting for
-        each: the server accepts them many at a time and acknowledges them in batches.
+    async def send_many(self, messages: Iterable[AclMessage]) -> list[SendResult | CaxtonError]:
+        """Sends many one-way messages over one stream (SendStream), in batches, without
+        waiting for each: the server accepts them many at a time and acknowledges them in
+        batches.
 
         Each message is handled as `send` would handle it (`id`, `sender` and
         `conversation_id` may be empty for the server to fill in; an id it accepted
@@ -378,9 +380,9 @@ class CaxtonClient:
 
                 async def push() -> None:
                     nonlocal sent
-                    async for message in _each(messages):
-                        await stream.send_message(v1.StreamedSend(message=envelope_of(message)))
-                        sent += 1
+                    for batch in _batches(messages):
+                        await stream.send_message(v1.StreamedSend(messages=batch))
+                        sent += len(batch)
                     await stream.end()
 
                 pushing = asyncio.create_task(push())
@@ -634,15 +636,21 @@ def _acknowledged(ack: v1.SendAck) -> SendResult | CaxtonError:
     return _BY_STATUS.get(Status(ack.code), CaxtonError)(ack.error or Status(ack.code).name)
 
 
-async def _each(
-    messages: Iterable[AclMessage] | AsyncIterable[AclMessage],
-) -> AsyncIterator[AclMessage]:
-    if isinstance(messages, AsyncIterable):
-        async for message in messages:
-            yield message
-    else:
-        for message in messages:
-            yield message
+def _batches(messages: Iterable[AclMessage]) -> Iterator[list[v1.AclEnvelope]]:
+    """The messages as envelopes, in batches that any server takes whole: a message too
+    large to share one goes alone (and a server refuses it as it would refuse its Send)."""
+    batch: list[v1.AclEnvelope] = []
+    weight = 0
+    for message in messages:
+        # its JSON is longer than its protobuf encoding: quotes and names for tags
+        size = len(orjson.dumps(message.to_dict()))
+        if batch and (weight + size > STREAM_BATCH_BYTES or len(batch) >= STREAM_BATCH):
+            yield batch
+            batch, weight = [], 0
+        batch.append(envelope_of(message))
+        weight += size
+    if batch:
+        yield batch
 
 
 def _message(envelope: v1.AclEnvelope) -> AclMessage:

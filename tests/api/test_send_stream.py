@@ -24,6 +24,7 @@ from caxton.domain.events import MessageSent
 from caxton.shell.api.generated.caxton import v1
 from caxton.shell.api.limits import MAX_REQUEST_BYTES
 from caxton.shell.api.service import StreamedSends, services_for
+from caxton.shell.client import STREAM_BATCH
 from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.node import Node
 from caxton.shell.runtime.node import SendResult as NodeSendResult
@@ -149,20 +150,21 @@ async def test_a_streamed_message_may_be_as_large_as_a_send(tmp_path: Path) -> N
         assert isinstance(result, SendResult)
 
 
-async def test_a_message_with_too_many_receivers_ends_the_stream_after_the_acks_before_it(
+async def test_a_batch_over_the_list_limit_ends_the_stream_after_the_acks_before_it(
     tmp_path: Path,
 ) -> None:
     async with serving(tmp_path) as (node, address), CaxtonClient(address, token=TOKEN) as client:
-        await client.deploy(wat("silent"), "sink")
+        await client.deploy(wat("silent"), "sink", mailbox=10_000)
         crowd = AclMessage(
             id="", performative=Performative.INFORM, sender="", receivers=("a",) * 5_000
         )
+        first_batch = [inform("sink") for _ in range(STREAM_BATCH)]
 
         with pytest.raises(InvalidArgument, match="more than 4096 items") as refused:
-            await client.send_many([inform("sink"), crowd, inform("sink")])
+            await client.send_many([*first_batch, crowd, inform("sink")])
 
-        assert "1 of " in str(refused.value)  # the first was acknowledged
-        assert len(await logged_sends(node)) == 1
+        assert f"({STREAM_BATCH} of " in str(refused.value)
+        assert len(await logged_sends(node)) == STREAM_BATCH
 
 
 class GatedNode(Node):
@@ -195,8 +197,8 @@ async def test_a_stream_holds_at_most_its_window_of_unacknowledged_messages(
         envelope = v1.AclEnvelope(performative="inform", receivers=["nobody"], content="{}")
 
         async def requests() -> AsyncIterator[v1.StreamedSend]:
-            for _ in range(40):
-                yield v1.StreamedSend(message=envelope)
+            for _ in range(8):
+                yield v1.StreamedSend(messages=[envelope] * 5)
 
         async def open_gate() -> None:
             await node.window_full.wait()

@@ -30,7 +30,8 @@ from caxton.shell.store import EventLog
 
 MAX_WAIT_MS = 300_000
 STREAM_WINDOW = 1024
-"""The most messages of one SendStream read and not yet acknowledged."""
+"""The most messages of one SendStream read and not yet acknowledged (with those of the
+batch being read, at most 4,096 more)."""
 
 
 class AgentService(v1.AgentServiceBase):
@@ -108,7 +109,7 @@ class MessageService(v1.MessageServiceBase):
 class StreamedSends:
     """One SendStream: its messages accepted concurrently, so that one commit of the node
     covers many, with at most `window` of them read and not yet acknowledged: beyond that
-    the stream is not read, and HTTP/2 flow control holds the client back."""
+    no further batch is read, and HTTP/2 flow control holds the client back."""
 
     def __init__(self, node: Node, window: int) -> None:
         self.node = node
@@ -140,28 +141,24 @@ class StreamedSends:
         finally:
             reading.cancel()  # the acceptances already started finish on their own
 
-    async def _read(self, messages: AsyncIterator[v1.StreamedSend]) -> None:
+    async def _read(self, batches: AsyncIterator[v1.StreamedSend]) -> None:
         try:
             index = 0
-            while True:
-                await self._unacknowledged.acquire()
-                request = await anext(messages, None)
-                if request is None:
-                    return
-                self._unsettled += 1
-                accepting = asyncio.create_task(self._accept(index, request))
-                self._accepting.add(accepting)
-                accepting.add_done_callback(self._accepting.discard)
-                index += 1
+            async for batch in batches:
+                for envelope in batch.messages:
+                    await self._unacknowledged.acquire()
+                    self._unsettled += 1
+                    accepting = asyncio.create_task(self._accept(index, envelope))
+                    self._accepting.add(accepting)
+                    accepting.add_done_callback(self._accepting.discard)
+                    index += 1
         finally:
             self._changed.set()
 
-    async def _accept(self, index: int, request: v1.StreamedSend) -> None:
+    async def _accept(self, index: int, envelope: v1.AclEnvelope) -> None:
         try:
             async with translated():
-                if request.message is None:
-                    raise GRPCError(Status.INVALID_ARGUMENT, "message: is required")
-                acl = message_of(request.message, max_content_bytes=self.node.max_content_bytes)
+                acl = message_of(envelope, max_content_bytes=self.node.max_content_bytes)
                 result = await self.node.send(acl)
             ack = v1.SendAck(index=index, accepted=send_reply(result))
         except GRPCError as refused:

@@ -837,7 +837,7 @@ class SendAck(betterproto2.Message):
 
     index: "int" = betterproto2.field(1, betterproto2.TYPE_UINT64)
     """
-    Its position in the stream: 0 for the first message sent on it.
+    Its position among the messages of the stream, across batches: 0 for the first.
     """
 
     accepted: "SendReply | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
@@ -998,10 +998,11 @@ default_message_pool.register_message("caxton.v1", "StopAgentRequest", StopAgent
 @dataclass(eq=False, repr=False)
 class StreamedSend(betterproto2.Message):
     """
-    One message of a SendStream; `id`, `sender` and `conversation_id` as in SendRequest.
+    One batch of a SendStream: at most 4,096 messages, and at most as many bytes as one
+    SendRequest may hold. `id`, `sender` and `conversation_id` as in SendRequest.
     """
 
-    message: "AclEnvelope | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+    messages: "list[AclEnvelope]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
 default_message_pool.register_message("caxton.v1", "StreamedSend", StreamedSend)
@@ -1417,14 +1418,15 @@ class MessageServiceStub(betterproto2_grpclib.ServiceStub):
         metadata: "MetadataLike | None" = None,
     ) -> "AsyncIterator[SendAcks]":
         """
-        Many one-way sends over one stream (`CaxtonClient.send_many`). Each message is
-        validated, accepted and made idempotent by its id exactly as by Send, without
-        waiting for a reply. The server accepts many at once, at most a window of them not
-        yet acknowledged (it stops reading beyond that), and acknowledges them in batches,
-        each SendAck naming its message by its index in the stream. A refused message is
-        acknowledged with the status code Send would have answered; the stream goes on.
-        The stream itself ends with an error only for a request that does not decode or
-        is over its size limit, after acknowledging every message before it.
+        Many one-way sends over one stream (`CaxtonClient.send_many`), in batches. Each
+        message is validated, accepted and made idempotent by its id exactly as by Send,
+        without waiting for a reply. The server accepts many at once, at most a window of them
+        not yet acknowledged (it reads no further batch beyond that), and acknowledges them in
+        batches, each SendAck naming its message by its index: its position among all the
+        messages of the stream, from 0. A refused message is acknowledged with the status
+        code Send would have answered, and the stream goes on. The stream itself ends with an
+        error only for a batch that does not decode or is over its limits, after
+        acknowledging every message before it.
         """
 
         async for response in self._stream_stream(
@@ -1839,14 +1841,15 @@ class MessageServiceBase(betterproto2_grpclib.ServiceBase):
         self, messages: "AsyncIterator[StreamedSend]"
     ) -> "AsyncIterator[SendAcks]":
         """
-        Many one-way sends over one stream (`CaxtonClient.send_many`). Each message is
-        validated, accepted and made idempotent by its id exactly as by Send, without
-        waiting for a reply. The server accepts many at once, at most a window of them not
-        yet acknowledged (it stops reading beyond that), and acknowledges them in batches,
-        each SendAck naming its message by its index in the stream. A refused message is
-        acknowledged with the status code Send would have answered; the stream goes on.
-        The stream itself ends with an error only for a request that does not decode or
-        is over its size limit, after acknowledging every message before it.
+        Many one-way sends over one stream (`CaxtonClient.send_many`), in batches. Each
+        message is validated, accepted and made idempotent by its id exactly as by Send,
+        without waiting for a reply. The server accepts many at once, at most a window of them
+        not yet acknowledged (it reads no further batch beyond that), and acknowledges them in
+        batches, each SendAck naming its message by its index: its position among all the
+        messages of the stream, from 0. A refused message is acknowledged with the status
+        code Send would have answered, and the stream goes on. The stream itself ends with an
+        error only for a batch that does not decode or is over its limits, after
+        acknowledging every message before it.
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
