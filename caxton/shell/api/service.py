@@ -123,7 +123,7 @@ class StreamedSends:
         self, messages: AsyncIterator[v1.StreamedSend]
     ) -> AsyncIterator[v1.SendAcks]:
         """The acks, one SendAcks for whatever settled since the last; then the error of a
-        request that did not decode, if one ended the reading."""
+        batch that did not decode or was over its limits, if one ended the reading."""
         reading = asyncio.create_task(self._read(messages))
         try:
             while True:
