@@ -247,7 +247,7 @@ async def _run(quick: bool) -> list[Result]:
             median=rate,
             higher_is_better=True,
             floor=("bare sqlite3 read + orjson decode + dict fold", floor),
-            target={"events_per_s": 100_000, "share_of_floor": FOLD_SHARE_OF_FLOOR},
+            target={"share_of_floor": FOLD_SHARE_OF_FLOOR},  # issue 13: 100,000 events/s
             met=rate >= FOLD_SHARE_OF_FLOOR * floor,
             events=n,
             note="the whole log read page by page, decoded into events and folded into the world "

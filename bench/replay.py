@@ -323,7 +323,7 @@ def run(quick: bool) -> list[Result]:
             median=median(folds),
             higher_is_better=True,
             floor=("bare sqlite3 read + orjson decode + dict fold", median(bare_folds)),
-            target={"events_per_s": 100_000, "share_of_floor": FOLD_SHARE_OF_FLOOR},
+            target={"share_of_floor": FOLD_SHARE_OF_FLOOR},  # issue 13: 100,000 events/s
             met=median(folds) >= FOLD_SHARE_OF_FLOOR * median(bare_folds),
             events=total,
             note="the whole log read by the replay loader (read-only) and folded into the world in "

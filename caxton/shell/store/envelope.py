@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -79,28 +78,17 @@ def recorded(row: StoredRow, where: str) -> Recorded:
     not fit those types exactly (an older version, a value of another type) takes the
     generic path: orjson, upcasters, `schema.decode`, which reads what older builds wrote.
     """
-    return recorded_rows((row,), where)[0]
-
-
-def recorded_rows(rows: Iterable[StoredRow], where: str) -> list[Recorded]:
-    """`recorded` of each row, in order: the read path's loop, its look-ups made once."""
-    typed_for, current, make = _TYPED.get, schema.SCHEMA_VERSION, _recorded
-    found: list[Recorded] = []
-    append = found.append
-    for row in rows:
-        position, stream, version, topic, state = row
-        typed = typed_for(topic)
-        if typed is not None:
-            try:
-                stored = typed.decode(state)
-            except msgspec.MsgspecError:
-                pass  # not the current schema's shape: the generic path says why, or reads it
-            else:
-                if stored.v == current:
-                    append(make(position, stream, version, stored.at, stored.d, stored.tp))
-                    continue
-        append(recorded_generic(row, where))
-    return found
+    position, stream, version, topic, state = row
+    typed = _TYPED.get(topic)
+    if typed is not None:
+        try:
+            stored = typed.decode(state)
+        except msgspec.MsgspecError:
+            pass  # not the current schema's shape: the generic path says why, or reads it
+        else:
+            if stored.v == schema.SCHEMA_VERSION:
+                return _recorded(position, stream, version, stored.at, stored.d, stored.tp)
+    return recorded_generic(row, where)
 
 
 def recorded_generic(row: StoredRow, where: str) -> Recorded:

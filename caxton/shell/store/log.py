@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from caxton.domain.events import Recorded
 from caxton.domain.ids import conversation_stream
 from caxton.shell.store.backend import Backend
-from caxton.shell.store.envelope import Pending, recorded, recorded_rows
+from caxton.shell.store.envelope import Pending, recorded
 from caxton.shell.store.errors import StoreError
 from caxton.shell.store.integrity import IntegrityCheck, IntegrityReport
 from caxton.shell.store.postgres import PostgresBackend
@@ -233,7 +233,7 @@ class EventLog:
             rows = await self._backend.rows(
                 after=after, limit=PAGE, stream=stream, after_version=version
             )
-            yield recorded_rows(rows, self._backend.where)
+            yield [recorded(row, self._backend.where) for row in rows]
             if len(rows) < PAGE:
                 return
             after, version = rows[-1].position, rows[-1].version
