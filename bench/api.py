@@ -147,14 +147,14 @@ async def _scenarios(
     server: Server, client: CaxtonClient, sizes: dict[str, int]
 ) -> dict[str, Measured]:
     out: dict[str, Measured] = {}
-    n = sizes["round_trips"]
-    await timed(200, client.agents)
+    n, warm_up = sizes["round_trips"], sizes["warm_up"]
+    await timed(warm_up, client.agents)
     out["list_agents"] = await measured(server, n, lambda: timed(n, client.agents))
 
     def send() -> Awaitable[SendResult]:
         return client.send("sink", "inform", "{}")
 
-    await timed(200, send)
+    await timed(warm_up, send)
     out["unary_sequential"] = await measured(server, n, lambda: timed(n, send))
 
     per_task = sizes["concurrent"] // CONCURRENT_TASKS
@@ -166,7 +166,7 @@ async def _scenarios(
     out["unary_concurrent"] = await measured(server, per_task * CONCURRENT_TASKS, concurrent)
 
     streamed = sizes["streamed"]
-    await client.send_many(inform("sink") for _ in range(1_000))
+    await client.send_many(inform("sink") for _ in range(5 * warm_up))
 
     async def stream() -> list[float]:
         results = await client.send_many(inform("sink") for _ in range(streamed))
@@ -179,7 +179,7 @@ async def _scenarios(
     def invoke() -> Awaitable[AclMessage]:
         return client.invoke("echo", {}, timeout=5.0)
 
-    await timed(200, invoke)
+    await timed(warm_up, invoke)
     out["invoke"] = await measured(server, n, lambda: timed(n, invoke))
     return out
 
@@ -218,6 +218,7 @@ def run(quick: bool) -> list[Result]:
 async def _run(quick: bool) -> list[Result]:
     runs = 2 if quick else 3
     sizes = {
+        "warm_up": 200,
         "round_trips": 1_000 if quick else 3_000,
         "concurrent": 2_000 if quick else 8_000,
         "streamed": 10_000 if quick else 40_000,
