@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -119,6 +119,9 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                     "is another server running? choose another address with --listen"
                 ) from None
             stopping.push_async_callback(stop_serving, server, serving)
+            # before the announcement: a SIGINT sent as soon as it is read must stop the
+            # server as any other (asyncio.run's own handler would end it as "aborted")
+            signalled = stopping.enter_context(_signals())
             observability.checks["api"] = True
             for what, where in observability.addresses.items():
                 announce(f"  {what}: {where}")
@@ -127,7 +130,7 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                 f"(log: {log.where}, position {node.world.position})"
             )
             serving.set(True)
-            await _until_signalled()
+            await signalled.wait()
             announce("stopping…")
         announce("✓ stopped cleanly")
 
@@ -217,13 +220,15 @@ def _tool_bridge(config: ServerConfig) -> ToolBridge | None:
     return bridge
 
 
-async def _until_signalled() -> None:
+@contextlib.contextmanager
+def _signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM, while in the block."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        yield stop
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
