@@ -23,6 +23,13 @@ class Route:
 
 def route(message: AclMessage, agents: Agents, cursor: RouteCursor = NO_CURSOR) -> Route:
     """Resolves every receiver once; the cursor it returns continues the round-robin."""
+    receivers = message.receivers
+    if len(receivers) == 1:  # most messages: one agent by name, with one replica
+        agent = agents.get(receivers[0])
+        if agent is not None and agent.status == "running" and len(agent.instances) == 1:
+            only = agent.instances[0]
+            if only.lifecycle in AVAILABLE:
+                return Route(deliveries=(instance_key(agent.name, only.replica),), cursor=cursor)
     deliveries: list[str] = []
     dead: list[tuple[str, str]] = []
     for receiver in dict.fromkeys(message.receivers):

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,8 @@ from caxton.domain.events import (
 )
 from caxton.domain.ids import sent_message_id
 from caxton.shell.runtime.clients import RETRY_WINDOW_MS
-from caxton.shell.runtime.node import DeploySpec, Node
+from caxton.shell.runtime.errors import MailboxFull
+from caxton.shell.runtime.node import DeploySpec, Node, SendResult
 from caxton.shell.store import EventLog, Pending
 from caxton.shell.wasm import WasmHost
 from caxton.shell.wasm.instance import INLINE_TIMEOUT_MS
@@ -334,3 +335,47 @@ async def test_a_client_cannot_send_with_the_id_an_agents_reply_will_get(node: N
 
     sent = [r.event.message.id for r in await node.log.read() if isinstance(r.event, MessageSent)]
     assert len(sent) == len(set(sent)) == 4  # two requests, two replies, each id once
+
+
+async def test_a_bulk_send_is_one_batch_and_refuses_only_the_messages_at_fault(
+    node: Node,
+) -> None:
+    inline = Limits(timeout_ms=INLINE_TIMEOUT_MS, mailbox=2)
+    await node.deploy(DeploySpec(name="echo", component=wat("reply"), limits=inline))
+    await node.deploy(DeploySpec(name="slow", component=wat("silent"), limits=Limits(mailbox=1)))
+    appends: list[int] = []
+    append = node.log.append
+
+    def counted(
+        items: Sequence[Pending], *, new_streams: Collection[str] = ()
+    ) -> asyncio.Future[list[Recorded]]:
+        appends.append(len(items))
+        return append(items, new_streams=new_streams)
+
+    node.log.append = counted  # type: ignore[method-assign]
+    earlier = await node.send(request("echo", id="retried"))
+    appends.clear()
+    stolen = AclMessage(id="", performative=Performative.INFORM, sender="echo", receivers=("echo",))
+    results = await node.send_many(
+        [
+            request("echo", id="one"),
+            stolen,  # an agent's name cannot be borrowed: refused, alone
+            request("echo", id="retried"),  # accepted before: answered, not accepted again
+            request("echo", id="one"),  # twice in one batch: accepted once
+            request("slow", id="fits"),
+            request("slow", id="too-many"),  # the mailbox holds one waiting message
+        ]
+    )
+
+    one, refused, retried, again, fits, too_many = results
+    assert isinstance(one, SendResult) and one.deliveries == ("echo#0",)
+    assert isinstance(refused, InvalidMessage)
+    assert retried == earlier
+    assert again == one
+    assert isinstance(fits, SendResult)
+    assert isinstance(too_many, MailboxFull)
+    assert len(appends) == 1  # the accepted messages and the echo's handlings: one commit
+    accepted = [
+        r.event.message.id for r in await node.log.read() if isinstance(r.event, MessageSent)
+    ]
+    assert accepted.count("one") == 1 and "too-many" not in accepted

@@ -144,7 +144,7 @@ class InstanceActor:
         """Instantiates and runs `init`; its outcome is committed before anything else."""
         runtime = self.runtime
         try:
-            spec = runtime.world.agents[self.agent]
+            spec = runtime.agents[self.agent]
             self._incarnation = spec.instances[self.replica].incarnation + 1
             self._access = self._tool_access(spec)
             self._close_instance()
@@ -206,7 +206,7 @@ class InstanceActor:
         """Restart after a back-off (unless asked to stop meanwhile), or give up."""
         runtime = self.runtime
         self._close_instance()
-        spec = runtime.world.agents.get(self.agent)
+        spec = runtime.agents.get(self.agent)
         if spec is None or spec.status != "running" or self._stopping.is_set():
             self._give_up()
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from caxton.domain.acl import AclMessage, from_client
@@ -33,7 +33,9 @@ class SendResult:
     reply: AclMessage | None = None
 
 
-_Acceptance = SendResult | asyncio.Future[SendResult]
+_Decided = dict[str, "SendResult | BaseException"]
+_Acceptance = SendResult | asyncio.Future[_Decided]
+"""What a retry of an id finds: the result, or (while it commits) the future of its batch."""
 _Waiter = asyncio.Future[AclMessage | None]
 
 
@@ -41,10 +43,12 @@ class ClientSends:
     """Accepts clients' messages through `accept` (the node's batch) and routes final
     replies to whoever waits for them (`reply`, an effect of the node's commits)."""
 
-    def __init__(self, clock: Clock, accept: Callable[[Accept], asyncio.Future[Outcome]]) -> None:
+    def __init__(
+        self, clock: Clock, accept: Callable[[Sequence[Accept]], asyncio.Future[list[Outcome]]]
+    ) -> None:
         self._clock = clock
         self._accept = accept
-        # client message id -> (when accepted, its result, or a future while committing)
+        # client message id -> (when accepted, its result, or its batch's while committing)
         self._accepted: OrderedDict[str, tuple[int, _Acceptance]] = OrderedDict()
         # client address -> [(conversation id, future)]
         self._waiters: dict[str, list[tuple[str, _Waiter]]] = {}
@@ -62,49 +66,27 @@ class ClientSends:
     async def send(self, message: AclMessage, *, wait_ms: int = 0) -> SendResult:
         """Accepts a message; with `wait_ms`, waits that long for the final reply."""
         self._trim()
-        known = self._accepted.get(message.id) if message.id else None
+        known = await self._known(message.id)
         if known is not None:
-            earlier = known[1]
-            return earlier if isinstance(earlier, SendResult) else await asyncio.shield(earlier)
-        # a conversation id made here at random names a stream the log cannot hold yet
-        new_conversation = not message.conversation_id
-        message = stamped(
-            from_client(
-                message,
-                id=message.id or fresh_id(),
-                sender=message.sender or client_address(),
-                conversation_id=message.conversation_id or fresh_id(),
-            )
-        )
-        loop = asyncio.get_running_loop()
-        accepted: asyncio.Future[SendResult] = loop.create_future()
-        accepted_at = self._clock.now_ms()
-        self._accepted[message.id] = (accepted_at, accepted)
+            return known
+        item = _accept(message)
+        message = item.message
         waiter: _Waiter | None = None
         if wait_ms > 0:  # before the commit, so that no reply can come first
-            waiter = loop.create_future()
+            waiter = asyncio.get_running_loop().create_future()
             self._waiters.setdefault(message.sender, []).append((message.conversation_id, waiter))
         try:
-            outcome = await self._accept(Accept(message, new_conversation))
-            if isinstance(outcome, MailboxRefused):
-                raise MailboxFull(outcome.instance, outcome.size)
-            assert isinstance(outcome, Accepted)
-        except BaseException as exc:
-            self._accepted.pop(message.id, None)  # not accepted: a retry may try again
+            (result,) = await self._commit([item])
+            if isinstance(result, BaseException):
+                raise result
+        except BaseException:
             if waiter is not None:
                 self._forget(message.sender, waiter)
-            accepted.set_exception(exc)
-            accepted.exception()  # retrieved: whoever awaited it got it
             raise
-        result = SendResult(
-            message.id, message.conversation_id, outcome.deliveries, outcome.dead_letters
-        )
-        accepted.set_result(result)  # for a retry that came while this one was committing
-        self._accepted[message.id] = (accepted_at, result)
         if waiter is None:
             return result
         # a timer that answers None, not asyncio.wait_for: no second future and callback
-        timer = loop.call_later(wait_ms / 1000, _no_reply, waiter)
+        timer = asyncio.get_running_loop().call_later(wait_ms / 1000, _no_reply, waiter)
         try:
             reply = await waiter
         finally:
@@ -113,6 +95,75 @@ class ClientSends:
         return SendResult(
             result.message_id, result.conversation_id, result.deliveries, result.dead_letters, reply
         )
+
+    async def send_many(self, messages: Sequence[AclMessage]) -> list[SendResult | Exception]:
+        """Accepts one-way messages together: one batch and one wait for all of them, no
+        task or future each. Each result is the message's `SendResult`, or the error that
+        refused it (an invalid message, a full mailbox): one refused refuses no other.
+        Ids accepted before are answered as `send` answers them; an id twice in the batch
+        is accepted once."""
+        self._trim()
+        results: list[SendResult | Exception | _Later] = []
+        items: dict[str, Accept] = {}
+        for message in messages:
+            try:
+                known = await self._known(message.id)
+                if known is None and message.id not in items:
+                    item = _accept(message)
+                    items[item.message.id] = item
+                    message = item.message
+            except Exception as exc:  # this message only
+                results.append(exc)
+                continue
+            results.append(known if known is not None else _Later(message.id))
+        decided = await self._commit(list(items.values())) if items else []
+        by_id = dict(zip(items, decided, strict=True))
+        return [by_id[r.message_id] if isinstance(r, _Later) else r for r in results]
+
+    async def _known(self, message_id: str) -> SendResult | None:
+        """The result of an id accepted in the retry window (raises what refused it if it
+        was refused while this retry waited)."""
+        known = self._accepted.get(message_id) if message_id else None
+        if known is None:
+            return None
+        earlier = known[1]
+        if isinstance(earlier, SendResult):
+            return earlier
+        outcome = (await asyncio.shield(earlier))[message_id]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def _commit(self, items: Sequence[Accept]) -> list[SendResult | MailboxFull]:
+        """Accepts `items` in one batch; each one's result, or MailboxFull. Ids are
+        remembered at once, so a retry while they commit waits for their result."""
+        now = self._clock.now_ms()
+        batch: asyncio.Future[_Decided] = asyncio.get_running_loop().create_future()
+        for item in items:
+            self._accepted[item.message.id] = (now, batch)
+        try:
+            outcomes = await self._accept(items)
+        except BaseException as exc:
+            for item in items:
+                self._accepted.pop(item.message.id, None)  # not accepted: retries may try
+            batch.set_exception(exc)
+            batch.exception()  # retrieved: whoever awaited it got it
+            raise
+        results: list[SendResult | MailboxFull] = []
+        for item, outcome in zip(items, outcomes, strict=True):
+            m = item.message
+            if isinstance(outcome, MailboxRefused):
+                self._accepted.pop(m.id, None)
+                results.append(MailboxFull(outcome.instance, outcome.size))
+            else:
+                assert isinstance(outcome, Accepted)
+                result = SendResult(
+                    m.id, m.conversation_id, outcome.deliveries, outcome.dead_letters
+                )
+                self._accepted[m.id] = (now, result)
+                results.append(result)
+        batch.set_result({i.message.id: r for i, r in zip(items, results, strict=True)})
+        return results
 
     def reply(self, client: str, message: AclMessage) -> None:
         """A committed final reply to `client`: answers whoever waits in its conversation."""
@@ -144,7 +195,29 @@ class ClientSends:
             accepted.popitem(last=False)
 
 
+@dataclass(frozen=True, slots=True)
+class _Later:
+    """A place in `send_many`'s results for a message still to be committed."""
+
+    message_id: str
+
+
 def _no_reply(waiter: _Waiter) -> None:
     """The wait for a reply ran out: the send answers without one."""
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _accept(message: AclMessage) -> Accept:
+    """A client's message with the fields the server owns filled in; a conversation id
+    made here at random names a stream the log cannot hold yet."""
+    new_conversation = not message.conversation_id
+    message = stamped(
+        from_client(
+            message,
+            id=message.id or fresh_id(),
+            sender=message.sender or client_address(),
+            conversation_id=message.conversation_id or fresh_id(),
+        )
+    )
+    return Accept(message, new_conversation)

@@ -25,7 +25,7 @@ from dataclasses import replace as dataclass_replace
 
 from caxton import __version__
 from caxton.domain.acl import AclMessage
-from caxton.domain.agents import AgentState
+from caxton.domain.agents import Agents, AgentState
 from caxton.domain.delivery import NO_PENDING, in_log_order, settle
 from caxton.domain.deployment import validate_deployment
 from caxton.domain.events import (
@@ -57,7 +57,7 @@ from caxton.domain.ids import is_client, split_instance_key
 from caxton.domain.routing import NO_CURSOR
 from caxton.domain.settings import validate_reconfiguration
 from caxton.domain.tools import validate_grants
-from caxton.domain.world import EMPTY, World, evolve
+from caxton.domain.world import LiveWorld, World
 from caxton.shell.runtime.actor import InstanceActor
 from caxton.shell.runtime.clients import ClientSends, SendResult
 from caxton.shell.runtime.clock import Clock
@@ -96,8 +96,8 @@ class _Submission:
 
     first: int
     count: int
-    future: asyncio.Future[list[Recorded]] | asyncio.Future[Outcome]
-    outcome: bool  # the future wants the (one) input's outcome, not its events
+    future: asyncio.Future[list[Recorded]] | asyncio.Future[list[Outcome]]
+    outcome: bool  # the future wants its inputs' outcomes, not their events
 
 
 @contextlib.contextmanager
@@ -134,7 +134,7 @@ class Node:
         self.node_id = node_id
         self.address = address
         self.max_content_bytes = max_content_bytes
-        self.world: World = EMPTY
+        self._world = LiveWorld()
         self.actors: dict[str, InstanceActor] = {}
         self.clients = ClientSends(clock, self._accept)
         self.observers: list[Callable[[Recorded], None]] = []
@@ -156,24 +156,23 @@ class Node:
     async def start(self) -> None:
         """Folds the log, records the start, restarts agents and redelivers what was pending."""
         await self.log.check_integrity()
-        world, pending = EMPTY, NO_PENDING
+        world, pending = self._world, NO_PENDING
         recent: deque[Recorded] = deque(maxlen=_RECENT)
         with _no_cyclic_gc():  # the fold makes only acyclic garbage; the collector cost ~30%
             async for page in self.log.pages():  # page by page: never all of it in memory
                 for recorded in page:
-                    world = evolve(world, recorded)
+                    world.apply(recorded)
                     pending = settle(pending, recorded)
                     event = recorded.event
                     if isinstance(event, MessageSent) and is_client(event.message.sender):
                         recent.append(recorded)
-        self.world = world
         self.clients.recall(recent)
         self._loop_task = asyncio.get_running_loop().create_task(self._rounds(), name="node")
         await self.commit(
             [NodeStarted(node=self.node_id, address=self.address, version=__version__)]
         )
         self._started = True
-        for name, agent in self.world.agents.items():
+        for name, agent in self._world.agents.items():
             if agent.status == "running":
                 self._start_actors(name, agent.limits.mailbox, len(agent.instances))
         lost: list[Input] = []
@@ -188,8 +187,8 @@ class Node:
         logger.info(
             "node %s started at position %d with %d agents",
             self.node_id,
-            self.world.position,
-            len(self.world.agents),
+            self._world.position,
+            len(self._world.agents),
         )
 
     async def shutdown(self) -> None:
@@ -209,6 +208,17 @@ class Node:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+
+    @property
+    def world(self) -> World:
+        """Everything the log says, as of the last commit: immutable, unchanged by later
+        ones (a copy of what changed since the last time it was asked for)."""
+        return self._world.snapshot()
+
+    @property
+    def agents(self) -> Agents:
+        """The agents as of the last commit (without a copy of the conversations)."""
+        return self._world.agents
 
     @property
     def log_failure(self) -> BaseException | None:
@@ -247,17 +257,23 @@ class Node:
         self._check_running()
         return await self.clients.send(message, wait_ms=wait_ms)
 
-    def _accept(self, item: Accept) -> asyncio.Future[Outcome]:
+    async def send_many(self, messages: Sequence[AclMessage]) -> list[SendResult | Exception]:
+        """Accepts one-way messages from an API client in one batch (`ClientSends.send_many`):
+        each result is its `SendResult` or the error that refused that message."""
         self._check_running()
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._enqueue([item], (), future, outcome=True)
+        return await self.clients.send_many(messages)
+
+    def _accept(self, items: Sequence[Accept]) -> asyncio.Future[list[Outcome]]:
+        self._check_running()
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        self._enqueue(items, (), future, outcome=True)
         return future
 
     def _enqueue(
         self,
         inputs: Sequence[Input],
         contexts: Sequence[CallContext],
-        future: asyncio.Future[list[Recorded]] | asyncio.Future[Outcome],
+        future: asyncio.Future[list[Recorded]] | asyncio.Future[list[Outcome]],
         *,
         outcome: bool,
     ) -> None:
@@ -284,7 +300,8 @@ class Node:
         contexts, self._contexts = self._contexts, []
         submissions, self._submissions = self._submissions, []
         try:
-            decision = decide(self.world.agents, self._cursor, self._room(), inputs)
+            agents = self._world.agents_uncounted  # what routing reads; no copy
+            decision = decide(agents, self._cursor, self._room(), inputs)
             deferred = self._handle_inline(decision, contexts)
         except Exception as bug:  # say so, answer the callers, and keep serving
             logger.exception("the node could not decide a batch of %d inputs", len(inputs))
@@ -306,12 +323,11 @@ class Node:
             self._failed(error, submissions)
             return
         # the fold: the world holds the batch before anyone hears of it
-        world, observers = self.world, self.observers
+        world, observers = self._world, self.observers
         for event in recorded:
-            world = evolve(world, event)
+            world.apply(event)
             for observe in observers:
                 observe(event)
-        self.world = world
         self._perform(decision, deferred)
         for context in contexts:
             context.write_logs()
@@ -328,7 +344,7 @@ class Node:
         """Calls idle minimal instances in this round: on what waits in their mailboxes
         (committed), then on what this round sends them (committed with it). Returns the
         indexes of the deliveries it made, which are not performed after the commit."""
-        agents = self.world.agents
+        agents = self._world.agents_uncounted
         budget = ROUND_HANDLINGS
         for key in list(self._ready):
             actor = self.actors.get(key)
@@ -397,7 +413,8 @@ class Node:
             if s.future.done():
                 continue  # the caller stopped waiting: its events are committed all the same
             if s.outcome:
-                s.future.set_result(decision.outcomes[s.first])  # type: ignore[arg-type]
+                outcomes = decision.outcomes[s.first : s.first + s.count]
+                s.future.set_result(outcomes)  # type: ignore[arg-type]
             else:
                 events = recorded[bounds[s.first] : bounds[s.first + s.count]]
                 s.future.set_result(events)  # type: ignore[arg-type]
@@ -433,7 +450,7 @@ class Node:
             await self._deploy(spec)
 
     async def _deploy(self, spec: DeploySpec) -> None:
-        existing = self.world.agents.get(spec.name)
+        existing = self._world.agents.get(spec.name)
         if existing is not None and not spec.replace:
             raise AgentExists(spec.name)
         # compiling can take seconds (a Python agent): off the loop, unless already loaded
@@ -468,7 +485,7 @@ class Node:
     async def stop_agent(self, name: str) -> None:
         self._check_running()
         async with self._agent_lock(name):
-            agent = self.world.agents.get(name)
+            agent = self._world.agents.get(name)
             if agent is None:
                 raise AgentNotFound(name)
             await self._stop_actors(name, "agent stopped")
@@ -478,7 +495,7 @@ class Node:
     async def remove_agent(self, name: str) -> None:
         self._check_running()
         async with self._agent_lock(name):
-            if name not in self.world.agents:
+            if name not in self._world.agents:
                 raise AgentNotFound(name)
             await self._stop_actors(name, "agent removed")
             await self.commit([AgentRemoved(agent=name)])
@@ -489,10 +506,10 @@ class Node:
         self._check_running()
         validate_reconfiguration(change)
         async with self._agent_lock(change.agent):
-            if change.agent not in self.world.agents:
+            if change.agent not in self._world.agents:
                 raise AgentNotFound(change.agent)
             await self.commit([change])
-            agent = self.world.agents[change.agent]
+            agent = self._world.agents[change.agent]
             for key, actor in self.actors.items():
                 if split_instance_key(key)[0] == change.agent:
                     actor.apply(agent)
@@ -504,7 +521,7 @@ class Node:
 
     def _start_actors(self, name: str, mailbox: int, replicas: int) -> list[InstanceActor]:
         started = []
-        agent = self.world.agents[name]
+        agent = self._world.agents[name]
         for replica in range(replicas):
             if agent.instances[replica].lifecycle == "failed":
                 continue

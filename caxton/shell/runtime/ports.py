@@ -10,9 +10,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
+from caxton.domain.agents import Agents
 from caxton.domain.events import Event, Recorded
 from caxton.domain.handling import Input
-from caxton.domain.world import World
 from caxton.shell.runtime.clock import Clock
 from caxton.shell.runtime.context import CallContext
 from caxton.shell.tools import ToolCaller
@@ -23,7 +23,9 @@ class Runtime(Protocol):
     """The node as an actor sees it."""
 
     @property
-    def world(self) -> World: ...
+    def agents(self) -> Agents:
+        """The agents as of the last commit."""
+        ...
 
     @property
     def host(self) -> WasmHost: ...
