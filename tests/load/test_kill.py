@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from caxton.client import CaxtonClient, CaxtonError
-from caxton.domain.events import Recorded
+from caxton.domain.events import MessageSent, Recorded
 from caxton.domain.world import fold
 from caxton.shell.api.convert import agent_info, conversation_info
 from caxton.shell.client import _agent, _conversation
+from caxton.shell.wasm import INLINE_TIMEOUT_MS
 from tests.load.conftest import (
     LONG,
     deliveries,
@@ -108,3 +109,60 @@ async def _state_is_the_fold_of(client: CaxtonClient, recorded: list[Recorded], 
     assert conversations.keys() == folded.keys(), where
     different = [i for i in folded if conversations[i] != folded[i]]
     assert not different, f"{where}: {conversations[different[0]]} != {folded[different[0]]}"
+
+
+async def test_sigkill_never_lets_out_a_reply_the_log_does_not_hold(tmp_path: Path) -> None:
+    """One commit for request → reply (ADR 0017): an inline agent handles a request before
+    the request's batch commits, and the reply leaves only after that commit. Killed at
+    random moments, every reply a client got is in the log as the reply to its request,
+    and every request in the log is handled once (or dead-lettered), never twice."""
+    seed = random.randrange(1 << 30)
+    moments = random.Random(seed)
+    data = tmp_path / "data"
+    server = start_server(data)
+    replies: dict[str, str] = {}  # reply id -> the request it answered, as clients saw it
+    try:
+        async with CaxtonClient(server.address) as client:
+            # a budget this short runs inline: the handling joins the request's commit
+            await client.deploy(wat("reply"), "echo", replicas=2, timeout_ms=INLINE_TIMEOUT_MS)
+        for round_ in range(ROUNDS):
+            senders = [
+                asyncio.create_task(_invoke_until_gone(server.address, replies))
+                for _ in range(SENDERS)
+            ]
+            await asyncio.sleep(moments.uniform(0.3, 2.0))
+            server.kill()  # SIGKILL
+            await asyncio.wait_for(asyncio.gather(*senders), timeout=60)
+            server = start_server(data)
+            async with CaxtonClient(server.address) as client:
+                recorded = await until_settled(client)
+            where = f"round {round_ + 1} of {ROUNDS} (seed {seed})"
+            gap_free(recorded)
+            causes = {
+                r.event.message.id: r.event.cause
+                for r in recorded
+                if isinstance(r.event, MessageSent)
+            }
+            unlogged = [reply for reply in replies if reply not in causes]
+            assert not unlogged, f"{where}: {len(unlogged)} replies were seen but never logged"
+            wrong = [reply for reply, request in replies.items() if causes[reply] != request]
+            assert not wrong, f"{where}: replies logged as answering another message: {wrong[:3]}"
+            deliveries(recorded).check_exactly_once()
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop()
+    assert len(replies) > ROUNDS * SENDERS, "too few replies to mean anything"
+
+
+async def _invoke_until_gone(address: str, replies: dict[str, str]) -> None:
+    """Sends requests and waits for each reply until the server is gone."""
+    async with CaxtonClient(address, timeout=5) as client:
+        while True:
+            try:
+                sent = await client.send(
+                    "echo", "request", {"n": 1}, protocol="fipa-request", wait_ms=2_000
+                )
+            except CaxtonError:
+                return
+            if sent.reply is not None:
+                replies[sent.reply.id] = sent.message_id
