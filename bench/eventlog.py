@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import orjson
 from eventsourcing.application import Application
@@ -50,10 +51,10 @@ FOLD_SHARE_OF_FLOOR = 0.6
 _COLUMNS = "rowid, originator_id, originator_version, topic, state"
 
 
-class Conversation(Aggregate):  # type: ignore[misc]
+class Conversation(Aggregate):
     """The eventsourcing peer's aggregate: one `Opened` event each."""
 
-    @event("Opened")  # type: ignore[misc]
+    @event("Opened")
     def __init__(self, content: str) -> None:
         self.content = content
 
@@ -134,7 +135,7 @@ def append_bare(directory: Path, events: list[Event]) -> float:
 
 def append_eventsourcing(directory: Path, n: int) -> float:
     """Events/s of eventsourcing's Application saving one new aggregate (one event) at a time."""
-    app = Application(
+    app: Application[UUID] = Application(
         env={
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(directory / "es.db"),
