@@ -9,7 +9,7 @@ thread after a guest call returns, never inside one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from caxton.domain.acl import AclMessage, is_final_reply
@@ -23,6 +23,7 @@ from caxton.domain.events import (
     MessageHandled,
     MessageSent,
 )
+from caxton.domain.frozen import positional
 from caxton.domain.ids import conversation_stream, instance_key, is_client
 from caxton.domain.routing import RouteCursor, route
 from caxton.domain.sending import platform_failure
@@ -247,14 +248,14 @@ def _handled(agents: Agents, sizes: Mapping[str, int], item: Handled, decision: 
             )
         else:
             decision.events.append(
-                MessageHandled(
-                    message_id=cause.id,
-                    conversation_id=cause.conversation_id,
-                    agent=item.agent,
-                    replica=item.replica,
-                    journal=item.journal,
-                    duration_us=item.duration_us,
-                    error=item.error,
+                _handled_event(
+                    cause.id,
+                    cause.conversation_id,
+                    item.agent,
+                    item.replica,
+                    item.journal,
+                    item.duration_us,
+                    item.error,
                 )
             )
         cause_id = cause.id if cause is not None else ""
@@ -280,20 +281,20 @@ def _sent(
 ) -> None:
     """A message sent: its event, its deliveries as effects (a full mailbox dead-letters),
     and the dead letters of receivers it cannot reach."""
-    decision.events.append(MessageSent(message=message, deliveries=deliveries, cause=cause))
+    decision.events.append(_sent_event(message, deliveries, cause))
     free = decision.free
     full: list[tuple[str, str]] = []
     for target in deliveries:
         if is_client(target):
             if is_final_reply(message):
-                decision.effects.append(Reply(target, message))
+                decision.effects.append(_reply(target, message))
             continue
         left = free.get(target)
         if left is None:
-            decision.effects.append(Deliver(target, message))
+            decision.effects.append(_deliver(target, message))
         elif left > 0:
             free[target] = left - 1
-            decision.effects.append(Deliver(target, message))
+            decision.effects.append(_deliver(target, message))
         else:
             full.append((target, f"mailbox full ({sizes[target]} messages)"))
     for receiver, reason in (*dead_letters, *full):
@@ -345,3 +346,11 @@ def _deliveries(message: AclMessage, deliveries: tuple[str, ...]) -> list[Effect
         elif is_final_reply(message):
             effects.append(Reply(target, message))
     return effects
+
+
+# The hot path's values made without their frozen __init__ (one attribute store each
+# instead of object.__setattr__): as the log's read path does (caxton.domain.frozen).
+_sent_event: Callable[[AclMessage, tuple[str, ...], str], MessageSent] = positional(MessageSent)
+_handled_event: Callable[..., MessageHandled] = positional(MessageHandled)
+_deliver: Callable[[str, AclMessage], Deliver] = positional(Deliver)
+_reply: Callable[[str, AclMessage], Reply] = positional(Reply)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.agents import AVAILABLE, Agents, AgentState
+from caxton.domain.frozen import positional
 from caxton.domain.frozen_map import FrozenMap
 from caxton.domain.ids import CAPABILITY_PREFIX, instance_key, is_capability, is_client
 
@@ -29,7 +31,7 @@ def route(message: AclMessage, agents: Agents, cursor: RouteCursor = NO_CURSOR) 
         if agent is not None and agent.status == "running" and len(agent.instances) == 1:
             only = agent.instances[0]
             if only.lifecycle in AVAILABLE:
-                return Route(deliveries=(instance_key(agent.name, only.replica),), cursor=cursor)
+                return _route((instance_key(agent.name, only.replica),), (), cursor)
     deliveries: list[str] = []
     dead: list[tuple[str, str]] = []
     for receiver in dict.fromkeys(message.receivers):
@@ -100,3 +102,9 @@ def _to_capability(
         if chosen is not None:
             keys.append(chosen)
     return keys, cursor, ""
+
+
+# Route(...) without the frozen __init__: one per message routed
+_route: Callable[[tuple[str, ...], tuple[tuple[str, str], ...], RouteCursor], Route] = positional(
+    Route
+)

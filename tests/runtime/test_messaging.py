@@ -224,10 +224,10 @@ async def test_requests_sent_together_commit_with_their_handlings_each_with_its_
     append = node.log.append
 
     def counted(
-        items: Sequence[Pending], *, new_streams: Sequence[str] = ()
+        items: Sequence[Pending], *, new_streams: Collection[str] = (), now: bool = False
     ) -> asyncio.Future[list[Recorded]]:
         appends.append([type(p.event).__name__ for p in items])
-        return append(items, new_streams=new_streams)
+        return append(items, new_streams=new_streams, now=now)
 
     node.log.append = counted  # type: ignore[method-assign]
     handled: list[MessageHandled] = []
@@ -347,10 +347,10 @@ async def test_a_bulk_send_is_one_batch_and_refuses_only_the_messages_at_fault(
     append = node.log.append
 
     def counted(
-        items: Sequence[Pending], *, new_streams: Collection[str] = ()
+        items: Sequence[Pending], *, new_streams: Collection[str] = (), now: bool = False
     ) -> asyncio.Future[list[Recorded]]:
         appends.append(len(items))
-        return append(items, new_streams=new_streams)
+        return append(items, new_streams=new_streams, now=now)
 
     node.log.append = counted  # type: ignore[method-assign]
     earlier = await node.send(request("echo", id="retried"))

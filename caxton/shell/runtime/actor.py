@@ -14,12 +14,14 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 
 import orjson
 
 from caxton.domain.acl import AclMessage
 from caxton.domain.agents import AgentState
 from caxton.domain.events import AgentFailed, AgentRestarting
+from caxton.domain.frozen import positional
 from caxton.domain.handling import Handled, Undelivered
 from caxton.domain.ids import instance_key
 from caxton.domain.supervision import decide_restart
@@ -272,20 +274,24 @@ class InstanceActor:
             trap = (str(outcome.kind), outcome.reason)
         if trap is not None:
             logger.warning("%s trapped (%s: %s)", self.key, *trap)
-        return Handled(
-            agent=self.agent,
-            replica=self.replica,
-            incarnation=self._incarnation,
-            message=message,
-            sent=tuple(context.sent) if trap is None else (),
-            journal=tuple(context.journal),
-            tool_events=tuple(context.tool_events),
-            duration_us=outcome.duration_us,
-            error=outcome.text if isinstance(outcome, AgentError) else "",
-            trap=trap,
+        return _handled(
+            self.agent,
+            self.replica,
+            self._incarnation,
+            message,
+            tuple(context.sent) if trap is None else (),
+            tuple(context.journal),
+            tuple(context.tool_events),
+            outcome.duration_us,
+            outcome.text if isinstance(outcome, AgentError) else "",
+            trap,
         )
 
     def _close_instance(self) -> None:
         if self._instance is not None:
             self._instance.close()
             self._instance = None
+
+
+# Handled(...) without its frozen __init__ (fields in order): one per guest call
+_handled: Callable[..., Handled] = positional(Handled)

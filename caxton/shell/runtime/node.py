@@ -41,6 +41,7 @@ from caxton.domain.events import (
     Recorded,
     RestartPolicy,
 )
+from caxton.domain.frozen import positional
 from caxton.domain.handling import (
     Accept,
     Append,
@@ -312,11 +313,10 @@ class Node:
         self._cursor = decision.cursor
         at = self.clock.now_ms()
         pending = [
-            Pending(event=e, at=at, traceparent=t)
-            for e, t in zip(decision.events, decision.traceparents, strict=True)
+            _pending(e, at, t) for e, t in zip(decision.events, decision.traceparents, strict=True)
         ]
         try:
-            recorded = await self.log.append(pending, new_streams=decision.new_streams)
+            recorded = await self.log.append(pending, new_streams=decision.new_streams, now=True)
         except asyncio.CancelledError:
             raise
         except BaseException as error:
@@ -545,3 +545,7 @@ class Node:
             raise NodeStopping()
         if self._commit_failed is not None:
             raise LogFailed(self._commit_failed)
+
+
+# Pending(...) without its frozen __init__: one per event committed
+_pending: Callable[[Event, int, str], Pending] = positional(Pending)

@@ -81,14 +81,15 @@ class EventLog:
         self._writer.on_failed = on_error
 
     def append(
-        self, items: Sequence[Pending], *, new_streams: Collection[str] = ()
+        self, items: Sequence[Pending], *, new_streams: Collection[str] = (), now: bool = False
     ) -> asyncio.Future[list[Recorded]]:
         """Queues events without blocking; the future resolves once they are committed.
 
         Every append of one loop iteration is committed in a single transaction.
         `new_streams`: streams the caller knows are not in the log (an id it made at
-        random), numbered from 1 without asking the log."""
-        return self._writer.append(items, new_streams)
+        random), numbered from 1 without asking the log. `now`: these events are the
+        whole transaction; a SQLite log commits them before returning (a done future)."""
+        return self._writer.append(items, new_streams, now=now)
 
     async def read(
         self,

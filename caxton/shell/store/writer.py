@@ -81,12 +81,16 @@ class GroupCommit:
         self.fault: StoreError | None = None
         """Why the last batch failed; None once one commits again (or none failed)."""
 
-    def append(self, items: Sequence[Pending], new_streams: Collection[str] = ()) -> Waiter:
+    def append(
+        self, items: Sequence[Pending], new_streams: Collection[str] = (), *, now: bool = False
+    ) -> Waiter:
         """Queues `items`; the future gets their `Recorded`s once they are committed.
 
         `new_streams` are streams the caller knows the log does not hold (named by an id
         it just made at random): they start at version 1 without a lookup. A wrong claim
-        fails the batch (the key is taken), it never overwrites."""
+        fails the batch (the key is taken), it never overwrites. `now`: the caller's batch
+        is the whole transaction (the node's round): a backend that commits inline does
+        so before returning, when no other batch is in flight, and the future is done."""
         waiter: Waiter = self._loop.create_future()
         if self._closed:
             waiter.set_exception(StoreUnavailable(self._backend.where, "the event log is closed"))
@@ -102,6 +106,11 @@ class GroupCommit:
         self._queue.append((prepared, waiter))
         if new_streams:
             self._new.update(new_streams)
+        if now and self._thread is None and not self._busy:
+            self._busy = True
+            self._drained.clear()
+            self._flush()
+            return waiter
         if not self._busy:
             self._busy = True
             self._drained.clear()
