@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -178,14 +178,14 @@ class GatedNode(Node):
         self.window_full = asyncio.Event()
         self.window = 0
 
-    async def send(self, message: AclMessage, *, wait_ms: int = 0) -> NodeSendResult:
-        self.waiting += 1
+    async def send_many(self, messages: Sequence[AclMessage]) -> list[NodeSendResult | Exception]:
+        self.waiting += len(messages)
         self.most_waiting = max(self.most_waiting, self.waiting)
-        if self.waiting == self.window:
+        if self.waiting >= self.window:
             self.window_full.set()
         await self.gate.wait()
-        self.waiting -= 1
-        return await super().send(message, wait_ms=wait_ms)
+        self.waiting -= len(messages)
+        return await super().send_many(messages)
 
 
 async def test_a_stream_holds_at_most_its_window_of_unacknowledged_messages(

@@ -9,6 +9,7 @@ from grpclib import GRPCError
 from grpclib.const import Status
 
 from caxton.domain import digests
+from caxton.domain.acl import AclMessage
 from caxton.domain.conversations import RETIRE_AFTER_MS
 from caxton.domain.errors import quoted
 from caxton.domain.events import RestartPolicy
@@ -25,7 +26,7 @@ from caxton.shell.api.convert import (
 from caxton.shell.api.errors import translated
 from caxton.shell.api.generated.caxton import v1
 from caxton.shell.runtime.errors import AgentNotFound
-from caxton.shell.runtime.node import DeploySpec, Node
+from caxton.shell.runtime.node import DeploySpec, Node, SendResult
 from caxton.shell.store import EventLog
 
 MAX_WAIT_MS = 300_000
@@ -145,27 +146,64 @@ class StreamedSends:
         try:
             index = 0
             async for batch in batches:
+                chunk: list[v1.AclEnvelope] = []
                 for envelope in batch.messages:
+                    if chunk and self._unacknowledged.locked():
+                        self._start(index - len(chunk), chunk)  # what has room goes now
+                        chunk = []
                     await self._unacknowledged.acquire()
-                    self._unsettled += 1
-                    accepting = asyncio.create_task(self._accept(index, envelope))
-                    self._accepting.add(accepting)
-                    accepting.add_done_callback(self._accepting.discard)
+                    chunk.append(envelope)
                     index += 1
+                if chunk:
+                    self._start(index - len(chunk), chunk)
         finally:
             self._changed.set()
 
-    async def _accept(self, index: int, envelope: v1.AclEnvelope) -> None:
+    def _start(self, first: int, envelopes: list[v1.AclEnvelope]) -> None:
+        self._unsettled += len(envelopes)
+        accepting = asyncio.create_task(self._accept(first, envelopes))
+        self._accepting.add(accepting)
+        accepting.add_done_callback(self._accepting.discard)
+
+    async def _accept(self, first: int, envelopes: list[v1.AclEnvelope]) -> None:
+        """Accepts a run of messages in one batch of the node; one refused refuses no other."""
+        outcomes: list[AclMessage | GRPCError] = []
+        for envelope in envelopes:
+            try:
+                outcomes.append(message_of(envelope, max_content_bytes=self.node.max_content_bytes))
+            except Exception as exc:
+                outcomes.append(await _refusal(exc))
+        valid = [m for m in outcomes if isinstance(m, AclMessage)]
         try:
-            async with translated():
-                acl = message_of(envelope, max_content_bytes=self.node.max_content_bytes)
-                result = await self.node.send(acl)
-            ack = v1.SendAck(index=index, accepted=send_reply(result))
-        except GRPCError as refused:
-            ack = v1.SendAck(index=index, code=refused.status.value, error=refused.message or "")
-        self._settled.append(ack)
-        self._unsettled -= 1
+            results: list[SendResult | Exception] = (
+                await self.node.send_many(valid) if valid else []
+            )
+        except Exception as exc:
+            results = [exc] * len(valid)
+        accepted = iter(results)
+        for index, outcome in enumerate(outcomes, start=first):
+            settled = next(accepted) if isinstance(outcome, AclMessage) else outcome
+            if isinstance(settled, Exception) and not isinstance(settled, GRPCError):
+                settled = await _refusal(settled)
+            if isinstance(settled, GRPCError):
+                ack = v1.SendAck(
+                    index=index, code=settled.status.value, error=settled.message or ""
+                )
+            else:
+                ack = v1.SendAck(index=index, accepted=send_reply(settled))
+            self._settled.append(ack)
+        self._unsettled -= len(envelopes)
         self._changed.set()
+
+
+async def _refusal(error: Exception) -> GRPCError:
+    """The status and message unary Send answers for `error` (the one table, errors.py)."""
+    try:
+        async with translated():
+            raise error
+    except GRPCError as refused:
+        return refused
+    raise AssertionError("translated() raises a GRPCError for every error")  # pragma: no cover
 
 
 DEFAULT_LISTING = 1_000
