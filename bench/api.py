@@ -29,7 +29,7 @@ from bench import runtime
 from bench.scenario import Result, median, pct, result, run_async
 from caxton.domain.acl import AclMessage, Performative
 from caxton.shell.api.service import STREAM_WINDOW
-from caxton.shell.client import CaxtonClient, SendResult
+from caxton.shell.client import STREAM_BATCH, CaxtonClient, SendResult
 from caxton.shell.runtime.node import DeploySpec
 from tests.support import free_port, wat
 
@@ -186,16 +186,20 @@ async def _scenarios(
 
 async def in_process(n: int) -> Measured:
     """The floor of streamed sends: the same one-way messages given to a node in this
-    process (`node.send`, up to a stream's window at once), no API between."""
+    process in batches as a stream's (`node.send_many`), no API between."""
     with tempfile.TemporaryDirectory(prefix="caxton-bench-api-") as tmp:
         node, log, host = await runtime.fresh_node(Path(tmp))
         try:
             await node.deploy(DeploySpec(name="sink", component=wat("silent"), limits=runtime.FAST))
 
             async def sends() -> list[float]:
-                for offset in range(0, n, STREAM_WINDOW):
-                    count = min(STREAM_WINDOW, n - offset)
-                    await asyncio.gather(*(node.send(inform("sink")) for _ in range(count)))
+                batches = [
+                    [inform("sink") for _ in range(min(STREAM_BATCH, n - offset))]
+                    for offset in range(0, n, STREAM_BATCH)
+                ]
+                for start in range(0, len(batches), STREAM_WINDOW // STREAM_BATCH):
+                    window = batches[start : start + STREAM_WINDOW // STREAM_BATCH]
+                    await asyncio.gather(*(node.send_many(batch) for batch in window))
                 return []
 
             before = time.process_time()
