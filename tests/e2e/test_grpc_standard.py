@@ -47,7 +47,8 @@ def test_the_health_check_says_serving_for_the_server_and_a_service(
 def test_reflection_lists_and_describes_the_services(server: ServerProcess) -> None:
     assert set(google_client("list", server.address)) == {*CAXTON_SERVICES, "grpc.health.v1.Health"}
     assert google_client("describe", server.address, "caxton.v1.MessageService") == [
-        "Send(caxton.v1.SendRequest) caxton.v1.SendReply"
+        "Send(caxton.v1.SendRequest) caxton.v1.SendReply",
+        "SendStream(caxton.v1.StreamedSend) caxton.v1.SendAcks",
     ]
 
 
