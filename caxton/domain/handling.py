@@ -209,7 +209,7 @@ def _accept(agents: Agents, sizes: Mapping[str, int], item: Accept, decision: De
     decision.traceparents.extend([""] * (len(decision.events) - start))
     if item.new_conversation:
         decision.new_streams.append(conversation_stream(message.conversation_id))
-    return Accepted(routed.deliveries, routed.dead_letters)
+    return _accepted(routed.deliveries, routed.dead_letters)
 
 
 def _handled(agents: Agents, sizes: Mapping[str, int], item: Handled, decision: Decision) -> None:
@@ -354,3 +354,4 @@ _sent_event: Callable[[AclMessage, tuple[str, ...], str], MessageSent] = positio
 _handled_event: Callable[..., MessageHandled] = positional(MessageHandled)
 _deliver: Callable[[str, AclMessage], Deliver] = positional(Deliver)
 _reply: Callable[[str, AclMessage], Reply] = positional(Reply)
+_accepted: Callable[[tuple[str, ...], tuple[tuple[str, str], ...]], Accepted] = positional(Accepted)

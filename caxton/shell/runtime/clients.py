@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from caxton.domain.acl import AclMessage, from_client
 from caxton.domain.events import MessageSent, Recorded
+from caxton.domain.frozen import positional
 from caxton.domain.handling import Accept, Accepted, MailboxRefused, Outcome
 from caxton.domain.tracing import stamped
 from caxton.shell.runtime.clock import Clock, client_address, fresh_id
@@ -66,7 +67,7 @@ class ClientSends:
     async def send(self, message: AclMessage, *, wait_ms: int = 0) -> SendResult:
         """Accepts a message; with `wait_ms`, waits that long for the final reply."""
         self._trim()
-        known = await self._known(message.id)
+        known = await self._known(message.id) if message.id in self._accepted else None
         if known is not None:
             return known
         item = _accept(message)
@@ -105,9 +106,11 @@ class ClientSends:
         self._trim()
         results: list[SendResult | Exception | _Later] = []
         items: dict[str, Accept] = {}
+        accepted = self._accepted
         for message in messages:
             try:
-                known = await self._known(message.id)
+                # only ids seen before cost a look at their result (and a wait)
+                known = await self._known(message.id) if message.id in accepted else None
                 if known is None and message.id not in items:
                     item = _accept(message)
                     items[item.message.id] = item
@@ -157,8 +160,8 @@ class ClientSends:
                 results.append(MailboxFull(outcome.instance, outcome.size))
             else:
                 assert isinstance(outcome, Accepted)
-                result = SendResult(
-                    m.id, m.conversation_id, outcome.deliveries, outcome.dead_letters
+                result = _result(
+                    m.id, m.conversation_id, outcome.deliveries, outcome.dead_letters, None
                 )
                 self._accepted[m.id] = (now, result)
                 results.append(result)
@@ -193,6 +196,10 @@ class ClientSends:
             len(accepted) > ACCEPTED_MEMORY or next(iter(accepted.values()))[0] < oldest
         ):
             accepted.popitem(last=False)
+
+
+# SendResult(...) without its frozen __init__: one per message accepted
+_result: Callable[..., SendResult] = positional(SendResult)
 
 
 @dataclass(frozen=True, slots=True)
