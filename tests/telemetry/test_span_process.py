@@ -4,9 +4,13 @@ stopped, and left without a collector."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +23,7 @@ from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.store import EventLog
 from caxton.shell.telemetry.span_follower import SpanExport, SpanSettings
-from caxton.shell.telemetry.span_process import RESTART_AFTER_S, SpanProcess
+from caxton.shell.telemetry.span_process import MODULE, RESTART_AFTER_S, SpanProcess
 from caxton.shell.wasm import WasmHost
 from tests.support import free_port, wat
 from tests.telemetry.receiver import OtlpReceiver
@@ -222,6 +226,37 @@ async def test_a_span_process_too_far_behind_the_log_skips_ahead_and_counts_what
     assert spans.dropped > 0 and spans.exported == len(receiver.spans) > 0
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "caxton.telemetry"]
     assert "events behind the log: dropping the spans of the" in warning
+
+
+def test_a_span_process_that_cannot_read_the_log_says_why_and_ends(tmp_path: Path) -> None:
+    store = tmp_path / "events.db"
+    with contextlib.closing(sqlite3.connect(store)) as db, db:
+        db.execute(
+            "CREATE TABLE stored_events "
+            "(originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB)"
+        )
+        db.execute("INSERT INTO stored_events VALUES ('conversation:c', 1, 'MessageSent', 'x')")
+    read, write = os.pipe()
+    settings = SpanSettings(store=str(store), from_position=1, traces="discard", report_fd=write)
+    with subprocess.Popen(
+        [sys.executable, "-m", MODULE], stdin=subprocess.PIPE, pass_fds=(write,)
+    ) as process:
+        os.close(write)
+        assert process.stdin is not None
+        process.stdin.write(settings.line())
+        process.stdin.flush()  # and kept open: the server is still there
+        try:
+            status = process.wait(timeout=60)  # a few lines of reports fit in the pipe
+        except subprocess.TimeoutExpired:
+            process.kill()  # it hangs: no orphan left behind by a failing test
+            raise
+    with os.fdopen(read) as reports:
+        said = [json.loads(line) for line in reports]
+
+    assert status == 1  # for the server to start it again
+    (error,) = [r for r in said if "log" in r]
+    assert error["message"].startswith("the span process stopped following the log")
+    assert "LogCorrupted" in error["message"]
 
 
 @pytest.mark.postgres

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -43,6 +44,9 @@ the shortest wait right after events (the last of a burst is not left waiting), 
 as long after each look that finds nothing, up to the longest (an idle log costs little)."""
 
 logger = logging.getLogger("caxton.telemetry")
+
+ALARM_GRACE_S = 1
+"""How long past its timeout a stopping span process may take before SIGALRM ends it."""
 
 NICENESS = 10
 """How much lower the span process's scheduling priority is than the server's."""
@@ -168,6 +172,7 @@ class Follower:
         """Ships up to `position`, then ends; gives up at the timeout."""
         self._stop_at = position
         self._deadline = time.monotonic() + self.settings.timeout
+        _end_by(self.settings.timeout)
 
     async def run(self) -> None:
         shortest, longest = POLL_S
@@ -230,6 +235,12 @@ class Follower:
         self._reports.progress(self.position, self._shipper)
 
 
+def _end_by(seconds: float) -> None:
+    """Whatever happens now, the process ends within `seconds` and a little more: SIGALRM's
+    default action ends it even if it hangs (on a thread that will not finish, say)."""
+    signal.alarm(math.ceil(seconds) + ALARM_GRACE_S)
+
+
 async def _serve() -> None:
     loop = asyncio.get_running_loop()
     control = asyncio.StreamReader()
@@ -257,6 +268,17 @@ async def _serve() -> None:
     assert exporter is not None
     shipper = SpanShipper(exporter, sampling=settings.sampling, node=settings.node)
     follower = Follower(settings, log, shipper, reports)
+    try:
+        await _follow(follower, control, log, reports)
+    finally:  # the reader's thread would keep the process alive
+        shipper.shutdown()
+        await log.close()
+
+
+async def _follow(
+    follower: Follower, control: asyncio.StreamReader, log: Followed, reports: Reports
+) -> None:
+    loop = asyncio.get_running_loop()
     reports.send(ready=True)
     following = loop.create_task(follower.run())
     stopped = loop.create_task(_until_stopped(control, follower, log))
@@ -265,17 +287,16 @@ async def _serve() -> None:
         stopped.cancel()
         error = following.exception()
         logger.error("the span process stopped following the log", exc_info=error)
+        _end_by(0)
         raise SystemExit(1)
     try:
-        async with asyncio.timeout(settings.timeout):
+        async with asyncio.timeout(follower.settings.timeout):
             await following
     except TimeoutError:
         # an export still waits for its collector in a worker thread: do not wait for it
         follower.give_up()
         sys.stdout.flush()
         os._exit(0)
-    shipper.shutdown()
-    await log.close()
 
 
 async def _until_stopped(control: asyncio.StreamReader, follower: Follower, log: Followed) -> None:
