@@ -141,8 +141,9 @@ class Decision:
     and mailbox room to decide the next batch from."""
 
     cursor: RouteCursor
+    room: Room = field(default_factory=dict)
     free: dict[str, int] = field(default_factory=dict)
-    """Free mailbox slots left per instance, as deliveries take them."""
+    """Free mailbox slots left per instance asked about so far, as deliveries take them."""
     sizes: dict[str, int] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     traceparents: list[str] = field(default_factory=list)
@@ -165,13 +166,7 @@ def decide(
     of the same batch (its cursor and room; `cursor` and `room` are then not read),
     adding to its lists. Never raises for any input: what cannot be delivered is
     dead-lettered, a client's message that finds no room is refused."""
-    if into is None:
-        decision = Decision(cursor)
-        for key, (free, size) in room.items():
-            decision.free[key] = free
-            decision.sizes[key] = size
-    else:
-        decision = into
+    decision = into if into is not None else Decision(cursor, room)
     sizes = decision.sizes
     for item in inputs:
         decision.starts.append(len(decision.events))
@@ -199,9 +194,9 @@ def decide(
 def _accept(agents: Agents, sizes: Mapping[str, int], item: Accept, decision: Decision) -> Outcome:
     message = item.message
     routed = route(message, agents, decision.cursor)
-    free = decision.free
     for target in routed.deliveries:
-        if free.get(target, 1) <= 0:  # refused before anything is recorded; the cursor stays
+        left = _left(decision, target)
+        if left is not None and left <= 0:  # refused before anything is recorded
             return MailboxRefused(target, sizes[target])
     decision.cursor = routed.cursor
     start = len(decision.events)
@@ -289,7 +284,7 @@ def _sent(
             if is_final_reply(message):
                 decision.effects.append(_reply(target, message))
             continue
-        left = free.get(target)
+        left = _left(decision, target)
         if left is None:
             decision.effects.append(_deliver(target, message))
         elif left > 0:
@@ -299,6 +294,19 @@ def _sent(
             full.append((target, f"mailbox full ({sizes[target]} messages)"))
     for receiver, reason in (*dead_letters, *full):
         _dead_letter(agents, sizes, decision, message, receiver, reason)
+
+
+def _left(decision: Decision, target: str) -> int | None:
+    """Free slots in `target`'s mailbox (None: unbounded, or not an instance), read from
+    the room the first time the batch asks."""
+    left = decision.free.get(target)
+    if left is None:
+        known = decision.room.get(target)
+        if known is None:
+            return None
+        left, decision.sizes[target] = known
+        decision.free[target] = left
+    return left
 
 
 def _dead_letter(

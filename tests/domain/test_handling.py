@@ -129,16 +129,16 @@ def test_deciding_a_batch_equals_deciding_its_inputs_one_by_one(
 ) -> None:
     whole = decide(AGENTS, NO_CURSOR, room, batch)
 
-    cursor, free = NO_CURSOR, dict(room)
+    cursor, current = NO_CURSOR, dict(room)
     events: list[Any] = []
     traceparents: list[str] = []
     effects: list[Any] = []
     outcomes: list[Any] = []
     streams: list[str] = []
     for item in batch:  # each decided alone, from what the one before left
-        one = decide(AGENTS, cursor, free, [item])
+        one = decide(AGENTS, cursor, current, [item])
         cursor = one.cursor
-        free = {key: (left, room[key][1]) for key, left in one.free.items()}
+        current.update({key: (left, room[key][1]) for key, left in one.free.items()})
         events += one.events
         traceparents += one.traceparents
         effects += one.effects
@@ -153,7 +153,8 @@ def test_deciding_a_batch_equals_deciding_its_inputs_one_by_one(
         whole.new_streams,
         whole.cursor,
     )
-    assert {key: left for key, (left, _) in free.items()} == whole.free
+    assert {key: current[key][0] for key in whole.free} == whole.free
+    assert all(current[key] == room[key] for key in current.keys() - whole.free.keys())
 
 
 @settings(max_examples=200, deadline=None)

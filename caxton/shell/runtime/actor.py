@@ -177,6 +177,8 @@ class InstanceActor:
 
     def deliver_queued(self) -> None:
         """Messages waited while the instance started: hand them on as deliveries do."""
+        if self._stopping.is_set():
+            return
         if self.inline:
             self.runtime.ready(self.key)
         elif self._instance is not None:
@@ -188,9 +190,10 @@ class InstanceActor:
         events go to the node at once; the next message does not wait for their commit
         (appends are ordered, deliveries happen only after commit)."""
         instance = self._instance
-        assert instance is not None
         try:
             while self.mailbox and not self._stopping.is_set():
+                if instance is None or self.runtime.log_failure is not None:
+                    return  # stopped, or the node refuses work: no tool call goes unrecorded
                 message = self.mailbox.take()
                 context = self._context(message)
                 outcome = await instance.handle_async(envelope(message), context, on_pool=True)
@@ -206,6 +209,13 @@ class InstanceActor:
 
     async def _restart(self) -> None:
         """Restart after a back-off (unless asked to stop meanwhile), or give up."""
+        try:
+            await self._supervised()
+        except Exception:  # the log refuses appends, say: no instance any more
+            logger.exception("actor %s could not be restarted", self.key)
+            self._give_up()
+
+    async def _supervised(self) -> None:
         runtime = self.runtime
         self._close_instance()
         spec = runtime.agents.get(self.agent)

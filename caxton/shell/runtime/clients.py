@@ -78,7 +78,7 @@ class ClientSends:
             self._waiters.setdefault(message.sender, []).append((message.conversation_id, waiter))
         try:
             (result,) = await self._commit([item])
-            if isinstance(result, BaseException):
+            if isinstance(result, MailboxFull):
                 raise result
         except BaseException:
             if waiter is not None:
@@ -104,23 +104,34 @@ class ClientSends:
         Ids accepted before are answered as `send` answers them; an id twice in the batch
         is accepted once."""
         self._trim()
-        results: list[SendResult | Exception | _Later] = []
+        earlier: list[str] = []  # ids seen before: answered after this batch is on its way
         items: dict[str, Accept] = {}
+        results: list[SendResult | Exception | _Later] = []
         accepted = self._accepted
         for message in messages:
-            try:
-                # only ids seen before cost a look at their result (and a wait)
-                known = await self._known(message.id) if message.id in accepted else None
-                if known is None and message.id not in items:
+            if message.id in accepted:
+                earlier.append(message.id)
+            elif message.id not in items:
+                try:
                     item = _accept(message)
-                    items[item.message.id] = item
-                    message = item.message
-            except Exception as exc:  # this message only
-                results.append(exc)
-                continue
-            results.append(known if known is not None else _Later(message.id))
-        decided = await self._commit(list(items.values())) if items else []
-        by_id = dict(zip(items, decided, strict=True))
+                except Exception as exc:  # this message only
+                    results.append(exc)
+                    continue
+                items[item.message.id] = item
+                message = item.message
+            results.append(_Later(message.id))
+        # taken before any wait: a retry of these ids from now on waits for this batch
+        committing = self._commit(list(items.values())) if items else None
+        decided = await committing if committing is not None else []
+        by_id: dict[str, SendResult | Exception] = dict(zip(items, decided, strict=True))
+        for message_id in earlier:
+            try:
+                known = await self._known(message_id)
+            except Exception as exc:
+                by_id[message_id] = exc
+            else:
+                assert known is not None
+                by_id[message_id] = known
         return [by_id[r.message_id] if isinstance(r, _Later) else r for r in results]
 
     async def _known(self, message_id: str) -> SendResult | None:
@@ -137,36 +148,61 @@ class ClientSends:
             raise outcome
         return outcome
 
-    async def _commit(self, items: Sequence[Accept]) -> list[SendResult | MailboxFull]:
-        """Accepts `items` in one batch; each one's result, or MailboxFull. Ids are
-        remembered at once, so a retry while they commit waits for their result."""
+    def _commit(self, items: Sequence[Accept]) -> asyncio.Future[list[SendResult | MailboxFull]]:
+        """Accepts `items` in one batch; each one's result, or MailboxFull. The ids are
+        remembered before this returns, so a retry while they commit waits for their
+        result; a caller that stops waiting does not stop the batch, and its outcome is
+        still remembered (a retry after a cancelled send is answered, not accepted again)."""
         now = self._clock.now_ms()
-        batch: asyncio.Future[_Decided] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        batch: asyncio.Future[_Decided] = loop.create_future()
         for item in items:
             self._accepted[item.message.id] = (now, batch)
+        results: asyncio.Future[list[SendResult | MailboxFull]] = loop.create_future()
+
+        def settled(accepting: asyncio.Future[list[Outcome]]) -> None:
+            if accepting.cancelled() or accepting.exception() is not None:
+                error = asyncio.CancelledError() if accepting.cancelled() else accepting.exception()
+                assert error is not None
+                for item in items:
+                    self._accepted.pop(item.message.id, None)  # not accepted: retries may try
+                for future in (batch, results):
+                    if not future.done():
+                        future.set_exception(error)
+                        future.exception()  # retrieved: whoever awaited it got it
+                return
+            decided = self._remember(items, accepting.result(), now)
+            batch.set_result({i.message.id: r for i, r in zip(items, decided, strict=True)})
+            if not results.done():
+                results.set_result(decided)
+
         try:
-            outcomes = await self._accept(items)
-        except BaseException as exc:
+            accepting = self._accept(items)
+        except BaseException:  # the node stops, or refuses work: nothing was taken
             for item in items:
-                self._accepted.pop(item.message.id, None)  # not accepted: retries may try
-            batch.set_exception(exc)
-            batch.exception()  # retrieved: whoever awaited it got it
+                self._accepted.pop(item.message.id, None)
+            batch.cancel()
             raise
-        results: list[SendResult | MailboxFull] = []
+        accepting.add_done_callback(settled)
+        return results
+
+    def _remember(
+        self, items: Sequence[Accept], outcomes: Sequence[Outcome], now: int
+    ) -> list[SendResult | MailboxFull]:
+        decided: list[SendResult | MailboxFull] = []
         for item, outcome in zip(items, outcomes, strict=True):
             m = item.message
             if isinstance(outcome, MailboxRefused):
                 self._accepted.pop(m.id, None)
-                results.append(MailboxFull(outcome.instance, outcome.size))
+                decided.append(MailboxFull(outcome.instance, outcome.size))
             else:
                 assert isinstance(outcome, Accepted)
                 result = _result(
                     m.id, m.conversation_id, outcome.deliveries, outcome.dead_letters, None
                 )
                 self._accepted[m.id] = (now, result)
-                results.append(result)
-        batch.set_result({i.message.id: r for i, r in zip(items, results, strict=True)})
-        return results
+                decided.append(result)
+        return decided
 
     def reply(self, client: str, message: AclMessage) -> None:
         """A committed final reply to `client`: answers whoever waits in its conversation."""

@@ -19,7 +19,7 @@ import contextlib
 import gc
 import logging
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 
@@ -249,8 +249,9 @@ class Node:
         return future
 
     def ready(self, key: str) -> None:
-        self._ready[key] = None
-        self._work.set()
+        if self._commit_failed is None:
+            self._ready[key] = None
+            self._work.set()
 
     async def send(self, message: AclMessage, *, wait_ms: int = 0) -> SendResult:
         """Accepts a message from an API client; with `wait_ms`, waits for the reply
@@ -289,27 +290,34 @@ class Node:
     # --- the loop ---------------------------------------------------------
 
     async def _rounds(self) -> None:
-        while True:
+        """Rounds until the log fails; between two rounds the loop runs everything else
+        (agents that message each other forever must not starve the API, timers, signals)."""
+        while self._commit_failed is None:
             if not (self._inputs or self._ready):
                 self._work.clear()
                 await self._work.wait()
                 continue
-            await self._round()
+            inputs, self._inputs = self._inputs, []
+            contexts, self._contexts = self._contexts, []
+            submissions, self._submissions = self._submissions, []
+            try:
+                await self._round(inputs, contexts, submissions)
+            except asyncio.CancelledError:
+                raise
+            except Exception as bug:  # the world and the log may differ: as a failed commit
+                logger.exception("a round of the node's loop failed")
+                self._failed(bug, submissions)
+            await asyncio.sleep(0)
 
-    async def _round(self) -> None:
-        inputs, self._inputs = self._inputs, []
-        contexts, self._contexts = self._contexts, []
-        submissions, self._submissions = self._submissions, []
-        try:
-            agents = self._world.agents_uncounted  # what routing reads; no copy
-            decision = decide(agents, self._cursor, self._room(), inputs)
-            deferred = self._handle_inline(decision, contexts)
-        except Exception as bug:  # say so, answer the callers, and keep serving
-            logger.exception("the node could not decide a batch of %d inputs", len(inputs))
-            for s in submissions:
-                if not s.future.done():
-                    s.future.set_exception(bug)
-            return
+    async def _round(
+        self, inputs: list[Input], contexts: list[CallContext], submissions: list[_Submission]
+    ) -> None:
+        agents = self._world.agents_uncounted  # what routing reads; no copy
+        decision = decide(agents, self._cursor, _Room(self.actors), ())
+        budget = self._handle_queued(decision, contexts, ROUND_HANDLINGS)
+        gathered = len(decision.starts)
+        decide(agents, decision.cursor, {}, inputs, into=decision)
+        done = self._handle_sent(decision, contexts, budget)
         self._cursor = decision.cursor
         at = self.clock.now_ms()
         pending = [
@@ -319,7 +327,7 @@ class Node:
             recorded = await self.log.append(pending, new_streams=decision.new_streams, now=True)
         except asyncio.CancelledError:
             raise
-        except BaseException as error:
+        except Exception as error:
             self._failed(error, submissions)
             return
         # the fold: the world holds the batch before anyone hears of it
@@ -327,51 +335,67 @@ class Node:
         for event in recorded:
             world.apply(event)
             for observe in observers:
-                observe(event)
-        self._perform(decision, deferred)
+                try:
+                    observe(event)
+                except Exception:  # metrics and figures must not stop the node
+                    logger.exception("an observer of committed events failed")
+        self._perform(decision, done)
         for context in contexts:
             context.write_logs()
-        self._answer(submissions, decision, recorded, len(inputs))
+        self._answer(submissions, decision, recorded, gathered)
 
-    def _room(self) -> dict[str, tuple[int, int]]:
-        room: dict[str, tuple[int, int]] = {}
-        for key, actor in self.actors.items():
-            size = actor.mailbox.maxsize
-            room[key] = (size - actor.mailbox.qsize(), size)
-        return room
-
-    def _handle_inline(self, decision: Decision, contexts: list[CallContext]) -> set[int]:
-        """Calls idle minimal instances in this round: on what waits in their mailboxes
-        (committed), then on what this round sends them (committed with it). Returns the
-        indexes of the deliveries it made, which are not performed after the commit."""
+    def _handle_queued(self, decision: Decision, contexts: list[CallContext], budget: int) -> int:
+        """Calls idle minimal instances on the committed messages waiting in their
+        mailboxes, at most `budget` of them, taking turns (an instance with more than the
+        round's share goes last next round). Returns what is left of the budget."""
         agents = self._world.agents_uncounted
-        budget = ROUND_HANDLINGS
-        for key in list(self._ready):
+        ready = self._ready
+        for key in list(ready):
+            del ready[key]
             actor = self.actors.get(key)
-            while actor is not None and actor.inline and actor.mailbox and budget > 0:
-                handled, context = actor.handle_now(actor.mailbox.take())
+            if actor is None:
+                continue
+            mailbox = actor.mailbox
+            while actor.inline and mailbox and budget > 0:
+                if key in decision.free:
+                    decision.free[key] += 1  # the slot it took is free again
+                handled, context = actor.handle_now(mailbox.take())
                 decide(agents, decision.cursor, {}, [handled], into=decision)
                 contexts.append(context)
                 budget -= 1
-            if actor is None or not actor.inline or not actor.mailbox:
-                del self._ready[key]
+            if mailbox:
+                if actor.inline:
+                    ready[key] = None
+                else:
+                    actor.deliver_queued()  # reconfigured to run on the pool, say
+        return budget
+
+    def _handle_sent(
+        self, decision: Decision, contexts: list[CallContext], budget: int
+    ) -> set[int]:
+        """Calls idle minimal instances on what this round sends them, to commit with it
+        (ADR 0017): only an instance with nothing waiting in its mailbox, and only until
+        one of its deliveries has to wait (so none overtakes another). Returns the
+        indexes of the deliveries made, which are not performed after the commit."""
         done: set[int] = set()
+        if self._stopping:
+            return done
+        agents = self._world.agents_uncounted
         waiting: set[str] = set()  # instances whose next message must wait for the commit
         effects = decision.effects
         index = 0
         while index < len(effects) and budget > 0:
             effect = effects[index]
-            if isinstance(effect, Deliver) and not self._stopping:
+            if isinstance(effect, Deliver) and effect.target not in waiting:
                 actor = self.actors.get(effect.target)
                 if actor is not None and actor.inline and not actor.mailbox:
-                    if effect.target not in waiting:
-                        handled, context = actor.handle_now(effect.message)
-                        if effect.target in decision.free:
-                            decision.free[effect.target] += 1  # it never took a slot
-                        decide(agents, decision.cursor, {}, [handled], into=decision)
-                        contexts.append(context)
-                        done.add(index)
-                        budget -= 1
+                    handled, context = actor.handle_now(effect.message)
+                    if effect.target in decision.free:
+                        decision.free[effect.target] += 1  # it never took a slot
+                    decide(agents, decision.cursor, {}, [handled], into=decision)
+                    contexts.append(context)
+                    done.add(index)
+                    budget -= 1
                 else:
                     waiting.add(effect.target)
             index += 1
@@ -403,35 +427,33 @@ class Node:
         submissions: list[_Submission],
         decision: Decision,
         recorded: list[Recorded],
-        inputs: int,
+        first: int,
     ) -> None:
-        """Tells each submitter its inputs' outcome or events (the round's inline
-        handlings were decided after the gathered inputs, so their events come last)."""
-        starts = decision.starts
-        bounds = [*starts[:inputs], starts[inputs] if len(starts) > inputs else len(recorded)]
+        """Tells each submitter its inputs' outcome or events. The gathered inputs were
+        decided from `first` on (after the handlings of queued messages), and before the
+        handlings of what the round sent."""
+        starts, outcomes = decision.starts, decision.outcomes
         for s in submissions:
             if s.future.done():
                 continue  # the caller stopped waiting: its events are committed all the same
+            at, end = first + s.first, first + s.first + s.count
             if s.outcome:
-                outcomes = decision.outcomes[s.first : s.first + s.count]
-                s.future.set_result(outcomes)  # type: ignore[arg-type]
+                s.future.set_result(outcomes[at:end])  # type: ignore[arg-type]
             else:
-                events = recorded[bounds[s.first] : bounds[s.first + s.count]]
-                s.future.set_result(events)  # type: ignore[arg-type]
+                stop = starts[end] if end < len(starts) else len(recorded)
+                s.future.set_result(recorded[starts[at] : stop])  # type: ignore[arg-type]
 
     def _failed(self, error: BaseException, submissions: list[_Submission]) -> None:
-        # the log and this node's world may now differ: refuse work until a restart
+        """The log and this node's world may now differ: refuse all work until a restart
+        (no further round, no inline handling, actors stop taking messages)."""
         self._commit_failed = error
         logger.error("append failed, refusing further work until restarted: %s", error)
-        for s in submissions:
+        for s in (*submissions, *self._submissions):
             if not s.future.done():
-                s.future.set_exception(error)
-                s.future.exception()
-        for s in self._submissions:
-            if not s.future.done():
-                s.future.set_exception(LogFailed(error))
+                s.future.set_exception(error if s in submissions else LogFailed(error))
                 s.future.exception()
         self._submissions, self._inputs, self._contexts = [], [], []
+        self._ready.clear()
 
     # --- agents -----------------------------------------------------------
 
@@ -549,3 +571,23 @@ class Node:
 
 # Pending(...) without its frozen __init__: one per event committed
 _pending: Callable[[Event, int, str], Pending] = positional(Pending)
+
+
+class _Room(Mapping[str, tuple[int, int]]):
+    """(free slots, size) of each running instance's mailbox, read when a decision first
+    asks about it: a round costs nothing per idle instance."""
+
+    __slots__ = ("_actors",)
+
+    def __init__(self, actors: dict[str, InstanceActor]) -> None:
+        self._actors = actors
+
+    def __getitem__(self, key: str) -> tuple[int, int]:
+        mailbox = self._actors[key].mailbox
+        return mailbox.maxsize - mailbox.qsize(), mailbox.maxsize
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._actors)
+
+    def __len__(self) -> int:
+        return len(self._actors)

@@ -39,6 +39,11 @@ class Runtime(Protocol):
     @property
     def max_content_bytes(self) -> int: ...
 
+    @property
+    def log_failure(self) -> BaseException | None:
+        """Set once an append failed: the node refuses all work until restarted."""
+        ...
+
     def commit(self, events: Sequence[Event]) -> asyncio.Future[list[Recorded]]:
         """Appends events decided elsewhere; resolves once committed and folded in."""
         ...
