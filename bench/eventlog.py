@@ -17,11 +17,8 @@ share of the floor measured with it: 100,000 / 165,683 ≈ 0.6.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -41,6 +38,7 @@ from caxton.domain.events import (
     MessageSent,
 )
 from caxton.domain.world import LiveWorld
+from caxton.shell.runtime.collector import paused_collector
 from caxton.shell.store import EventLog, Pending
 from caxton.shell.store.envelope import prepare
 
@@ -147,18 +145,6 @@ def append_eventsourcing(directory: Path, n: int) -> float:
     elapsed = time.perf_counter() - start
     app.close()
     return n / elapsed
-
-
-@contextlib.contextmanager
-def paused_collector() -> Iterator[None]:
-    """The cyclic garbage collector paused, as a server's start-up fold pauses it."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 async def fold_caxton(directory: Path, events: list[Event]) -> float:

@@ -28,7 +28,7 @@ from pathlib import Path
 import orjson
 from textual.pilot import Pilot
 
-from bench.eventlog import FOLD_SHARE_OF_FLOOR, fold_bare, paused_collector
+from bench.eventlog import FOLD_SHARE_OF_FLOOR, fold_bare
 from bench.scenario import Result, median, pct, result, run_async
 from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.events import AgentDeployed, AgentStarted, Event, MessageHandled, MessageSent
@@ -36,6 +36,7 @@ from caxton.domain.ids import conversation_stream, sent_message_id
 from caxton.domain.world import LiveWorld, evolve
 from caxton.replay.recording import Recording
 from caxton.shell.archive.sources import LogSource, recording
+from caxton.shell.runtime.collector import paused_collector
 from caxton.shell.store import EventLog, Pending
 
 P = Performative

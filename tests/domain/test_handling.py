@@ -9,12 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from caxton.domain import (
-    NO_AGENTS,
     NO_CURSOR,
     AclMessage,
-    AgentDeployed,
     Agents,
-    AgentStarted,
     AgentStopped,
     MessageDeadLettered,
     MessageHandled,
@@ -38,32 +35,15 @@ from caxton.domain.handling import (
 )
 from caxton.domain.world import EMPTY, fold
 from tests.domain.domain_histories import Log, P
+from tests.domain.test_routing import agents_of, world
 
 
 def _agents() -> Agents:
-    log = Log()
-    for name, replicas, capabilities in (
-        ("echo", 1, ()),
-        ("pool", 3, ("work",)),
-        ("other", 2, ("work",)),
-        ("idle", 1, ("work",)),
-    ):
-        log.add(
-            AgentDeployed(
-                agent=name,
-                component="sha256:1",
-                component_size=1,
-                replicas=replicas,
-                capabilities=capabilities,
-            )
-        )
-        for replica in range(replicas):
-            log.add(AgentStarted(agent=name, replica=replica, incarnation=1))
+    log = world(
+        ("echo", 1, ()), ("pool", 3, ("work",)), ("other", 2, ("work",)), ("idle", 1, ("work",))
+    )
     log.add(AgentStopped(agent="idle"))
-    agents = NO_AGENTS
-    for recorded in log.recorded:
-        agents = evolve_agents(agents, recorded)
-    return agents
+    return agents_of(log)
 
 
 AGENTS = _agents()

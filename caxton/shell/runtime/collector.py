@@ -11,7 +11,9 @@ found, a little later.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 THRESHOLDS = (20_000, 20, 10)
 
@@ -19,3 +21,16 @@ THRESHOLDS = (20_000, 20, 10)
 def tune_collector() -> None:
     """Sets this process's collector thresholds for a server (process-wide)."""
     gc.set_threshold(*THRESHOLDS)
+
+
+@contextlib.contextmanager
+def paused_collector() -> Iterator[None]:
+    """Pauses the cyclic garbage collector (reference counting still frees everything a
+    fold lets go): over a whole log it would scan the growing world again and again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
