@@ -3,8 +3,9 @@
 The node gathers inputs (messages from clients, guest calls that returned, deliveries it
 could not make, events decided elsewhere), asks `decide` for the events to append and the
 effects to perform once they are committed, commits, folds, and performs the effects.
-Everything here is data in, data out: routing included, so it happens on the node's
-thread after a guest call returns, never inside one.
+Everything here is data in, data out, without I/O: routing included, so it happens on the
+node's thread after a guest call returns, never inside one. A `Decision` is the one thing
+changed in place: the batch's accumulator, which `decide(..., into=)` extends.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The node: one loop that gathers inputs, asks the domain, commits, folds, and acts.
 
     inputs ──▶ decide ──▶ commit ──▶ fold ──▶ effects
-    (client sends,      (caxton.domain.   (one       (world =    (deliveries, replies to
-     guest calls that    handling)         transaction) evolve)   waiting clients, restarts,
-     returned, events                                              agents' logs)
+    (client sends,      (caxton.domain.   (one         (LiveWorld  (deliveries, replies to
+     guest calls that    handling)         transaction)  .apply)     waiting clients,
+     returned, events                                                restarts, agents' logs)
      decided elsewhere)
 
 A round takes every input that arrived since the last one, decides them, and then calls
