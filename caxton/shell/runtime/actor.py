@@ -99,13 +99,7 @@ class InstanceActor:
         if not self.mailbox.put(message, force=force):
             return f"mailbox full ({self.mailbox.maxsize} messages)"
         if not self._busy:
-            if self.inline:
-                self.runtime.ready(self.key)
-            elif self._instance is not None:
-                self._busy = True
-                self._task = asyncio.get_running_loop().create_task(
-                    self._serve_pooled(), name=self.key
-                )
+            self.deliver_queued()
         return ""
 
     def supervise(self) -> None:
@@ -176,7 +170,8 @@ class InstanceActor:
             self._give_up()
 
     def deliver_queued(self) -> None:
-        """Messages waited while the instance started: hand them on as deliveries do."""
+        """Hands the queued messages on: to the node's next round (inline), or to a task
+        on the worker pool."""
         if self._stopping.is_set():
             return
         if self.inline:
