@@ -68,18 +68,6 @@ class EventLog:
         """`callback(events, commit_ns)` after each committed transaction (for metrics)."""
         self._writer.on_batch = callback
 
-    def observe_landed(
-        self,
-        on_events: Callable[[list[Recorded]], None],
-        on_error: Callable[[BaseException], None],
-    ) -> None:
-        """`on_events(batch)` with every committed batch's events in log order, or
-        `on_error(error)` for a batch that failed, synchronously, before the appenders'
-        futures resolve: the log's one owner (the node) folds there, without a callback
-        per append and a loop iteration per commit."""
-        self._writer.on_landed = on_events
-        self._writer.on_failed = on_error
-
     def append(
         self, items: Sequence[Pending], *, new_streams: Collection[str] = (), now: bool = False
     ) -> asyncio.Future[list[Recorded]]:

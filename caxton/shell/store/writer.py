@@ -59,11 +59,6 @@ class GroupCommit:
         self._on_commit = on_commit
         self.on_batch: Callable[[int, int], None] | None = None
         """Called after each committed batch with its size and its commit time in ns."""
-        self.on_landed: Callable[[list[Recorded]], None] | None = None
-        """Called with each committed batch's events, in log order, before any appender's
-        future resolves (so in the same loop iteration as the commit)."""
-        self.on_failed: Callable[[BaseException], None] | None = None
-        """Called with the error of a batch that did not commit, before its futures."""
         self._loop = asyncio.get_running_loop()
         self._queue: list[tuple[list[Prepared], Waiter]] = []
         self._new: set[str] = set()  # streams the queued appends say are new
@@ -174,8 +169,6 @@ class GroupCommit:
     def _landed(self, batch: list[tuple[list[Prepared], Waiter]], outcome: _Outcome) -> None:
         self._note_fault(outcome.error)
         if outcome.error is not None:
-            if self.on_failed is not None:
-                self.on_failed(outcome.error)
             for _, waiter in batch:
                 if not waiter.done():
                     waiter.set_exception(outcome.error)
@@ -222,11 +215,6 @@ class GroupCommit:
                     )
                 )
                 i += 1
-        if self.on_landed is not None:
-            try:
-                self.on_landed(landed)
-            except Exception:  # the appenders must still hear that their events committed
-                logger.exception("a committed batch's observer failed")
         i = 0
         for prepared, waiter in batch:
             records, i = landed[i : i + len(prepared)], i + len(prepared)
