@@ -9,6 +9,7 @@ table lock eventsourcing already takes for every insert: committed positions sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import re
 from collections.abc import Collection, Sequence
@@ -209,6 +210,10 @@ class PostgresBackend:
     async def close(self) -> None:
         with translated(self.where):
             try:
+                # the exclusive lock goes now, not when the server notices the session
+                # ended (a new server opening the log at once was refused meanwhile)
+                with contextlib.suppress(psycopg.Error):
+                    await self._reader.execute("SELECT pg_advisory_unlock_all()")
                 await self._reader.close()
             finally:
                 await asyncio.to_thread(self._datastore.close)
