@@ -168,17 +168,16 @@ def decide(
     adding to its lists. Never raises for any input: what cannot be delivered is
     dead-lettered, a client's message that finds no room is refused."""
     decision = into if into is not None else Decision(cursor, room)
-    sizes = decision.sizes
     for item in inputs:
         decision.starts.append(len(decision.events))
         if isinstance(item, Accept):
-            decision.outcomes.append(_accept(agents, sizes, item, decision))
+            decision.outcomes.append(_accept(agents, item, decision))
         elif isinstance(item, Handled):
-            _handled(agents, sizes, item, decision)
+            _handled(agents, item, decision)
             decision.outcomes.append(None)
         elif isinstance(item, Undelivered):
             start = len(decision.events)
-            _dead_letter(agents, sizes, decision, item.message, item.receiver, item.reason)
+            _dead_letter(agents, decision, item.message, item.receiver, item.reason)
             decision.traceparents.extend([""] * (len(decision.events) - start))
             decision.outcomes.append(None)
         else:
@@ -192,23 +191,23 @@ def decide(
     return decision
 
 
-def _accept(agents: Agents, sizes: Mapping[str, int], item: Accept, decision: Decision) -> Outcome:
+def _accept(agents: Agents, item: Accept, decision: Decision) -> Outcome:
     message = item.message
     routed = route(message, agents, decision.cursor)
     for target in routed.deliveries:
         left = _left(decision, target)
         if left is not None and left <= 0:  # refused before anything is recorded
-            return MailboxRefused(target, sizes[target])
+            return MailboxRefused(target, decision.sizes[target])
     decision.cursor = routed.cursor
     start = len(decision.events)
-    _sent(agents, sizes, decision, message, routed.deliveries, routed.dead_letters, cause="")
+    _sent(agents, decision, message, routed.deliveries, routed.dead_letters, cause="")
     decision.traceparents.extend([""] * (len(decision.events) - start))
     if item.new_conversation:
         decision.new_streams.append(conversation_stream(message.conversation_id))
     return _accepted(routed.deliveries, routed.dead_letters)
 
 
-def _handled(agents: Agents, sizes: Mapping[str, int], item: Handled, decision: Decision) -> None:
+def _handled(agents: Agents, item: Handled, decision: Decision) -> None:
     cause = item.message
     context = cause.traceparent if cause is not None else ""
     start = len(decision.events)
@@ -230,7 +229,7 @@ def _handled(agents: Agents, sizes: Mapping[str, int], item: Handled, decision: 
         if cause is not None:
             receiver = instance_key(item.agent, item.replica)
             why = f"{kind}: {reason}"
-            _dead_letter(agents, sizes, decision, cause, receiver, why, named=False)
+            _dead_letter(agents, decision, cause, receiver, why, named=False)
         decision.effects.append(Supervise(item.agent, item.replica))
     else:
         if cause is None:
@@ -258,17 +257,14 @@ def _handled(agents: Agents, sizes: Mapping[str, int], item: Handled, decision: 
         for message in item.sent:
             routed = route(message, agents, decision.cursor)
             decision.cursor = routed.cursor
-            _sent(
-                agents, sizes, decision, message, routed.deliveries, routed.dead_letters, cause_id
-            )
+            _sent(agents, decision, message, routed.deliveries, routed.dead_letters, cause_id)
         if item.error and cause is not None:
-            _failure_to_sender(agents, sizes, decision, cause, item.error)
+            _failure_to_sender(agents, decision, cause, item.error)
     decision.traceparents.extend([context] * (len(decision.events) - start))
 
 
 def _sent(
     agents: Agents,
-    sizes: Mapping[str, int],
     decision: Decision,
     message: AclMessage,
     deliveries: tuple[str, ...],
@@ -292,9 +288,9 @@ def _sent(
             free[target] = left - 1
             decision.effects.append(_deliver(target, message))
         else:
-            full.append((target, f"mailbox full ({sizes[target]} messages)"))
+            full.append((target, f"mailbox full ({decision.sizes[target]} messages)"))
     for receiver, reason in (*dead_letters, *full):
-        _dead_letter(agents, sizes, decision, message, receiver, reason)
+        _dead_letter(agents, decision, message, receiver, reason)
 
 
 def _left(decision: Decision, target: str) -> int | None:
@@ -312,7 +308,6 @@ def _left(decision: Decision, target: str) -> int | None:
 
 def _dead_letter(
     agents: Agents,
-    sizes: Mapping[str, int],
     decision: Decision,
     message: AclMessage,
     receiver: str,
@@ -329,13 +324,11 @@ def _dead_letter(
         reason=reason,
     )
     decision.events.append(dead)
-    _failure_to_sender(
-        agents, sizes, decision, message, f"{receiver}: {reason}" if named else reason
-    )
+    _failure_to_sender(agents, decision, message, f"{receiver}: {reason}" if named else reason)
 
 
 def _failure_to_sender(
-    agents: Agents, sizes: Mapping[str, int], decision: Decision, message: AclMessage, reason: str
+    agents: Agents, decision: Decision, message: AclMessage, reason: str
 ) -> None:
     """A `failure` from the platform back to whoever sent `message`, sent like any message
     (the platform gets no failures about its failures: a dead letter ends there)."""
@@ -343,7 +336,7 @@ def _failure_to_sender(
     if failure is not None:
         routed = route(failure, agents, decision.cursor)
         decision.cursor = routed.cursor
-        _sent(agents, sizes, decision, failure, routed.deliveries, routed.dead_letters, message.id)
+        _sent(agents, decision, failure, routed.deliveries, routed.dead_letters, message.id)
 
 
 def _deliveries(message: AclMessage, deliveries: tuple[str, ...]) -> list[Effect]:
