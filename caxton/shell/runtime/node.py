@@ -19,26 +19,19 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from dataclasses import replace as dataclass_replace
+from dataclasses import dataclass
 
 from caxton import __version__
 from caxton.domain.acl import AclMessage
 from caxton.domain.agents import Agents, AgentState
 from caxton.domain.delivery import NO_PENDING, in_log_order, settle
-from caxton.domain.deployment import validate_deployment
 from caxton.domain.events import (
-    AgentDeployed,
     AgentReconfigured,
-    AgentRemoved,
-    AgentStopped,
     Event,
-    Limits,
     MessageSent,
     NodeStarted,
     NodeStopped,
     Recorded,
-    RestartPolicy,
 )
 from caxton.domain.frozen import positional
 from caxton.domain.handling import (
@@ -53,20 +46,19 @@ from caxton.domain.handling import (
     Undelivered,
     decide,
 )
-from caxton.domain.ids import is_client, split_instance_key
+from caxton.domain.ids import is_client
 from caxton.domain.routing import NO_CURSOR
-from caxton.domain.settings import validate_reconfiguration
-from caxton.domain.tools import validate_grants
 from caxton.domain.world import LiveWorld, World
 from caxton.shell.runtime.actor import InstanceActor
 from caxton.shell.runtime.clients import ClientSends, SendResult
 from caxton.shell.runtime.clock import Clock
 from caxton.shell.runtime.collector import paused_collector
 from caxton.shell.runtime.context import CallContext
-from caxton.shell.runtime.errors import AgentExists, AgentNotFound, LogFailed, NodeStopping
+from caxton.shell.runtime.deployments import Deployments, DeploySpec
+from caxton.shell.runtime.errors import LogFailed, NodeStopping
 from caxton.shell.store import EventLog, Pending, StoreError
 from caxton.shell.tools import ToolCaller
-from caxton.shell.wasm import WasmHost, check_memory
+from caxton.shell.wasm import WasmHost
 
 __all__ = ["DeploySpec", "Node", "SendResult"]
 
@@ -76,19 +68,6 @@ ROUND_HANDLINGS = 256
 """Inline handlings in one round, at most: bounds a transaction and the loop's stall."""
 
 _RECENT = 50_000  # clients' messages recalled at start for idempotent retries
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeploySpec:
-    name: str
-    component: bytes
-    capabilities: tuple[str, ...] = ()
-    replicas: int = 1
-    limits: Limits = field(default_factory=Limits)
-    restart: RestartPolicy = field(default_factory=RestartPolicy)
-    config: str = ""
-    replace: bool = False
-    tools: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -123,7 +102,9 @@ class Node:
         self.address = address
         self.max_content_bytes = max_content_bytes
         self._world = LiveWorld()
-        self.actors: dict[str, InstanceActor] = {}
+        self.deployments = Deployments(self)
+        self.actors = self.deployments.actors
+        """The running instances, by key (`name#replica`): what the loop delivers to."""
         self.clients = ClientSends(clock, self._accept)
         self.observers: list[Callable[[Recorded], None]] = []
         """Called with every committed event, in order (metrics, live figures): keep cheap."""
@@ -134,7 +115,6 @@ class Node:
         self._ready: dict[str, None] = {}  # instances with queued messages to call inline
         self._work = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
-        self._agent_locks: dict[str, asyncio.Lock] = {}
         self._started = False
         self._stopping = False
         self._commit_failed: BaseException | None = None
@@ -162,7 +142,7 @@ class Node:
         self._started = True
         for name, agent in self._world.agents.items():
             if agent.status == "running":
-                self._start_actors(name, agent.limits.mailbox, len(agent.instances))
+                self.deployments.start(name)
         lost: list[Input] = []
         for message, target in in_log_order(pending):
             actor = self.actors.get(target)
@@ -184,8 +164,7 @@ class Node:
         if self._stopping:
             return
         self._stopping = True
-        await asyncio.gather(*(a.stop() for a in self.actors.values()))
-        self.actors.clear()
+        await self.deployments.stop_all()
         self.clients.cancel_waits()
         if self._started and self._commit_failed is None:
             # a stop the log refuses (a full disk) is logged as it fails and reads as a crash
@@ -243,17 +222,17 @@ class Node:
     async def send(self, message: AclMessage, *, wait_ms: int = 0) -> SendResult:
         """Accepts a message from an API client; with `wait_ms`, waits for the reply
         (`ClientSends.send`: retries with the same id are answered, not accepted again)."""
-        self._check_running()
+        self.check_running()
         return await self.clients.send(message, wait_ms=wait_ms)
 
     async def send_many(self, messages: Sequence[AclMessage]) -> list[SendResult | Exception]:
         """Accepts one-way messages from an API client in one batch (`ClientSends.send_many`):
         each result is its `SendResult` or the error that refused that message."""
-        self._check_running()
+        self.check_running()
         return await self.clients.send_many(messages)
 
     def _accept(self, items: Sequence[Accept]) -> asyncio.Future[list[Outcome]]:
-        self._check_running()
+        self.check_running()
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         self._enqueue(items, (), future, outcome=True)
         return future
@@ -442,114 +421,21 @@ class Node:
         self._submissions, self._inputs, self._contexts = [], [], []
         self._ready.clear()
 
-    # --- agents -----------------------------------------------------------
+    # --- agents (caxton.shell.runtime.deployments) ---------------------------
 
     async def deploy(self, spec: DeploySpec) -> None:
-        self._check_running()
-        validate_deployment(
-            spec.name,
-            replicas=spec.replicas,
-            capabilities=spec.capabilities,
-            limits=spec.limits,
-            config=spec.config,
-        )
-        grants = validate_grants(spec.tools, self.tools.servers if self.tools is not None else {})
-        spec = dataclass_replace(spec, tools=grants)
-        async with self._agent_lock(spec.name):
-            await self._deploy(spec)
-
-    async def _deploy(self, spec: DeploySpec) -> None:
-        existing = self._world.agents.get(spec.name)
-        if existing is not None and not spec.replace:
-            raise AgentExists(spec.name)
-        # compiling can take seconds (a Python agent): off the loop, unless already loaded
-        loaded = self.host.cache.loaded(spec.component)
-        if loaded is None:
-            loaded = await asyncio.to_thread(self.host.load, spec.component, spec.name)
-        check_memory(loaded.initial_memory, spec.limits.memory_bytes, spec.name)
-        if existing is not None:
-            await self._stop_actors(spec.name, "agent redeployed")
-        await self.commit(
-            [
-                AgentDeployed(
-                    agent=spec.name,
-                    component=loaded.digest,
-                    component_size=loaded.size,
-                    replicas=spec.replicas,
-                    capabilities=spec.capabilities,
-                    limits=spec.limits,
-                    restart=spec.restart,
-                    config=spec.config,
-                    tools=spec.tools,
-                )
-            ]
-        )
-        actors = self._start_actors(spec.name, spec.limits.mailbox, spec.replicas)
-        # answer once every instance ran init (or gave up), so `status` is true at once
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(spec.limits.timeout_ms / 1000 + 5):
-                for actor in actors:
-                    await actor.started.wait()
+        await self.deployments.deploy(spec)
 
     async def stop_agent(self, name: str) -> None:
-        self._check_running()
-        async with self._agent_lock(name):
-            agent = self._world.agents.get(name)
-            if agent is None:
-                raise AgentNotFound(name)
-            await self._stop_actors(name, "agent stopped")
-            if agent.status != "stopped":
-                await self.commit([AgentStopped(agent=name)])
+        await self.deployments.stop_agent(name)
 
     async def remove_agent(self, name: str) -> None:
-        self._check_running()
-        async with self._agent_lock(name):
-            if name not in self._world.agents:
-                raise AgentNotFound(name)
-            await self._stop_actors(name, "agent removed")
-            await self.commit([AgentRemoved(agent=name)])
+        await self.deployments.remove_agent(name)
 
     async def reconfigure(self, change: AgentReconfigured) -> AgentState:
-        """`caxton config set`: validates, records the change, and applies it to the running
-        instances without restarting them. Returns the agent as it is now."""
-        self._check_running()
-        validate_reconfiguration(change)
-        async with self._agent_lock(change.agent):
-            if change.agent not in self._world.agents:
-                raise AgentNotFound(change.agent)
-            await self.commit([change])
-            agent = self._world.agents[change.agent]
-            for key, actor in self.actors.items():
-                if split_instance_key(key)[0] == change.agent:
-                    actor.apply(agent)
-            return agent
+        return await self.deployments.reconfigure(change)
 
-    def _agent_lock(self, name: str) -> asyncio.Lock:
-        """Deploy, stop and remove of one name run one at a time."""
-        return self._agent_locks.setdefault(name, asyncio.Lock())
-
-    def _start_actors(self, name: str, mailbox: int, replicas: int) -> list[InstanceActor]:
-        started = []
-        agent = self._world.agents[name]
-        for replica in range(replicas):
-            if agent.instances[replica].lifecycle == "failed":
-                continue
-            actor = InstanceActor(self, name, replica, mailbox)
-            self.actors[actor.key] = actor
-            actor.start()
-            started.append(actor)
-        return started
-
-    async def _stop_actors(self, name: str, reason: str) -> None:
-        keys = [k for k in self.actors if split_instance_key(k)[0] == name]
-        for key in keys:
-            actor = self.actors.pop(key)
-            self._ready.pop(key, None)
-            left = await actor.stop()
-            if left:
-                await self.submit([Undelivered(m, key, reason) for m in left])
-
-    def _check_running(self) -> None:
+    def check_running(self) -> None:
         if self._stopping:
             raise NodeStopping()
         if self._commit_failed is not None:

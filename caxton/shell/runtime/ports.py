@@ -1,7 +1,8 @@
 """What an actor may ask of the node: the narrow interface that keeps them apart.
 
-The node drives actors (it imports them); actors reach back only through `Runtime`,
-so `actor.py` never imports `node.py` (an import contract keeps it so).
+The node drives actors (it imports them); actors, and the deployments that start and
+stop them, reach back only through `Runtime`, so neither imports `node.py` (an import
+contract keeps it so).
 """
 
 from __future__ import annotations
@@ -57,4 +58,8 @@ class Runtime(Protocol):
 
     def ready(self, key: str) -> None:
         """The instance `key` can take queued messages inline again."""
+        ...
+
+    def check_running(self) -> None:
+        """Raises `NodeStopping` or `LogFailed` when the node takes no new work."""
         ...
