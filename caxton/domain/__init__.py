@@ -65,6 +65,8 @@ from caxton.domain.events import (
     Event,
     HostCall,
     Limits,
+    MemberChanged,
+    MemberState,
     MessageDeadLettered,
     MessageEvent,
     MessageHandled,
@@ -74,6 +76,8 @@ from caxton.domain.events import (
     NodeStopped,
     Recorded,
     RestartPolicy,
+    ShardClaimed,
+    ShardReleased,
     stream_of,
 )
 from caxton.domain.frozen_map import FrozenMap
@@ -95,10 +99,12 @@ from caxton.domain.membership import (
     Membership,
     alive,
     left,
+    owner,
 )
 from caxton.domain.membership import (
     evolve as evolve_membership,
 )
+from caxton.domain.placement import SHARDS, shard_of
 from caxton.domain.protocols import (
     FIPA_CONTRACT_NET,
     FIPA_QUERY,
@@ -161,6 +167,7 @@ __all__ = [
     "PERFORMATIVES",
     "PROTOCOLS",
     "SCHEMA_VERSION",
+    "SHARDS",
     "TABLES",
     "TERMINAL",
     "UPCASTERS",
@@ -189,6 +196,8 @@ __all__ = [
     "Lifecycle",
     "Limits",
     "Member",
+    "MemberChanged",
+    "MemberState",
     "Membership",
     "MessageDeadLettered",
     "MessageEvent",
@@ -203,6 +212,8 @@ __all__ = [
     "RestartPolicy",
     "Route",
     "RouteCursor",
+    "ShardClaimed",
+    "ShardReleased",
     "UnknownEventType",
     "Violation",
     "World",
@@ -234,6 +245,7 @@ __all__ = [
     "message_from_dict",
     "message_from_stored",
     "node_stream",
+    "owner",
     "parse_duration_ms",
     "parse_performative",
     "parse_size_bytes",
@@ -247,6 +259,7 @@ __all__ = [
     "route",
     "sent_by",
     "sent_message_id",
+    "shard_of",
     "split_instance_key",
     "status_line",
     "stream_of",

@@ -19,6 +19,7 @@ from caxton.domain.events import (
     BreakerHalfOpened,
     BreakerOpened,
     Limits,
+    MemberChanged,
     MessageDeadLettered,
     MessageHandled,
     MessageSent,
@@ -26,6 +27,8 @@ from caxton.domain.events import (
     NodeStopped,
     Recorded,
     RestartPolicy,
+    ShardClaimed,
+    ShardReleased,
     ToolCalled,
     ToolFailed,
     ToolReturned,
@@ -155,7 +158,15 @@ def evolve(agents: Agents, recorded: Recorded) -> Agents:
         case AgentReconfigured(agent=name):
             agent = agents.get(name)
             return agents if agent is None else agents.set(name, reconfigure(agent, event))
-        case MessageSent() | MessageDeadLettered() | NodeStarted() | NodeStopped():
+        case (
+            MessageSent()
+            | MessageDeadLettered()
+            | NodeStarted()
+            | NodeStopped()
+            | ShardClaimed()
+            | ShardReleased()
+            | MemberChanged()
+        ):
             return agents
         case (
             ToolCalled()

@@ -33,12 +33,15 @@ from caxton.domain.events import (
     BreakerClosed,
     BreakerHalfOpened,
     BreakerOpened,
+    MemberChanged,
     MessageDeadLettered,
     MessageHandled,
     MessageSent,
     NodeStarted,
     NodeStopped,
     Recorded,
+    ShardClaimed,
+    ShardReleased,
     ToolCalled,
     ToolFailed,
     ToolReturned,
@@ -331,6 +334,9 @@ def _apply(conversations: Conversations, recorded: Recorded, *, retire: bool) ->
             | AgentReconfigured()
             | NodeStarted()
             | NodeStopped()
+            | ShardClaimed()
+            | ShardReleased()
+            | MemberChanged()
             | ToolCalled()
             | ToolReturned()
             | ToolFailed()

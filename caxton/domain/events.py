@@ -6,10 +6,16 @@ Times are milliseconds since the Unix epoch, given by the shell.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import assert_never
+from typing import Literal, assert_never
 
 from caxton.domain.acl import AclMessage
-from caxton.domain.ids import agent_stream, conversation_stream, node_stream, tool_stream
+from caxton.domain.ids import (
+    agent_stream,
+    conversation_stream,
+    node_stream,
+    shard_stream,
+    tool_stream,
+)
 
 DEFAULT_MEMORY_BYTES = 64 << 20
 DEFAULT_TIMEOUT_MS = 5_000
@@ -174,6 +180,49 @@ class NodeStopped:
     node: str
 
 
+# --- the cluster ------------------------------------------------------------
+# Ownership moves only through a fenced claim on the shared log's lease table; these
+# events record what the claims decided, and what the failure detector saw.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardClaimed:
+    """`node` holds `shard`'s lease at `epoch`, higher than any before: appends that
+    depend on the shard are accepted from it alone until the next claim."""
+
+    shard: int
+    node: str
+    epoch: int
+    previous: str = ""
+    """The node the shard was taken from ("" when it had no owner)."""
+    reason: str = ""
+    """Why: "unowned", "expired" (the owner's lease ran out), "released"."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardReleased:
+    """`node` gave `shard` up (a graceful stop): another node may claim it at once."""
+
+    shard: int
+    node: str
+    epoch: int
+
+
+MemberState = Literal["alive", "suspect", "dead", "left"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberChanged:
+    """The failure detector of node `by` saw `node` change state (SWIM's verdicts are
+    hints: they never move a shard by themselves)."""
+
+    node: str
+    state: MemberState
+    by: str
+    incarnation: int = 0
+    address: str = ""
+
+
 # --- tools ----------------------------------------------------------------
 # A call made while handling a message goes to that conversation's stream; a call
 # made from the shell (`caxton tools call`) or during `init` to the tool's stream.
@@ -265,7 +314,7 @@ AgentEvent = (
     | AgentReconfigured
 )
 MessageEvent = MessageSent | MessageHandled | MessageDeadLettered
-NodeEvent = NodeStarted | NodeStopped
+NodeEvent = NodeStarted | NodeStopped | ShardClaimed | ShardReleased | MemberChanged
 ToolEvent = (
     ToolCalled | ToolReturned | ToolFailed | BreakerOpened | BreakerHalfOpened | BreakerClosed
 )
@@ -285,6 +334,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     MessageDeadLettered,
     NodeStarted,
     NodeStopped,
+    ShardClaimed,
+    ShardReleased,
+    MemberChanged,
     ToolCalled,
     ToolReturned,
     ToolFailed,
@@ -313,8 +365,10 @@ def stream_of(event: Event) -> str:
             return conversation_stream(m.conversation_id)
         case MessageHandled(conversation_id=c) | MessageDeadLettered(conversation_id=c):
             return conversation_stream(c)
-        case NodeStarted(node=n) | NodeStopped(node=n):
-            return node_stream(n)
+        case NodeStarted(node=n) | NodeStopped(node=n) | MemberChanged(by=n):
+            return node_stream(n)  # one writer each: the node itself
+        case ShardClaimed(shard=s) | ShardReleased(shard=s):
+            return shard_stream(s)
         case (
             ToolCalled(server=s, conversation_id=c)
             | ToolReturned(server=s, conversation_id=c)

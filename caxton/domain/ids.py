@@ -74,6 +74,11 @@ def node_stream(node: str) -> str:
     return f"node:{node}"
 
 
+def shard_stream(shard: int) -> str:
+    """Who held a shard of the cluster's agents, claim after claim."""
+    return f"shard:{shard}"
+
+
 def tool_stream(server: str) -> str:
     """Tool calls outside any conversation, and breaker changes outside one, of a server."""
     return f"tool:{server}"

@@ -23,12 +23,15 @@ from caxton.domain.events import (
     BreakerClosed,
     BreakerHalfOpened,
     BreakerOpened,
+    MemberChanged,
     MessageDeadLettered,
     MessageHandled,
     MessageSent,
     NodeStarted,
     NodeStopped,
     Recorded,
+    ShardClaimed,
+    ShardReleased,
     ToolCalled,
     ToolFailed,
     ToolReturned,
@@ -99,7 +102,7 @@ def evolve(world: World, recorded: Recorded) -> World:
                 world.membership,
                 recorded.position,
             )
-        case NodeStarted() | NodeStopped():
+        case NodeStarted() | NodeStopped() | ShardClaimed() | ShardReleased() | MemberChanged():
             return _world(
                 world.agents,
                 world.conversations,
@@ -182,7 +185,7 @@ class LiveWorld:
                 | AgentReconfigured()
             ):
                 self._agents = agents_fold.evolve(self._counted(), recorded)
-            case NodeStarted() | NodeStopped():
+            case NodeStarted() | NodeStopped() | ShardClaimed() | ShardReleased() | MemberChanged():
                 self._membership = membership_fold.evolve(self._membership, recorded)
             case (
                 ToolCalled()

@@ -19,6 +19,7 @@ from caxton.domain import (
     AgentTrapped,
     Event,
     HostCall,
+    MemberChanged,
     MessageDeadLettered,
     MessageHandled,
     MessageSent,
@@ -27,6 +28,8 @@ from caxton.domain import (
     Performative,
     Recorded,
     RestartPolicy,
+    ShardClaimed,
+    ShardReleased,
     stream_of,
 )
 
@@ -146,6 +149,7 @@ class _Simulation:
     agents: dict[str, list[str]] = field(default_factory=dict)  # name -> replica lifecycles
     stopped: set[str] = field(default_factory=set)
     nodes: dict[str, bool] = field(default_factory=dict)  # node -> alive
+    epochs: dict[int, int] = field(default_factory=dict)  # shard -> last epoch claimed
     conversations: list[_Conversation] = field(default_factory=list)
     sent: list[tuple[str, str, str]] = field(default_factory=list)  # (message, conversation, to)
     incarnation: int = 0
@@ -170,7 +174,7 @@ class _Simulation:
         if self.agents:
             possible += ["stop", "remove"]
         if any(self.nodes.values()):
-            possible.append("node_stop")
+            possible += ["node_stop", "claim", "release", "seen"]
         if any(c.script for c in self.conversations):
             possible += ["say", "say", "say"]
         if self.conversations:
@@ -249,6 +253,23 @@ class _Simulation:
         node = draw(st.sampled_from(sorted(n for n, up in self.nodes.items() if up)))
         self.nodes[node] = False
         self.log.add(NodeStopped(node=node))
+
+    def claim(self, draw: Draw) -> None:
+        node = draw(st.sampled_from(sorted(n for n, up in self.nodes.items() if up)))
+        shard = draw(st.integers(0, 3))
+        self.epochs[shard] = self.epochs.get(shard, 0) + 1
+        self.log.add(ShardClaimed(shard=shard, node=node, epoch=self.epochs[shard]))
+
+    def release(self, draw: Draw) -> None:
+        node = draw(st.sampled_from(sorted(n for n, up in self.nodes.items() if up)))
+        shard = draw(st.integers(0, 3))
+        self.log.add(ShardReleased(shard=shard, node=node, epoch=self.epochs.get(shard, 0)))
+
+    def seen(self, draw: Draw) -> None:
+        by = draw(st.sampled_from(sorted(n for n, up in self.nodes.items() if up)))
+        node = draw(st.sampled_from(NODES))
+        state = draw(st.sampled_from(("alive", "suspect", "dead", "left")))
+        self.log.add(MemberChanged(node=node, state=state, by=by))
 
     def open(self, draw: Draw) -> None:
         protocol = draw(st.sampled_from(PROTOCOL_NAMES))

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from caxton.domain import NO_MEMBERS, Membership, NodeStarted, NodeStopped, alive, evolve_membership
+from caxton.domain import (
+    NO_MEMBERS,
+    SHARDS,
+    MemberChanged,
+    Membership,
+    NodeStarted,
+    NodeStopped,
+    ShardClaimed,
+    ShardReleased,
+    alive,
+    evolve_membership,
+    owner,
+    shard_of,
+)
 from caxton.domain import left as left_nodes
 from tests.domain.domain_histories import Log
 
@@ -38,3 +51,38 @@ def test_stopping_an_unknown_node_changes_nothing() -> None:
     log = Log()
     log.add(NodeStopped(node="node-z"))
     assert folded(log) == NO_MEMBERS
+
+
+def test_a_claim_deposes_the_previous_holder_and_a_release_frees_the_shard() -> None:
+    log = Log()
+    for node in ("node-a", "node-b"):
+        log.add(NodeStarted(node=node, address="127.0.0.1:7946", version="0.1.0"))
+    log.add(ShardClaimed(shard=3, node="node-a", epoch=1))
+    assert owner(folded(log), 3) == "node-a"
+    log.add(ShardClaimed(shard=3, node="node-b", epoch=2, previous="node-a", reason="expired"))
+    members = folded(log)
+    assert owner(members, 3) == "node-b"
+    assert (members["node-a"].shards, members["node-b"].shards) == (frozenset(), {3})
+    log.add(ShardReleased(shard=3, node="node-a", epoch=1))  # a deposed owner's late word
+    assert owner(folded(log), 3) == "node-b"
+    log.add(ShardReleased(shard=3, node="node-b", epoch=2))
+    assert owner(folded(log), 3) is None
+
+
+def test_the_failure_detector_marks_a_node_suspect_then_dead_never_reviving_one_that_left() -> None:
+    log = Log()
+    log.add(NodeStarted(node="node-a", address="127.0.0.1:7946", version="0.1.0"))
+    log.add(MemberChanged(node="node-a", state="suspect", by="node-b"), at=7)
+    assert (folded(log)["node-a"].status, folded(log)["node-a"].since) == ("suspect", 7)
+    log.add(MemberChanged(node="node-a", state="dead", by="node-b"))
+    assert folded(log)["node-a"].status == "dead"
+    log.add(NodeStopped(node="node-a"))
+    log.add(MemberChanged(node="node-a", state="alive", by="node-c"))
+    assert folded(log)["node-a"].status == "left"
+
+
+def test_an_agent_s_shard_is_stable_and_in_range() -> None:
+    # fixed values: a change of hash would move every agent of a running cluster
+    assert [shard_of(name) for name in ("alice", "bob", "order-processor")] == [9, 18, 51]
+    assert all(0 <= shard_of(f"agent-{i}") < SHARDS for i in range(1000))
+    assert len({shard_of(f"agent-{i}") for i in range(1000)}) == SHARDS

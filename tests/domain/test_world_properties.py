@@ -12,12 +12,16 @@ from caxton.domain import (
     AgentDeployed,
     MessageSent,
     NodeStarted,
+    NodeStopped,
     Recorded,
+    ShardClaimed,
+    ShardReleased,
     World,
     alive,
     evolve,
     fold,
     left,
+    owner,
 )
 from tests.domain.domain_histories import Log, P, histories
 
@@ -58,7 +62,32 @@ def test_membership_never_holds_a_node_that_is_both_alive_and_left(log: list[Rec
         started = {
             r.event.node for r in log[: recorded.position] if isinstance(r.event, NodeStarted)
         }
-        assert alive(world.membership) | left(world.membership) == started
+        assert set(world.membership) == started
+
+
+@fast
+@given(histories())
+def test_a_shard_is_held_by_the_last_node_to_claim_it_until_released_or_gone(
+    log: list[Recorded],
+) -> None:
+    world = EMPTY
+    holder: dict[int, str] = {}
+    for recorded in log:
+        world = evolve(world, recorded)
+        match recorded.event:
+            case ShardClaimed(shard=shard, node=node) if node in world.membership:
+                holder[shard] = node
+            case ShardClaimed(shard=shard):
+                holder.pop(shard, None)
+            case ShardReleased(shard=shard, node=node) if holder.get(shard) == node:
+                del holder[shard]
+            case NodeStopped(node=node) | NodeStarted(node=node):
+                # a new incarnation holds nothing until it claims again
+                holder = {s: n for s, n in holder.items() if n != node}
+        held = [(s, m.node) for m in world.membership.values() for s in m.shards]
+        assert sorted(held) == sorted(holder.items())  # one holder a shard, at most
+        for shard, node in holder.items():
+            assert owner(world.membership, shard) == node
 
 
 @fast
