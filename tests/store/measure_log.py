@@ -18,7 +18,7 @@ from eventsourcing.persistence import StoredEvent
 
 from caxton.domain.events import AgentStopped, MessageHandled
 from caxton.shell.store import EventLog, Pending
-from caxton.shell.store.backend import Backend
+from caxton.shell.store.backend import Backend, NewRow
 from caxton.shell.store.errors import translated
 from caxton.shell.store.postgres import PostgresBackend
 from caxton.shell.store.sqlite import SQLiteBackend
@@ -88,9 +88,10 @@ async def held_versus_pooled(tmp: str, sync: str) -> str:
     assert isinstance(backend, SQLiteBackend)
     backend._datastore.pool.put_connection(backend._writer)  # let insert_events check it out
 
-    def insert_events(batch: Sequence[StoredEvent]) -> list[int]:
+    def insert_events(batch: Sequence[NewRow]) -> list[int]:
+        stored = [StoredEvent(s, v, topic, bytes(state)) for s, v, topic, state in batch]
         with translated(backend.where):
-            return list(backend._recorder.insert_events(batch) or ())
+            return list(backend._recorder.insert_events(stored) or ())
 
     backend.insert = insert_events  # type: ignore[method-assign]
     samples: dict[str, list[float]] = {"held": [], "pooled": []}

@@ -18,7 +18,7 @@ TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 def row_of(event: Event, *, position: int = 7, at: int = 1_700_000_000_123) -> Row:
     prepared = prepare(Pending(event=event, at=at, traceparent=TRACE))
-    return Row(position, prepared.stream, 3, prepared.topic, prepared.state)
+    return Row(position, prepared.stream, 3, prepared.topic, bytes(prepared.state))
 
 
 def row_with(topic: str, stored: dict[str, object]) -> Row:

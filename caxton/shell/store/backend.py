@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
-from eventsourcing.persistence import StoredEvent
-
 from caxton.shell.store.envelope import Row
 
 TABLE = "stored_events"  # eventsourcing's default name, so its own tools can read the log
 APPEND_ONLY = "the event log is append-only"
+
+NewRow = tuple[str, int, str, bytearray]
+"""An event to insert: stream, version, topic, state, in the order of eventsourcing's
+INSERT (its `StoredEvent`'s fields; a tuple is what the driver takes, and costs less)."""
 
 
 class Backend(Protocol):
@@ -22,7 +24,7 @@ class Backend(Protocol):
     commits_inline: bool
     """True: `insert` runs on the event-loop thread; False: in the writer thread."""
 
-    def insert(self, batch: Sequence[StoredEvent]) -> list[int]:
+    def insert(self, batch: Sequence[NewRow]) -> Sequence[int]:
         """Inserts a batch in one transaction; returns the positions given, in order."""
         ...
 

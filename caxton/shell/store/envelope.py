@@ -38,11 +38,14 @@ StoredRow = tuple[int, str, int, str, bytes]
 
 
 class Prepared(NamedTuple):
-    """A pending event already encoded; the writer gives it a version."""
+    """A pending event already encoded; the writer gives it a version.
+
+    `state` is a bytearray, not bytes: sqlite3 binds a bytearray as a BLOB at once, and
+    puts bytes through its adapter lookup first (two failed attribute lookups a row)."""
 
     stream: str
     topic: str
-    state: bytes
+    state: bytearray
     pending: Pending
 
 
@@ -55,7 +58,7 @@ class _Envelope(msgspec.Struct):
     d: Any
 
 
-_encode = msgspec.json.Encoder().encode
+_encode_into = msgspec.json.Encoder().encode_into
 
 
 def prepare(pending: Pending) -> Prepared:
@@ -66,7 +69,8 @@ def prepare(pending: Pending) -> Prepared:
     check for every event type, in a quarter of the time. Like orjson, it refuses text
     that is not valid UTF-8 (lone surrogates) with a ValueError."""
     event = pending.event
-    state = _encode(_Envelope(schema.SCHEMA_VERSION, pending.at, pending.traceparent, event))
+    state = bytearray()
+    _encode_into(_Envelope(schema.SCHEMA_VERSION, pending.at, pending.traceparent, event), state)
     return Prepared(stream_of(event), schema.type_name(event), state, pending)
 
 

@@ -24,7 +24,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
-from caxton.shell.store.backend import APPEND_ONLY, TABLE
+from caxton.shell.store.backend import APPEND_ONLY, TABLE, NewRow
 from caxton.shell.store.envelope import Row
 from caxton.shell.store.errors import StoreUnavailable, translated
 
@@ -170,9 +170,12 @@ class PostgresBackend:
                 raise
         return cls(target, datastore, recorder, reader)
 
-    def insert(self, batch: Sequence[StoredEvent]) -> list[int]:
+    def insert(self, batch: Sequence[NewRow]) -> list[int]:
+        # The recorder's insert_events is already one statement per batch (an INSERT
+        # from unnest of the rows, RETURNING their ids): kept, fed the StoredEvents it takes.
+        stored = [StoredEvent(s, v, topic, bytes(state)) for s, v, topic, state in batch]
         with translated(self.where):
-            ids = self._recorder.insert_events(batch)
+            ids = self._recorder.insert_events(stored)
         return list(ids or ())
 
     def last_versions(self, streams: Collection[str]) -> dict[str, int]:

@@ -1,14 +1,15 @@
-"""The SQLite backend: eventsourcing's SQLite recorder writes, aiosqlite reads.
+"""The SQLite backend: eventsourcing's SQLite recorder's table and statement, aiosqlite reads.
 
 Positions are SQLite rowids, which eventsourcing's table has implicitly (it declares no
 INTEGER PRIMARY KEY). A new rowid is max(rowid) + 1, so a rolled-back insert leaves no
 gap, and with no DELETE possible the sequence 1..N has no holes to reuse.
 
 The writer holds one connection of the recorder's pool, and with it the pool's writer
-lock, for the life of the log. Each batch is one BEGIN/COMMIT around the recorder's own
-`_insert_events` (its statement, its table, one rowid per row): what `insert_events`
-does, without a pool checkout and nested context managers per batch, which cost
-about as much as SQLite's own work (docs/adr/0001-event-log.md, "Cheaper commits").
+lock, for the life of the log. Each batch is one BEGIN/COMMIT around one `executemany`
+of the recorder's own statement, not its `_insert_events` (an `execute` per row, to read
+each `lastrowid`). Inside the transaction no other connection writes, so the rows take
+the rowids last - n + 1 .. last; `insert` checks that before it commits
+(docs/adr/0001-event-log.md, "Cheaper commits").
 """
 
 from __future__ import annotations
@@ -20,22 +21,25 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import aiosqlite
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError
 from eventsourcing.sqlite import (
+    SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteApplicationRecorder,
     SQLiteConnection,
     SQLiteConnectionPool,
     SQLiteDatastore,
 )
 
-from caxton.shell.store.backend import APPEND_ONLY, TABLE
+from caxton.shell.store.backend import APPEND_ONLY, TABLE, NewRow
 from caxton.shell.store.checkpoint import WalCheckpointer
 from caxton.shell.store.envelope import Row
-from caxton.shell.store.errors import StoreUnavailable, translated
+from caxton.shell.store.errors import LogCorrupted, StoreUnavailable, translated
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _COLUMNS = "rowid, originator_id, originator_version, topic, state"
 _LOOKUP_CHUNK = 500  # streams per lookup query, well under SQLite's limit of parameters
+# the last rowid the batch's statement gave, and the table's highest (a seek, not a scan)
+_LAST_ROWIDS = f"SELECT last_insert_rowid(), (SELECT MAX(rowid) FROM {TABLE})"
 _TRIGGERS = [
     f"CREATE TRIGGER IF NOT EXISTS caxton_no_{verb.lower()} BEFORE {verb} ON {TABLE} "
     f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"
@@ -44,16 +48,32 @@ _TRIGGERS = [
 
 
 class _TunedPool(SQLiteConnectionPool):
-    """eventsourcing's pool (it sets WAL), also setting `synchronous` on each connection."""
+    """eventsourcing's pool, its connections made as eventsourcing 9.5.6 makes them (WAL,
+    autocommit, `sqlite3.Row`), with `synchronous` set and sqlite3's default statement
+    cache. eventsourcing's holds one statement (`cached_statements=True`): BEGIN, the
+    INSERT and the lookups evicted each other, and SQLite compiled each again every batch."""
 
     def __init__(self, *, db_name: str, synchronous: str) -> None:
         super().__init__(db_name=db_name, pool_size=2, max_overflow=2)
         self.synchronous = synchronous
 
     def _create_connection(self) -> SQLiteConnection:
-        conn = super()._create_connection()
-        conn.cursor().execute(f"PRAGMA synchronous={self.synchronous}")
-        return conn
+        try:
+            conn = sqlite3.connect(
+                database=self.db_name,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
+            )
+        except (sqlite3.Error, TypeError) as e:
+            raise InterfaceError(e) from e
+        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
+            conn.execute("PRAGMA journal_mode=WAL")
+            self.is_journal_mode_wal = True
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        return SQLiteConnection(sqlite_conn=conn, max_age=self.max_age)
 
 
 class SQLiteBackend:
@@ -74,7 +94,9 @@ class SQLiteBackend:
         self._datastore = datastore
         self._recorder = recorder
         self._writer = writer
-        self._cursor = writer.cursor()
+        self._cursor = writer.cursor().sqlite_cursor
+        self._cursor.row_factory = None  # plain tuples, not the pool's sqlite3.Row
+        self._insert = recorder.insert_events_statement
         self._reader = reader
         # checkpoints off the commit path (checkpoint.py): the writer never runs one
         self._cursor.execute("PRAGMA wal_autocheckpoint=0")
@@ -109,33 +131,36 @@ class SQLiteBackend:
             await reader.execute("PRAGMA query_only=ON")
         return cls(where, datastore, recorder, writer, reader)
 
-    def insert(self, batch: Sequence[StoredEvent]) -> list[int]:
+    def insert(self, batch: Sequence[NewRow]) -> Sequence[int]:
+        if not batch:
+            return range(0)  # last_insert_rowid() would be an earlier batch's
+        cursor = self._cursor
+        connection = cursor.connection
         with translated(self.where):
-            self._cursor.execute("BEGIN")
+            cursor.execute("BEGIN")
             try:
-                ids = self._recorder._insert_events(self._cursor, batch)
-                self._writer.commit()
+                changes = connection.total_changes
+                cursor.executemany(self._insert, batch)
+                inserted = connection.total_changes - changes
+                last, highest = cursor.execute(_LAST_ROWIDS).fetchone()
+                _check_consecutive(self.where, len(batch), inserted, last, highest)
+                cursor.execute("COMMIT")
             except BaseException:
-                self._writer.rollback()  # no transaction, and no write lock, outlives a batch
+                connection.rollback()  # no transaction, and no write lock, outlives a batch
                 raise
-        return list(ids or ())
+        return range(last - len(batch) + 1, last + 1)
 
     def last_versions(self, streams: Collection[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         names = list(streams)
         with translated(self.where):
-            cursor = self._lookups
+            # the writer's cursor, between its transactions: it sees every commit
+            cursor = self._cursor
             for start in range(0, len(names), _LOOKUP_CHUNK):
                 chunk = names[start : start + _LOOKUP_CHUNK]
                 cursor.execute(_last_versions(len(chunk)), chunk)
                 found.update(cursor.fetchall())
         return found
-
-    @functools.cached_property
-    def _lookups(self) -> sqlite3.Cursor:
-        """A cursor of the writer's connection, used between its transactions, so that it
-        sees every commit: one kept, as a lookup costs a few microseconds of SQLite's."""
-        return self._writer.cursor().sqlite_cursor
 
     async def rows(
         self, *, after: int, limit: int, stream: str | None = None, after_version: int = 0
@@ -178,6 +203,22 @@ class SQLiteBackend:
                     self._datastore.pool.put_connection(self._writer)
                 finally:
                     self._datastore.close()
+
+
+def _check_consecutive(where: str, events: int, inserted: int, last: int, highest: int) -> None:
+    """Refuses a batch whose rows did not take the rowids last - n + 1 .. last.
+
+    SQLite gives each new row max(rowid) + 1 unless that max is already 2**63 - 1; then
+    it picks unused rowids at random, and every later row is random too. So if the
+    batch's last row holds the table's highest rowid, no row was random and they are
+    consecutive. `total_changes` counts rows written by triggers as well: exactly one
+    row per event means nothing else was written between them."""
+    if inserted != events:
+        reason = f"{inserted} rows were written for a batch of {events} events"
+        raise LogCorrupted(where, f"{reason} (a trigger on {TABLE}?); nothing was committed")
+    if last != highest:
+        reason = f"the batch's last row took rowid {last}, below the highest, {highest}"
+        raise LogCorrupted(where, f"{reason}: its positions are unknown; nothing was committed")
 
 
 @functools.lru_cache(maxsize=32)

@@ -17,11 +17,9 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from eventsourcing.persistence import StoredEvent
-
 from caxton.domain.events import Recorded
 from caxton.domain.frozen import positional
-from caxton.shell.store.backend import Backend
+from caxton.shell.store.backend import Backend, NewRow
 from caxton.shell.store.envelope import Pending, Prepared, prepare
 from caxton.shell.store.errors import AppendRejected, StoreError, StoreUnavailable
 from caxton.shell.store.versions import RecentVersions
@@ -39,7 +37,7 @@ class _Outcome:
     """What one batch came to: its events' versions and positions, or the error."""
 
     versions: list[int] = field(default_factory=list)
-    positions: list[int] = field(default_factory=list)
+    positions: Sequence[int] = ()
     error: StoreError | None = None
     duration_ns: int = 0
 
@@ -135,36 +133,36 @@ class GroupCommit:
         On failure the kept versions are forgotten, and asked of the log again (another
         writer?)."""
         try:
-            stored, versions, last = self._number(prepared, new)
+            rows, versions, last = self._number(prepared, new)
             started = time.perf_counter_ns()
-            positions = self._backend.insert(stored)
+            positions = self._backend.insert(rows)
         except Exception as e:  # every caller of the batch must hear of it, bug or not
             self._versions.forget()
             error = e if isinstance(e, StoreError) else StoreError(self._backend.where, repr(e))
             if error is not e:
                 error.__cause__ = e
             return _Outcome(error=error)
-        if len(positions) != len(stored):
+        if len(positions) != len(rows):
             self._versions.forget()
-            reason = f"the recorder gave {len(positions)} positions for {len(stored)} events"
+            reason = f"the recorder gave {len(positions)} positions for {len(rows)} events"
             return _Outcome(error=StoreError(self._backend.where, reason))
         self._versions.written(last)
         return _Outcome(versions, positions, duration_ns=time.perf_counter_ns() - started)
 
     def _number(
         self, prepared: list[Prepared], new: set[str]
-    ) -> tuple[list[StoredEvent], list[int], dict[str, int]]:
+    ) -> tuple[list[NewRow], list[int], dict[str, int]]:
         """Gives each event the next version of its stream; also each stream's last."""
         last = self._versions.last(p.stream for p in prepared if p.stream not in new)
         last.update(dict.fromkeys(new, 0))
-        stored: list[StoredEvent] = []
+        rows: list[NewRow] = []
         versions: list[int] = []
-        for p in prepared:
-            version = last[p.stream] + 1
-            last[p.stream] = version
+        for stream, topic, state, _ in prepared:
+            version = last[stream] + 1
+            last[stream] = version
             versions.append(version)
-            stored.append(StoredEvent(p.stream, version, p.topic, p.state))
-        return stored, versions, last
+            rows.append((stream, version, topic, state))
+        return rows, versions, last
 
     def _landed(self, batch: list[tuple[list[Prepared], Waiter]], outcome: _Outcome) -> None:
         self._note_fault(outcome.error)
@@ -197,7 +195,7 @@ class GroupCommit:
         self,
         batch: list[tuple[list[Prepared], Waiter]],
         versions: list[int],
-        positions: list[int],
+        positions: Sequence[int],
     ) -> None:
         i = 0
         landed: list[Recorded] = []
