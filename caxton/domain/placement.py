@@ -8,6 +8,8 @@ claim in the shared log, never here.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 SHARDS = 64
 """Shards of a cluster's agents: enough to spread over tens of nodes, few enough that
@@ -19,3 +21,69 @@ def shard_of(agent: str, shards: int = SHARDS) -> int:
     (a BLAKE2b digest of the name, never Python's salted `hash`)."""
     digest = hashlib.blake2b(agent.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % shards
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaseView:
+    """A shard's lease as the lease table last said: `owner` "" when it never had one,
+    `expires_in_s` negative once it ran out (minus infinity: released)."""
+
+    shard: int
+    owner: str
+    epoch: int
+    expires_in_s: float
+
+    @property
+    def free(self) -> bool:
+        return not self.owner or self.expires_in_s <= 0
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a node does with leases at one tick: shards to claim, shards to give up."""
+
+    claim: tuple[int, ...] = ()
+    release: tuple[int, ...] = ()
+
+
+def fair_share(live: int, shards: int = SHARDS) -> int:
+    """Shards each of `live` nodes should hold, rounded up (so that all are held)."""
+    return -(-shards // max(live, 1))
+
+
+def plan(
+    node: str,
+    leases: Mapping[int, LeaseView],
+    held: Collection[int],
+    *,
+    live: int,
+    orphaned_for: Mapping[int, float],
+    patience_s: float,
+) -> Plan:
+    """Which free shards `node` claims and which held ones it gives up, given `live`
+    nodes in the cluster (the failure detector's count: a hint).
+
+    A node claims free shards up to its fair share, and any shard that has been free for
+    `patience_s` whatever its share (availability first: a wrong count of live nodes may
+    leave a shard to nobody, never for long). It gives up what it holds beyond its share
+    plus one (the one keeps shards from moving back and forth when the count wobbles).
+    Nodes prefer different shards (rendezvous order), so their claims seldom collide; a
+    claim that loses the race is refused by the lease table, never granted twice."""
+    share = fair_share(live, max(len(leases), 1))
+    mine = set(held)
+    free = sorted(
+        (s for s, lease in leases.items() if s not in mine and lease.free),
+        key=lambda s: _preference(node, s),
+    )
+    room = max(0, share - len(mine))
+    claim = free[:room] + [s for s in free[room:] if orphaned_for.get(s, 0.0) >= patience_s]
+    release: list[int] = []
+    if len(mine) > share + 1:
+        least_wanted = sorted(mine, key=lambda s: _preference(node, s), reverse=True)
+        release = least_wanted[: len(mine) - share]
+    return Plan(tuple(claim), tuple(release))
+
+
+def _preference(node: str, shard: int) -> bytes:
+    """Rendezvous hashing: each node ranks the shards in an order of its own."""
+    return hashlib.blake2b(f"{node}\x00{shard}".encode(), digest_size=8).digest()
