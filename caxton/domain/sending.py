@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from caxton.domain import strict_json
-from caxton.domain.acl import AclMessage, Performative, message_from_dict, reply_to
+from caxton.domain.acl import (
+    JSON_LANGUAGE,
+    MAX_RECEIVERS,
+    PROTOCOLS,
+    AclMessage,
+    Performative,
+    is_address,
+    is_content,
+    is_plain,
+    is_token,
+    message_from_dict,
+    reply_to,
+)
 from caxton.domain.errors import InvalidMessage, bounded
-from caxton.domain.frozen import replace
+from caxton.domain.frozen import positional, replace
 from caxton.domain.ids import (
     PLATFORM,
     derive_id,
@@ -68,6 +80,111 @@ def outgoing_envelope(
         data = complete_reply(data, cause)
     message = message_from_dict(data, max_content_bytes=max_content_bytes, require_id=False)
     return sent_by(message, agent=agent, cause=cause, index=index)
+
+
+class Draft(Protocol):
+    """An agent's envelope as a typed decoder reads it (the shell's, with msgspec): only
+    envelope fields, each of its type, None where absent or null. `conversation_id` and
+    `protocol` are None only where absent: a completed reply takes the cause's then."""
+
+    @property
+    def performative(self) -> Performative: ...
+    @property
+    def receivers(self) -> tuple[str, ...] | None: ...
+    @property
+    def content(self) -> str | None: ...
+    @property
+    def language(self) -> str | None: ...
+    @property
+    def ontology(self) -> str | None: ...
+    @property
+    def protocol(self) -> str | None: ...
+    @property
+    def conversation_id(self) -> str | None: ...
+    @property
+    def reply_with(self) -> str | None: ...
+    @property
+    def in_reply_to(self) -> str | None: ...
+    @property
+    def reply_by(self) -> int | None: ...
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def sender(self) -> str | None: ...
+    @property
+    def traceparent(self) -> str | None: ...
+
+
+def outgoing_draft(
+    draft: Draft,
+    *,
+    agent: str,
+    cause: AclMessage | None,
+    index: int,
+    max_content_bytes: int,
+) -> AclMessage | None:
+    """`outgoing_envelope` of the envelope `draft` was decoded from, for the happy path:
+    the same message, built once; or None when a rule may be broken, and then
+    `outgoing_envelope` decides, and says which rule. Every field the agent wrote is
+    checked, even one a completed reply replaces (so None is sometimes too cautious)."""
+    receivers = draft.receivers
+    conversation_id = draft.conversation_id
+    protocol = draft.protocol
+    in_reply_to = draft.in_reply_to
+    if in_reply_to and not is_token(in_reply_to, "in_reply_to"):
+        return None
+    if not receivers:  # `complete_reply`, or no receivers at all
+        if cause is None or in_reply_to is None or in_reply_to not in (cause.id, cause.reply_with):
+            return None
+        receivers = (cause.sender,)
+        if conversation_id is None:
+            conversation_id = cause.conversation_id
+        if protocol is None:
+            protocol = cause.protocol
+        if cause.reply_with:
+            in_reply_to = cause.reply_with
+            if not is_token(in_reply_to, "in_reply_to"):
+                return None
+    elif len(receivers) > MAX_RECEIVERS:
+        return None
+    for receiver in receivers:
+        if not is_address(receiver):
+            return None
+    sender, language, content = draft.sender, draft.language, draft.content or ""
+    ontology, reply_with, traceparent = draft.ontology, draft.reply_with, draft.traceparent
+    if (  # empty text is valid (and the default): it needs no call
+        (sender and not is_address(sender))
+        or (language and not is_plain(language, "language"))
+        or not is_content(content, language or JSON_LANGUAGE, max_content_bytes)
+        or (protocol or "") not in PROTOCOLS
+        or (draft.id and not is_token(draft.id, "id"))
+        or (ontology and not is_plain(ontology, "ontology"))
+        or (conversation_id and not is_token(conversation_id, "conversation_id"))
+        or (reply_with and not is_token(reply_with, "reply_with"))
+        or (traceparent and not is_plain(traceparent, "traceparent"))
+    ):
+        return None
+    cause_id = cause.id if cause is not None else f"init:{agent}"
+    message_id = sent_message_id(cause_id, agent, index)
+    return _message(
+        message_id,
+        draft.performative,
+        agent,
+        receivers,
+        content,
+        language or JSON_LANGUAGE,
+        ontology or "",
+        protocol or "",
+        conversation_id or derived_conversation_id(message_id),
+        reply_with or "",
+        in_reply_to or "",
+        draft.reply_by,
+        traceparent or child_traceparent(message_id, cause),
+    )
+
+
+_message = positional(AclMessage)
+"""An AclMessage from every field in order, without the frozen `__init__`."""
 
 
 def sent_by(message: AclMessage, *, agent: str, cause: AclMessage | None, index: int) -> AclMessage:

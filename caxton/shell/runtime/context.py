@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
-from caxton.domain.acl import AclMessage
+from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.errors import InvalidMessage
 from caxton.domain.events import Event, HostCall
-from caxton.domain.sending import outgoing, outgoing_envelope
+from caxton.domain.sending import outgoing, outgoing_draft, outgoing_envelope
 from caxton.domain.tools import (
     call_fault,
     call_policy,
@@ -65,30 +67,51 @@ class CallContext:
         return self.tools is not None and self.tools.may_call
 
     def send(self, envelope_json: str) -> str:
+        """Checks, addresses and buffers an envelope; returns its id. The envelope is
+        decoded straight into a draft (msgspec), and what that refuses or doubts is
+        parsed as any JSON and checked field by field, which says what is wrong."""
+        sent = self.sent
+        try:
+            draft = decode_draft(envelope_json)
+        except (msgspec.MsgspecError, ValueError):
+            message = None
+        else:
+            message = outgoing_draft(
+                draft,
+                agent=self.agent,
+                cause=self.cause,
+                index=len(sent),
+                max_content_bytes=self.max_content_bytes,
+            )
+        if message is None:
+            message = self._checked(envelope_json)
+        sent.append(message)
+        return message.id
+
+    def _checked(self, envelope_json: str) -> AclMessage:
+        """`send`'s path for what the draft decoder refuses or `outgoing_draft` doubts:
+        parsed as any JSON, checked field by field, refused with the reason."""
         index = len(self.sent)
         try:
             try:  # orjson first; what it refuses (NaN, huge integers, bad JSON) goes to json
                 data = orjson.loads(envelope_json)
             except orjson.JSONDecodeError:
-                message = outgoing(
+                return outgoing(
                     envelope_json,
                     agent=self.agent,
                     cause=self.cause,
                     index=index,
                     max_content_bytes=self.max_content_bytes,
                 )
-            else:
-                message = outgoing_envelope(
-                    data,
-                    agent=self.agent,
-                    cause=self.cause,
-                    index=index,
-                    max_content_bytes=self.max_content_bytes,
-                )
+            return outgoing_envelope(
+                data,
+                agent=self.agent,
+                cause=self.cause,
+                index=index,
+                max_content_bytes=self.max_content_bytes,
+            )
         except InvalidMessage as exc:
             raise SendRefused(str(exc)) from None
-        self.sent.append(message)
-        return message.id
 
     def log(self, level: str, text: str) -> None:
         self.logs.append((_LEVELS.get(level, logging.INFO), text[:4096]))
@@ -152,6 +175,38 @@ class CallContext:
         entry = journal_value(server, tool, args_json, ok=answer.result)
         self.journal.append(HostCall(kind="call-tool", value=entry))
         return answer.result
+
+
+_ABSENT: Any = None
+"""None as the default of a field typed `str`: msgspec takes defaults as they are."""
+
+
+class _Draft(msgspec.Struct, forbid_unknown_fields=True):
+    """An agent's envelope as msgspec reads it (a `caxton.domain.sending.Draft`): the
+    types only, `outgoing_draft` checks the rest. What does not fit takes the slow path,
+    which says what is wrong. `conversation_id` and `protocol` may not be null here, so
+    that None is where they are absent: a completed reply takes the cause's then."""
+
+    performative: Performative
+    receivers: tuple[str, ...] | None = None
+    content: str | None = None
+    language: str | None = None
+    ontology: str | None = None
+    protocol: str = _ABSENT
+    conversation_id: str = _ABSENT
+    reply_with: str | None = None
+    in_reply_to: str | None = None
+    reply_by: Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)] | None = None
+    """msgspec bounds an int64 at most; orjson, the slow path's parser, reads integers
+    past 2**64 - 1 as floats (refused there), where msgspec reads them as integers."""
+    id: str | None = None
+    sender: str | None = None
+    traceparent: str | None = None
+
+
+decode_draft = msgspec.json.Decoder(_Draft).decode
+"""An agent's envelope straight into a `Draft`; raises `msgspec.MsgspecError` for what
+does not fit one, and ValueError for text that is not UTF-8 (a lone surrogate)."""
 
 
 MAX_TOOL_CALLS = 1_000

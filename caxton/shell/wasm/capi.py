@@ -59,12 +59,15 @@ class _StringArg(ctypes.Structure):
 
 
 class _StringView(ctypes.Structure):
-    """A `wasmtime_component_val_t` read as a string (or an enum case, same layout)."""
+    """A `wasmtime_component_val_t` read as a string (or an enum case, same layout).
+
+    `data` is a `char *`, so `data[:size]` copies the bytes out without a foreign call:
+    `ctypes.string_at` is one, and reading an agent's envelope cost three times as much."""
 
     _fields_ = [
         ("kind", c_uint8),
         ("size", c_size_t),
-        ("data", c_void_p),
+        ("data", ctypes.POINTER(ctypes.c_char)),
         ("_end", c_size_t),
     ]
 
@@ -241,14 +244,18 @@ def _read_string(at: int) -> str:
     if view.kind != _STRING:
         raise wasmtime.WasmtimeError(f"expected a string value, found kind {view.kind}")
     size = view.size
-    return ctypes.string_at(view.data, size).decode() if size else ""
+    if not size:
+        return ""
+    data: bytes = view.data[:size]
+    return data.decode()
 
 
 def _read_enum(at: int) -> str:
     view = _StringView.from_address(at)
     if view.kind != _ENUM:
         raise wasmtime.WasmtimeError(f"expected an enum value, found kind {view.kind}")
-    return ctypes.string_at(view.data, view.size).decode()
+    data: bytes = view.data[: view.size]
+    return data.decode()
 
 
 # --- host imports ---------------------------------------------------------
@@ -310,10 +317,13 @@ def _callbacks(host: HostFunctions) -> dict[str, Any]:
         if nargs != wanted or nresults != 1:
             raise wasmtime.WasmtimeError("host function called with an unexpected signature")
 
+    host_send = host.send
+
     def send(_d: int, _c: int, _t: int, args: int, nargs: int, out: int, nout: int) -> int:
-        try:
-            expect(nargs, 1, nout)
-            _write_reply(out, host.send(_read_string(args)))
+        try:  # `expect` written out: this runs for every message an agent sends
+            if nargs != 1 or nout != 1:
+                raise wasmtime.WasmtimeError("host function called with an unexpected signature")
+            _write_reply(out, host_send(_read_string(args)))
         except BaseException as exc:
             return trap(exc)
         return 0
@@ -368,9 +378,9 @@ def _write_reply(out: int, reply: Reply) -> None:
     # The slot holds Bool(false); it is first used to build the payload, which
     # `val_new` moves into a box (leaving Bool(false) behind), then becomes the result.
     _byte_vec_new(out + _StringView.size.offset, len(data), data)
-    _StringView.from_address(out).kind = _STRING
+    slot = _ResultView.from_address(out)  # `kind` is where every view has it
+    slot.kind = _STRING
     payload = _val_new(out)
-    slot = _ResultView.from_address(out)
     slot.is_ok = ok
     slot.payload = payload
     slot.kind = _RESULT
