@@ -75,11 +75,10 @@ def evolve(members: Membership, recorded: Recorded) -> Membership:
             return members.set(node, member)
         case NodeStopped(node=node):
             known = members.get(node)
-            if known is None or known.status == "left":
+            if known is None or (known.status == "left" and not known.shards):
                 return members
-            return members.set(
-                node, replace(known, status="left", since=recorded.at, shards=frozenset())
-            )
+            since = known.since if known.status == "left" else recorded.at
+            return members.set(node, replace(known, status="left", since=since, shards=frozenset()))
         case ShardClaimed(shard=shard, node=node):
             members = _without_shard(members, shard)
             known = members.get(node)
