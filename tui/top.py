@@ -63,6 +63,7 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column("restarts", "RESTARTS", lambda a: a.restarts, lambda a: str(a.restarts)),
     Column("traps", "TRAPS", lambda a: a.traps, lambda a: str(a.traps)),
+    Column("node", "NODE", lambda a: a.node, lambda a: a.node or "-"),
 )
 SORT_KEYS = tuple(c.key for c in COLUMNS)
 STATE_STYLE = {
@@ -106,8 +107,9 @@ def _conversation_row(c: ConversationFigures) -> tuple[str, ...]:
 def detail_lines(found: AgentDebug) -> list[str]:
     """The agent screen: figures, then recent conversations, traps and restarts."""
     a = found.agent
+    on = f" on {a.node}" if a.node else ""
     lines = [
-        f"{a.name}: {a.state}, {a.running}/{a.replicas} instances, {a.handled:,} handled",
+        f"{a.name}{on}: {a.state}, {a.running}/{a.replicas} instances, {a.handled:,} handled",
         f"queue {a.mailbox_depth}/{a.mailbox_size} · {a.messages_per_second:.1f} msg/s · "
         f"p99 {_ms(a.p99_handling_ms)} · cpu {a.cpu_ms_per_second:.1f} ms/s · "
         f"memory limit {format_size(a.memory_limit_bytes)} · {a.restarts} restarts",

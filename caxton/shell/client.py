@@ -107,6 +107,8 @@ class InstanceInfo:
     traps: int
     handled: int
     last_error: str
+    node: str = ""
+    """The node running it ("" while no node holds its agent's shard)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,46 @@ class ToolCallResult:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """One node of a cluster, as the log last said of it."""
+
+    node: str
+    address: str
+    state: str
+    """alive, suspect, dead or left."""
+    incarnation: int
+    version: str
+    since_ms: int
+    shards: tuple[int, ...]
+    agents: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """The nodes the answering node knows of, and which shards and agents none holds."""
+
+    node: str
+    """The node that answered."""
+    clustered: bool
+    shard_count: int
+    members: tuple[MemberInfo, ...]
+    unowned_shards: tuple[int, ...]
+    unowned_agents: tuple[str, ...]
+
+    @property
+    def member(self) -> MemberInfo | None:
+        """The answering node's own entry."""
+        return next((m for m in self.members if m.node == self.node), None)
+
+
+@dataclass(frozen=True, slots=True)
+class LogInfo:
+    last_position: int
+    store: str
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
 class SendResult:
     message_id: str
     conversation_id: str
@@ -217,6 +259,7 @@ class CaxtonClient:
         self._channel = Channel(host, port, codec=FastCodec())
         metadata = {"authorization": f"Bearer {token}"} if token else None
         self._metadata = metadata
+        self._timeout = timeout
         options: dict[str, Any] = {"timeout": timeout, "metadata": metadata}
         self._agents = v1.AgentServiceStub(self._channel, **options)
         # no deadline: a deploy ends when the server answers or the connection breaks
@@ -226,6 +269,7 @@ class CaxtonClient:
         self._ops = v1.OpsServiceStub(self._channel, **options)
         self._events = v1.EventServiceStub(self._channel, metadata=metadata)
         self._tools = v1.ToolServiceStub(self._channel, **options)
+        self._cluster = v1.ClusterServiceStub(self._channel, **options)
 
     async def __aenter__(self) -> CaxtonClient:
         return self
@@ -475,11 +519,32 @@ class CaxtonClient:
         except _TRANSPORT_ERRORS as exc:
             raise self._translate(exc) from None
 
+    async def log_info(self) -> LogInfo:
+        """The log's last position, where it lives, and the node that answered."""
+        request = v1.GetLogInfoRequest()
+        reply = await self._call(self._events.get_log_info(request, timeout=self._timeout))
+        return LogInfo(reply.last_position, reply.store, reply.node)
+
     async def component(self, digest: str) -> bytes:
         """The bytes of a component the server holds, by its digest: `sha256:<hex>` or the bare
         hex an `AgentDeployed` event holds. `NotFound` if none, `InvalidArgument` if malformed."""
         reply = await self._call(self._agents.get_component(v1.GetComponentRequest(digest=digest)))
         return bytes(reply.component)
+
+    # --- the cluster ------------------------------------------------------
+
+    async def members(self) -> ClusterView:
+        """Every node the server's log knows of, its state, shards and agents (outside a
+        cluster: the server alone, running every agent)."""
+        reply = await self._call(self._cluster.list_members(v1.ListMembersRequest()))
+        return ClusterView(
+            node=reply.node,
+            clustered=reply.clustered,
+            shard_count=reply.shard_count,
+            members=tuple(_member(m) for m in reply.members),
+            unowned_shards=tuple(reply.unowned_shards),
+            unowned_agents=tuple(reply.unowned_agents),
+        )
 
     # --- live operations (caxton config, top, debug) ------------------------
 
@@ -578,9 +643,23 @@ def _agent(info: v1.AgentInfo) -> AgentInfo:
                 traps=i.traps,
                 handled=i.handled,
                 last_error=i.last_error,
+                node=i.node,
             )
             for i in info.instances
         ),
+    )
+
+
+def _member(info: v1.MemberInfo) -> MemberInfo:
+    return MemberInfo(
+        node=info.node,
+        address=info.address,
+        state=info.state,
+        incarnation=info.incarnation,
+        version=info.version,
+        since_ms=info.since_ms,
+        shards=tuple(info.shards),
+        agents=tuple(info.agents),
     )
 
 

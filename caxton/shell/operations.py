@@ -31,6 +31,8 @@ class AgentFigures:
     handled: int
     tool_calls_per_second: float
     tool_p99_ms: float
+    node: str = ""
+    """The node running it ("" while none holds its shard)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ def figures_of(row: v1.AgentRow) -> AgentFigures:
         handled=row.handled,
         tool_calls_per_second=row.tool_calls_per_second,
         tool_p99_ms=row.tool_p99_ms,
+        node=row.node,
     )
 
 

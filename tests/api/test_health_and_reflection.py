@@ -164,6 +164,7 @@ async def test_reflection_lists_caxtons_services_and_the_health_service(
         "caxton.v1.MessageService",
         "caxton.v1.ConversationService",
         "caxton.v1.EventService",
+        "caxton.v1.ClusterService",
         "grpc.health.v1.Health",
     }
     reflection.call.cancel()

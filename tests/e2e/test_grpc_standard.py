@@ -21,6 +21,7 @@ CAXTON_SERVICES = {
     "caxton.v1.EventService",
     "caxton.v1.OpsService",
     "caxton.v1.ToolService",
+    "caxton.v1.ClusterService",
 }
 
 

@@ -45,6 +45,7 @@ def figures(name: str, **values: Any) -> AgentFigures:
         "handled": 0,
         "tool_calls_per_second": 0.0,
         "tool_p99_ms": 0.0,
+        "node": "node-a",
     }
     return AgentFigures(name=name, **{**defaults, **values})
 
@@ -66,6 +67,7 @@ SNAPSHOT = TopSnapshot(
             restarts=4,
             traps=5,
             cpu_ms_per_second=480.0,
+            node="node-b",
         ),
         figures("pricer", messages_per_second=40.0, p99_handling_ms=0.4, handled=9000),
     ),
@@ -115,6 +117,8 @@ def test_agents_sort_by_any_column_either_way() -> None:
     assert [r[0] for r in by_rate] == ["pricer", "order-desk", "inventory"]
     by_queue = agent_rows(SNAPSHOT, "queue", descending=True)
     assert by_queue[0][:3] == ("inventory", "2/3", "degraded") and by_queue[0][5] == "1523/3072"
+    by_node = agent_rows(SNAPSHOT, "node", descending=True)
+    assert (by_node[0][0], by_node[0][-1]) == ("inventory", "node-b")
 
 
 def test_conversations_and_detail_say_what_is_wrong() -> None:
@@ -127,7 +131,7 @@ def test_conversations_and_detail_say_what_is_wrong() -> None:
     assert any("attempt 1 after 100 ms" in line for line in lines)
     assert snapshot_text(SNAPSHOT)[0].split() == [
         "AGENT", "INST", "STATE", "MSG/S", "P99", "QUEUE", "MEM", "LIMIT", "CPU", "MS/S",
-        "RESTARTS", "TRAPS",
+        "RESTARTS", "TRAPS", "NODE",
     ]  # fmt: skip
 
 

@@ -84,7 +84,8 @@ def limits_of(limits: v1.Limits | None) -> Limits:
     )
 
 
-def agent_info(agent: AgentState) -> v1.AgentInfo:
+def agent_info(agent: AgentState, *, node: str = "") -> v1.AgentInfo:
+    """`node`: the node running its instances (caxton.domain.roster)."""
     return v1.AgentInfo(
         name=agent.name,
         component_digest=digests.shown(agent.component),
@@ -107,6 +108,7 @@ def agent_info(agent: AgentState) -> v1.AgentInfo:
                 traps=i.traps,
                 handled=i.handled,
                 last_error=i.last_error,
+                node=node,
             )
             for i in agent.instances
         ],

@@ -5,7 +5,9 @@ from __future__ import annotations
 from caxton.domain.agents import AgentState, health
 from caxton.domain.conversations import ConversationState
 from caxton.domain.events import AgentReconfigured
+from caxton.domain.roster import Placement
 from caxton.domain.settings import effective_settings
+from caxton.shell.api.cluster import placement_of
 from caxton.shell.api.errors import translated
 from caxton.shell.api.generated.caxton import v1
 from caxton.shell.runtime.errors import AgentNotFound
@@ -44,7 +46,10 @@ class OpsService(v1.OpsServiceBase):
     async def top(self, message: v1.TopRequest) -> v1.TopReply:
         now = self.node.clock.now_ms()
         world = self.node.world
-        agents = [self._row(a, now) for a in sorted(world.agents.values(), key=lambda a: a.name)]
+        where = placement_of(self.node)
+        agents = [
+            self._row(a, now, where) for a in sorted(world.agents.values(), key=lambda a: a.name)
+        ]
         rows = [
             row
             for c in world.conversations.values()
@@ -65,7 +70,7 @@ class OpsService(v1.OpsServiceBase):
             now = self.node.clock.now_ms()
             conversations = self.node.world.conversations
             return v1.AgentDebug(
-                agent=self._row(agent, now),
+                agent=self._row(agent, now, placement_of(self.node)),
                 traps=[
                     v1.TrapRow(
                         at_ms=t.at_ms,
@@ -104,7 +109,7 @@ class OpsService(v1.OpsServiceBase):
             agent=agent.name, settings=_settings(agent), position=self.node.world.position
         )
 
-    def _row(self, agent: AgentState, now: int) -> v1.AgentRow:
+    def _row(self, agent: AgentState, now: int, where: Placement) -> v1.AgentRow:
         rates = self.stats.rates(agent.name, now)
         actors = [a for a in self.node.actors.values() if a.agent == agent.name]
         h = health(agent)
@@ -124,6 +129,7 @@ class OpsService(v1.OpsServiceBase):
             handled=sum(i.handled for i in agent.instances),
             tool_calls_per_second=rates.tool_calls_per_second,
             tool_p99_ms=rates.tool_p99_ms,
+            node=where.node_of(agent.name),
         )
 
     def _conversation(self, conversation: ConversationState, now: int) -> v1.ConversationRow:

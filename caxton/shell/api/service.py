@@ -15,6 +15,7 @@ from caxton.domain.errors import quoted
 from caxton.domain.events import RestartPolicy
 from caxton.domain.ids import conversation_stream
 from caxton.shell import history
+from caxton.shell.api.cluster import ClusterService, placement_of
 from caxton.shell.api.convert import (
     agent_info,
     conversation_info,
@@ -54,23 +55,26 @@ class AgentService(v1.AgentServiceBase):
                     tools=tuple(message.tools),
                 )
             )
-            return agent_info(self.node.world.agents[message.name])
+            return self._info(message.name)
 
     async def list_agents(self, message: v1.ListAgentsRequest) -> v1.ListAgentsReply:
         agents = sorted(self.node.world.agents.values(), key=lambda a: a.name)
-        return v1.ListAgentsReply(agents=[agent_info(a) for a in agents])
+        where = placement_of(self.node)
+        return v1.ListAgentsReply(
+            agents=[agent_info(a, node=where.node_of(a.name)) for a in agents]
+        )
 
     async def get_agent(self, message: v1.GetAgentRequest) -> v1.AgentInfo:
         async with translated():
             agent = self.node.world.agents.get(message.name)
             if agent is None:
                 raise AgentNotFound(message.name)
-            return agent_info(agent)
+            return self._info(agent.name)
 
     async def stop_agent(self, message: v1.StopAgentRequest) -> v1.AgentInfo:
         async with translated():
             await self.node.stop_agent(message.name)
-            return agent_info(self.node.world.agents[message.name])
+            return self._info(message.name)
 
     async def get_component(self, message: v1.GetComponentRequest) -> v1.ComponentBytes:
         async with translated():
@@ -82,6 +86,9 @@ class AgentService(v1.AgentServiceBase):
         async with translated():
             await self.node.remove_agent(message.name)
             return v1.RemoveAgentReply()
+
+    def _info(self, name: str) -> v1.AgentInfo:
+        return agent_info(self.node.world.agents[name], node=placement_of(self.node).node_of(name))
 
 
 class MessageService(v1.MessageServiceBase):
@@ -291,10 +298,12 @@ class EventService(v1.EventServiceBase):
 
 def services_for(
     node: Node, log: EventLog
-) -> list[AgentService | MessageService | ConversationService | EventService]:
+) -> list[AgentService | MessageService | ConversationService | EventService | ClusterService]:
+    """The services that need only the node and its log (the server adds ops and tools)."""
     return [
         AgentService(node),
         MessageService(node),
         ConversationService(node),
         EventService(node, log),
+        ClusterService(node),
     ]

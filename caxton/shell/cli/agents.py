@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from caxton.domain import digests
 from caxton.domain.agents import STARTED
@@ -208,6 +209,7 @@ async def list_agents(server: str, token: str) -> None:
         "TIMEOUT",
         "HANDLED",
         "RESTARTS",
+        "NODE",
     ):
         table.add_column(column)
     for info in agents:
@@ -220,6 +222,7 @@ async def list_agents(server: str, token: str) -> None:
             format_duration(info.timeout_ms),
             str(sum(i.handled for i in info.instances)),
             str(sum(i.restarts for i in info.instances)),
+            Text(", ".join(_nodes(info)) or "-"),  # Text, not markup: node ids are the user's
         )
     out.print(table)
 
@@ -233,19 +236,31 @@ async def status(name: str, server: str, token: str) -> None:
     async with CaxtonClient(server, token=token) as client:
         info = await client.agent(name)
     out.print(info.status_line, markup=False)  # it may quote an agent's own error text
-    _print_instances(info)
+    nodes = _nodes(info)
+    if len(nodes) == 1:
+        out.print(f"  node: {nodes[0]}", markup=False)
+    elif not nodes and info.instances:
+        out.print("  node: none (no node holds its shard yet)")
+    _print_instances(info, each_node=len(nodes) > 1)
     if info.tools:
         out.print(f"  tools: {', '.join(info.tools)}", markup=False)
     if info.healthy < info.replicas:
         raise SystemExit(1)
 
 
-def _print_instances(info: AgentInfo) -> None:
+def _nodes(info: AgentInfo) -> list[str]:
+    """The nodes running the agent's instances, in replica order, each once."""
+    return list(dict.fromkeys(i.node for i in info.instances if i.node))
+
+
+def _print_instances(info: AgentInfo, *, each_node: bool = False) -> None:
     for instance in info.instances:
         line = (
             f"  #{instance.replica} {instance.lifecycle:<10} incarnation {instance.incarnation}"
             f"  handled {instance.handled}  restarts {instance.restarts}  traps {instance.traps}"
         )
+        if each_node:
+            line += f"  node {instance.node or '-'}"
         if instance.last_error:
             line += f"  last error: {instance.last_error}"
         out.print(line, markup=False)

@@ -8,6 +8,7 @@ import click
 
 from caxton import __version__
 from caxton.shell.cli.agents import agent
+from caxton.shell.cli.cluster import cluster
 from caxton.shell.cli.common import Failure, err
 from caxton.shell.cli.demo import demo
 from caxton.shell.cli.events import events
@@ -27,6 +28,7 @@ def cli() -> None:
 
 cli.add_command(server)
 cli.add_command(agent)
+cli.add_command(cluster)
 cli.add_command(send)
 cli.add_command(trace)
 cli.add_command(conversations)

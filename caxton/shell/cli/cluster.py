@@ -1,0 +1,157 @@
+"""`caxton cluster members|status`: the nodes of a cluster, their shards and their agents."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from caxton.shell.cli.common import out, run, server_options
+from caxton.shell.client import CaxtonClient, ClusterView, LogInfo, MemberInfo
+
+STATES = ("alive", "suspect", "dead", "left")
+AGENTS_SHOWN = 5
+"""Agents named in a node's row of `members`, before `+N more` (all of them in --json)."""
+
+
+@click.group()
+def cluster() -> None:
+    """The nodes of a cluster: their state, and the shards and agents each holds."""
+
+
+@cluster.command("members")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per node.")
+@server_options
+@run
+async def members(as_json: bool, server: str, token: str) -> None:
+    """One line per node: address, state, incarnation, shards held and agents."""
+    async with CaxtonClient(server, token=token) as client:
+        view = await client.members()
+    if as_json:
+        for member in view.members:  # one object per line, for `jq` and scripts
+            click.echo(json.dumps(member_dict(member, view), ensure_ascii=False))
+        return
+    out.print(members_table(view))
+    for line in members_notes(view):
+        out.print(line, markup=False)
+
+
+@cluster.command("status")
+@server_options
+@run
+async def status(server: str, token: str) -> None:
+    """Whether the server is a node of a cluster, its members by state, the shards this
+    node holds and those no node holds, and the log's position."""
+    async with CaxtonClient(server, token=token) as client:
+        view = await client.members()
+        log = await client.log_info()
+    for line in status_lines(view, log):
+        out.print(line, markup=False)
+
+
+def member_dict(member: MemberInfo, view: ClusterView) -> dict[str, Any]:
+    return {
+        "node": member.node,
+        "address": member.address,
+        "state": member.state,
+        "incarnation": member.incarnation,
+        "version": member.version,
+        "since_ms": member.since_ms,
+        "shards": list(member.shards),
+        "agents": list(member.agents),
+        "answering": member.node == view.node,
+        "clustered": view.clustered,
+    }
+
+
+def members_table(view: ClusterView) -> Table:
+    """NODE (the one answering starred), ADDRESS, STATE, INCARNATION, SHARDS, AGENTS."""
+    table = Table(box=None, header_style="bold")
+    for column in ("NODE", "ADDRESS", "STATE", "INCARNATION", "SHARDS", "AGENTS"):
+        # node ids are never cut short: they are what other commands name
+        table.add_column(column, no_wrap=column == "NODE", overflow="fold")
+    for member in view.members:
+        star = "*" if member.node == view.node else ""
+        table.add_row(
+            Text(member.node + star),  # Text, not markup: ids and addresses are the user's
+            Text(member.address or "-"),
+            member.state,
+            str(member.incarnation),
+            str(len(member.shards)) if view.clustered else "-",
+            agents_cell(member.agents),
+        )
+    return table
+
+
+def members_notes(view: ClusterView) -> list[str]:
+    """What the table does not say: which node answered, and what runs nowhere."""
+    if not view.clustered:
+        return [f"* {view.node} answered; not clustered: it runs every agent"]
+    lines = [f"* {view.node} answered; {view.shard_count} shards in the cluster"]
+    lines.extend(_unowned(view))
+    return lines
+
+
+def status_lines(view: ClusterView, log: LogInfo) -> list[str]:
+    agents = sum(len(m.agents) for m in view.members) + len(view.unowned_agents)
+    here = view.member
+    if not view.clustered:
+        lines = [f"not clustered: {view.node} runs every agent ({_count(agents, 'agent')})"]
+    else:
+        lines = [
+            f"cluster of {_count(len(view.members), 'node')} ({by_state(view.members)}); "
+            f"this is {view.node}",
+            f"{view.node} holds {len(here.shards) if here else 0} of {view.shard_count} shards "
+            f"and runs {len(here.agents) if here else 0} of {_count(agents, 'agent')}",
+            *(_unowned(view) or ["every shard is held"]),
+        ]
+    lines.append(f"log: {log.store}, position {log.last_position:,}")
+    return lines
+
+
+def by_state(members: Sequence[MemberInfo]) -> str:
+    """`2 alive, 1 suspect`: the members counted by state, in STATES' order."""
+    counts = {state: sum(1 for m in members if m.state == state) for state in STATES}
+    return ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "none"
+
+
+def agents_cell(agents: Sequence[str]) -> str:
+    """`a,b,c` up to AGENTS_SHOWN names, then `+N more`; `-` for none."""
+    if not agents:
+        return "-"
+    shown = ",".join(agents[:AGENTS_SHOWN])
+    rest = len(agents) - AGENTS_SHOWN
+    return f"{shown} +{rest} more" if rest > 0 else shown
+
+
+def shard_ranges(shards: Sequence[int]) -> str:
+    """`0-3,7,9-12`: ascending shards with their runs folded."""
+    runs: list[list[int]] = []
+    for shard in sorted(shards):
+        if runs and shard == runs[-1][1] + 1:
+            runs[-1][1] = shard
+        else:
+            runs.append([shard, shard])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _unowned(view: ClusterView) -> list[str]:
+    if not view.unowned_shards:
+        return []
+    lines = [
+        f"{_count(len(view.unowned_shards), 'shard')} held by no node: "
+        f"{shard_ranges(view.unowned_shards)}"
+    ]
+    if view.unowned_agents:
+        lines.append(
+            f"  their agents run nowhere until a node claims them: {', '.join(view.unowned_agents)}"
+        )
+    return lines
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"

@@ -1,0 +1,146 @@
+"""`caxton cluster members|status` and the node in `caxton agent status`: the text made
+from a cluster's view, and the real CLI against a real server (alone, so not clustered)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+from rich.console import Console
+
+from caxton.shell.cli.cluster import (
+    agents_cell,
+    members_notes,
+    members_table,
+    shard_ranges,
+    status_lines,
+)
+from caxton.shell.client import ClusterView, LogInfo, MemberInfo
+from tests.e2e.conftest import ServerProcess, caxton, write_component
+
+
+def member(node: str, state: str, shards: tuple[int, ...], agents: tuple[str, ...]) -> MemberInfo:
+    return MemberInfo(
+        node=node,
+        address=f"{node}:50051",
+        state=state,
+        incarnation=2 if node == "node-b" else 1,
+        version="0.1.0",
+        since_ms=1_764_000_000_000,
+        shards=shards,
+        agents=agents,
+    )
+
+
+CLUSTER = ClusterView(
+    node="node-a",
+    clustered=True,
+    shard_count=64,
+    members=(
+        member("node-a", "alive", tuple(range(0, 30)), ("alice",)),
+        member("node-b", "suspect", tuple(range(30, 61)), tuple(f"agent-{i}" for i in range(7))),
+        member("node-c", "left", (), ()),
+    ),
+    unowned_shards=(61, 62, 63),
+    unowned_agents=("zed",),
+)
+LOG = LogInfo(last_position=12_345, store="postgresql://db/caxton", node="node-a")
+
+
+def rendered(view: ClusterView) -> list[str]:
+    console = Console(file=io.StringIO(), width=200, no_color=True)
+    console.print(members_table(view))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    return [line.rstrip() for line in text.splitlines()]
+
+
+def test_members_are_one_line_per_node_with_state_incarnation_shards_and_agents() -> None:
+    lines = rendered(CLUSTER)
+    assert lines[0].split() == ["NODE", "ADDRESS", "STATE", "INCARNATION", "SHARDS", "AGENTS"]
+    assert lines[1].split() == ["node-a*", "node-a:50051", "alive", "1", "30", "alice"]
+    assert lines[2].split() == [
+        "node-b",
+        "node-b:50051",
+        "suspect",
+        "2",
+        "31",
+        "agent-0,agent-1,agent-2,agent-3,agent-4",
+        "+2",
+        "more",
+    ]
+    assert lines[3].split() == ["node-c", "node-c:50051", "left", "1", "0", "-"]
+    assert members_notes(CLUSTER) == [
+        "* node-a answered; 64 shards in the cluster",
+        "3 shards held by no node: 61-63",
+        "  their agents run nowhere until a node claims them: zed",
+    ]
+
+
+def test_status_counts_members_by_state_and_says_what_no_node_holds() -> None:
+    assert status_lines(CLUSTER, LOG) == [
+        "cluster of 3 nodes (1 alive, 1 suspect, 1 left); this is node-a",
+        "node-a holds 30 of 64 shards and runs 1 of 9 agents",
+        "3 shards held by no node: 61-63",
+        "  their agents run nowhere until a node claims them: zed",
+        "log: postgresql://db/caxton, position 12,345",
+    ]
+
+
+def test_a_server_alone_is_not_clustered() -> None:
+    alone = ClusterView(
+        node="solo",
+        clustered=False,
+        shard_count=64,
+        members=(member("solo", "alive", (), ("a", "b")),),
+        unowned_shards=(),
+        unowned_agents=(),
+    )
+    assert status_lines(alone, LOG)[0] == "not clustered: solo runs every agent (2 agents)"
+    assert rendered(alone)[1].split() == ["solo*", "solo:50051", "alive", "1", "-", "a,b"]
+    assert members_notes(alone) == ["* solo answered; not clustered: it runs every agent"]
+
+
+def test_shards_fold_into_runs_and_agents_are_cut_short() -> None:
+    assert shard_ranges([7, 0, 1, 2, 3, 9, 10, 12]) == "0-3,7,9-10,12"
+    assert shard_ranges([]) == ""
+    assert agents_cell(()) == "-"
+    assert agents_cell(("a", "b")) == "a,b"
+
+
+def test_cluster_commands_against_a_server_alone(server: ServerProcess, tmp_path: Path) -> None:
+    echo = write_component(tmp_path, "reply")
+    caxton("agent", "deploy", str(echo), "--name", "echo", server=server.address)
+
+    members = caxton("cluster", "members", server=server.address).stdout.splitlines()
+    assert members[0].split() == ["NODE", "ADDRESS", "STATE", "INCARNATION", "SHARDS", "AGENTS"]
+    row = members[1].split()
+    node = row[0].removesuffix("*")
+    assert row[1:] == [server.address, "alive", "1", "-", "echo"]
+    assert members[2] == f"* {node} answered; not clustered: it runs every agent"
+
+    (as_json,) = caxton("cluster", "members", "--json", server=server.address).stdout.splitlines()
+    assert json.loads(as_json) | {"since_ms": 0, "version": ""} == {
+        "node": node,
+        "address": server.address,
+        "state": "alive",
+        "incarnation": 1,
+        "version": "",
+        "since_ms": 0,
+        "shards": [],
+        "agents": ["echo"],
+        "answering": True,
+        "clustered": False,
+    }
+
+    status = caxton("cluster", "status", server=server.address).stdout.splitlines()
+    assert status[0] == f"not clustered: {node} runs every agent (1 agent)"
+    assert re.fullmatch(
+        rf"log: {re.escape(str(server.data_dir))}/events.db, position \d+", status[1]
+    )
+
+    agent = caxton("agent", "status", "echo", server=server.address).stdout.splitlines()
+    assert agent[:2] == ["✓ Running (1/1 instances healthy)", f"  node: {node}"]
+    listed = caxton("agent", "list", server=server.address).stdout
+    assert re.search(rf"echo\s+running\s+1/1\s.*\s{re.escape(node)}\s*$", listed, re.MULTILINE)
