@@ -3,7 +3,9 @@
     StoreError
     ├── StoreUnavailable    the log cannot be opened or reached (names the path or URL)
     ├── LogCorrupted        what the log holds breaks an invariant (says what and where)
-    └── AppendRejected      the database refused a write (append-only, a version clash)
+    ├── AppendRejected      the database refused a write (append-only, a version clash)
+    ├── LeaseLost           a fenced append's shard moved to a higher epoch: nothing written
+    └── ClaimRefused        a shard's lease was not free at the epoch seen: nothing written
 
 sqlite3, psycopg and eventsourcing errors are translated by `translate`, nowhere else.
 """
@@ -48,6 +50,30 @@ class LogCorrupted(StoreError):
 
 class AppendRejected(StoreError):
     """The database refused an append; nothing of the batch was written."""
+
+
+class LeaseLost(StoreError):
+    """A fenced append named a shard epoch that is no longer current: another node claimed
+    the shard since, and nothing of the append was written. The log itself is sound."""
+
+    def __init__(self, where: str, shards: frozenset[int], reason: str) -> None:
+        super().__init__(where, reason)
+        self.shards = shards
+
+
+class ClaimRefused(StoreError):
+    """A claim found the shard's lease moved past the epoch seen, or live and held by
+    another node; neither the claim nor its events were written."""
+
+    def __init__(self, where: str, shard: int, reason: str) -> None:
+        super().__init__(where, reason)
+        self.shard = shard
+
+
+LEASE_LOST = "CXF01"
+"""The SQLSTATE the lease table's fence check raises (class CX: ours, unknown to psycopg)."""
+CLAIM_REFUSED = "CXF02"
+"""The SQLSTATE a refused claim raises."""
 
 
 _UNAVAILABLE_SQLITE = frozenset(
@@ -101,6 +127,8 @@ def _from_sqlite(e: sqlite3.Error, where: str) -> StoreError:
 
 def _from_psycopg(e: psycopg.Error, where: str) -> StoreError:
     reason = str(e).strip() or type(e).__name__
+    if e.sqlstate in (LEASE_LOST, CLAIM_REFUSED):
+        return _from_lease_check(e, where)
     if isinstance(e, psycopg.errors.DataCorrupted | psycopg.errors.IndexCorrupted):
         return LogCorrupted(where, reason)
     if isinstance(e, psycopg.OperationalError | psycopg.InterfaceError):
@@ -114,6 +142,16 @@ def _from_psycopg(e: psycopg.Error, where: str) -> StoreError:
     ):
         return AppendRejected(where, reason)
     return StoreError(where, reason)
+
+
+def _from_lease_check(e: psycopg.Error, where: str) -> StoreError:
+    """LeaseLost or ClaimRefused, from the DETAIL the lease table's functions give: the
+    shards concerned, comma-separated."""
+    reason = (e.diag.message_primary or str(e)).strip()
+    shards = frozenset(int(s) for s in (e.diag.message_detail or "").split(",") if s)
+    if e.sqlstate == LEASE_LOST:
+        return LeaseLost(where, shards, reason)
+    return ClaimRefused(where, min(shards, default=-1), reason)
 
 
 def translate(exc: BaseException, where: str) -> StoreError | None:

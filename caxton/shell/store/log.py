@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+import os
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from types import MappingProxyType
 
 from caxton.domain.events import Recorded
 from caxton.domain.ids import conversation_stream
-from caxton.shell.store.backend import Backend
+from caxton.shell.store.backend import Backend, Claim, Fence, Lease
 from caxton.shell.store.envelope import Pending, recorded
-from caxton.shell.store.errors import StoreError
+from caxton.shell.store.errors import StoreError, StoreUnavailable
 from caxton.shell.store.integrity import IntegrityCheck, IntegrityReport
-from caxton.shell.store.postgres import PostgresBackend
+from caxton.shell.store.postgres import PostgresBackend, SharedPostgresBackend
 from caxton.shell.store.sqlite import SQLiteBackend
 from caxton.shell.store.writer import GroupCommit
 
@@ -21,6 +23,12 @@ PAGE = 4096
 POLL_INTERVAL_S = 0.25
 """How often `follow` looks for events appended by another process; in-process
 appends wake it at once."""
+
+SHARED_POLL_INTERVAL_S = 5.0
+"""The same on a shared log, where every node's commits wake followers (LISTEN/NOTIFY):
+only a safety net, for a notification lost with its connection."""
+
+_NO_FENCE: Mapping[int, int] = MappingProxyType({})
 
 
 class EventLog:
@@ -33,7 +41,15 @@ class EventLog:
         self._backend = backend
         self._committed = asyncio.Event()
         self._closed = False
-        self._writer = GroupCommit(backend, on_commit=self._wake_followers)
+        self._cluster = backend if isinstance(backend, SharedPostgresBackend) else None
+        self._writer = GroupCommit(backend, on_commit=self._wake_followers, shared=self._cluster)
+        if self._cluster is not None:
+            self._cluster.watch(self._wake_followers)
+
+    @property
+    def shared(self) -> bool:
+        """True for a cluster's log: other processes append to it, fenced by leases."""
+        return self._cluster is not None
 
     @property
     def where(self) -> str:
@@ -49,17 +65,32 @@ class EventLog:
 
     @classmethod
     async def open(
-        cls, store: str, *, synchronous: str = "NORMAL", exclusive: bool = False
+        cls,
+        store: str,
+        *,
+        synchronous: str = "NORMAL",
+        exclusive: bool = False,
+        shared: bool = False,
     ) -> EventLog:
         """Opens (creating if need be) a SQLite file, or a `postgresql://` URL.
 
         `synchronous` is SQLite's durability: NORMAL survives a crashed or killed
         process, FULL also a power loss (an fsync per commit). `exclusive` refuses to
         open a PostgreSQL log that another exclusive opener holds (a server's own log;
-        a SQLite file is guarded by the server's data-directory lock)."""
+        a SQLite file is guarded by the server's data-directory lock). `shared` opens
+        a cluster's log, which every node appends to (PostgreSQL only), with its lease
+        table (`claim`, `renew`, `release`, `leases`, fenced appends)."""
+        if shared and exclusive:
+            raise ValueError("a shared log is every node's: it cannot be opened exclusively")
         backend: Backend
         if store.startswith(("postgresql://", "postgres://")):
-            backend = await PostgresBackend.open(store, exclusive=exclusive)
+            backend = await PostgresBackend.open(store, exclusive=exclusive, shared=shared)
+        elif shared:
+            raise StoreUnavailable(
+                os.path.abspath(store),
+                "a shared log (a cluster's) must be in PostgreSQL (a postgresql:// URL): "
+                "every node appends to it, and a SQLite file serves one process",
+            )
         else:
             backend = await SQLiteBackend.open(store, synchronous=synchronous)
         return cls(backend)
@@ -69,15 +100,76 @@ class EventLog:
         self._writer.on_batch = callback
 
     def append(
-        self, items: Sequence[Pending], *, new_streams: Collection[str] = (), now: bool = False
+        self,
+        items: Sequence[Pending],
+        *,
+        new_streams: Collection[str] = (),
+        now: bool = False,
+        fence: Mapping[int, int] = _NO_FENCE,
     ) -> asyncio.Future[list[Recorded]]:
         """Queues events without blocking; the future resolves once they are committed.
 
-        Every append of one loop iteration is committed in a single transaction.
-        `new_streams`: streams the caller knows are not in the log (an id it made at
-        random), numbered from 1 without asking the log. `now`: these events are the
-        whole transaction; a SQLite log commits them before returning (a done future)."""
+        Every append of one loop iteration is committed in a single transaction (on a
+        shared log, one per run of appends with the same fence). `new_streams`: streams
+        the caller knows are not in the log (an id it made at random), numbered from 1
+        without asking the log. `now`: these events are the whole transaction; a SQLite
+        log commits them before returning (a done future).
+
+        On a shared log the database numbers every stream (`new_streams` changes
+        nothing), and `fence` may name the {shard: epoch} leases these events depend
+        on: if any shard moved to another epoch, the future fails with `LeaseLost` and
+        nothing of the append is written; appends without that fence still commit."""
+        if fence:
+            return self._writer.append(items, new_streams, now=now, guard=self._fence(fence))
         return self._writer.append(items, new_streams, now=now)
+
+    async def claim(
+        self, shard: int, node: str, seen_epoch: int, ttl_s: float, items: Sequence[Pending]
+    ) -> list[Recorded]:
+        """Takes `shard`'s lease for `ttl_s` at epoch `seen_epoch` + 1 and appends
+        `items` (its `ShardClaimed`) in the same transaction: if the lease is still at
+        `seen_epoch` and unowned, `node`'s, or expired on PostgreSQL's clock. Else
+        `ClaimRefused`, and nothing is written."""
+        self._require_shared("claim")
+        if not items:
+            raise ValueError("a claim commits with its events (the ShardClaimed): none given")
+        guard = Claim(shard, node, seen_epoch, ttl_s)
+        return await self._writer.append(items, guard=guard)
+
+    async def renew(self, node: str, held: Mapping[int, int], ttl_s: float) -> set[int]:
+        """Extends by `ttl_s` the leases `node` still holds at these {shard: epoch}; the
+        shards renewed (one missing was claimed by another node, or released). Its own
+        connection: it never waits behind appends."""
+        return await self._require_shared("renew").renew(node, held, ttl_s)
+
+    async def release(self, node: str, held: Mapping[int, int]) -> None:
+        """Expires now the leases `node` holds at these {shard: epoch}: another node may
+        claim them at once (a graceful stop)."""
+        await self._require_shared("release").release(node, held)
+
+    async def leases(self) -> dict[int, Lease]:
+        """Every shard's lease, by shard."""
+        return await self._require_shared("leases").leases()
+
+    async def put_component(self, digest: str, wasm: bytes) -> None:
+        """Keeps a deployed component's bytes beside a shared log, for the node that will
+        run its agent (the holder of its shard may be another node)."""
+        await self._require_shared("put_component").put_component(digest, wasm)
+
+    async def get_component(self, digest: str) -> bytes | None:
+        """A component's bytes that a node put beside the shared log, or None."""
+        return await self._require_shared("get_component").get_component(digest)
+
+    def next_commit(self) -> asyncio.Event:
+        """An event set at the next commit after this call: this process's, or another
+        node's on a shared log (and when the log closes). Take it before reading the
+        log and wait on it after: a commit made in between is not missed."""
+        return self._committed
+
+    async def wait_for_commit(self) -> None:
+        """Returns at the next commit after this call (as `next_commit`); a follower that
+        reads between its waits should take `next_commit()` before reading instead."""
+        await self._committed.wait()
 
     async def read(
         self,
@@ -127,6 +219,7 @@ class EventLog:
         after = from_position - 1
         version = 0
         stream = None if conversation_id is None else conversation_stream(conversation_id)
+        poll_s = POLL_INTERVAL_S if self._cluster is None else SHARED_POLL_INTERVAL_S
         while not self._closed:
             committed = self._committed  # taken before reading, so no commit is missed
             rows = await self._backend.rows(
@@ -137,7 +230,7 @@ class EventLog:
                 after, version = row.position, row.version
             if len(rows) < PAGE and not self._closed:
                 try:
-                    async with asyncio.timeout(POLL_INTERVAL_S):
+                    async with asyncio.timeout(poll_s):
                         await committed.wait()
                 except TimeoutError:
                     pass  # another process may have appended: look again
@@ -186,15 +279,19 @@ class EventLog:
     async def check_integrity(self) -> IntegrityReport:
         """Checks positions, stream versions and every payload; raises `LogCorrupted`."""
         check = IntegrityCheck(self._backend.where)
+        # The end first: on a shared log other nodes append while this one checks, and
+        # what they add after it is not this check's to find.
+        last = await self._backend.last_position()
         after = 0
-        while True:
-            rows = await self._backend.rows(after=after, limit=PAGE)
+        while after < last:
+            limit = min(PAGE, last - after)
+            rows = await self._backend.rows(after=after, limit=limit)
             for row in rows:
                 check.feed(row)
-            if len(rows) < PAGE:
+            if len(rows) < limit:
                 break
             after = rows[-1].position
-        return check.report(await self._backend.last_position())
+        return check.report(last)
 
     async def close(self) -> None:
         """Commits what is queued, wakes followers (they end), closes the database."""
@@ -206,6 +303,15 @@ class EventLog:
         finally:
             self._wake_followers()
             await self._backend.close()
+
+    def _fence(self, fence: Mapping[int, int]) -> Fence:
+        self._require_shared("a fenced append")
+        return Fence(tuple(sorted(fence.items())))
+
+    def _require_shared(self, what: str) -> SharedPostgresBackend:
+        if self._cluster is None:
+            raise ValueError(f"{what} needs a shared log (EventLog.open(..., shared=True))")
+        return self._cluster
 
     def _wake_followers(self) -> None:
         committed, self._committed = self._committed, asyncio.Event()
