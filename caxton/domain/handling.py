@@ -339,6 +339,15 @@ def _failure_to_sender(
         _sent(agents, decision, failure, routed.deliveries, routed.dead_letters, message.id)
 
 
+def followed(event: Event) -> list[Effect]:
+    """What a node of a cluster does about an event another node committed: the
+    deliveries and replies of a message (it performs those it can: to the instances it
+    runs, to clients waiting on it). Nothing for the other events."""
+    if isinstance(event, MessageSent):
+        return _deliveries(event.message, event.deliveries)
+    return []
+
+
 def _deliveries(message: AclMessage, deliveries: tuple[str, ...]) -> list[Effect]:
     """The deliveries of a message committed as it was decided elsewhere."""
     effects: list[Effect] = []

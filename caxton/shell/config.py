@@ -15,6 +15,7 @@ from caxton.shell.tools.settings import InvalidToolConfig, ToolServerConfig, par
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_METRICS = "127.0.0.1:9090"
 DEFAULT_HEALTH = "127.0.0.1:8081"
+DEFAULT_GOSSIP = "127.0.0.1:7946"
 OFF = "off"
 TRACE_EXPORTS = ("none", "console", "otlp-grpc", "otlp-http")
 LOG_FORMATS = ("auto", "json", "text")
@@ -45,6 +46,20 @@ class ServerConfig:
     """The share of traces exported, 0 to 1 (decided by trace id)."""
     log_format: str = "auto"
     """json, text, or auto: text on a terminal, JSON lines otherwise."""
+    cluster: str = ""
+    """The cluster's name: "" runs a single node; set, the node joins the nodes of that
+    name sharing the PostgreSQL log (ADR 0018)."""
+    gossip: str = DEFAULT_GOSSIP
+    """HOST:PORT of the cluster's membership protocol (SWIM, UDP and TCP)."""
+    seeds: str = ""
+    """HOST:PORT,… of other nodes' gossip addresses to join through ("" for the first)."""
+    node_id: str = ""
+    """This node's id; "" takes the data directory's own (made once, kept there)."""
+    cluster_key: str = ""
+    """A base64 32-byte key that encrypts the membership protocol (needed off loopback)."""
+    lease_s: str = "10"
+    """Seconds a shard's lease lasts unless renewed: a dead node's agents restart
+    elsewhere after about this long."""
 
     @property
     def store_url(self) -> str:
@@ -75,6 +90,12 @@ _KEYS = {
     "otlp_endpoint",
     "trace_sampling",
     "log_format",
+    "cluster",
+    "gossip",
+    "seeds",
+    "node_id",
+    "cluster_key",
+    "lease_s",
 }
 
 
@@ -122,7 +143,30 @@ def load_config(path: Path | None, **flags: Any) -> ServerConfig:
     if config.synchronous.upper() not in {"NORMAL", "FULL"}:
         raise ConfigError("synchronous must be NORMAL or FULL")
     _check_observability(config)
+    _check_cluster(config)
     return config
+
+
+def _check_cluster(config: ServerConfig) -> None:
+    if not config.cluster:
+        return
+    if not config.store.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "cluster: the nodes of a cluster share one log in PostgreSQL: "
+            "give --store postgresql://USER@HOST:PORT/DB"
+        )
+    parse_host_port(config.gossip)
+    for seed in filter(None, (s.strip() for s in config.seeds.split(","))):
+        try:
+            parse_host_port(seed)
+        except ConfigError:
+            raise ConfigError(f"seeds: {seed!r} is not HOST:PORT") from None
+    try:
+        lease = float(config.lease_s)
+    except ValueError:
+        lease = 0.0
+    if not 1 <= lease <= 600:
+        raise ConfigError(f"lease_s: {config.lease_s!r} is not a number of seconds from 1 to 600")
 
 
 def _check_observability(config: ServerConfig) -> None:
@@ -167,7 +211,7 @@ def _apply(config: ServerConfig, values: dict[str, Any], origin: str) -> ServerC
     for key, value in values.items():
         if key == "data_dir":
             value = Path(value)
-        elif key == "trace_sampling" and isinstance(value, int | float):
+        elif key in ("trace_sampling", "lease_s") and isinstance(value, int | float):
             value = str(value)
         elif not isinstance(value, str):
             raise ConfigError(f"{origin}: {key} must be a string")

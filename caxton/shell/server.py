@@ -16,6 +16,7 @@ from grpclib.health.service import Health
 from grpclib.server import Server
 
 from caxton.domain.acl import DEFAULT_MAX_CONTENT_BYTES
+from caxton.domain.events import MemberChanged, Recorded
 from caxton.shell.api.auth import install_token_check
 from caxton.shell.api.codec import RequestCodec
 from caxton.shell.api.errors import install_bounded_errors
@@ -24,6 +25,8 @@ from caxton.shell.api.ops import OpsService
 from caxton.shell.api.reflection import with_reflection
 from caxton.shell.api.service import services_for
 from caxton.shell.api.tools import ToolService
+from caxton.shell.cluster import Gossip, GossipConfig, GossipError, Peer
+from caxton.shell.cluster.leases import LeaseKeeper
 from caxton.shell.config import ServerConfig
 from caxton.shell.datadir import DataDir, DataDirUnusable
 from caxton.shell.runtime.clock import SystemClock
@@ -45,6 +48,45 @@ NOT_SERVING_GRACE_S = 0.2  # from NOT_SERVING to the end of every call, at a sto
 
 class ListenFailed(Exception):
     """The API address cannot be bound."""
+
+
+class NodeDeposed(Exception):
+    """Another node of the cluster took this node's shards: it stops (ADR 0018)."""
+
+
+class _Membership:
+    """The gossip's view, for the lease keeper's count of live nodes, and its verdicts
+    recorded in the log as this node saw them (hints: they move no shard)."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self.gossip: Gossip | None = None
+
+    def live(self) -> int:
+        if self.gossip is None:
+            return 1
+        return sum(1 for peer in self.gossip.peers() if peer.state in ("alive", "suspect"))
+
+    def saw(self, peer: Peer, node: Node, keeper: LeaseKeeper) -> None:
+        if peer.node == self.node_id:
+            return
+        if peer.state == "dead":
+            keeper.poke()  # its leases may be free soon: look at expiry, not a tick later
+        change = MemberChanged(
+            node=peer.node,
+            state=peer.state,
+            by=self.node_id,
+            incarnation=peer.incarnation,
+            address=peer.address,
+        )
+        recorded = node.commit([change])
+        recorded.add_done_callback(_quietly)
+
+
+def _quietly(done: asyncio.Future[list[Recorded]]) -> None:
+    """A verdict the log refused (the node is stopping, say) is only a lost hint."""
+    if not done.cancelled() and done.exception() is not None:
+        logger.debug("a membership change was not recorded: %s", done.exception())
 
 
 def _refuse_imported(config: ServerConfig) -> None:
@@ -71,8 +113,12 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
         # every step of the stop runs, in reverse, even when an earlier one fails (a node
         # whose last append failed once left the log and its threads open, and hung)
         async with contextlib.AsyncExitStack() as stopping:
+            clustered = bool(config.cluster)
             log = await EventLog.open(
-                config.store_url, synchronous=config.synchronous.upper(), exclusive=True
+                config.store_url,
+                synchronous=config.synchronous.upper(),
+                exclusive=not clustered,
+                shared=clustered,
             )
             stopping.push_async_callback(log.close)
             host = WasmHost(data_dir.components)
@@ -83,19 +129,48 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             bridge = _tool_bridge(config)
             if bridge is not None:
                 stopping.push_async_callback(bridge.close)  # stops the tool server processes
+            node_id = config.node_id or data_dir.node_id()
+            membership = _Membership(node_id)
+            keeper: LeaseKeeper | None = None
+            if clustered:
+                keeper = LeaseKeeper(
+                    log, node_id, SystemClock(), live=membership.live, lease_s=float(config.lease_s)
+                )
+                stopping.push_async_callback(keeper.stop)  # after the node's stop: its last word
             node = Node(
                 log=log,
                 host=host,
                 clock=SystemClock(),
-                node_id=data_dir.node_id(),
+                node_id=node_id,
                 address=f"{bind_host}:{port}",
                 tools=bridge,
+                ownership=keeper,
             )
             stopping.push_async_callback(node.shutdown)
             await observability.bind()
             observability.attach(node, log)
             observability.start_traces(log, node)
             await node.start()
+            if keeper is not None:
+                try:
+                    gossiping = GossipConfig(
+                        node=node_id,
+                        cluster=config.cluster,
+                        bind=config.gossip,
+                        seeds=tuple(filter(None, (x.strip() for x in config.seeds.split(",")))),
+                        api=f"{bind_host}:{port}",
+                        key=config.cluster_key,
+                    )
+                except ValueError as exc:
+                    raise GossipError(str(exc)) from None
+                gossip = await Gossip.start(
+                    gossiping, on_change=lambda peer: membership.saw(peer, node, keeper)
+                )
+                membership.gossip = gossip
+                for peer in gossip.peers():  # those it met while joining: no change announced
+                    membership.saw(peer, node, keeper)
+                stopping.push_async_callback(gossip.close)  # leaves before the node stops
+                keeper.start(node)
             observability.checks["integrity"] = True
             handlers = [
                 *services_for(node, log),
@@ -130,7 +205,18 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                 f"(log: {log.where}, position {node.world.position})"
             )
             serving.set(True)
-            await signalled.wait()
+            deposed = asyncio.ensure_future(node.deposed.wait())
+            await asyncio.wait(
+                [asyncio.ensure_future(signalled.wait()), deposed],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if deposed.done():
+                raise NodeDeposed(
+                    f"node {node_id} lost its shards to another node (it was paused, or cut "
+                    f"off from the log, for longer than a lease): {node.log_failure}; it "
+                    "stopped rather than act on a world it can no longer write to. Start it "
+                    "again to rejoin the cluster"
+                )
             announce("stopping…")
         announce("✓ stopped cleanly")
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import json
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -224,10 +224,14 @@ async def test_requests_sent_together_commit_with_their_handlings_each_with_its_
     append = node.log.append
 
     def counted(
-        items: Sequence[Pending], *, new_streams: Collection[str] = (), now: bool = False
+        items: Sequence[Pending],
+        *,
+        new_streams: Collection[str] = (),
+        now: bool = False,
+        fence: Mapping[int, int] = {},
     ) -> asyncio.Future[list[Recorded]]:
         appends.append([type(p.event).__name__ for p in items])
-        return append(items, new_streams=new_streams, now=now)
+        return append(items, new_streams=new_streams, now=now, fence=fence)
 
     node.log.append = counted  # type: ignore[method-assign]
     handled: list[MessageHandled] = []
@@ -347,10 +351,14 @@ async def test_a_bulk_send_is_one_batch_and_refuses_only_the_messages_at_fault(
     append = node.log.append
 
     def counted(
-        items: Sequence[Pending], *, new_streams: Collection[str] = (), now: bool = False
+        items: Sequence[Pending],
+        *,
+        new_streams: Collection[str] = (),
+        now: bool = False,
+        fence: Mapping[int, int] = {},
     ) -> asyncio.Future[list[Recorded]]:
         appends.append(len(items))
-        return append(items, new_streams=new_streams, now=now)
+        return append(items, new_streams=new_streams, now=now, fence=fence)
 
     node.log.append = counted  # type: ignore[method-assign]
     earlier = await node.send(request("echo", id="retried"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import pytest
 
@@ -86,7 +86,11 @@ async def test_after_a_failed_commit_no_round_commits_and_sends_are_refused(node
     appends = 0
 
     def failing_once(
-        items: Sequence[Pending], *, new_streams: Collection[str] = (), now: bool = False
+        items: Sequence[Pending],
+        *,
+        new_streams: Collection[str] = (),
+        now: bool = False,
+        fence: Mapping[int, int] = {},
     ) -> asyncio.Future[list[Recorded]]:
         nonlocal appends
         appends += 1
@@ -94,7 +98,7 @@ async def test_after_a_failed_commit_no_round_commits_and_sends_are_refused(node
             failed: asyncio.Future[list[Recorded]] = asyncio.get_running_loop().create_future()
             failed.set_exception(StoreError("events.db", "database or disk is full"))
             return failed
-        return append(items, new_streams=new_streams, now=now)
+        return append(items, new_streams=new_streams, now=now, fence=fence)
 
     node.log.append = failing_once  # type: ignore[method-assign]
     # more than a round handles inline: what is left waits in the mailbox

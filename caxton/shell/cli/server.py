@@ -70,6 +70,25 @@ def server() -> None:
     default=None,
     help="Logs on stderr: JSON lines, or text (auto: text on a terminal).",
 )
+@click.option(
+    "--cluster",
+    default=None,
+    help="Join the cluster of this name (needs --store postgresql://…; ADR 0018).",
+)
+@click.option(
+    "--gossip", default=None, help="HOST:PORT of the cluster's membership protocol (:7946)."
+)
+@click.option("--seeds", default=None, help="HOST:PORT,… of other nodes' --gossip to join.")
+@click.option("--node-id", default=None, help="This node's id (default: the data directory's).")
+@click.option(
+    "--cluster-key",
+    envvar="CAXTON_CLUSTER_KEY",
+    default=None,
+    help="Base64 32-byte key encrypting the membership protocol (needed off loopback).",
+)
+@click.option(
+    "--lease", "lease_s", default=None, help="Seconds a shard's lease lasts unless renewed (10)."
+)
 def start(
     data_dir: Path | None,
     listen: str | None,
@@ -84,11 +103,18 @@ def start(
     otlp_endpoint: str | None,
     trace_sampling: str | None,
     log_format: str | None,
+    cluster: str | None,
+    gossip: str | None,
+    seeds: str | None,
+    node_id: str | None,
+    cluster_key: str | None,
+    lease_s: str | None,
 ) -> None:
     """Start a server in the foreground; Ctrl-C stops it cleanly."""
+    from caxton.shell.cluster import GossipError
     from caxton.shell.config import ConfigError, load_config
     from caxton.shell.datadir import DataDirBusy, DataDirUnusable
-    from caxton.shell.server import ListenFailed, serve
+    from caxton.shell.server import ListenFailed, NodeDeposed, serve
     from caxton.shell.store import StoreError
     from caxton.shell.telemetry.http import EndpointUnavailable
     from caxton.shell.telemetry.logs import configure_logging
@@ -108,6 +134,12 @@ def start(
             otlp_endpoint=otlp_endpoint,
             trace_sampling=trace_sampling,
             log_format=log_format,
+            cluster=cluster,
+            gossip=gossip,
+            seeds=seeds,
+            node_id=node_id,
+            cluster_key=cluster_key,
+            lease_s=lease_s,
         )
     except ConfigError as exc:
         raise Failure(str(exc), code=2) from None
@@ -118,8 +150,10 @@ def start(
         DataDirBusy,
         DataDirUnusable,
         ListenFailed,
+        NodeDeposed,
         EndpointUnavailable,
         StoreError,
         WasmError,
+        GossipError,
     ) as exc:
         raise Failure(str(exc)) from None

@@ -24,6 +24,7 @@ from caxton.domain.events import (
 )
 from caxton.domain.handling import Undelivered
 from caxton.domain.ids import split_instance_key
+from caxton.domain.placement import shard_of
 from caxton.domain.settings import validate_reconfiguration
 from caxton.domain.tools import validate_grants
 from caxton.shell.runtime.actor import InstanceActor
@@ -80,6 +81,7 @@ class Deployments:
         if loaded is None:
             loaded = await asyncio.to_thread(runtime.host.load, spec.component, spec.name)
         check_memory(loaded.initial_memory, spec.limits.memory_bytes, spec.name)
+        await runtime.share_component(loaded.digest, spec.component)
         if existing is not None:
             await self._stop(spec.name, "agent redeployed")
         await runtime.commit(
@@ -97,7 +99,8 @@ class Deployments:
                 )
             ]
         )
-        actors = self.start(spec.name)
+        # in a cluster, the node holding the agent's shard starts it when it folds the deploy
+        actors = self.start(spec.name) if runtime.owns(spec.name) else []
         # answer once every instance ran init (or gave up), so `status` is true at once
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(spec.limits.timeout_ms / 1000 + 5):
@@ -136,6 +139,36 @@ class Deployments:
                 if split_instance_key(key)[0] == change.agent:
                     actor.apply(agent)
             return agent
+
+    async def follow(
+        self, event: AgentDeployed | AgentStopped | AgentRemoved | AgentReconfigured
+    ) -> None:
+        """Another node of the cluster changed an agent this node runs: the change is in
+        the log already; do here what it means for the instances."""
+        name = event.agent
+        async with self._lock(name):
+            agent = self.runtime.agents.get(name)
+            match event:
+                case AgentDeployed():
+                    await self._stop(name, "agent redeployed")
+                    if agent is not None and agent.status == "running":
+                        await self.runtime.fetch_component(agent.component)
+                        self.start(name)
+                case AgentStopped():
+                    await self._stop(name, "agent stopped")
+                case AgentRemoved():
+                    await self._stop(name, "agent removed")
+                case AgentReconfigured():
+                    if agent is not None:
+                        for key, actor in self.actors.items():
+                            if split_instance_key(key)[0] == name:
+                                actor.apply(agent)
+
+    async def stop_shard(self, shard: int) -> None:
+        """Stops the instances of a shard's agents, the node giving the shard up: what
+        their mailboxes held stays open in the log, for the shard's next holder."""
+        for key in [k for k in self.actors if shard_of(split_instance_key(k)[0]) == shard]:
+            await self.actors.pop(key).stop()
 
     def start(self, name: str) -> list[InstanceActor]:
         """Starts the instances of a deployed agent, but those that failed for good."""

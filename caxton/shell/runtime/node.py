@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from caxton import __version__
@@ -26,12 +26,16 @@ from caxton.domain.acl import AclMessage
 from caxton.domain.agents import Agents, AgentState
 from caxton.domain.delivery import NO_PENDING, in_log_order, settle
 from caxton.domain.events import (
+    AgentDeployed,
     AgentReconfigured,
+    AgentRemoved,
+    AgentStopped,
     Event,
     MessageSent,
     NodeStarted,
     NodeStopped,
     Recorded,
+    ShardReleased,
 )
 from caxton.domain.frozen import positional
 from caxton.domain.handling import (
@@ -39,14 +43,17 @@ from caxton.domain.handling import (
     Append,
     Decision,
     Deliver,
+    Effect,
     Input,
     Outcome,
     Reply,
     Supervise,
     Undelivered,
     decide,
+    followed,
 )
-from caxton.domain.ids import is_client
+from caxton.domain.ids import is_client, split_instance_key
+from caxton.domain.placement import shard_of
 from caxton.domain.routing import NO_CURSOR
 from caxton.domain.world import LiveWorld, World
 from caxton.shell.runtime.actor import InstanceActor
@@ -56,7 +63,8 @@ from caxton.shell.runtime.collector import paused_collector
 from caxton.shell.runtime.context import CallContext
 from caxton.shell.runtime.deployments import Deployments, DeploySpec
 from caxton.shell.runtime.errors import LogFailed, NodeStopping
-from caxton.shell.store import EventLog, Pending, StoreError
+from caxton.shell.runtime.ports import Ownership
+from caxton.shell.store import EventLog, LeaseLost, Pending, StoreError
 from caxton.shell.tools import ToolCaller
 from caxton.shell.wasm import WasmHost
 
@@ -93,8 +101,11 @@ class Node:
         address: str = "",
         max_content_bytes: int = 1 << 20,
         tools: ToolCaller | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.log = log
+        self.ownership = ownership
+        """In a cluster, the shards this node holds (ADR 0018); None: it runs every agent."""
         self.tools = tools
         self.host = host
         self.clock = clock
@@ -118,6 +129,13 @@ class Node:
         self._started = False
         self._stopping = False
         self._commit_failed: BaseException | None = None
+        self.deposed = asyncio.Event()
+        """Set once another node of the cluster took shards this node held (ADR 0018)."""
+        # a cluster's node: what other nodes committed, to fold in; deliveries still open
+        self._followed: list[Recorded] = []
+        self._pending = NO_PENDING
+        self._follow_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- lifecycle --------------------------------------------------------
 
@@ -135,16 +153,22 @@ class Node:
                     if isinstance(event, MessageSent) and is_client(event.message.sender):
                         recent.append(recorded)
         self.clients.recall(recent)
-        self._loop_task = asyncio.get_running_loop().create_task(self._rounds(), name="node")
+        loop = asyncio.get_running_loop()
+        self._loop_task = loop.create_task(self._rounds(), name="node")
+        if self.ownership is not None:
+            self._pending = pending  # kept up to date: a shard claimed later redelivers
+            self._follow_task = loop.create_task(self._follow(), name="follow")
         await self.commit(
             [NodeStarted(node=self.node_id, address=self.address, version=__version__)]
         )
         self._started = True
         for name, agent in self._world.agents.items():
-            if agent.status == "running":
+            if agent.status == "running" and self.owns(name):
                 self.deployments.start(name)
         lost: list[Input] = []
         for message, target in in_log_order(pending):
+            if not self.owns(split_instance_key(target)[0]):
+                continue  # another node's to deliver
             actor = self.actors.get(target)
             # an accepted message is never dropped for a full mailbox here
             refused = actor.deliver(message, force=True) if actor else "agent not running"
@@ -171,10 +195,11 @@ class Node:
             # later; the server must still close its log and threads (it hung instead)
             with contextlib.suppress(StoreError, LogFailed):
                 await self.commit([NodeStopped(node=self.node_id)])
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        for task in (self._follow_task, self._loop_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     @property
     def world(self) -> World:
@@ -259,7 +284,7 @@ class Node:
         """Rounds until the log fails; between two rounds the loop runs everything else
         (agents that message each other forever must not starve the API, timers, signals)."""
         while self._commit_failed is None:
-            if not (self._inputs or self._ready):
+            if not (self._inputs or self._ready or self._followed):
                 self._work.clear()
                 await self._work.wait()
                 continue
@@ -278,6 +303,10 @@ class Node:
     async def _round(
         self, inputs: list[Input], contexts: list[CallContext], submissions: list[_Submission]
     ) -> None:
+        if self._followed:
+            followed, self._followed = self._followed, []
+            for event in followed:
+                self._fold_foreign(event)
         agents = self._world.agents_uncounted  # what routing reads; no copy
         decision = decide(agents, self._cursor, _Room(self.actors), ())
         budget = self._handle_queued(decision, contexts, ROUND_HANDLINGS)
@@ -290,7 +319,11 @@ class Node:
             _pending(e, at, t) for e, t in zip(decision.events, decision.traceparents, strict=True)
         ]
         try:
-            recorded = await self.log.append(pending, new_streams=decision.new_streams, now=True)
+            recorded = await self.log.append(
+                pending, new_streams=decision.new_streams, now=True, fence=self._fence()
+            )
+            if recorded and recorded[0].position > self._world.position + 1:
+                await self._catch_up(recorded[0].position - 1)  # other nodes committed first
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -300,12 +333,14 @@ class Node:
         world, observers = self._world, self.observers
         for event in recorded:
             world.apply(event)
+            if self.ownership is not None:
+                self._pending = settle(self._pending, event)
             for observe in observers:
                 try:
                     observe(event)
                 except Exception:  # metrics and figures must not stop the node
                     logger.exception("an observer of committed events failed")
-        self._perform(decision, done)
+        self._perform(decision.effects, done)
         for context in contexts:
             context.write_logs()
         self._answer(submissions, decision, recorded, gathered)
@@ -367,15 +402,17 @@ class Node:
             index += 1
         return done
 
-    def _perform(self, decision: Decision, done: set[int]) -> None:
+    def _perform(self, effects: Sequence[Effect], done: Collection[int] = ()) -> None:
         lost: list[Input] = []
-        for index, effect in enumerate(decision.effects):
+        for index, effect in enumerate(effects):
             if index in done:
                 continue
             if isinstance(effect, Deliver):
                 if self._stopping:
                     continue  # committed but undelivered: the next start redelivers it
                 actor = self.actors.get(effect.target)
+                if actor is None and not self.owns(split_instance_key(effect.target)[0]):
+                    continue  # the node holding its shard delivers it from the log
                 refused = actor.deliver(effect.message) if actor else "agent not running"
                 if refused:
                     lost.append(Undelivered(effect.message, effect.target, refused))
@@ -414,12 +451,126 @@ class Node:
         (no further round, no inline handling, actors stop taking messages)."""
         self._commit_failed = error
         logger.error("append failed, refusing further work until restarted: %s", error)
+        if isinstance(error, LeaseLost):
+            self.deposed.set()
         for s in (*submissions, *self._submissions):
             if not s.future.done():
                 s.future.set_exception(error if s in submissions else LogFailed(error))
                 s.future.exception()
         self._submissions, self._inputs, self._contexts = [], [], []
         self._ready.clear()
+
+    # --- the cluster (ADR 0018) ---------------------------------------------
+
+    def owns(self, agent: str) -> bool:
+        """Whether this node runs `agent`: always, unless it is a node of a cluster that
+        does not hold the agent's shard."""
+        return self.ownership is None or self.ownership.owns(agent)
+
+    def _fence(self) -> Mapping[int, int]:
+        return {} if self.ownership is None else self.ownership.fence
+
+    async def _follow(self) -> None:
+        """Hands the loop what other nodes commit, in log order."""
+        async for recorded in self.log.follow(from_position=self._world.position + 1):
+            if recorded.position > self._world.position:  # not one of this node's own
+                self._followed.append(recorded)
+                self._work.set()
+
+    async def _catch_up(self, to_position: int) -> None:
+        """Folds what other nodes committed before this round's batch: positions are one
+        order across the cluster, and the world folds them in that order."""
+        while self._world.position < to_position:
+            missing = to_position - self._world.position
+            rows = await self.log.read(from_position=self._world.position + 1, limit=missing)
+            if not rows:
+                raise StoreError(self.log.where, f"positions up to {to_position} are not readable")
+            for recorded in rows:
+                self._fold_foreign(recorded)
+
+    def _fold_foreign(self, recorded: Recorded) -> None:
+        """An event another node committed: folded in, then what it asks of this node
+        done (deliveries to the instances it runs, replies to its waiting clients, an
+        agent it runs deployed, stopped, removed or reconfigured elsewhere)."""
+        if recorded.position <= self._world.position:
+            return  # folded already (the follower and a catch-up both saw it)
+        self._world.apply(recorded)
+        self._pending = settle(self._pending, recorded)
+        for observe in self.observers:
+            try:
+                observe(recorded)
+            except Exception:
+                logger.exception("an observer of committed events failed")
+        event = recorded.event
+        if isinstance(event, AgentDeployed | AgentStopped | AgentRemoved | AgentReconfigured):
+            if self.owns(event.agent) and not self._stopping:
+                self._background(self.deployments.follow(event))
+        else:
+            self._perform(followed(event))
+
+    async def share_component(self, digest: str, wasm: bytes) -> None:
+        """In a cluster, a deployed component goes where every node can fetch it (the
+        shared log's database): the node holding the agent's shard may be another."""
+        if self.ownership is not None:
+            await self.log.put_component(digest, wasm)
+
+    async def fetch_component(self, digest: str) -> None:
+        """In a cluster, a component deployed on another node is fetched from the shared
+        log's database and compiled (off the loop) before its agent starts here."""
+        if self.ownership is None or self.host.cache.has(digest):
+            return
+        wasm = await self.log.get_component(digest)
+        if wasm is not None:
+            await asyncio.to_thread(self.host.load, wasm, f"{digest}.wasm")
+
+    async def shard_claimed(self, shard: int) -> None:
+        """This node now holds `shard`: it starts the shard's running agents and delivers
+        what was accepted for them and not handled (deduplicated by message id)."""
+        if self._stopping or self._commit_failed is not None:
+            return
+        names = [
+            name
+            for name, agent in self._world.agents.items()
+            if shard_of(name) == shard and agent.status == "running"
+        ]
+        for name in names:
+            if not any(split_instance_key(k)[0] == name for k in self.actors):
+                await self.fetch_component(self._world.agents[name].component)
+                self.deployments.start(name)
+        lost: list[Input] = []
+        for message, target in in_log_order(self._pending):
+            if shard_of(split_instance_key(target)[0]) != shard:
+                continue
+            actor = self.actors.get(target)
+            refused = actor.deliver(message, force=True) if actor else "agent not running"
+            if refused:
+                lost.append(Undelivered(message, target, refused))
+        if lost:
+            await self.submit(lost)
+
+    async def shard_releasing(self, shard: int, epoch: int) -> None:
+        """This node gives `shard` up: it stops the shard's instances (what their
+        mailboxes hold stays open in the log, for the next holder to deliver) and records
+        the release while it still holds the lease."""
+        await self.deployments.stop_shard(shard)
+        if not self._stopping and self._commit_failed is None:
+            await self.commit([ShardReleased(shard=shard, node=self.node_id, epoch=epoch)])
+
+    def shards_lost(self, shards: Collection[int]) -> None:
+        """Shards were taken while this node believed it held them (it was paused, or cut
+        off from the log): its instances' memory may be ahead of the log, so it refuses
+        all work until restarted, like after a failed commit."""
+        taken = frozenset(shards)
+        error = LeaseLost(
+            self.log.where, taken, f"shards {sorted(taken)} were taken by another node"
+        )
+        if self._commit_failed is None:
+            self._failed(error, [])
+
+    def _background(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- agents (caxton.shell.runtime.deployments) ---------------------------
 

@@ -8,7 +8,7 @@ contract keeps it so).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from caxton.domain.agents import Agents
@@ -18,6 +18,17 @@ from caxton.shell.runtime.clock import Clock
 from caxton.shell.runtime.context import CallContext
 from caxton.shell.tools import ToolCaller
 from caxton.shell.wasm import WasmHost
+
+
+class Ownership(Protocol):
+    """Which agents this node of a cluster runs: those on the shards whose leases it holds."""
+
+    def owns(self, agent: str) -> bool: ...
+
+    @property
+    def fence(self) -> Mapping[int, int]:
+        """The shards held, with their epochs: every append is checked against them."""
+        ...
 
 
 class Runtime(Protocol):
@@ -58,6 +69,18 @@ class Runtime(Protocol):
 
     def ready(self, key: str) -> None:
         """The instance `key` can take queued messages inline again."""
+        ...
+
+    def owns(self, agent: str) -> bool:
+        """Whether this node runs `agent`'s instances (always, outside a cluster)."""
+        ...
+
+    async def share_component(self, digest: str, wasm: bytes) -> None:
+        """In a cluster, puts a deployed component where every node can fetch it."""
+        ...
+
+    async def fetch_component(self, digest: str) -> None:
+        """In a cluster, fetches a component deployed on another node, if not here."""
         ...
 
     def check_running(self) -> None:

@@ -1,0 +1,201 @@
+"""This node's shard leases: claimed, renewed, given up, and lost (ADR 0018).
+
+The lease table in the shared log decides who holds a shard; this keeper only asks it.
+Each tick renews what the node holds (a shard the table no longer gives back was taken
+by another node: lost), then plans with `caxton.domain.placement.plan` which free shards
+to claim and which to give up, and does so: a claim and its `ShardClaimed` event commit
+in one transaction, or neither does. A node that cannot renew for two thirds of a lease
+treats everything it holds as lost before the table does (it stops acting on a world it
+can no longer write to), and fenced appends refuse it anyway if it is slower than that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Collection, Mapping
+from typing import Protocol
+
+from caxton.domain.events import ShardClaimed
+from caxton.domain.placement import LeaseView, plan, shard_of
+from caxton.shell.runtime.clock import Clock
+from caxton.shell.store import ClaimRefused, EventLog, Pending, StoreError
+
+logger = logging.getLogger("caxton.cluster")
+
+LEASE_S = 10.0
+"""How long a lease lasts unless renewed: longer than PostgreSQL's idle-in-transaction
+timeout (5 s), which bounds how long a frozen writer can hold the table lock."""
+
+
+class ShardHolder(Protocol):
+    """What a node does as its shards change (`caxton.shell.runtime.node.Node`)."""
+
+    async def shard_claimed(self, shard: int) -> None:
+        """Start the shard's agents and deliver what waits for them."""
+        ...
+
+    async def shard_releasing(self, shard: int, epoch: int) -> None:
+        """Stop the shard's agents and record the release (still holding it)."""
+        ...
+
+    def shards_lost(self, shards: Collection[int]) -> None:
+        """Shards were taken, or could not be renewed in time: stop acting on them."""
+        ...
+
+
+class LeaseKeeper:
+    """Holds the node's leases (`held`: shard → epoch) and tells the node what changed
+    (`start(holder)`). As an `Ownership`, it tells the node which agents it runs."""
+
+    def owns(self, agent: str) -> bool:
+        return shard_of(agent) in self.held
+
+    @property
+    def fence(self) -> Mapping[int, int]:
+        return self.held
+
+    def __init__(
+        self,
+        log: EventLog,
+        node: str,
+        clock: Clock,
+        *,
+        live: Callable[[], int],
+        lease_s: float = LEASE_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = log
+        self.node = node
+        self.clock = clock
+        self.lease_s = lease_s
+        self.held: dict[int, int] = {}
+        self._live = live
+        self._holder: ShardHolder | None = None
+        self._monotonic = monotonic
+        self._renewed_at = monotonic()
+        self._free_since: dict[int, float] = {}
+        self._poke = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, holder: ShardHolder) -> None:
+        """Starts ticking (the first tick at once), telling `holder` what changes."""
+        self._holder = holder
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="leases")
+
+    def poke(self) -> None:
+        """Look again now (a peer was declared dead: its leases may be free soon)."""
+        self._poke.set()
+
+    async def stop(self) -> None:
+        """Stops ticking and gives every held shard up (the node stopped its agents)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.held:
+            held, self.held = dict(self.held), {}
+            with contextlib.suppress(StoreError):
+                await self.log.release(self.node, held)
+
+    async def tick(self) -> None:
+        """Renew, then claim and give up as planned."""
+        await self._renew()
+        leases = {
+            shard: LeaseView(
+                shard=shard, owner=lease.owner, epoch=lease.epoch, expires_in_s=lease.expires_in_s
+            )
+            for shard, lease in (await self.log.leases()).items()
+        }
+        now = self._monotonic()
+        for shard, lease in leases.items():
+            if lease.free and shard not in self.held:
+                self._free_since.setdefault(shard, now)
+            else:
+                self._free_since.pop(shard, None)
+        decided = plan(
+            self.node,
+            leases,
+            self.held,
+            live=self._live(),
+            orphaned_for={s: now - t for s, t in self._free_since.items()},
+            patience_s=self.lease_s,
+        )
+        for shard in decided.release:
+            await self._told().shard_releasing(shard, self.held[shard])
+            epoch = self.held.pop(shard)
+            await self.log.release(self.node, {shard: epoch})
+            logger.info("gave up shard %d (epoch %d)", shard, epoch)
+        for shard in decided.claim:
+            await self._claim(leases[shard])
+
+    async def _renew(self) -> None:
+        if not self.held:
+            self._renewed_at = self._monotonic()
+            return
+        try:
+            async with asyncio.timeout(self.lease_s / 3):  # a dead link must not hang a tick
+                renewed = await self.log.renew(self.node, self.held, self.lease_s)
+        except (StoreError, TimeoutError) as e:
+            if self._monotonic() - self._renewed_at < self.lease_s * 2 / 3:
+                logger.warning("could not renew leases (will retry): %s", e or "timed out")
+                return
+            logger.error("leases not renewed in time: giving them up: %s", e or "timed out")
+            renewed = set()
+        else:
+            self._renewed_at = self._monotonic()
+        lost = frozenset(self.held.keys() - renewed)
+        if lost:
+            for shard in lost:
+                del self.held[shard]
+            logger.warning("lost shards %s to other nodes", sorted(lost))
+            self._told().shards_lost(lost)
+
+    async def _claim(self, lease: LeaseView) -> None:
+        epoch = lease.epoch + 1
+        reason = (
+            "unowned"
+            if not lease.owner
+            else "released"
+            if lease.expires_in_s == -math.inf
+            else "expired"
+        )
+        claimed = ShardClaimed(
+            shard=lease.shard, node=self.node, epoch=epoch, previous=lease.owner, reason=reason
+        )
+        try:
+            await self.log.claim(
+                lease.shard,
+                self.node,
+                lease.epoch,
+                self.lease_s,
+                [Pending(event=claimed, at=self.clock.now_ms())],
+            )
+        except ClaimRefused:
+            return  # another node was quicker: the table granted it once, to them
+        self.held[lease.shard] = epoch
+        self._free_since.pop(lease.shard, None)
+        logger.info("claimed shard %d at epoch %d (%s)", lease.shard, epoch, reason)
+        await self._told().shard_claimed(lease.shard)
+
+    def _told(self) -> ShardHolder:
+        assert self._holder is not None, "start(holder) first"
+        return self._holder
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except StoreError as e:
+                logger.warning("lease tick failed (will retry): %s", e)
+            except Exception:
+                logger.exception("lease tick failed")
+            self._poke.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.lease_s / 3):
+                    await self._poke.wait()

@@ -1,0 +1,178 @@
+"""Nodes of a cluster in one process, on one shared PostgreSQL log: agents run where their
+shard's lease is held, messages cross nodes through the log, a deposed node stops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from caxton.domain.acl import AclMessage, Performative
+from caxton.domain.events import MessageHandled, ShardClaimed
+from caxton.domain.placement import SHARDS, shard_of
+from caxton.shell.cluster.leases import LeaseKeeper
+from caxton.shell.runtime.clock import SystemClock
+from caxton.shell.runtime.errors import LogFailed
+from caxton.shell.runtime.node import DeploySpec, Node
+from caxton.shell.store import EventLog, LeaseLost
+from caxton.shell.wasm import WasmHost
+from tests.store.conftest import POSTGRES_URL, _require_postgres
+from tests.support import wat
+
+pytestmark = pytest.mark.postgres
+
+LEASE_S = 2.0  # short leases: a takeover within seconds
+
+
+@dataclass
+class Member:
+    node: Node
+    keeper: LeaseKeeper
+    log: EventLog
+    host: WasmHost
+
+    async def stop(self, *, crash: bool = False) -> None:
+        """A clean stop (leases given up), or a crash (leases left to run out)."""
+        if crash:
+            assert self.keeper._task is not None
+            self.keeper._task.cancel()
+            self.keeper.held.clear()  # nothing renewed, nothing released
+        await self.node.shutdown()
+        if not crash:
+            await self.keeper.stop()
+        await self.log.close()
+        self.host.close()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Callable[[str, int], asyncio.Future[Member]]]:
+    _require_postgres()
+    schema = f"caxton_cluster_{uuid.uuid4().hex[:12]}"
+    url = f"{POSTGRES_URL}?schema={schema}"
+    members: list[Member] = []
+
+    async def join(name: str, live: int) -> Member:
+        log = await EventLog.open(url, shared=True)
+        host = WasmHost(tmp_path / name / "components")  # each its own: shared through the log
+        keeper = LeaseKeeper(log, name, SystemClock(), live=lambda: live, lease_s=LEASE_S)
+        node = Node(log=log, host=host, clock=SystemClock(), node_id=name, ownership=keeper)
+        await node.start()
+        keeper.start(node)
+        member = Member(node, keeper, log, host)
+        members.append(member)
+        return member
+
+    def joining(name: str, live: int) -> asyncio.Future[Member]:
+        return asyncio.ensure_future(join(name, live))
+
+    yield joining
+    for member in members:
+        with contextlib.suppress(Exception):
+            await member.stop()
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+async def until(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    """Waits for `check` to hold, looking after each event-loop turn of 50 ms."""
+    async with asyncio.timeout(timeout_s):
+        while not check():
+            await asyncio.sleep(0.05)
+    assert check(), what
+
+
+def request(to: str) -> AclMessage:
+    return AclMessage(
+        id="",
+        performative=Performative.REQUEST,
+        sender="",
+        receivers=(to,),
+        content="{}",
+        protocol="fipa-request",
+    )
+
+
+async def test_an_agent_runs_on_its_shard_s_holder_and_answers_a_client_of_another_node(
+    cluster: Callable[[str, int], asyncio.Future[Member]],
+) -> None:
+    a = await cluster("node-a", 2)
+    b = await cluster("node-b", 2)
+    every = set(range(SHARDS))
+    await until(
+        lambda: (
+            set(a.keeper.held) | set(b.keeper.held) == every
+            and not set(a.keeper.held) & set(b.keeper.held)
+            and a.keeper.held
+            and b.keeper.held
+        ),
+        "both nodes hold shards, every shard held once",
+    )
+    # an agent of each node's: deploy both on node-a, send from the other node
+    names = {}
+    for name in (f"echo-{i}" for i in range(64)):
+        owner = "node-a" if shard_of(name) in a.keeper.held else "node-b"
+        names.setdefault(owner, name)
+        if len(names) == 2:
+            break
+    for name in names.values():
+        await a.node.deploy(DeploySpec(name=name, component=wat("reply")))
+    for owner, name in names.items():
+        runs, other = (a, b) if owner == "node-a" else (b, a)
+        key, actors = f"{name}#0", runs.node.actors
+        await until(lambda: key in actors, f"{owner} runs {name}")  # noqa: B023 (awaited here)
+        assert f"{name}#0" not in other.node.actors
+        result = await other.node.send(request(name), wait_ms=20_000)
+        assert result.reply is not None and result.reply.sender == name
+        history = await a.log.read(conversation_id=result.conversation_id)
+        assert [type(r.event) for r in history].count(MessageHandled) == 1
+    # both nodes fold the same world: one order
+    await until(lambda: a.node.world.position == b.node.world.position, "the same position")
+    assert a.node.world.agents.keys() == b.node.world.agents.keys()
+
+
+async def test_a_crashed_node_s_shards_are_taken_over_and_its_agent_answers_again(
+    cluster: Callable[[str, int], asyncio.Future[Member]],
+) -> None:
+    a = await cluster("node-a", 2)
+    b = await cluster("node-b", 2)
+    await until(lambda: len(a.keeper.held) + len(b.keeper.held) == SHARDS, "all held")
+    name = next(f"echo-{i}" for i in range(64) if shard_of(f"echo-{i}") in a.keeper.held)
+    await b.node.deploy(DeploySpec(name=name, component=wat("reply")))
+    await until(lambda: f"{name}#0" in a.node.actors, "node-a runs it")
+    first = await b.node.send(request(name), wait_ms=20_000)
+    assert first.reply is not None
+
+    await a.stop(crash=True)  # its leases are left to run out
+    await until(lambda: len(b.keeper.held) == SHARDS, "node-b holds every shard", 30)
+    await until(lambda: f"{name}#0" in b.node.actors, "node-b runs the agent now")
+    again = await b.node.send(request(name), wait_ms=20_000)
+    assert again.reply is not None and again.reply.sender == name
+    claims = [
+        r.event
+        for r in await b.log.read()
+        if isinstance(r.event, ShardClaimed) and r.event.shard == shard_of(name)
+    ]
+    assert [(c.node, c.epoch, c.reason) for c in claims][-1] == ("node-b", 2, "expired")
+    assert claims[-1].previous == "node-a"
+
+
+async def test_a_deposed_node_is_refused_by_the_log_and_stops_taking_work(
+    cluster: Callable[[str, int], asyncio.Future[Member]],
+) -> None:
+    a = await cluster("node-a", 1)
+    await until(lambda: len(a.keeper.held) == SHARDS, "node-a holds every shard")
+    assert a.keeper._task is not None
+    a.keeper._task.cancel()  # paused: no renewals, but it still believes it holds them
+    b = await cluster("node-b", 1)
+    await until(lambda: len(b.keeper.held) == SHARDS, "node-b took them all", 30)
+
+    with pytest.raises((LeaseLost, LogFailed)):
+        await a.node.deploy(DeploySpec(name="late", component=wat("reply")))
+    assert isinstance(a.node.log_failure, LeaseLost)
+    assert "late" not in b.node.world.agents
