@@ -32,7 +32,7 @@ from caxton.shell.datadir import DataDir, DataDirUnusable
 from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.collector import tune_collector
 from caxton.shell.runtime.node import Node
-from caxton.shell.store import EventLog
+from caxton.shell.store import EventLog, LeaseLost
 from caxton.shell.telemetry.wiring import Observability
 from caxton.shell.wasm import WasmHost
 
@@ -136,7 +136,7 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                 keeper = LeaseKeeper(
                     log, node_id, SystemClock(), live=membership.live, lease_s=float(config.lease_s)
                 )
-                stopping.push_async_callback(keeper.stop)  # after the node's stop: its last word
+                stopping.push_async_callback(keeper.release_held)  # once the node stopped
             node = Node(
                 log=log,
                 host=host,
@@ -147,6 +147,8 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                 ownership=keeper,
             )
             stopping.push_async_callback(node.shutdown)
+            if keeper is not None:
+                stopping.push_async_callback(keeper.halt)  # no claim while the node stops
             await observability.bind()
             observability.attach(node, log)
             observability.start_traces(log, node)
@@ -206,16 +208,22 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             )
             serving.set(True)
             deposed = asyncio.ensure_future(node.deposed.wait())
-            await asyncio.wait(
-                [asyncio.ensure_future(signalled.wait()), deposed],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if deposed.done():
+            stop = asyncio.ensure_future(signalled.wait())
+            await asyncio.wait([stop, deposed], return_when=asyncio.FIRST_COMPLETED)
+            for waiting in (stop, deposed):
+                waiting.cancel()
+            if node.deposed.is_set():
+                failure = node.log_failure
+                why = (
+                    "lost its shards to another node (it was paused, or cut off from the "
+                    "log, for longer than a lease)"
+                    if isinstance(failure, LeaseLost)
+                    else "can no longer write or read the shared log"
+                )
                 raise NodeDeposed(
-                    f"node {node_id} lost its shards to another node (it was paused, or cut "
-                    f"off from the log, for longer than a lease): {node.log_failure}; it "
-                    "stopped rather than act on a world it can no longer write to. Start it "
-                    "again to rejoin the cluster"
+                    f"node {node_id} {why}: {failure}; it stopped rather than act on a world "
+                    "it can no longer write to, so that other nodes take its shards over. "
+                    "Start it again to rejoin the cluster"
                 )
             announce("stopping…")
         announce("✓ stopped cleanly")

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from caxton.domain.acl import AclMessage, Performative
-from caxton.domain.events import MessageHandled, ShardClaimed
+from caxton.domain.events import MessageDeadLettered, MessageHandled, MessageSent, ShardClaimed
 from caxton.domain.placement import SHARDS, shard_of
 from caxton.shell.cluster.leases import LeaseKeeper
 from caxton.shell.runtime.clock import SystemClock
@@ -176,3 +176,82 @@ async def test_a_deposed_node_is_refused_by_the_log_and_stops_taking_work(
         await a.node.deploy(DeploySpec(name="late", component=wat("reply")))
     assert isinstance(a.node.log_failure, LeaseLost)
     assert "late" not in b.node.world.agents
+
+
+async def two_nodes(cluster: Callable[[str, int], asyncio.Future[Member]]) -> tuple[Member, Member]:
+    a = await cluster("node-a", 2)
+    b = await cluster("node-b", 2)
+    await until(
+        lambda: (
+            set(a.keeper.held) | set(b.keeper.held) == set(range(SHARDS))
+            and bool(a.keeper.held)
+            and bool(b.keeper.held)
+            and not set(a.keeper.held) & set(b.keeper.held)
+        ),
+        "every shard held once, by both nodes",
+    )
+    return a, b
+
+
+def agent_on(member: Member, prefix: str = "echo") -> str:
+    return next(
+        f"{prefix}-{i}" for i in range(999) if shard_of(f"{prefix}-{i}") in member.keeper.held
+    )
+
+
+async def test_a_client_s_retry_through_another_node_is_answered_not_sent_again(
+    cluster: Callable[[str, int], asyncio.Future[Member]],
+) -> None:
+    a, b = await two_nodes(cluster)
+    name = agent_on(a)
+    await a.node.deploy(DeploySpec(name=name, component=wat("reply")))
+    await until(lambda: f"{name}#0" in a.node.actors, "node-a runs it")
+    sent = AclMessage(
+        id="client-msg-1",
+        performative=Performative.REQUEST,
+        sender="",
+        receivers=(name,),
+        content="{}",
+        protocol="fipa-request",
+    )
+    first = await a.node.send(sent, wait_ms=20_000)
+    await until(lambda: b.node.world.position >= a.node.world.position, "node-b folded it")
+    retried = await b.node.send(sent, wait_ms=20_000)  # the connection broke: try another node
+    assert retried.message_id == first.message_id
+    events = [r.event for r in await a.log.read()]
+    assert sum(isinstance(e, MessageSent) and e.message.id == "client-msg-1" for e in events) == 1
+    assert (
+        sum(isinstance(e, MessageHandled) and e.message_id == "client-msg-1" for e in events) == 1
+    )
+
+
+async def test_a_message_sent_right_after_a_deploy_on_another_node_is_delivered_not_dead_lettered(
+    cluster: Callable[[str, int], asyncio.Future[Member]],
+) -> None:
+    a, b = await two_nodes(cluster)
+    for i in range(5):
+        name = agent_on(b, f"fresh{i}")  # node-b runs it; deployed and asked through node-a
+        await a.node.deploy(DeploySpec(name=name, component=wat("reply")))
+        result = await a.node.send(request(name), wait_ms=20_000)
+        assert result.reply is not None and result.reply.sender == name, result
+        history = await a.log.read(conversation_id=result.conversation_id)
+        assert not any(isinstance(r.event, MessageDeadLettered) for r in history)
+
+
+async def test_a_node_whose_log_fails_stops_and_its_shards_are_taken_over(
+    cluster: Callable[[str, int], asyncio.Future[Member]],
+) -> None:
+    a, b = await two_nodes(cluster)
+    name = agent_on(a)
+    await b.node.deploy(DeploySpec(name=name, component=wat("reply")))
+    await until(lambda: f"{name}#0" in a.node.actors, "node-a runs it")
+    pid = a.log._backend._reader.info.backend_pid  # type: ignore[attr-defined]
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:  # its reads are cut
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    await a.node.send(request(name), wait_ms=1)  # something to read: the follower fails
+    async with asyncio.timeout(30):
+        await a.node.deposed.wait()  # the server exits on it
+    await a.keeper.halt()  # what the server does as it stops; its leases run out
+    result = await b.node.send(request(name), wait_ms=30_000)
+    assert result.reply is not None and result.reply.sender == name
+    assert f"{name}#0" in b.node.actors

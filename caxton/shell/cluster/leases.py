@@ -34,8 +34,9 @@ timeout (5 s), which bounds how long a frozen writer can hold the table lock."""
 class ShardHolder(Protocol):
     """What a node does as its shards change (`caxton.shell.runtime.node.Node`)."""
 
-    async def shard_claimed(self, shard: int) -> None:
-        """Start the shard's agents and deliver what waits for them."""
+    def shard_claimed(self, shard: int, position: int) -> None:
+        """Start the shard's agents and deliver what waits for them (in the background:
+        renewals must not wait), once the world folded the claim at `position`."""
         ...
 
     async def shard_releasing(self, shard: int, epoch: int) -> None:
@@ -90,16 +91,24 @@ class LeaseKeeper:
         """Look again now (a peer was declared dead: its leases may be free soon)."""
         self._poke.set()
 
-    async def stop(self) -> None:
-        """Stops ticking and gives every held shard up (the node stopped its agents)."""
+    async def halt(self) -> None:
+        """Stops ticking: nothing more is claimed, renewed or given up (the node stops)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def release_held(self) -> None:
+        """Gives every held shard up (after the node stopped its agents): another node
+        may claim them at once, instead of after a lease."""
         if self.held:
             held, self.held = dict(self.held), {}
             with contextlib.suppress(StoreError):
                 await self.log.release(self.node, held)
+
+    async def stop(self) -> None:
+        await self.halt()
+        await self.release_held()
 
     async def tick(self) -> None:
         """Renew, then claim and give up as planned."""
@@ -167,7 +176,7 @@ class LeaseKeeper:
             shard=lease.shard, node=self.node, epoch=epoch, previous=lease.owner, reason=reason
         )
         try:
-            await self.log.claim(
+            recorded = await self.log.claim(
                 lease.shard,
                 self.node,
                 lease.epoch,
@@ -179,7 +188,7 @@ class LeaseKeeper:
         self.held[lease.shard] = epoch
         self._free_since.pop(lease.shard, None)
         logger.info("claimed shard %d at epoch %d (%s)", lease.shard, epoch, reason)
-        await self._told().shard_claimed(lease.shard)
+        self._told().shard_claimed(lease.shard, recorded[-1].position)
 
     def _told(self) -> ShardHolder:
         assert self._holder is not None, "start(holder) first"

@@ -153,7 +153,9 @@ class Deployments:
                     await self._stop(name, "agent redeployed")
                     if agent is not None and agent.status == "running":
                         await self.runtime.fetch_component(agent.component)
-                        self.start(name)
+                        if self.runtime.owns(name):  # still: a shard may go meanwhile
+                            self.start(name)
+                            self.runtime.redeliver(name)
                 case AgentStopped():
                     await self._stop(name, "agent stopped")
                 case AgentRemoved():
@@ -164,11 +166,25 @@ class Deployments:
                             if split_instance_key(key)[0] == name:
                                 actor.apply(agent)
 
+    async def take_over(self, name: str) -> None:
+        """Starts an agent of a shard this node just claimed, unless it runs here already,
+        and delivers what is open for it."""
+        async with self._lock(name):
+            agent = self.runtime.agents.get(name)
+            if agent is None or agent.status != "running" or not self.runtime.owns(name):
+                return
+            if any(split_instance_key(k)[0] == name for k in self.actors):
+                return
+            await self.runtime.fetch_component(agent.component)
+            if self.runtime.owns(name):  # still: a shard may go meanwhile
+                self.start(name)
+                self.runtime.redeliver(name)
+
     async def stop_shard(self, shard: int) -> None:
         """Stops the instances of a shard's agents, the node giving the shard up: what
         their mailboxes held stays open in the log, for the shard's next holder."""
-        for key in [k for k in self.actors if shard_of(split_instance_key(k)[0]) == shard]:
-            await self.actors.pop(key).stop()
+        keys = [k for k in self.actors if shard_of(split_instance_key(k)[0]) == shard]
+        await asyncio.gather(*(self.actors.pop(key).stop() for key in keys))
 
     def start(self, name: str) -> list[InstanceActor]:
         """Starts the instances of a deployed agent, but those that failed for good."""

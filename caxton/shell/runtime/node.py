@@ -130,12 +130,14 @@ class Node:
         self._stopping = False
         self._commit_failed: BaseException | None = None
         self.deposed = asyncio.Event()
-        """Set once another node of the cluster took shards this node held (ADR 0018)."""
+        """Set once a node of a cluster stops working: another node took shards it held,
+        or its log failed; the server then exits, so that its shards are taken over."""
         # a cluster's node: what other nodes committed, to fold in; deliveries still open
         self._followed: list[Recorded] = []
         self._pending = NO_PENDING
         self._follow_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._progress = asyncio.Event()  # replaced by a fresh one each time the world folds
 
     # --- lifecycle --------------------------------------------------------
 
@@ -195,7 +197,7 @@ class Node:
             # later; the server must still close its log and threads (it hung instead)
             with contextlib.suppress(StoreError, LogFailed):
                 await self.commit([NodeStopped(node=self.node_id)])
-        for task in (self._follow_task, self._loop_task):
+        for task in (*self._tasks, self._follow_task, self._loop_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -307,6 +309,7 @@ class Node:
             followed, self._followed = self._followed, []
             for event in followed:
                 self._fold_foreign(event)
+            self._moved_on()
         agents = self._world.agents_uncounted  # what routing reads; no copy
         decision = decide(agents, self._cursor, _Room(self.actors), ())
         budget = self._handle_queued(decision, contexts, ROUND_HANDLINGS)
@@ -341,6 +344,7 @@ class Node:
                 except Exception:  # metrics and figures must not stop the node
                     logger.exception("an observer of committed events failed")
         self._perform(decision.effects, done)
+        self._moved_on()
         for context in contexts:
             context.write_logs()
         self._answer(submissions, decision, recorded, gathered)
@@ -411,8 +415,8 @@ class Node:
                 if self._stopping:
                     continue  # committed but undelivered: the next start redelivers it
                 actor = self.actors.get(effect.target)
-                if actor is None and not self.owns(split_instance_key(effect.target)[0]):
-                    continue  # the node holding its shard delivers it from the log
+                if actor is None and self._delivered_later(effect.target):
+                    continue
                 refused = actor.deliver(effect.message) if actor else "agent not running"
                 if refused:
                     lost.append(Undelivered(effect.message, effect.target, refused))
@@ -451,8 +455,8 @@ class Node:
         (no further round, no inline handling, actors stop taking messages)."""
         self._commit_failed = error
         logger.error("append failed, refusing further work until restarted: %s", error)
-        if isinstance(error, LeaseLost):
-            self.deposed.set()
+        if self.ownership is not None or isinstance(error, LeaseLost):
+            self.deposed.set()  # a cluster's node stops, so that its shards are taken over
         for s in (*submissions, *self._submissions):
             if not s.future.done():
                 s.future.set_exception(error if s in submissions else LogFailed(error))
@@ -471,11 +475,20 @@ class Node:
         return {} if self.ownership is None else self.ownership.fence
 
     async def _follow(self) -> None:
-        """Hands the loop what other nodes commit, in log order."""
-        async for recorded in self.log.follow(from_position=self._world.position + 1):
-            if recorded.position > self._world.position:  # not one of this node's own
-                self._followed.append(recorded)
-                self._work.set()
+        """Hands the loop what other nodes commit, in log order. A node that can no
+        longer read the log stops (deliveries and replies from other nodes would never
+        come), like one that can no longer append."""
+        try:
+            async for recorded in self.log.follow(from_position=self._world.position + 1):
+                if recorded.position > self._world.position:  # not one of this node's own
+                    self._followed.append(recorded)
+                    self._work.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            logger.error("following the log failed: %s", error)
+            if self._commit_failed is None:
+                self._failed(error, [])
 
     async def _catch_up(self, to_position: int) -> None:
         """Folds what other nodes committed before this round's batch: positions are one
@@ -502,6 +515,8 @@ class Node:
             except Exception:
                 logger.exception("an observer of committed events failed")
         event = recorded.event
+        if isinstance(event, MessageSent) and is_client(event.message.sender):
+            self.clients.recall([recorded])  # a retry through this node is answered, not sent
         if isinstance(event, AgentDeployed | AgentStopped | AgentRemoved | AgentReconfigured):
             if self.owns(event.agent) and not self._stopping:
                 self._background(self.deployments.follow(event))
@@ -523,30 +538,62 @@ class Node:
         if wasm is not None:
             await asyncio.to_thread(self.host.load, wasm, f"{digest}.wasm")
 
-    async def shard_claimed(self, shard: int) -> None:
-        """This node now holds `shard`: it starts the shard's running agents and delivers
-        what was accepted for them and not handled (deduplicated by message id)."""
-        if self._stopping or self._commit_failed is not None:
-            return
+    def shard_claimed(self, shard: int, position: int) -> None:
+        """This node now holds `shard` (claimed at `position`): it starts the shard's
+        running agents and delivers what is open for them, in the background (the lease
+        keeper must go on renewing meanwhile)."""
+        if not self._stopping and self._commit_failed is None:
+            self._background(self._take_over(shard, position))
+
+    async def _take_over(self, shard: int, position: int) -> None:
+        # what is open is known once everything before the claim is folded: the previous
+        # holder could commit nothing after it (its appends are fenced), so none of its
+        # handlings is redelivered
+        while self._world.position < position:
+            await self._folded()
         names = [
             name
             for name, agent in self._world.agents.items()
             if shard_of(name) == shard and agent.status == "running"
         ]
         for name in names:
-            if not any(split_instance_key(k)[0] == name for k in self.actors):
-                await self.fetch_component(self._world.agents[name].component)
-                self.deployments.start(name)
+            await self.deployments.take_over(name)
+
+    async def _folded(self) -> None:
+        """Returns once the world folded more of the log."""
+        await self._progress.wait()
+
+    def redeliver(self, agent: str) -> None:
+        """Delivers what is open for `agent`'s instances, in log order: right after they
+        started on this node (in the same step, so that nothing folded since is
+        delivered twice)."""
         lost: list[Input] = []
         for message, target in in_log_order(self._pending):
-            if shard_of(split_instance_key(target)[0]) != shard:
+            if split_instance_key(target)[0] != agent:
                 continue
             actor = self.actors.get(target)
             refused = actor.deliver(message, force=True) if actor else "agent not running"
             if refused:
                 lost.append(Undelivered(message, target, refused))
         if lost:
-            await self.submit(lost)
+            self.submit(lost)
+
+    def _delivered_later(self, target: str) -> bool:
+        """A delivery with no instance here that is not dead-lettered: its agent's shard
+        is another node's, or it is this node's and its instance is starting (the message
+        stays open in the log, and is delivered when it has started)."""
+        name, replica = split_instance_key(target)
+        if not self.owns(name):
+            return True
+        if self.ownership is None:
+            return False
+        agent = self._world.agents.get(name)
+        return (
+            agent is not None
+            and agent.status == "running"
+            and replica < len(agent.instances)
+            and agent.instances[replica].lifecycle != "failed"
+        )
 
     async def shard_releasing(self, shard: int, epoch: int) -> None:
         """This node gives `shard` up: it stops the shard's instances (what their
@@ -566,6 +613,10 @@ class Node:
         )
         if self._commit_failed is None:
             self._failed(error, [])
+
+    def _moved_on(self) -> None:
+        progress, self._progress = self._progress, asyncio.Event()
+        progress.set()
 
     def _background(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -83,6 +83,10 @@ class Runtime(Protocol):
         """In a cluster, fetches a component deployed on another node, if not here."""
         ...
 
+    def redeliver(self, agent: str) -> None:
+        """Delivers what is open for `agent`'s instances, which just started here."""
+        ...
+
     def check_running(self) -> None:
         """Raises `NodeStopping` or `LogFailed` when the node takes no new work."""
         ...
