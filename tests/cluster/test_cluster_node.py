@@ -101,18 +101,7 @@ def request(to: str) -> AclMessage:
 async def test_an_agent_runs_on_its_shard_s_holder_and_answers_a_client_of_another_node(
     cluster: Callable[[str, int], asyncio.Future[Member]],
 ) -> None:
-    a = await cluster("node-a", 2)
-    b = await cluster("node-b", 2)
-    every = set(range(SHARDS))
-    await until(
-        lambda: (
-            set(a.keeper.held) | set(b.keeper.held) == every
-            and not set(a.keeper.held) & set(b.keeper.held)
-            and a.keeper.held
-            and b.keeper.held
-        ),
-        "both nodes hold shards, every shard held once",
-    )
+    a, b = await two_nodes(cluster)
     # an agent of each node's: deploy both on node-a, send from the other node
     names = {}
     for name in (f"echo-{i}" for i in range(64)):
