@@ -5,6 +5,7 @@ agents taken over, and the log shows every message handled once."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -110,3 +111,29 @@ def test_any_node_answers_for_any_agent_and_a_killed_node_s_agents_move(
         assert handled and max(handled.values()) == 1  # none handled twice
 
     asyncio.run(scenario())
+
+
+def test_a_node_paused_past_its_lease_is_deposed_and_exits_when_it_wakes(
+    nodes: list[ServerProcess], store: str
+) -> None:
+    async def scenario() -> ServerProcess:
+        async with CaxtonClient(nodes[1].address) as client:
+            await client.deploy(wat("reply"), name="echo")
+        assert await invoke_until_answered(nodes[1].address, "echo") == "echo"
+        first = await holder(store, "echo")
+        paused = next(n for n in nodes if n.data_dir.name == first)
+        assert paused.process is not None
+        paused.process.send_signal(signal.SIGSTOP)  # a long GC pause, a frozen VM
+        try:
+            awake = next(n for n in nodes if n is not paused)
+            assert await invoke_until_answered(awake.address, "echo") == "echo"
+            assert await holder(store, "echo") != paused.data_dir.name
+        finally:
+            paused.process.send_signal(signal.SIGCONT)
+        return paused
+
+    paused = asyncio.run(scenario())
+    assert paused.process is not None
+    out, _ = paused.process.communicate(timeout=120)  # it finds its leases gone, and stops
+    assert paused.process.returncode == 1, out
+    assert "lost its shards to another node" in out
