@@ -237,6 +237,16 @@ def _update(
     return agents.set(name, _with_instance(agent, replica, change))
 
 
+def runs(agent: AgentState, replica: int) -> bool:
+    """Whether the node running `agent` runs its instance `replica`: the agent is running
+    and the instance has not failed for good (its restarts ran out)."""
+    return (
+        agent.status == "running"
+        and replica < len(agent.instances)
+        and agent.instances[replica].lifecycle != "failed"
+    )
+
+
 def health(agent: AgentState) -> Health:
     """How many replicas run, and one line per replica that does not."""
     running = sum(1 for i in agent.instances if i.lifecycle == "running")

@@ -12,7 +12,7 @@ import contextlib
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 
-from caxton.domain.agents import AgentState
+from caxton.domain.agents import AgentState, runs
 from caxton.domain.deployment import validate_deployment
 from caxton.domain.events import (
     AgentDeployed,
@@ -135,9 +135,7 @@ class Deployments:
                 raise AgentNotFound(change.agent)
             await self.runtime.commit([change])
             agent = self.runtime.agents[change.agent]
-            for key, actor in self.actors.items():
-                if split_instance_key(key)[0] == change.agent:
-                    actor.apply(agent)
+            self._apply(agent)
             return agent
 
     async def follow(
@@ -152,33 +150,39 @@ class Deployments:
                 case AgentDeployed():
                     await self._stop(name, "agent redeployed")
                     if agent is not None and agent.status == "running":
-                        await self.runtime.fetch_component(agent.component)
-                        if self.runtime.owns(name):  # still: a shard may go meanwhile
-                            self.start(name)
-                            self.runtime.redeliver(name)
+                        await self._start_here(agent)
                 case AgentStopped():
                     await self._stop(name, "agent stopped")
                 case AgentRemoved():
                     await self._stop(name, "agent removed")
                 case AgentReconfigured():
                     if agent is not None:
-                        for key, actor in self.actors.items():
-                            if split_instance_key(key)[0] == name:
-                                actor.apply(agent)
+                        self._apply(agent)
 
     async def take_over(self, name: str) -> None:
         """Starts an agent of a shard this node just claimed, unless it runs here already,
         and delivers what is open for it."""
         async with self._lock(name):
             agent = self.runtime.agents.get(name)
-            if agent is None or agent.status != "running" or not self.runtime.owns(name):
-                return
-            if any(split_instance_key(k)[0] == name for k in self.actors):
-                return
-            await self.runtime.fetch_component(agent.component)
-            if self.runtime.owns(name):  # still: a shard may go meanwhile
-                self.start(name)
-                self.runtime.redeliver(name)
+            if agent is not None and agent.status == "running" and not self._keys(name):
+                await self._start_here(agent)
+
+    async def _start_here(self, agent: AgentState) -> None:
+        """Starts an agent this node holds the shard of, with its component fetched if it
+        was deployed elsewhere, and delivers what is open for it in the same step."""
+        await self.runtime.fetch_component(agent.component)
+        if self.runtime.owns(agent.name):  # still: a shard may go meanwhile
+            self.start(agent.name)
+            self.runtime.redeliver(agent.name)
+
+    def _apply(self, agent: AgentState) -> None:
+        """A reconfigured agent's settings, applied to its running instances."""
+        for key in self._keys(agent.name):
+            self.actors[key].apply(agent)
+
+    def _keys(self, name: str) -> list[str]:
+        """The keys (`name#replica`) of an agent's running instances."""
+        return [k for k in self.actors if split_instance_key(k)[0] == name]
 
     async def stop_shard(self, shard: int) -> None:
         """Stops the instances of a shard's agents, the node giving the shard up: what
@@ -190,8 +194,8 @@ class Deployments:
         """Starts the instances of a deployed agent, but those that failed for good."""
         agent = self.runtime.agents[name]
         started = []
-        for replica, instance in enumerate(agent.instances):
-            if instance.lifecycle == "failed":
+        for replica in range(len(agent.instances)):
+            if not runs(agent, replica):
                 continue
             actor = InstanceActor(self.runtime, name, replica, agent.limits.mailbox)
             self.actors[actor.key] = actor
@@ -206,7 +210,7 @@ class Deployments:
 
     async def _stop(self, name: str, reason: str) -> None:
         """Stops an agent's instances; what their mailboxes held is recorded undelivered."""
-        for key in [k for k in self.actors if split_instance_key(k)[0] == name]:
+        for key in self._keys(name):
             left = await self.actors.pop(key).stop()
             if left:
                 await self.runtime.submit([Undelivered(m, key, reason) for m in left])

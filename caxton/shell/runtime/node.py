@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from caxton import __version__
 from caxton.domain.acl import AclMessage
-from caxton.domain.agents import Agents, AgentState
-from caxton.domain.delivery import NO_PENDING, in_log_order, settle
+from caxton.domain.agents import Agents, AgentState, runs
+from caxton.domain.delivery import NO_PENDING, PendingDeliveries, in_log_order, settle
 from caxton.domain.events import (
     AgentDeployed,
     AgentReconfigured,
@@ -167,15 +167,7 @@ class Node:
         for name, agent in self._world.agents.items():
             if agent.status == "running" and self.owns(name):
                 self.deployments.start(name)
-        lost: list[Input] = []
-        for message, target in in_log_order(pending):
-            if not self.owns(split_instance_key(target)[0]):
-                continue  # another node's to deliver
-            actor = self.actors.get(target)
-            # an accepted message is never dropped for a full mailbox here
-            refused = actor.deliver(message, force=True) if actor else "agent not running"
-            if refused:
-                lost.append(Undelivered(message, target, refused))
+        lost = self._deliver_open(pending, self.owns)  # another node's are its to deliver
         if lost:
             await self.submit(lost)
         logger.info(
@@ -550,33 +542,33 @@ class Node:
         # holder could commit nothing after it (its appends are fenced), so none of its
         # handlings is redelivered
         while self._world.position < position:
-            await self._folded()
-        names = [
-            name
-            for name, agent in self._world.agents.items()
-            if shard_of(name) == shard and agent.status == "running"
-        ]
-        for name in names:
+            await self._progress.wait()  # set each time the world folds more of the log
+        for name in [name for name in self._world.agents if shard_of(name) == shard]:
             await self.deployments.take_over(name)
-
-    async def _folded(self) -> None:
-        """Returns once the world folded more of the log."""
-        await self._progress.wait()
 
     def redeliver(self, agent: str) -> None:
         """Delivers what is open for `agent`'s instances, in log order: right after they
         started on this node (in the same step, so that nothing folded since is
         delivered twice)."""
+        lost = self._deliver_open(self._pending, lambda name: name == agent)
+        if lost:
+            self.submit(lost)
+
+    def _deliver_open(
+        self, pending: PendingDeliveries, agents: Callable[[str], bool]
+    ) -> list[Input]:
+        """Delivers the open deliveries to instances of the `agents` this node runs, in
+        log order, even to a full mailbox (an accepted message is never dropped for
+        that); returns those it could not deliver."""
         lost: list[Input] = []
-        for message, target in in_log_order(self._pending):
-            if split_instance_key(target)[0] != agent:
+        for message, target in in_log_order(pending):
+            if not agents(split_instance_key(target)[0]):
                 continue
             actor = self.actors.get(target)
             refused = actor.deliver(message, force=True) if actor else "agent not running"
             if refused:
                 lost.append(Undelivered(message, target, refused))
-        if lost:
-            self.submit(lost)
+        return lost
 
     def _delivered_later(self, target: str) -> bool:
         """A delivery with no instance here that is not dead-lettered: its agent's shard
@@ -588,12 +580,7 @@ class Node:
         if self.ownership is None:
             return False
         agent = self._world.agents.get(name)
-        return (
-            agent is not None
-            and agent.status == "running"
-            and replica < len(agent.instances)
-            and agent.instances[replica].lifecycle != "failed"
-        )
+        return agent is not None and runs(agent, replica)
 
     async def shard_releasing(self, shard: int, epoch: int) -> None:
         """This node gives `shard` up: it stops the shard's instances (what their
@@ -615,8 +602,10 @@ class Node:
             self._failed(error, [])
 
     def _moved_on(self) -> None:
-        progress, self._progress = self._progress, asyncio.Event()
-        progress.set()
+        """Wakes whoever waits for the world to fold further (a takeover, in a cluster)."""
+        if self.ownership is not None:
+            progress, self._progress = self._progress, asyncio.Event()
+            progress.set()
 
     def _background(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
