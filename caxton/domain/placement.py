@@ -8,6 +8,7 @@ claim in the shared log, never here.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -36,6 +37,14 @@ class LeaseView:
     @property
     def free(self) -> bool:
         return not self.owner or self.expires_in_s <= 0
+
+    @property
+    def why_free(self) -> str:
+        """Why a claim may take it (`ShardClaimed.reason`): "unowned", "released" by its
+        holder, or "expired" (its holder stopped renewing it)."""
+        if not self.owner:
+            return "unowned"
+        return "released" if self.expires_in_s == -math.inf else "expired"
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,3 +80,12 @@ def test_a_shard_left_to_nobody_is_claimed_once_it_has_waited_long_enough() -> N
     assert plan("a", leases, full, live=2, orphaned_for=waiting, patience_s=10).claim == ()
     waiting = {3: 10.0}
     assert plan("a", leases, full, live=2, orphaned_for=waiting, patience_s=10).claim == (3,)
+
+
+def test_a_claim_says_why_the_shard_was_free() -> None:
+    def lease(owner: str, expires_in_s: float) -> LeaseView:
+        return LeaseView(shard=0, owner=owner, epoch=3, expires_in_s=expires_in_s)
+
+    assert lease("", -math.inf).why_free == "unowned"
+    assert lease("node-a", -math.inf).why_free == "released"
+    assert lease("node-a", -2.5).why_free == "expired"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
@@ -165,15 +164,12 @@ class LeaseKeeper:
 
     async def _claim(self, lease: LeaseView) -> None:
         epoch = lease.epoch + 1
-        reason = (
-            "unowned"
-            if not lease.owner
-            else "released"
-            if lease.expires_in_s == -math.inf
-            else "expired"
-        )
         claimed = ShardClaimed(
-            shard=lease.shard, node=self.node, epoch=epoch, previous=lease.owner, reason=reason
+            shard=lease.shard,
+            node=self.node,
+            epoch=epoch,
+            previous=lease.owner,
+            reason=lease.why_free,
         )
         try:
             recorded = await self.log.claim(
@@ -187,7 +183,7 @@ class LeaseKeeper:
             return  # another node was quicker: the table granted it once, to them
         self.held[lease.shard] = epoch
         self._free_since.pop(lease.shard, None)
-        logger.info("claimed shard %d at epoch %d (%s)", lease.shard, epoch, reason)
+        logger.info("claimed shard %d at epoch %d (%s)", lease.shard, epoch, lease.why_free)
         self._told().shard_claimed(lease.shard, recorded[-1].position)
 
     def _told(self) -> ShardHolder:

@@ -396,15 +396,13 @@ class SharedPostgresBackend(PostgresBackend):
     async def renew(self, node: str, held: Mapping[int, int], ttl_s: float) -> set[int]:
         if not held:
             return set()
-        shards = sorted(held)  # rows locked in one order by every statement
-        epochs = [held[s] for s in shards]
+        shards, epochs = _columns(held)
         fetched = await self._on_lease_connection(self._renew, (ttl_s, shards, epochs, node))
         return {r[0] for r in fetched}
 
     async def release(self, node: str, held: Mapping[int, int]) -> None:
         if held:
-            shards = sorted(held)
-            epochs = [held[s] for s in shards]
+            shards, epochs = _columns(held)
             await self._on_lease_connection(self._release, (shards, epochs, node))
 
     async def put_component(self, digest: str, wasm: bytes) -> None:
@@ -480,6 +478,13 @@ class SharedPostgresBackend(PostgresBackend):
                 else:
                     break
             wake()
+
+
+def _columns(held: Mapping[int, int]) -> tuple[list[int], list[int]]:
+    """Shards and their epochs as two arrays, by shard: every statement locks lease rows
+    in that one order."""
+    shards = sorted(held)
+    return shards, [held[s] for s in shards]
 
 
 async def _listening(target: Target, channel: str) -> psycopg.AsyncConnection[Any]:
