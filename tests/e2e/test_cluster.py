@@ -22,7 +22,7 @@ from tests.e2e.conftest import ServerProcess, free_port
 from tests.store.conftest import POSTGRES_URL, _require_postgres
 from tests.support import wat
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.cluster]
 
 LEASE = "3"  # seconds: a takeover within a few of them
 
