@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +33,7 @@ from caxton.shell.datadir import DataDir, DataDirUnusable
 from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.collector import tune_collector
 from caxton.shell.runtime.node import Node
-from caxton.shell.store import EventLog, LeaseLost
+from caxton.shell.store import EventLog, StoreError, answering
 from caxton.shell.telemetry.wiring import Observability
 from caxton.shell.wasm import WasmHost
 
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("caxton.server")
 LOG_CHECK_INTERVAL_S = 0.5
 NOT_SERVING_GRACE_S = 0.2  # from NOT_SERVING to the end of every call, at a stop
+REJOIN_STOP_S = 5.0  # a deposed node's agents stop within this, or are left to the restart
+REJOIN_PROBE_S = 3.0  # each question to the shared log, while a deposed node waits for it
 
 
 class ListenFailed(Exception):
@@ -51,7 +54,8 @@ class ListenFailed(Exception):
 
 
 class NodeDeposed(Exception):
-    """Another node of the cluster took this node's shards: it stops (ADR 0018)."""
+    """A node of a cluster lost its shards and was stopped (SIGTERM, SIGINT) before it
+    could rejoin (ADR 0018)."""
 
 
 class _Membership:
@@ -213,20 +217,47 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             for waiting in (stop, deposed):
                 waiting.cancel()
             if node.deposed.is_set():
-                failure = node.log_failure
-                why = (
-                    "lost its shards to another node (it was paused, or cut off from the "
-                    "log, for longer than a lease)"
-                    if isinstance(failure, LeaseLost)
-                    else "can no longer write or read the shared log"
+                announce(
+                    f"✗ node {node_id} stopped working: {node.log_failure}. It stopped its "
+                    "agents rather than act on a world it can no longer write to; other "
+                    "nodes take its shards over"
                 )
+                await stop_serving(server, serving)
+                if keeper is not None:
+                    await keeper.halt()  # it claims nothing more: the restarted node will
+                if membership.gossip is not None:
+                    await membership.gossip.close()  # peers see it leave, not a live node
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(REJOIN_STOP_S):  # its appends may hang on a cut
+                        await node.shutdown()
+                await _rejoin(config.store_url, signalled, announce)
                 raise NodeDeposed(
-                    f"node {node_id} {why}: {failure}; it stopped rather than act on a world "
-                    "it can no longer write to, so that other nodes take its shards over. "
-                    "Start it again to rejoin the cluster"
+                    f"node {node_id} stopped working ({node.log_failure}) and was stopped "
+                    "before it could rejoin its cluster"
                 )
             announce("stopping…")
         announce("✓ stopped cleanly")
+
+
+async def _rejoin(store_url: str, stopping: asyncio.Event, announce: Callable[[str], None]) -> None:
+    """Waits until the shared log answers, then restarts this process in place (same
+    pid, same arguments): a fresh node folds the log, joins the cluster and claims its
+    share of shards, with no step by hand when a partition heals. Returns only if a
+    signal stops the wait."""
+    announce("  rejoining the cluster as soon as the shared log answers…")
+    while not stopping.is_set():
+        try:
+            await answering(store_url, within_s=REJOIN_PROBE_S)
+        except StoreError as e:
+            logger.info("the shared log does not answer yet: %s", e)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await stopping.wait()
+            continue
+        announce("  the shared log answers: restarting to rejoin")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, sys.orig_argv)
 
 
 def api_server(

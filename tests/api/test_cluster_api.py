@@ -7,9 +7,10 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
+import pytest
 from grpclib.server import Server
 
-from caxton.client import CaxtonClient
+from caxton.client import CaxtonClient, ServerUnavailable
 from caxton.domain.events import Event, MemberChanged, NodeStarted, ShardClaimed
 from caxton.domain.placement import SHARDS, shard_of
 from caxton.shell.api.ops import OpsService
@@ -38,6 +39,8 @@ class Holding:
     @property
     def fence(self) -> Mapping[int, int]:
         return {}  # a SQLite log takes no fenced append
+
+    unreachable = ""
 
 
 @contextlib.asynccontextmanager
@@ -141,3 +144,20 @@ async def test_a_cluster_node_lists_every_member_its_shards_and_agents(tmp_path:
         "order-processor": "node-c",
         "zed": "",
     }
+
+
+async def test_a_cluster_node_that_cannot_reach_the_shared_log_refuses_new_work_plainly(
+    tmp_path: Path,
+) -> None:
+    async with serving(tmp_path) as (_, client):
+        await client.deploy(wat("reply"), "alice")
+    cut_off = Holding({HERE})  # alice's shard
+    async with serving(tmp_path, ownership=cut_off) as (_, client):
+        cut_off.unreachable = "no answer since 04:35:40 UTC: timed out"
+        with pytest.raises(ServerUnavailable) as refused:
+            await client.send("alice", "inform", {"n": 1})
+        cut_off.unreachable = ""  # it answers again: work is taken again
+        await client.send("alice", "inform", {"n": 2})
+    said = str(refused.value)
+    assert "node node-a cannot reach the shared log (no answer since 04:35:40 UTC" in said
+    assert "send through another node" in said

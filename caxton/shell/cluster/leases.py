@@ -4,9 +4,10 @@ The lease table in the shared log decides who holds a shard; this keeper only as
 Each tick renews what the node holds (a shard the table no longer gives back was taken
 by another node: lost), then plans with `caxton.domain.placement.plan` which free shards
 to claim and which to give up, and does so: a claim and its `ShardClaimed` event commit
-in one transaction, or neither does. A node that cannot renew for two thirds of a lease
-treats everything it holds as lost before the table does (it stops acting on a world it
-can no longer write to), and fenced appends refuse it anyway if it is slower than that.
+in one transaction, or neither does. While the log does not answer, the node takes no new
+work (`unreachable`); a node the log has not answered for two thirds of a lease treats
+everything it holds as lost before the table does (it stops acting on a world it can no
+longer write to), and fenced appends refuse it anyway if it is slower than that.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ class ShardHolder(Protocol):
         """Stop the shard's agents and record the release (still holding it)."""
         ...
 
-    def shards_lost(self, shards: Collection[int]) -> None:
-        """Shards were taken, or could not be renewed in time: stop acting on them."""
+    def shards_lost(self, shards: Collection[int], why: str) -> None:
+        """Shards were taken, or could not be renewed in time (`why`, in plain words):
+        stop acting on them."""
         ...
 
 
@@ -57,6 +59,13 @@ class LeaseKeeper:
     @property
     def fence(self) -> Mapping[int, int]:
         return self.held
+
+    @property
+    def unreachable(self) -> str:
+        if self._unreachable_since is None:
+            return ""
+        since = time.strftime("%H:%M:%S UTC", time.gmtime(self._unreachable_since))
+        return f"no answer since {since}: {self._last_error}"
 
     def __init__(
         self,
@@ -76,7 +85,9 @@ class LeaseKeeper:
         self._live = live
         self._holder: ShardHolder | None = None
         self._monotonic = monotonic
-        self._renewed_at = monotonic()
+        self._answered_at = monotonic()  # the last time the log answered a lease statement
+        self._unreachable_since: float | None = None  # wall-clock time of the first failure
+        self._last_error = ""
         self._free_since: dict[int, float] = {}
         self._poke = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -112,11 +123,18 @@ class LeaseKeeper:
     async def tick(self) -> None:
         """Renew, then claim and give up as planned."""
         await self._renew()
+        try:
+            async with asyncio.timeout(self._patience_s):  # as a renewal: a cut must not hang
+                table = await self.log.leases()
+        except (StoreError, TimeoutError) as e:
+            self._unanswered(e)
+            return
+        self._answered()
         leases = {
             shard: LeaseView(
                 shard=shard, owner=lease.owner, epoch=lease.epoch, expires_in_s=lease.expires_in_s
             )
-            for shard, lease in (await self.log.leases()).items()
+            for shard, lease in table.items()
         }
         now = self._monotonic()
         for shard, lease in leases.items():
@@ -142,25 +160,23 @@ class LeaseKeeper:
 
     async def _renew(self) -> None:
         if not self.held:
-            self._renewed_at = self._monotonic()
             return
         try:
-            async with asyncio.timeout(self.lease_s / 3):  # a dead link must not hang a tick
+            async with asyncio.timeout(self._patience_s):  # a dead link must not hang a tick
                 renewed = await self.log.renew(self.node, self.held, self.lease_s)
         except (StoreError, TimeoutError) as e:
-            if self._monotonic() - self._renewed_at < self.lease_s * 2 / 3:
-                logger.warning("could not renew leases (will retry): %s", e or "timed out")
-                return
-            logger.error("leases not renewed in time: giving them up: %s", e or "timed out")
-            renewed = set()
-        else:
-            self._renewed_at = self._monotonic()
+            self._unanswered(e)
+            return
+        self._answered()
         lost = frozenset(self.held.keys() - renewed)
         if lost:
-            for shard in lost:
-                del self.held[shard]
-            logger.warning("lost shards %s to other nodes", sorted(lost))
-            self._told().shards_lost(lost)
+            self._lose(lost, f"shards {sorted(lost)} were taken by another node")
+
+    def _lose(self, shards: frozenset[int], why: str) -> None:
+        for shard in shards:
+            del self.held[shard]
+        logger.warning("%s", why)
+        self._told().shards_lost(shards, why)
 
     async def _claim(self, lease: LeaseView) -> None:
         epoch = lease.epoch + 1
@@ -186,6 +202,37 @@ class LeaseKeeper:
         logger.info("claimed shard %d at epoch %d (%s)", lease.shard, epoch, lease.why_free)
         self._told().shard_claimed(lease.shard, recorded[-1].position)
 
+    @property
+    def _patience_s(self) -> float:
+        """How long a lease statement may take: with a tick every third of a lease, the
+        first unanswered one is seen by half a lease of silence, before the lease is
+        given up at two thirds (the node refuses new work in between)."""
+        return self.lease_s / 6
+
+    def _unanswered(self, error: BaseException) -> None:
+        """The shared log did not answer a lease statement: the node refuses new work
+        (`unreachable`) until one is answered, and once that has lasted two thirds of a
+        lease, it gives up all it holds before the table does (and the node stops
+        working, whether it held shards or not: what it was doing can no longer end)."""
+        if self._unreachable_since is None:
+            self._unreachable_since = time.time()
+        self._last_error = str(error) or "no answer in time"
+        silent_s = self._monotonic() - self._answered_at
+        if silent_s >= self.lease_s * 2 / 3:
+            self._lose(
+                frozenset(self.held),
+                f"the shared log did not answer for {silent_s:.1f} s ({self._last_error}): "
+                "this node's leases lapse",
+            )
+        else:
+            logger.warning("the shared log does not answer (will retry): %s", self._last_error)
+
+    def _answered(self) -> None:
+        self._answered_at = self._monotonic()
+        if self._unreachable_since is not None:
+            logger.warning("the shared log answers again")
+        self._unreachable_since = None
+
     def _told(self) -> ShardHolder:
         assert self._holder is not None, "start(holder) first"
         return self._holder
@@ -193,9 +240,12 @@ class LeaseKeeper:
     async def _run(self) -> None:
         while True:
             try:
-                await self.tick()
+                async with asyncio.timeout(self.lease_s * 2 / 3):  # a claim on a cut link too
+                    await self.tick()
             except asyncio.CancelledError:
                 raise
+            except TimeoutError as e:
+                self._unanswered(e)
             except StoreError as e:
                 logger.warning("lease tick failed (will retry): %s", e)
             except Exception:

@@ -5,6 +5,7 @@ NodeError
 ├── AgentExists          deploy refused: the name is taken and --replace was not given
 ├── MailboxFull          backpressure: the receiver's mailbox is at its limit
 ├── LogFailed            an append failed; the node refuses work until restarted
+├── LogUnreachable       a cluster's node cannot reach the shared log: no new work meanwhile
 └── NodeStopping         the node is shutting down
 """
 
@@ -43,5 +44,21 @@ class NodeStopping(NodeError):
 
 
 class LogFailed(NodeError):
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(f"the event log refused an append ({cause}); the server must be restarted")
+    def __init__(self, cause: BaseException, *, rejoins: bool = False) -> None:
+        then = (
+            "this node rejoins its cluster once the shared log answers: send through "
+            "another node meanwhile (a message not acknowledged may have been accepted: "
+            "retry it with the same id)"
+            if rejoins
+            else "the server must be restarted"
+        )
+        super().__init__(f"the event log refused an append ({cause}); {then}")
+
+
+class LogUnreachable(NodeError):
+    def __init__(self, node: str, why: str) -> None:
+        super().__init__(
+            f"node {node} cannot reach the shared log ({why}): it takes no new work until it "
+            "can, and gives its agents up to other nodes if that lasts a lease; send through "
+            "another node of the cluster"
+        )

@@ -62,7 +62,7 @@ from caxton.shell.runtime.clock import Clock
 from caxton.shell.runtime.collector import paused_collector
 from caxton.shell.runtime.context import CallContext
 from caxton.shell.runtime.deployments import Deployments, DeploySpec
-from caxton.shell.runtime.errors import LogFailed, NodeStopping
+from caxton.shell.runtime.errors import LogFailed, LogUnreachable, NodeStopping
 from caxton.shell.runtime.ports import Ownership
 from caxton.shell.store import EventLog, LeaseLost, Pending, StoreError
 from caxton.shell.tools import ToolCaller
@@ -123,6 +123,7 @@ class Node:
         self._inputs: list[Input] = []
         self._contexts: list[CallContext] = []
         self._submissions: list[_Submission] = []
+        self._in_flight: list[_Submission] = []  # those of the round waiting for its append
         self._ready: dict[str, None] = {}  # instances with queued messages to call inline
         self._work = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -265,7 +266,7 @@ class Node:
         outcome: bool,
     ) -> None:
         if self._commit_failed is not None:
-            future.set_exception(LogFailed(self._commit_failed))
+            future.set_exception(self._refusal(self._commit_failed))
             return
         self._submissions.append(_Submission(len(self._inputs), len(inputs), future, outcome))
         self._inputs.extend(inputs)
@@ -285,6 +286,7 @@ class Node:
             inputs, self._inputs = self._inputs, []
             contexts, self._contexts = self._contexts, []
             submissions, self._submissions = self._submissions, []
+            self._in_flight = submissions
             try:
                 await self._round(inputs, contexts, submissions)
             except asyncio.CancelledError:
@@ -292,6 +294,7 @@ class Node:
             except Exception as bug:  # the world and the log may differ: as a failed commit
                 logger.exception("a round of the node's loop failed")
                 self._failed(bug, submissions)
+            self._in_flight = []
             await asyncio.sleep(0)
 
     async def _round(
@@ -324,6 +327,8 @@ class Node:
         except Exception as error:
             self._failed(error, submissions)
             return
+        if self._commit_failed is not None:
+            return  # the node stopped working while it waited: its world is not folded on
         # the fold: the world holds the batch before anyone hears of it
         world, observers = self._world, self.observers
         for event in recorded:
@@ -446,12 +451,13 @@ class Node:
         """The log and this node's world may now differ: refuse all work until a restart
         (no further round, no inline handling, actors stop taking messages)."""
         self._commit_failed = error
-        logger.error("append failed, refusing further work until restarted: %s", error)
+        logger.error("the node refuses all work from now on: %s", error)
         if self.ownership is not None or isinstance(error, LeaseLost):
             self.deposed.set()  # a cluster's node stops, so that its shards are taken over
-        for s in (*submissions, *self._submissions):
+        # the round in flight too: its append may hang on a cut network for ever
+        for s in (*submissions, *self._in_flight, *self._submissions):
             if not s.future.done():
-                s.future.set_exception(error if s in submissions else LogFailed(error))
+                s.future.set_exception(error if s in submissions else self._refusal(error))
                 s.future.exception()
         self._submissions, self._inputs, self._contexts = [], [], []
         self._ready.clear()
@@ -462,6 +468,9 @@ class Node:
         """Whether this node runs `agent`: always, unless it is a node of a cluster that
         does not hold the agent's shard."""
         return self.ownership is None or self.ownership.owns(agent)
+
+    def _refusal(self, failure: BaseException) -> LogFailed:
+        return LogFailed(failure, rejoins=self.ownership is not None)
 
     def _fence(self) -> Mapping[int, int]:
         return {} if self.ownership is None else self.ownership.fence
@@ -590,16 +599,12 @@ class Node:
         if not self._stopping and self._commit_failed is None:
             await self.commit([ShardReleased(shard=shard, node=self.node_id, epoch=epoch)])
 
-    def shards_lost(self, shards: Collection[int]) -> None:
+    def shards_lost(self, shards: Collection[int], why: str) -> None:
         """Shards were taken while this node believed it held them (it was paused, or cut
-        off from the log): its instances' memory may be ahead of the log, so it refuses
-        all work until restarted, like after a failed commit."""
-        taken = frozenset(shards)
-        error = LeaseLost(
-            self.log.where, taken, f"shards {sorted(taken)} were taken by another node"
-        )
+        off from the log), or the log stopped answering: its instances' memory may be
+        ahead of the log, so it refuses all work (the server restarts it to rejoin)."""
         if self._commit_failed is None:
-            self._failed(error, [])
+            self._failed(LeaseLost(self.log.where, frozenset(shards), why), [])
 
     def _moved_on(self) -> None:
         """Wakes whoever waits for the world to fold further (a takeover, in a cluster)."""
@@ -626,11 +631,18 @@ class Node:
     async def reconfigure(self, change: AgentReconfigured) -> AgentState:
         return await self.deployments.reconfigure(change)
 
+    @property
+    def unreachable(self) -> str:
+        """Why this node of a cluster cannot reach the shared log; "" while it can."""
+        return "" if self.ownership is None else self.ownership.unreachable
+
     def check_running(self) -> None:
         if self._stopping:
             raise NodeStopping()
         if self._commit_failed is not None:
-            raise LogFailed(self._commit_failed)
+            raise self._refusal(self._commit_failed)
+        if self.unreachable:
+            raise LogUnreachable(self.node_id, self.unreachable)
 
 
 # Pending(...) without its frozen __init__: one per event committed

@@ -30,6 +30,12 @@ class Ownership(Protocol):
         """The shards held, with their epochs: every append is checked against them."""
         ...
 
+    @property
+    def unreachable(self) -> str:
+        """Why the shared log does not answer (since when, the last error); "" while it
+        does. The node takes no new work meanwhile."""
+        ...
+
 
 class Runtime(Protocol):
     """The node as an actor sees it."""

@@ -12,6 +12,7 @@ from caxton.shell.store.errors import (
 )
 from caxton.shell.store.integrity import IntegrityReport
 from caxton.shell.store.log import EventLog
+from caxton.shell.store.postgres import answering
 
 __all__ = [
     "AppendRejected",
@@ -24,4 +25,5 @@ __all__ = [
     "Pending",
     "StoreError",
     "StoreUnavailable",
+    "answering",
 ]

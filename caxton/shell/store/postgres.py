@@ -681,3 +681,20 @@ END $$"""
             SQL("{}.{}").format(Identifier(schema), Identifier(COMPONENTS))
         ),
     ]
+
+
+async def answering(url: str, *, within_s: float) -> None:
+    """Returns once the PostgreSQL server of `url` answers a query; raises
+    `StoreUnavailable` when it does not within `within_s` (a node waiting to rejoin its
+    cluster asks this until the network heals)."""
+    target = parse_url(url)
+    try:
+        async with asyncio.timeout(within_s):
+            with translated(target.redacted):
+                connection = await psycopg.AsyncConnection.connect(target.conninfo, autocommit=True)
+                try:
+                    await connection.execute("SELECT 1")
+                finally:
+                    await connection.close()
+    except TimeoutError:
+        raise StoreUnavailable(target.redacted, f"no answer within {within_s:g} s") from None

@@ -17,7 +17,7 @@ from grpclib.server import Server
 from grpclib.server import Stream as ServerStream
 
 from caxton.shell.config import OFF, ServerConfig
-from caxton.shell.runtime.errors import LogFailed
+from caxton.shell.runtime.errors import LogFailed, LogUnreachable
 from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog
 from caxton.shell.telemetry.exporter import TraceExport, otlp_url
@@ -198,5 +198,7 @@ class Observability:
             return ""
         node, log = self._watched
         if node.log_failure is not None:
-            return str(LogFailed(node.log_failure))
+            return str(LogFailed(node.log_failure, rejoins=node.ownership is not None))
+        if node.unreachable:
+            return str(LogUnreachable(node.node_id, node.unreachable))
         return "" if log.fault is None else f"the event log refuses appends ({log.fault})"

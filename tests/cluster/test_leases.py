@@ -1,0 +1,82 @@
+"""The lease keeper when the shared log stops answering: the node is told at once that
+it cannot reach the log (it takes no new work), then, two thirds of a lease on, that
+what it holds is lost; an answer again clears the first. The lease table is a fake
+whose answers can be withheld, as a cut network withholds them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection, Mapping
+from typing import cast
+
+from caxton.shell.cluster.leases import LeaseKeeper
+from caxton.shell.runtime.clock import SystemClock
+from caxton.shell.store import EventLog, Lease
+
+LEASE_S = 3.0
+
+
+class Table:
+    """Shard 3 held by this node at epoch 1, every other shard by a live peer."""
+
+    def __init__(self) -> None:
+        self.answering = asyncio.Event()
+        self.answering.set()
+        self.answers = 0
+
+    async def renew(self, node: str, held: Mapping[int, int], ttl_s: float) -> set[int]:
+        await self.answering.wait()
+        self.answers += 1
+        return set(held)
+
+    async def leases(self) -> dict[int, Lease]:
+        await self.answering.wait()
+        self.answers += 1
+        return {
+            s: Lease(shard=s, owner="me" if s == 3 else "peer", epoch=1, expires_in_s=60)
+            for s in range(64)
+        }
+
+
+class Holder:
+    def __init__(self) -> None:
+        self.lost: list[tuple[frozenset[int], str]] = []
+
+    def shard_claimed(self, shard: int, position: int) -> None:
+        raise AssertionError("nothing is free to claim")
+
+    async def shard_releasing(self, shard: int, epoch: int) -> None:
+        raise AssertionError("one shard is within its share")
+
+    def shards_lost(self, shards: Collection[int], why: str) -> None:
+        self.lost.append((frozenset(shards), why))
+
+
+async def until(condition: Callable[[], bool], *, within_s: float = 30) -> None:
+    async with asyncio.timeout(within_s):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_node_cut_from_the_log_refuses_work_then_gives_its_shards_up() -> None:
+    table, holder = Table(), Holder()
+    keeper = LeaseKeeper(
+        cast(EventLog, table), "me", SystemClock(), live=lambda: 2, lease_s=LEASE_S
+    )
+    keeper.held[3] = 1
+    keeper.start(holder)
+    try:
+        await until(lambda: table.answers >= 2)  # a renewal and a look at the table
+        table.answering.clear()  # the network is cut: statements hang, unanswered
+        await until(lambda: keeper.unreachable != "")
+        assert keeper.unreachable.startswith("no answer since ")
+        assert holder.lost == [] and 3 in keeper.held
+        await until(lambda: holder.lost != [])
+        ((shards, why),) = holder.lost
+        assert shards == {3} and not keeper.held
+        assert "the shared log did not answer for" in why
+
+        table.answering.set()  # healed: it answers again
+        await until(lambda: keeper.unreachable == "")
+    finally:
+        await keeper.halt()
