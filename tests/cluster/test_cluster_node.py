@@ -14,7 +14,15 @@ import psycopg
 import pytest
 
 from caxton.domain.acl import AclMessage, Performative
-from caxton.domain.events import MessageDeadLettered, MessageHandled, MessageSent, ShardClaimed
+from caxton.domain.events import (
+    AgentDeployed,
+    MemberChanged,
+    MessageDeadLettered,
+    MessageHandled,
+    MessageSent,
+    Recorded,
+    ShardClaimed,
+)
 from caxton.domain.placement import SHARDS, shard_of
 from caxton.shell.cluster.leases import LeaseKeeper
 from caxton.shell.runtime.clock import SystemClock
@@ -244,3 +252,20 @@ async def test_a_node_whose_log_fails_stops_and_its_shards_are_taken_over(
     result = await b.node.send(request(name), wait_ms=30_000)
     assert result.reply is not None and result.reply.sender == name
     assert f"{name}#0" in b.node.actors
+
+
+async def test_a_node_s_observers_see_its_own_commits_and_its_followers_the_others(
+    cluster: Callable[[str, int], asyncio.Future[Member]],
+) -> None:
+    a = await cluster("node-a", 1)
+    b = await cluster("node-b", 1)
+    own: list[Recorded] = []
+    others: list[Recorded] = []
+    b.node.observers.append(own.append)
+    b.node.followers.append(others.append)
+    await a.node.deploy(DeploySpec(name="echo", component=wat("reply")))
+    deployed = [r for r in await a.log.read() if isinstance(r.event, AgentDeployed)][-1]
+    await until(lambda: b.node.world.position >= deployed.position, "node-b folded the deploy")
+    await b.node.commit([MemberChanged(node="node-a", state="alive", by="node-b")])
+    assert [r.position for r in others if isinstance(r.event, AgentDeployed)] == [deployed.position]
+    assert [type(r.event) for r in own] == [MemberChanged]  # metrics count only these

@@ -252,3 +252,20 @@ async def test_the_start_up_announcement_says_where_spans_go(observed: Observed)
         assert tracing.addresses == {"traces": "http://127.0.0.1:4318/v1/traces (otlp-http)"}
     finally:
         await tracing.close()
+
+
+def test_a_cluster_node_counts_what_it_committed_not_what_it_followed() -> None:
+    # node B follows a CFP that node A accepted, then handles it: summed over the
+    # cluster's nodes, the message is sent once and handled once, as a cfp
+    metrics = Metrics()
+    sent = MessageSent(
+        message=replace(message(index=1), performative=Performative.CFP), deliveries=("b#0",)
+    )
+    handled = MessageHandled(message_id="m1", conversation_id="c1", agent="b", replica=0)
+    metrics.learn(Recorded(position=1, stream="s", version=1, at=0, event=sent))
+    metrics.observe(Recorded(position=2, stream="s", version=2, at=0, event=handled))
+
+    found = samples(metrics.exposition().decode())
+    assert not any(name == "caxton_messages_sent_total" for name, _ in found)
+    labels = (("agent", "b"), ("outcome", "ok"), ("performative", "cfp"))
+    assert found[("caxton_messages_handled_total", labels)] == 1

@@ -118,7 +118,11 @@ class Node:
         """The running instances, by key (`name#replica`): what the loop delivers to."""
         self.clients = ClientSends(clock, self._accept)
         self.observers: list[Callable[[Recorded], None]] = []
-        """Called with every committed event, in order (metrics, live figures): keep cheap."""
+        """Called with every event this node commits, in order (metrics, live figures):
+        keep cheap."""
+        self.followers: list[Callable[[Recorded], None]] = []
+        """In a cluster, called with every event other nodes commit, in log order, once
+        folded here (live figures of the whole cluster; metrics count only their own)."""
         self._cursor = NO_CURSOR
         self._inputs: list[Input] = []
         self._contexts: list[CallContext] = []
@@ -510,7 +514,7 @@ class Node:
             return  # folded already (the follower and a catch-up both saw it)
         self._world.apply(recorded)
         self._pending = settle(self._pending, recorded)
-        for observe in self.observers:
+        for observe in self.followers:
             try:
                 observe(recorded)
             except Exception:

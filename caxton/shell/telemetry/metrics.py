@@ -154,13 +154,8 @@ class Metrics:
             self._time(event.agent, seconds)
             self._count((self.cpu, event.agent), seconds)
         elif isinstance(event, MessageSent):
-            performative = event.message.performative.value
-            self._count((self.sent, performative))
-            handlings = sum(1 for target in event.deliveries if not is_client(target))
-            if handlings:  # a client's handlings are not counted, so not looked up
-                self._performatives[event.message.id] = (performative, handlings)
-                if len(self._performatives) > _PERFORMATIVES_REMEMBERED:
-                    self._performatives.popitem(last=False)
+            self._count((self.sent, event.message.performative.value))
+            self._remember(event)
         elif isinstance(event, AgentTrapped):
             self._count((self.traps, event.agent, event.kind))
             if event.message_id:
@@ -175,6 +170,20 @@ class Metrics:
             self._count((self.tool_calls, event.server, "ok"))
         elif isinstance(event, ToolFailed):
             self._count((self.tool_calls, event.server, event.kind))
+
+    def learn(self, recorded: Recorded) -> None:
+        """An event another node of a cluster committed: not counted here (that node
+        counts it), but a message it accepted may be handled here, under its
+        performative."""
+        if isinstance(recorded.event, MessageSent):
+            self._remember(recorded.event)
+
+    def _remember(self, sent: MessageSent) -> None:
+        handlings = sum(1 for target in sent.deliveries if not is_client(target))
+        if handlings:  # a client's handlings are not counted, so not looked up
+            self._performatives[sent.message.id] = (sent.message.performative.value, handlings)
+            if len(self._performatives) > _PERFORMATIVES_REMEMBERED:
+                self._performatives.popitem(last=False)
 
     def _handled(self, message_id: str) -> str:
         """The performative of a message one of whose deliveries was handled."""

@@ -97,6 +97,9 @@ class Observability:
         self.metrics.registry.register(ConversationGauges(node, self.stats))
         node.observers.append(self.metrics.observe)
         node.observers.append(self.stats.observe)
+        # a cluster's counters are summed over its nodes: each counts what it committed
+        node.followers.append(self.metrics.learn)
+        node.followers.append(self.stats.observe)
 
     def start_traces(self, log: EventLog, node: Node) -> None:
         """Exports spans of what the node commits from now on (call before `node.start`),
