@@ -27,7 +27,7 @@ from typing import Any
 from bench.report import markdown, plot
 from bench.scenario import Result, cores
 
-MODULES = ("runtime", "contract_net", "eventlog", "replay", "tools", "tracing", "api")
+MODULES = ("runtime", "contract_net", "eventlog", "replay", "tools", "tracing", "api", "cluster")
 MODULE_TIMEOUT_S = 3600
 
 
