@@ -1,16 +1,22 @@
-"""`caxton cluster members|status`: the nodes of a cluster, their shards and their agents."""
+"""`caxton cluster members|status`: the nodes of a cluster, their shards and their agents;
+`caxton cluster check`: whether an exported log kept the cluster's promises."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
-from caxton.shell.cli.common import out, run, server_options
+from caxton.domain.cluster_audit import Audit, Settled, audit
+from caxton.domain.events import Recorded
+from caxton.replay.jsonl import NotAnExport, read_jsonl
+from caxton.shell.cli.common import Failure, out, run, server_options
+from caxton.shell.cli.events import parse_since
 from caxton.shell.client import CaxtonClient, ClusterView, LogInfo, MemberInfo
 
 STATES = ("alive", "suspect", "dead", "left")
@@ -51,6 +57,102 @@ async def status(server: str, token: str) -> None:
         log = await client.log_info()
     for line in status_lines(view, log):
         out.print(line, markup=False)
+
+
+@cluster.command("check")
+@click.argument("export", type=click.Path(path_type=Path))
+@click.option(
+    "--within",
+    "within_s",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds a shard may go without a holder.",
+)
+@click.option(
+    "--after",
+    default="",
+    help="When a fault ended (a log position, or an ISO 8601 time): every shard must be "
+    "held again --within seconds later.",
+)
+@click.option(
+    "--gone",
+    default="",
+    help="Nodes the fault took down (comma-separated): the shards they held count as held "
+    "by no one from --after on.",
+)
+@click.option(
+    "--acknowledged",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A file of message ids clients were told were accepted, one a line: each must "
+    "be in the log.",
+)
+def check(export: Path, within_s: float, after: str, gone: str, acknowledged: Path | None) -> None:
+    """Check a log exported as JSON lines (`caxton events export --format jsonl`): lease
+    epochs rise, no deposed node commits, every message is accepted once and handled
+    once and in order, and no shard stays without a holder. One finding a line, exit 1
+    if any."""
+    history = read_export(export)
+    acked = _lines(acknowledged) if acknowledged is not None else []
+    settled = None
+    if after:
+        nodes = frozenset(n.strip() for n in gone.split(",") if n.strip())
+        settled = Settled(after_ms=fault_end(after, history), gone=nodes)
+    elif gone:
+        raise Failure("--gone names the nodes a fault took down: give --after too")
+    found = audit(history, within_ms=round(within_s * 1000), settled=settled, acknowledged=acked)
+    for finding in found.findings:
+        click.echo(f"✗ {finding}")
+    if found.findings:
+        raise Failure(f"{export}: {_count(len(found.findings), 'finding')}", code=1)
+    out.print(f"✓ {export}: {summary(found, within_s)}", markup=False, highlight=False)
+
+
+def read_export(path: Path) -> list[Recorded]:
+    try:
+        with path.open("rb") as lines:
+            return list(read_jsonl(lines))
+    except NotAnExport as exc:
+        raise Failure(
+            f"{path}: {exc}; export a log with 'caxton events export --format jsonl -o FILE'"
+        ) from None
+    except OSError as exc:
+        raise Failure(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def fault_end(after: str, history: Sequence[Recorded]) -> int:
+    """--after as milliseconds since the epoch: a position's time, or a time."""
+    if after.isdigit():
+        position = int(after)
+        found = next((r for r in history if r.position >= position), None)
+        if found is None:
+            raise Failure(f"--after {position}: the export ends before that position")
+        return found.at
+    if not after[:4].isdigit():  # parse_since also takes durations, which mean nothing here
+        raise Failure(f"--after {after!r} is neither a log position nor an ISO 8601 time")
+    return parse_since(after)
+
+
+def summary(found: Audit, within_s: float) -> str:
+    """What was checked, in one line."""
+    text = (
+        f"{_count(found.events, 'event')}, {_count(found.accepted, 'message')} accepted "
+        f"once, {_count(found.handled, 'handling')} each once and in order"
+    )
+    if not found.clustered:
+        return text + "; not a cluster's log (no shard claims)"
+    return (
+        f"{text}; {_count(found.claims, 'claim')} with rising epochs, no deposed node "
+        f"committed, no shard without a holder beyond {within_s:g} s"
+    )
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Failure(f"{path}: cannot read ({exc})") from None
 
 
 def member_dict(member: MemberInfo, view: ClusterView) -> dict[str, Any]:
