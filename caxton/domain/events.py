@@ -356,6 +356,8 @@ class Recorded:
     at: int
     event: Event
     traceparent: str = ""
+    node: str = ""
+    """The node of a cluster that committed it; "" outside a cluster (and in older logs)."""
 
 
 def stream_of(event: Event) -> str:

@@ -6,6 +6,8 @@ The JSON-lines schema, `caxton.events/1`, one object per line, in log order:
      "version": 3, "at": "2026-11-24T03:29:49.101Z", "at_ms": 1795…,
      "type": "MessageSent", "traceparent": "00-…", "data": {…}}
 
+and, in a cluster's log, "node": the node that committed the event.
+
 `data` is the event in its stored form (`caxton.domain.schema.encode`, the same payload
 `StreamEvents` sends as `payload_json`, at `SCHEMA_VERSION`). New keys may be added
 within version 1; a removed or renamed key bumps the schema to `caxton.events/2`.
@@ -30,7 +32,9 @@ JSONL_SCHEMA = "caxton.events/1"
 
 def jsonl_object(recorded: Recorded) -> dict[str, Any]:
     moment = datetime.fromtimestamp(recorded.at / 1000, tz=UTC)
+    stamped = {"node": recorded.node} if recorded.node else {}  # a cluster's node
     return {
+        **stamped,
         "schema": JSONL_SCHEMA,
         "position": recorded.position,
         "stream": recorded.stream,

@@ -118,11 +118,13 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
         # whose last append failed once left the log and its threads open, and hung)
         async with contextlib.AsyncExitStack() as stopping:
             clustered = bool(config.cluster)
+            node_id = config.node_id or data_dir.node_id()
             log = await EventLog.open(
                 config.store_url,
                 synchronous=config.synchronous.upper(),
                 exclusive=not clustered,
                 shared=clustered,
+                origin=node_id if clustered else "",
             )
             stopping.push_async_callback(log.close)
             host = WasmHost(data_dir.components)
@@ -133,7 +135,6 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             bridge = _tool_bridge(config)
             if bridge is not None:
                 stopping.push_async_callback(bridge.close)  # stops the tool server processes
-            node_id = config.node_id or data_dir.node_id()
             membership = _Membership(node_id)
             keeper: LeaseKeeper | None = None
             if clustered:

@@ -66,7 +66,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Callable[[str, int], asyncio.
     members: list[Member] = []
 
     async def join(name: str, live: int) -> Member:
-        log = await EventLog.open(url, shared=True)
+        log = await EventLog.open(url, shared=True, origin=name)
         host = WasmHost(tmp_path / name / "components")  # each its own: shared through the log
         keeper = LeaseKeeper(log, name, SystemClock(), live=lambda: live, lease_s=LEASE_S)
         node = Node(log=log, host=host, clock=SystemClock(), node_id=name, ownership=keeper)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -369,3 +370,30 @@ async def test_fences_and_claims_need_a_shared_log(tmp_path: Path) -> None:
         assert await log.read() == []
     finally:
         await log.close()
+
+
+async def test_every_event_names_the_node_that_committed_it(
+    shared_store: str, tmp_path: Path
+) -> None:
+    a, b = await asyncio.gather(
+        EventLog.open(shared_store, shared=True, origin="n1"),
+        EventLog.open(shared_store, shared=True, origin="n2"),
+    )
+    try:
+        (first,) = await a.append([stopped("x")])
+        (claim,) = await b.claim(5, "n2", 0, 10, claimed(5, "n2", 1))
+        read = await a.read()
+    finally:
+        await asyncio.gather(a.close(), b.close())
+    assert (first.node, claim.node) == ("n1", "n2")  # as committed, and as read back
+    assert [r.node for r in read] == ["n1", "n2"]
+    # a log outside a cluster stores no node: its bytes are those of earlier builds
+    alone = await EventLog.open(str(tmp_path / "events.db"))
+    try:
+        (solo,) = await alone.append([stopped("x")])
+    finally:
+        await alone.close()
+    assert solo.node == ""
+    with sqlite3.connect(tmp_path / "events.db") as db:
+        (state,) = db.execute("SELECT state FROM stored_events").fetchone()
+    assert b'"n"' not in state and b'"tp"' in state

@@ -143,7 +143,7 @@ def _insert(db: sqlite3.Connection, history: Iterable[Recorded]) -> None:
         if r.position in seen:
             continue
         seen.add(r.position)
-        prepared = prepare(Pending(r.event, r.at, r.traceparent))
+        prepared = prepare(Pending(r.event, r.at, r.traceparent), r.node)
         db.execute(
             _INSERT_AT_POSITION, (r.position, r.stream, r.version, prepared.topic, prepared.state)
         )

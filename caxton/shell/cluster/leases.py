@@ -206,8 +206,9 @@ class LeaseKeeper:
     def _patience_s(self) -> float:
         """How long a lease statement may take: with a tick every third of a lease, the
         first unanswered one is seen by half a lease of silence, before the lease is
-        given up at two thirds (the node refuses new work in between)."""
-        return self.lease_s / 6
+        given up at two thirds (the node refuses new work in between). At least a
+        second, as far as a third of a lease allows: a busy machine is not a cut."""
+        return max(self.lease_s / 6, min(1.0, self.lease_s / 3))
 
     def _unanswered(self, error: BaseException) -> None:
         """The shared log did not answer a lease statement: the node refuses new work

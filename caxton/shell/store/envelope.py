@@ -58,11 +58,22 @@ class _Envelope(msgspec.Struct):
     d: Any
 
 
+class _Stamped(msgspec.Struct):
+    """The envelope of an event a node of a cluster committed: `n` names the node."""
+
+    v: int
+    at: int
+    tp: str
+    d: Any
+    n: str
+
+
 _encode_into = msgspec.json.Encoder().encode_into
 
 
-def prepare(pending: Pending) -> Prepared:
-    """Encodes an event to the bytes stored: {"v", "at", "tp", "d"}.
+def prepare(pending: Pending, origin: str = "") -> Prepared:
+    """Encodes an event to the bytes stored: {"v", "at", "tp", "d"}, and "n", the node
+    that commits it, when it is a node of a cluster (`origin`).
 
     msgspec writes the event's dataclass as it is (fields in order, tuples as arrays,
     enums by value): the same bytes as orjson over `schema.encode`, which the tests
@@ -70,7 +81,9 @@ def prepare(pending: Pending) -> Prepared:
     that is not valid UTF-8 (lone surrogates) with a ValueError."""
     event = pending.event
     state = bytearray()
-    _encode_into(_Envelope(schema.SCHEMA_VERSION, pending.at, pending.traceparent, event), state)
+    v, at, tp = schema.SCHEMA_VERSION, pending.at, pending.traceparent
+    envelope = _Stamped(v, at, tp, event, origin) if origin else _Envelope(v, at, tp, event)
+    _encode_into(envelope, state)
     return Prepared(stream_of(event), schema.type_name(event), state, pending)
 
 
@@ -91,7 +104,9 @@ def recorded(row: StoredRow, where: str) -> Recorded:
             pass  # not the current schema's shape: the generic path says why, or reads it
         else:
             if stored.v == schema.SCHEMA_VERSION:
-                return _recorded(position, stream, version, stored.at, stored.d, stored.tp)
+                return _recorded(
+                    position, stream, version, stored.at, stored.d, stored.tp, stored.n
+                )
     return recorded_generic(row, where)
 
 
@@ -108,16 +123,20 @@ def recorded_generic(row: StoredRow, where: str) -> Recorded:
         traceparent = envelope.get("tp", "")
         if type(traceparent) is not str:
             traceparent = str(traceparent)
+        node = envelope.get("n", "")
+        if type(node) is not str:
+            node = str(node)
     except Exception as e:  # any failure to decode is the same fact: a bad payload
         reason = f"the payload of {topic!r} v{version} does not decode: {e!r}"
         raise LogCorrupted(where, reason, position=position, stream=stream) from e
-    return _recorded(position, stream, version, at, event, traceparent)
+    return _recorded(position, stream, version, at, event, traceparent, node)
 
 
 def _typed_decoder(cls: type[Event]) -> msgspec.json.Decoder[Any]:
-    """The envelope {"v", "at", "tp", "d"} with `d` typed as `cls`."""
+    """The envelope {"v", "at", "tp", "d", "n"} with `d` typed as `cls`."""
     stored = msgspec.defstruct(
-        f"Stored{cls.__name__}", [("v", int), ("at", int), ("d", cls), ("tp", str, "")]
+        f"Stored{cls.__name__}",
+        [("v", int), ("at", int), ("d", cls), ("tp", str, ""), ("n", str, "")],
     )
     return msgspec.json.Decoder(stored)
 

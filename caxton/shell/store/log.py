@@ -71,6 +71,7 @@ class EventLog:
         synchronous: str = "NORMAL",
         exclusive: bool = False,
         shared: bool = False,
+        origin: str = "",
     ) -> EventLog:
         """Opens (creating if need be) a SQLite file, or a `postgresql://` URL.
 
@@ -79,7 +80,9 @@ class EventLog:
         open a PostgreSQL log that another exclusive opener holds (a server's own log;
         a SQLite file is guarded by the server's data-directory lock). `shared` opens
         a cluster's log, which every node appends to (PostgreSQL only), with its lease
-        table (`claim`, `renew`, `release`, `leases`, fenced appends)."""
+        table (`claim`, `renew`, `release`, `leases`, fenced appends); `origin` names the
+        node of the cluster that opens it, and every event it appends is stamped with it
+        (`Recorded.node`)."""
         if shared and exclusive:
             raise ValueError("a shared log is every node's: it cannot be opened exclusively")
         backend: Backend
@@ -93,7 +96,9 @@ class EventLog:
             )
         else:
             backend = await SQLiteBackend.open(store, synchronous=synchronous)
-        return cls(backend)
+        log = cls(backend)
+        log._writer.origin = origin
+        return log
 
     def observe_commits(self, callback: Callable[[int, int], None] | None) -> None:
         """`callback(events, commit_ns)` after each committed transaction (for metrics)."""

@@ -69,6 +69,8 @@ class GroupCommit:
         database, guards allowed)."""
         self._backend = backend
         self._shared = shared
+        self.origin = ""
+        """The node of a cluster that writes through this log: stamped on every event."""
         # the last versions of recently written streams (the others are looked up)
         self._versions = RecentVersions(backend.last_versions)
         self._on_commit = on_commit
@@ -112,7 +114,7 @@ class GroupCommit:
             waiter.set_exception(StoreUnavailable(self._backend.where, "the event log is closed"))
             return waiter
         try:
-            prepared = [prepare(p) for p in items]
+            prepared = [prepare(p, self.origin) for p in items]
         except (TypeError, ValueError) as e:  # msgspec refuses what is not JSON-able
             waiter.set_exception(AppendRejected(self._backend.where, f"cannot encode: {e}"))
             return waiter
@@ -276,6 +278,7 @@ class GroupCommit:
                         pending.at,
                         pending.event,
                         pending.traceparent,
+                        self.origin,
                     )
                 )
                 i += 1
