@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,27 @@ def test_the_grpc_exporter_also_takes_host_and_port() -> None:
     assert load_config(None, traces="otlp-grpc", otlp_endpoint="collector:4317").otlp_endpoint
     with pytest.raises(ConfigError, match=r"otlp_endpoint: .* is not a URL"):
         load_config(None, traces="otlp-grpc", otlp_endpoint="collector:port")
+
+
+async def test_in_a_cluster_each_span_is_exported_once_by_the_node_that_ended_it(
+    node: Node,
+) -> None:
+    first = node.world.position + 1
+    for _ in range(3):
+        await run_conversation(node)
+    # the same events as if two nodes had committed them in turn
+    events = await node.log.read(from_position=first)
+    shared = [replace(r, node=("n1", "n2")[r.position % 2]) for r in events]
+    alone, on_n1, on_n2 = InMemorySpanExporter(), InMemorySpanExporter(), InMemorySpanExporter()
+    for exporter, shipper in (
+        (alone, SpanShipper(alone)),
+        (on_n1, SpanShipper(on_n1, node="n1")),
+        (on_n2, SpanShipper(on_n2, node="n2")),
+    ):
+        shipper.export(shipper.build(shared if exporter is not alone else events))
+
+    def ids(exporter: InMemorySpanExporter) -> set[int]:
+        return {s.context.span_id for s in exporter.get_finished_spans()}
+
+    assert ids(on_n1) and ids(on_n2) and not ids(on_n1) & ids(on_n2)
+    assert ids(on_n1) | ids(on_n2) == ids(alone)

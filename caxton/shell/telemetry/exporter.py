@@ -307,6 +307,7 @@ class SpanShipper:
         attributes = {"service.name": "caxton", "service.version": __version__}
         if node:
             attributes["service.instance.id"] = node
+        self._node = node
         self._resource = Resource.create(attributes)
         self._failing = False
         self._failure = ""
@@ -314,11 +315,16 @@ class SpanShipper:
         self._unbuildable = False
 
     def build(self, events: Iterable[Recorded]) -> list[ReadableSpan]:
-        """The sampled spans of `events` (the next ones of the log), in the SDK's form."""
+        """The sampled spans of `events` (the next ones of the log), in the SDK's form.
+        In a cluster's log, only those that an event this node committed completes: the
+        builder sees every event (a span may start on one node and end on another), and
+        each span is exported once, by one node."""
         found: list[ReadableSpan] = []
         for recorded in events:
             try:
                 spans = self._builder.spans(recorded)
+                if recorded.node and recorded.node != self._node:
+                    continue
             except Exception:  # one event the builder cannot read must not stop the others
                 self.dropped += 1
                 if not self._unbuildable:
