@@ -27,12 +27,16 @@ from caxton.replay.views import lanes as lanes_of
 from caxton.shell.archive import Source
 
 PLAY_INTERVAL_S = 0.4
+TIMELINE_WIDTH = 81
+"""As in replay.tcss: the timeline's width outside a cluster."""
+NODE_WIDTH = 8
 STATUS_STYLE = {
     "sent": "cyan",
     "handled": "green",
     "failed": "yellow",
     "dead-letter": "red",
     "trapped": "bold red",
+    "takeover": "bold magenta",
 }
 OUTCOME_STYLE = {"open": "cyan", "done": "green", "failed": "red", "violated": "bold red"}
 
@@ -67,6 +71,9 @@ class ReplayApp(App[None]):
     ) -> None:
         super().__init__()
         self.cursor = Cursor.open(recording)
+        self.clustered = recording.clustered
+        """Whether the timeline has a node column: fixed when opened (a cluster's log
+        shows claims before the first handling, so a live one is known from the start)."""
         self.source = source
         self.export_dir = export_dir or Path.cwd()
         self.playing = False
@@ -104,14 +111,10 @@ class ReplayApp(App[None]):
         self.query_one("#diagram-pane").border_title = "Sequence"
         self.query_one("#message-pane").border_title = "Message"
         self.query_one("#state-pane").border_title = "State at this step"
-        for key, label, width in (
-            ("step", "#", 4),
-            ("time", "time (UTC)", 12),
-            ("who", "sender → receivers", 26),
-            ("performative", "performative", 15),
-            ("status", "status", 11),
-        ):
+        for key, label, width in self._columns():
             table.add_column(label, key=key, width=width)
+        if self.clustered:  # as wide again as the node column, so that status still shows
+            table.styles.width = TIMELINE_WIDTH + NODE_WIDTH + 2
         self.query_one("#prompt", Input).display = False
         table.focus()
         self._add_rows()
@@ -120,6 +123,18 @@ class ReplayApp(App[None]):
             self.follow()
 
     # --- drawing -----------------------------------------------------------
+
+    def _columns(self) -> list[tuple[str, str, int]]:
+        """The timeline's columns; a cluster's log adds the node of each step."""
+        node = [("node", "node", NODE_WIDTH)] if self.clustered else []
+        return [
+            ("step", "#", 4),
+            ("time", "time (UTC)", 12),
+            *node,
+            ("who", "sender → receivers", 26),
+            ("performative", "performative", 15),
+            ("status", "status", 11),
+        ]
 
     def _add_rows(self) -> None:
         table = self.query_one("#timeline", DataTable)
@@ -133,9 +148,11 @@ class ReplayApp(App[None]):
 
     def _cells(self, r: Row) -> tuple[str | Text, ...]:
         marker = "●" if r.step in self.cursor.breakpoints.steps else " "
+        node: tuple[str | Text, ...] = (r.node,) if self.clustered else ()
         return (
             Text(f"{marker}{r.step}", style="red" if marker == "●" else ""),
             r.time,
+            *node,
             r.arrow,
             r.performative,
             Text(r.status, style=STATUS_STYLE.get(r.status, "magenta")),

@@ -17,9 +17,11 @@ from caxton.domain.events import (
     MessageHandled,
     MessageSent,
     Recorded,
+    ShardClaimed,
 )
 from caxton.domain.frozen import replace
 from caxton.domain.world import World, evolve
+from caxton.replay.nodes import step_nodes
 from caxton.replay.recording import Recording
 
 
@@ -27,12 +29,15 @@ class Timeline:
     """A recording with its states by step, folded lazily and kept (folds are persistent
     structures, so keeping one per step shares almost everything)."""
 
-    __slots__ = ("_sends", "_states", "recording")
+    __slots__ = ("_nodes", "_sends", "_states", "clustered", "recording")
 
     def __init__(self, recording: Recording) -> None:
         self.recording = recording
         self._states: list[World] = [recording.prelude]
         self._sends: dict[str, int] | None = None
+        self._nodes: tuple[str, ...] | None = None
+        self.clustered = recording.clustered
+        """Whether steps name their node (a cluster's log)."""
 
     def __len__(self) -> int:
         return len(self.recording.events)
@@ -49,6 +54,14 @@ class Timeline:
         while len(states) <= step:
             states.append(evolve(states[-1], events[len(states) - 1]))
         return states[step]
+
+    def node(self, step: int) -> str:
+        """The node that made step `step`, when the log says ("" outside a cluster)."""
+        if not self.clustered or not 0 < step <= len(self):
+            return ""
+        if self._nodes is None:
+            self._nodes = step_nodes(self.recording.holders, self.recording.events)
+        return self._nodes[step - 1]
 
     def grown(self, recording: Recording) -> Timeline:
         """The timeline of a recording that extends this one (a live conversation), keeping
@@ -214,6 +227,8 @@ def searchable(recorded: Recorded) -> str:
             parts = (r, why)
         case AgentTrapped(agent=a, kind=k, reason=why):
             parts = (a, k, why)
+        case ShardClaimed(shard=shard, node=node, previous=previous, reason=why):
+            parts = ("takeover", f"shard {shard}", node, previous, why)
         case _:
             parts = (type(event).__name__, getattr(event, "agent", ""))
     return "\n".join(parts).casefold()

@@ -8,6 +8,11 @@ and, interleaved in log order, the lifecycle events of the agents taking part
 went through before the first step is folded into `prelude`, so the state at any
 step says which agents were running, with which limits, and how often they had
 restarted.
+
+In a cluster's log, a claim of a participant's shard between the first and the last
+step is a step too (a takeover), and `holders` says who held the participants' shards
+just before the first step, so that each step can name its node
+(`caxton.replay.nodes`).
 """
 
 from __future__ import annotations
@@ -28,10 +33,13 @@ from caxton.domain.events import (
     MessageHandled,
     MessageSent,
     Recorded,
+    ShardClaimed,
 )
 from caxton.domain.ids import PLATFORM, conversation_stream, is_client
+from caxton.domain.placement import shard_of
 from caxton.domain.protocols import agent_of
 from caxton.domain.world import EMPTY, World, fold
+from caxton.replay.nodes import NO_HOLDERS, Holders, holders_of
 
 AGENT_EVENTS = (
     AgentDeployed,
@@ -51,6 +59,17 @@ class Recording:
     conversation_id: str
     events: tuple[Recorded, ...]
     prelude: World = EMPTY
+    holders: Holders = NO_HOLDERS
+    """The nodes holding the participants' shards just before the first step (a
+    cluster's log; empty otherwise)."""
+
+    @property
+    def clustered(self) -> bool:
+        """Whether the log is a cluster's: a participant's shard was claimed, or a node
+        stamped a step."""
+        return bool(self.holders) or any(
+            r.node or isinstance(r.event, ShardClaimed) for r in self.events
+        )
 
     @property
     def conversation(self) -> ConversationState | None:
@@ -91,13 +110,16 @@ def record(conversation_id: str, history: Iterable[Recorded]) -> Recording:
     conversation's stream and its participants' agent streams, in any order.
 
     Agent events before the conversation's first event go to the prelude; those up
-    to its last event are steps; later ones are not part of this story (yet)."""
+    to its last event are steps; later ones are not part of this story (yet). So do the
+    claims of the participants' shards (a cluster's `shard:N` streams), when the loader
+    found them."""
     ordered = sorted(history, key=lambda r: r.position)
     own = [r for r in ordered if belongs(r, conversation_id)]
     if not own:
         return Recording(conversation_id=conversation_id, events=())
     first, last = own[0].position, own[-1].position
     names = set(participants(own))
+    shards = {shard_of(name) for name in names}
     before: list[Recorded] = []
     steps: list[Recorded] = []
     for recorded in ordered:
@@ -108,7 +130,21 @@ def record(conversation_id: str, history: Iterable[Recorded]) -> Recording:
                 before.append(recorded)
             elif recorded.position <= last:
                 steps.append(recorded)
-    return Recording(conversation_id=conversation_id, events=tuple(steps), prelude=fold(before))
+        elif _is_takeover(recorded, shards) and first < recorded.position <= last:
+            steps.append(recorded)
+    claims = [r for r in ordered if r.position < first]
+    return Recording(
+        conversation_id=conversation_id,
+        events=tuple(steps),
+        prelude=fold(before),
+        holders=holders_of(claims, shards),
+    )
+
+
+def _is_takeover(recorded: Recorded, shards: set[int]) -> bool:
+    """A claim of one of `shards`: it moved a participant to a node (from another one)."""
+    event = recorded.event
+    return isinstance(event, ShardClaimed) and event.shard in shards
 
 
 def extend(recording: Recording, recorded: Recorded) -> Recording:
@@ -120,10 +156,13 @@ def extend(recording: Recording, recorded: Recorded) -> Recording:
     own = belongs(recorded, recording.conversation_id)
     if not own:
         names = set(participants(recording.events))
-        if not (isinstance(event, AGENT_EVENTS) and event.agent in names):
+        shards = {shard_of(name) for name in names} if isinstance(event, ShardClaimed) else set()
+        named = isinstance(event, AGENT_EVENTS) and event.agent in names
+        if not (named or _is_takeover(recorded, shards)):
             return recording
     return Recording(
         conversation_id=recording.conversation_id,
         events=(*recording.events, recorded),
         prelude=recording.prelude,
+        holders=recording.holders,
     )

@@ -1,9 +1,14 @@
-"""`caxton trace`: one line per step of a conversation, in log order."""
+"""`caxton trace`: one line per step of a conversation, in log order.
+
+In a cluster's log (its shard claims read too), each step the log attributes names its
+node, and a claim of a participant's shard between the first and the last step is a
+step of its own (a takeover); outside a cluster the lines are what they always were.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,11 +21,17 @@ from caxton.domain.events import (
     MessageHandled,
     MessageSent,
     Recorded,
+    ShardClaimed,
+    ShardReleased,
     ToolCalled,
     ToolFailed,
     ToolReturned,
 )
+from caxton.domain.frozen import replace
 from caxton.domain.ids import PLATFORM, split_instance_key
+from caxton.domain.placement import shard_of
+from caxton.replay.nodes import NO_HOLDERS, REASONS, holders_after, node_of, on_shard
+from caxton.replay.recording import participants
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +47,11 @@ class TraceLine:
     error: str = ""
     tool: str = ""
     """`server.tool` for a tool call's lines, the server for a breaker's."""
+    node: str = ""
+    """The node of a cluster that made the step ("" outside a cluster, or when the log
+    does not say: what a client sent)."""
+    takeover: ShardClaimed | None = field(default=None, compare=False)
+    """The claim a `takeover` line shows (`agent`: the participants it moved)."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -53,16 +69,70 @@ class TraceLine:
             data["error"] = self.error
         if self.tool:
             data["tool"] = self.tool
+        if self.node:
+            data["node"] = self.node
+        if self.takeover is not None:
+            claim = self.takeover
+            data["takeover"] = {
+                "shard": claim.shard,
+                "from": claim.previous,
+                "to": claim.node,
+                "reason": claim.reason,
+                "epoch": claim.epoch,
+            }
         return data
 
 
 class TraceView:
-    """Turns recorded events into trace lines; remembers performatives by message id."""
+    """Turns recorded events into trace lines; remembers performatives by message id and,
+    in a cluster's log, who holds each shard and which shards the participants are on.
 
-    def __init__(self) -> None:
+    `agents`: the conversation's participants when known beforehand (a whole history),
+    so that a takeover of a shard whose agent takes part only later is shown too."""
+
+    def __init__(self, agents: Iterable[str] = ()) -> None:
         self._performatives: dict[str, str] = {}
+        self._holders = NO_HOLDERS
+        self._agents: dict[str, None] = dict.fromkeys(agents)
+        self._shards = {shard_of(a) for a in self._agents}
+        self._conversation = ""
 
     def lines(self, recorded: Recorded) -> list[TraceLine]:
+        """The lines of one event: the steps it makes, a takeover, or none."""
+        event = recorded.event
+        if isinstance(event, ShardClaimed | ShardReleased):
+            self._holders = holders_after(self._holders, recorded)
+            return self._takeover(recorded) if isinstance(event, ShardClaimed) else []
+        lines = self._steps(recorded)
+        if not lines:
+            return lines
+        self._conversation = self._conversation or lines[0].conversation_id
+        for name in participants([recorded]):
+            if name not in self._agents:
+                self._agents[name] = None
+                self._shards.add(shard_of(name))
+        node = node_of(recorded, self._holders)
+        return [replace(line, node=node) for line in lines] if node else lines
+
+    def _takeover(self, recorded: Recorded) -> list[TraceLine]:
+        claim = recorded.event
+        assert isinstance(claim, ShardClaimed)
+        if not self._conversation or claim.shard not in self._shards:
+            return []
+        return [
+            TraceLine(
+                position=recorded.position,
+                at=recorded.at,
+                conversation_id=self._conversation,
+                agent=",".join(on_shard(claim.shard, self._agents)),
+                message="",
+                status="takeover",
+                node=claim.node,
+                takeover=claim,
+            )
+        ]
+
+    def _steps(self, recorded: Recorded) -> list[TraceLine]:
         event = recorded.event
         position, at = recorded.position, recorded.at
         match event:
@@ -168,19 +238,31 @@ def tool_line(recorded: Recorded) -> TraceLine:
 
 
 def trace_lines(history: Iterable[Recorded]) -> list[TraceLine]:
-    view = TraceView()
-    return [line for recorded in history for line in view.lines(recorded)]
+    """The lines of a conversation's events (and, in a cluster, its participants' shard
+    claims), in log order; takeovers only between the first and the last step."""
+    ordered = sorted(history, key=lambda r: r.position)
+    view = TraceView(participants(ordered))
+    lines = [line for recorded in ordered for line in view.lines(recorded)]
+    while lines and lines[-1].takeover is not None:  # after the last step: not this story
+        lines.pop()
+    return lines
 
 
 def format_line(line: TraceLine) -> str:
-    """`[03:23:45.123] agent="manager" message="cfp" status="sent"` and what else is known."""
+    """`[03:23:45.123] agent="manager" message="cfp" status="sent"` and what else is known;
+    in a cluster, `node="n1"` after the time when the log says which node made the step."""
+    at = f"[{_clock(line.at)}]" + (f' node="{line.node}"' if line.node else "")
+    if line.takeover is not None:
+        claim = line.takeover
+        why = REASONS.get(claim.reason, claim.reason)
+        text = f'{at} status="takeover" shard="{claim.shard}" from="{claim.previous or "-"}"'
+        text += f' reason="{why}" epoch="{claim.epoch}"'
+        return text + (f' agent="{line.agent}"' if line.agent else "")
     if line.tool:  # a tool call: no message; how long it took instead
         took = f' took="{line.message}"' if line.message else ""
-        text = f'[{_clock(line.at)}] agent="{line.agent}" tool="{line.tool}" status="{line.status}"'
+        text = f'{at} agent="{line.agent}" tool="{line.tool}" status="{line.status}"'
         return text + took + (f' error="{line.error}"' if line.error else "")
-    text = (
-        f'[{_clock(line.at)}] agent="{line.agent}" message="{line.message}" status="{line.status}"'
-    )
+    text = f'{at} agent="{line.agent}" message="{line.message}" status="{line.status}"'
     if line.to:
         text += f' to="{line.to}"'
     if line.error:

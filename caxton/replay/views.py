@@ -25,9 +25,12 @@ from caxton.domain.events import (
     MessageHandled,
     MessageSent,
     Recorded,
+    ShardClaimed,
 )
+from caxton.domain.frozen import replace
 from caxton.domain.protocols import agent_of, phase
 from caxton.replay.cursor import Cursor, Timeline
+from caxton.replay.nodes import on_shard, takeover_arrow, takeover_reason, takeover_text
 from caxton.replay.recording import participants
 
 
@@ -42,6 +45,9 @@ class Row:
     performative: str
     status: str
     detail: str = ""
+    node: str = ""
+    """The node of a cluster that made the step ("" outside a cluster, or when the log
+    does not say: what a client sent)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,6 +78,12 @@ def clock(at: int) -> str:
 
 
 def row(step: int, recorded: Recorded, timeline: Timeline) -> Row:
+    made = _row(step, recorded, timeline)
+    node = timeline.node(step)
+    return replace(made, node=node) if node else made
+
+
+def _row(step: int, recorded: Recorded, timeline: Timeline) -> Row:
     event = recorded.event
     time = clock(recorded.at)
     match event:
@@ -115,6 +127,16 @@ def row(step: int, recorded: Recorded, timeline: Timeline) -> Row:
                 status="trapped",
                 detail=f"{kind}: {reason}",
             )
+        case ShardClaimed(shard=shard):
+            return Row(
+                step=step,
+                time=time,
+                actor="",
+                arrow=f"shard {shard} {takeover_arrow(event)}",
+                performative="",
+                status="takeover",
+                detail=takeover_reason(event),
+            )
         case _:
             return Row(
                 step=step,
@@ -156,6 +178,9 @@ def detail(cursor: Cursor) -> str:
     recorded = cursor.recorded
     if recorded is None:
         return "Before the first event."
+    node = cursor.timeline.node(cursor.step)
+    if isinstance(recorded.event, ShardClaimed):
+        return _takeover_detail(cursor, recorded.event)
     if message is None:
         return f"{type(recorded.event).__name__}\n\n{_fields(recorded.event)}"
     lines = [
@@ -174,13 +199,31 @@ def detail(cursor: Cursor) -> str:
         lines.append(f"{'language':<16}{message.language}")
     if isinstance(recorded.event, MessageSent) and recorded.event.deliveries:
         lines.append(f"{'delivered to':<16}{', '.join(recorded.event.deliveries)}")
+    if node and isinstance(recorded.event, MessageSent):
+        lines.append(f"{'node':<16}{node}")
     lines += ["", pretty(message.content, message.language)]
     if not isinstance(recorded.event, MessageSent):
         r = row(cursor.step, recorded, cursor.timeline)
-        summary = f"{r.status} by {r.arrow}" + (f": {r.detail}" if r.detail else "")
+        summary = f"{r.status} by {r.arrow}" + (f" on {node}" if node else "")
+        summary += f": {r.detail}" if r.detail else ""
         if isinstance(recorded.event, MessageDeadLettered):
             summary = f"dead letter to {recorded.event.receiver}: {recorded.event.reason}"
         lines = [summary, "", *lines]
+    return "\n".join(lines)
+
+
+def _takeover_detail(cursor: Cursor, claim: ShardClaimed) -> str:
+    """A takeover: which shard, from which node to which, why, and the agents it moved."""
+    moved = on_shard(claim.shard, participants(cursor.timeline.recording.events))
+    lines = [f"takeover: {takeover_text(claim)}", ""]
+    if moved:
+        lines.append(f"{'agents moved':<16}{', '.join(moved)}")
+    lines += [
+        f"{'from':<16}{claim.previous or '(no node)'}",
+        f"{'to':<16}{claim.node}",
+        f"{'reason':<16}{claim.reason or '—'}",
+        f"{'epoch':<16}{claim.epoch}",
+    ]
     return "\n".join(lines)
 
 
@@ -251,6 +294,9 @@ def sequence(cursor: Cursor, width: int = 24) -> list[tuple[int, str]]:
             if who in column:
                 mark = "x dead letter" if isinstance(event, MessageDeadLettered) else "x trap"
                 lines.append((step, _mark(column, total, who, mark)))
+        elif isinstance(event, ShardClaimed):
+            for who in on_shard(event.shard, column):
+                lines.append((step, _mark(column, total, who, f"⇄ {takeover_arrow(event)}")))
     return lines
 
 
@@ -269,7 +315,9 @@ def story(cursor: Cursor) -> str:
     end = cursor.end()
     recording = timeline.recording
     out = [f"Conversation {recording.conversation_id} — {len(timeline)} steps", ""]
-    out += [format_row(r) for r in rows(timeline)]
+    shown = rows(timeline)
+    width = max((len(r.node) for r in shown), default=0) if timeline.clustered else 0
+    out += [format_row(r, node_width=width) for r in shown]
     view = state_view(end)
     out += [
         "",
@@ -292,8 +340,11 @@ def story(cursor: Cursor) -> str:
     return "\n".join(out)
 
 
-def format_row(r: Row) -> str:
-    text = f"{r.step:>4}  [{r.time}]  {r.status:<11} {r.performative:<16} {r.arrow}"
+def format_row(r: Row, *, node_width: int = 0) -> str:
+    """`   3  [16:00:00.002]  handled     cfp              bidder-b#0  (7 µs)`; with
+    `node_width`, the node of the step (`-` when the log does not say) after the time."""
+    node = f"{r.node or '-':<{node_width}}  " if node_width else ""
+    text = f"{r.step:>4}  [{r.time}]  {node}{r.status:<11} {r.performative:<16} {r.arrow}"
     return f"{text}  ({r.detail})" if r.detail else text
 
 
@@ -318,6 +369,10 @@ def mermaid(recording: Timeline | Cursor) -> str:
         elif isinstance(event, AgentTrapped) and event.agent in alias:
             why = f"trapped ({event.kind}): {event.reason}"
             out.append(f"    Note over {alias[event.agent]}: {_mermaid_text(why)}")
+        elif isinstance(event, ShardClaimed):
+            for who in on_shard(event.shard, alias):
+                text = f"takeover: {takeover_text(event)}"
+                out.append(f"    Note over {alias[who]}: {_mermaid_text(text)}")
     state = timeline.state(len(timeline)).conversations.get(timeline.recording.conversation_id)
     if state is not None and state.violations and names:
         for v in state.violations:

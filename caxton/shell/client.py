@@ -515,6 +515,7 @@ class CaxtonClient:
                     at=record.at_ms,
                     event=decode(record.type, orjson.loads(record.payload_json)),
                     traceparent=record.traceparent,
+                    node=record.node,
                 )
         except _TRANSPORT_ERRORS as exc:
             raise self._translate(exc) from None

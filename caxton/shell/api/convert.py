@@ -139,4 +139,5 @@ def event_record(recorded: Recorded) -> v1.EventRecord:
         type=type_name(recorded.event),
         payload_json=orjson.dumps(encode(recorded.event)).decode(),
         traceparent=recorded.traceparent,
+        node=recorded.node,
     )

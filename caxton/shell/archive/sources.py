@@ -10,7 +10,8 @@ from typing import Protocol
 
 from caxton.domain.errors import quoted
 from caxton.domain.events import Recorded
-from caxton.domain.ids import agent_stream, conversation_stream
+from caxton.domain.ids import agent_stream, conversation_stream, shard_stream
+from caxton.domain.placement import shard_of
 from caxton.replay.recording import Recording, participants, record
 from caxton.shell.archive.reader import LogFile, LogFileError
 from caxton.shell.client import CaxtonClient, NotFound
@@ -30,7 +31,8 @@ class Source(Protocol):
     where: str
 
     async def history(self, conversation_id: str) -> list[Recorded]:
-        """The conversation's stream and its participants' agent streams, in log order."""
+        """The conversation's stream and its participants' agent streams (and, in a
+        cluster's log, their shards' claims), in log order."""
         ...
 
     async def component(self, digest: str) -> bytes | None:
@@ -59,7 +61,9 @@ async def recording(source: Source, conversation_id: str) -> tuple[Recording, li
 
 async def _history(conversation: list[Recorded], agent_streams: AsyncStreams) -> list[Recorded]:
     names = participants(conversation)
-    agents = await agent_streams([agent_stream(n) for n in names]) if names else []
+    shards = sorted({shard_of(n) for n in names})
+    streams = [agent_stream(n) for n in names] + [shard_stream(s) for s in shards]
+    agents = await agent_streams(streams) if names else []
     return sorted([*conversation, *agents], key=lambda r: r.position)
 
 

@@ -12,7 +12,12 @@ from rich.text import Text
 
 from caxton.domain.acl import PERFORMATIVES
 from caxton.domain.errors import quoted
-from caxton.replay.trace import TraceView, format_line
+from caxton.domain.events import Recorded
+from caxton.domain.ids import conversation_stream, shard_stream
+from caxton.domain.placement import shard_of
+from caxton.replay.nodes import is_shard_event
+from caxton.replay.recording import participants
+from caxton.replay.trace import TraceLine, TraceView, format_line, trace_lines
 from caxton.shell.cli.common import (
     DURATION,
     Failure,
@@ -140,24 +145,54 @@ def _pretty(content: str) -> str:
 async def trace(
     conversation_id: str, last: int | None, follow: bool, as_json: bool, server: str, token: str
 ) -> None:
-    """One line per step of a conversation, in log order, failures included."""
+    """One line per step of a conversation, in log order, failures included; in a
+    cluster, the node of each step and the takeovers of its agents' shards."""
     since = int(time.time() * 1000) - last if last is not None else 0
-    view = TraceView()
     printed = 0
-    async with CaxtonClient(server, token=token) as client:
-        async for recorded in client.events(conversation_id=conversation_id, follow=follow):
-            for line in view.lines(recorded):
-                if line.at < since:
-                    continue
+
+    def show(lines: list[TraceLine]) -> None:
+        nonlocal printed
+        for line in lines:
+            if line.at >= since:
                 printed += 1
-                out.print(
-                    json.dumps(line.to_json()) if as_json else format_line(line), markup=False
-                )
+                text = json.dumps(line.to_json()) if as_json else format_line(line)
+                out.print(text, markup=False)
+
+    async with CaxtonClient(server, token=token) as client:
+        history = await _story(client, conversation_id)
+        if not follow:
+            show(trace_lines(history))
+        else:
+            view = TraceView(participants(history))
+            for recorded in history:
+                show(view.lines(recorded))
+            after = max((r.position for r in history), default=0)
+            clustered = any(is_shard_event(r) or r.node for r in history)
+            own = conversation_stream(conversation_id)
+            # a cluster's takeovers are in shard streams: follow the whole log for them
+            async for recorded in client.events(
+                from_position=after + 1,
+                conversation_id="" if clustered else conversation_id,
+                follow=True,
+            ):
+                if recorded.stream == own or is_shard_event(recorded):
+                    show(view.lines(recorded))
     if not printed and not follow:
         raise Failure(
             f"no steps recorded for conversation {conversation_id!r}"
             + (" in that window" if last else "")
         )
+
+
+async def _story(client: CaxtonClient, conversation_id: str) -> list[Recorded]:
+    """The conversation's events and, in a cluster's log, its participants' shard claims
+    (none outside a cluster), in log order."""
+    own = [r async for r in client.events(conversation_id=conversation_id)]
+    shards = sorted({shard_of(name) for name in participants(own)})
+    if not shards:
+        return own
+    claims = [r async for r in client.events(streams=[shard_stream(s) for s in shards])]
+    return sorted([*own, *claims], key=lambda r: r.position)
 
 
 @click.command()

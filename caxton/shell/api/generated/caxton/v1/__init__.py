@@ -594,6 +594,11 @@ class EventRecord(betterproto2.Message):
     W3C trace context of the event when it has one; empty otherwise.
     """
 
+    node: "str" = betterproto2.field(8, betterproto2.TYPE_STRING)
+    """
+    The node of a cluster that committed the event; empty outside a cluster.
+    """
+
 
 default_message_pool.register_message("caxton.v1", "EventRecord", EventRecord)
 
