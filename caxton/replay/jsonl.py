@@ -11,6 +11,8 @@ from caxton.domain import schema
 from caxton.domain.events import Recorded
 from caxton.replay.export import JSONL_SCHEMA
 
+_KEYS = ("type", "data", "position", "stream", "version", "at_ms")
+
 
 class NotAnExport(ValueError):
     """A line that is not an event of `caxton events export --format jsonl`; says which and why."""
@@ -38,6 +40,9 @@ def _recorded(number: int, line: bytes) -> Recorded:
         raise NotAnExport(
             number, f"schema {obj.get('schema')!r}, not {JSONL_SCHEMA!r} (an event export)"
         )
+    missing = [key for key in _KEYS if key not in obj]
+    if missing:
+        raise NotAnExport(number, f"no {', '.join(map(repr, missing))} key")
     try:
         event = schema.decode(obj["type"], obj["data"])
         return Recorded(
@@ -52,9 +57,9 @@ def _recorded(number: int, line: bytes) -> Recorded:
     except schema.UnknownEventType as e:
         raise NotAnExport(number, f"{e} (exported by a newer Caxton?)") from None
     except KeyError as e:
-        raise NotAnExport(number, f"no {e} key") from None
+        raise NotAnExport(number, f"a {obj['type']} without its {e}") from None
     except (TypeError, ValueError, AttributeError) as e:
-        raise NotAnExport(number, f"a {obj.get('type')} that does not decode ({e})") from None
+        raise NotAnExport(number, f"a {obj['type']} that does not decode ({e})") from None
 
 
 def _int(value: object) -> int:

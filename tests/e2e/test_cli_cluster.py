@@ -1,5 +1,6 @@
 """`caxton cluster members|status` and the node in `caxton agent status`: the text made
-from a cluster's view, and the real CLI against a real server (alone, so not clustered)."""
+from a cluster's view, and the real CLI against a real server (alone, so not clustered);
+`caxton cluster check` over real and hand-made exports."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ from pathlib import Path
 
 from rich.console import Console
 
+from caxton.domain.acl import AclMessage, Performative
+from caxton.domain.events import (
+    Event,
+    MessageHandled,
+    MessageSent,
+    NodeStarted,
+    Recorded,
+    ShardClaimed,
+    stream_of,
+)
+from caxton.replay.export import jsonl_lines
 from caxton.shell.cli.cluster import (
     agents_cell,
     members_notes,
@@ -144,3 +156,115 @@ def test_cluster_commands_against_a_server_alone(server: ServerProcess, tmp_path
     assert agent[:2] == ["✓ Running (1/1 instances healthy)", f"  node: {node}"]
     listed = caxton("agent", "list", server=server.address).stdout
     assert re.search(rf"echo\s+running\s+1/1\s.*\s{re.escape(node)}\s*$", listed, re.MULTILINE)
+
+
+# --- caxton cluster check -------------------------------------------------------------
+
+
+def write_export(path: Path, events: list[Event], *, node: str = "n1") -> Path:
+    """A hand-made log exported as `caxton events export --format jsonl` writes it."""
+    records = [
+        Recorded(
+            position=i, stream=stream_of(e), version=1, at=1_764_000_000_000 + i, event=e, node=node
+        )
+        for i, e in enumerate(events, start=1)
+    ]
+    path.write_bytes(b"".join(jsonl_lines(records)))
+    return path
+
+
+def request(mid: str) -> MessageSent:
+    message = AclMessage(
+        id=mid, performative=Performative.REQUEST, sender="client:t", receivers=("echo",)
+    )
+    return MessageSent(message=message, deliveries=("echo#0",))
+
+
+def handling(mid: str) -> MessageHandled:
+    return MessageHandled(message_id=mid, conversation_id="", agent="echo", replica=0)
+
+
+def test_check_of_a_lone_server_s_export_is_sound(server: ServerProcess, tmp_path: Path) -> None:
+    echo = write_component(tmp_path, "reply")
+    caxton("agent", "deploy", str(echo), "--name", "echo", server=server.address)
+    for _ in range(3):
+        caxton("send", "--to", "echo", "--content", "{}", "--wait", "10s", server=server.address)
+    export = tmp_path / "log.jsonl"
+    caxton("events", "export", "--format", "jsonl", "-o", str(export), server=server.address)
+    checked = caxton("cluster", "check", str(export))
+    assert re.fullmatch(
+        rf"✓ {re.escape(str(export))}: \d+ events, 6 messages accepted once, 3 handlings each "
+        r"once and in order; not a cluster's log \(no shard claims\)\n",
+        checked.stdout,
+    ), checked.stdout
+
+
+def test_check_prints_each_finding_and_exits_1(tmp_path: Path) -> None:
+    export = write_export(
+        tmp_path / "log.jsonl",
+        [request("m1"), handling("m1"), handling("m1"), request("m2"), request("m2")],
+    )
+    checked = caxton("cluster", "check", str(export), check=False)
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines() == [
+        "✗ position 3: [handled] echo#0 handled m1 again (it was handled at position 2)",
+        "✗ position 5: [accepted] message m2 was accepted again (first at position 4)",
+        "✗ end of log: [handled] m2 was accepted for echo#0 at position 4 and never handled",
+    ]
+    assert checked.stderr.strip() == f"✗ {export}: 3 findings"
+
+
+def test_check_after_a_fault_wants_the_shards_of_the_nodes_it_took_down_claimed(
+    tmp_path: Path,
+) -> None:
+    started = NodeStarted(node="n1", address="a", version="1")
+    claims = [ShardClaimed(shard=s, node="n1", epoch=1, reason="unowned") for s in range(64)]
+    joined = NodeStarted(node="n2", address="b", version="1")
+    export = write_export(tmp_path / "log.jsonl", [started, *claims, joined])
+    assert "64 claims with rising epochs" in caxton("cluster", "check", str(export)).stdout
+    fault_ended = "66"  # n2's start: n1 was killed then, and n2 claimed nothing
+    taken_down = caxton(
+        "cluster", "check", str(export), "--after", fault_ended, "--gone", "n1", check=False
+    )
+    assert taken_down.returncode == 1
+    assert taken_down.stdout.startswith(
+        "✗ end of log: [owners] shards 0-63 have had no holder since"
+    )
+    assert taken_down.stdout.rstrip().endswith("(its holder n1 was taken down)")
+
+
+def test_check_says_what_is_wrong_with_a_file_that_is_not_an_export(tmp_path: Path) -> None:
+    not_json = tmp_path / "notes.txt"
+    not_json.write_text("hello\n")
+    unknown = tmp_path / "newer.jsonl"
+    unknown.write_text(
+        json.dumps(
+            {
+                "schema": "caxton.events/1",
+                "position": 1,
+                "stream": "x",
+                "version": 1,
+                "at_ms": 1,
+                "type": "ShardSplit",
+                "data": {},
+            }
+        )
+        + "\n"
+    )
+    missing_key = write_export(tmp_path / "cut.jsonl", [request("m1")])
+    line = json.loads(missing_key.read_text())
+    del line["data"]["deliveries"]
+    missing_key.write_text(json.dumps(line) + "\n")
+    expected = {
+        not_json: "line 1: not JSON",
+        unknown: "line 1: unknown event type 'ShardSplit' (exported by a newer Caxton?)",
+        missing_key: "line 1: a MessageSent without its 'deliveries'",
+        tmp_path / "absent.jsonl": "cannot read (No such file or directory)",
+    }
+    for path, why in expected.items():
+        checked = caxton("cluster", "check", str(path), check=False)
+        assert checked.returncode == 1, checked
+        assert checked.stderr.startswith(f"✗ {path}: {why}"), checked.stderr
+        assert "Traceback" not in checked.stderr
+    bad_after = caxton("cluster", "check", str(missing_key), "--after", "1h", check=False)
+    assert bad_after.returncode == 1 and "Traceback" not in bad_after.stderr
