@@ -83,6 +83,8 @@ class Audit:
     handled: int
     held: int
     """Shards held at the end of the log (0 outside a cluster)."""
+    stamped: int
+    """Events that name the node that committed them (fencing checks only those)."""
 
     @property
     def clustered(self) -> bool:
@@ -117,6 +119,7 @@ def audit(
         accepted=sum(1 for r in records if isinstance(r.event, MessageSent)),
         handled=sum(1 for r in records if isinstance(r.event, MessageHandled)),
         held=sum(len(m.shards) for m in final.values()) if claims else 0,
+        stamped=sum(1 for r in records if r.node),
     )
 
 

@@ -221,7 +221,11 @@ def test_check_after_a_fault_wants_the_shards_of_the_nodes_it_took_down_claimed(
     claims = [ShardClaimed(shard=s, node="n1", epoch=1, reason="unowned") for s in range(64)]
     joined = NodeStarted(node="n2", address="b", version="1")
     export = write_export(tmp_path / "log.jsonl", [started, *claims, joined])
-    assert "64 claims with rising epochs" in caxton("cluster", "check", str(export)).stdout
+    said = caxton("cluster", "check", str(export)).stdout
+    assert "64 claims with rising epochs, no deposed node committed" in said
+    unstamped = write_export(tmp_path / "api.jsonl", [started, *claims, joined], node="")
+    said = caxton("cluster", "check", str(unstamped)).stdout
+    assert "64 claims with rising epochs, fencing not checked (no event names its node" in said
     fault_ended = "66"  # n2's start: n1 was killed then, and n2 claimed nothing
     taken_down = caxton(
         "cluster", "check", str(export), "--after", fault_ended, "--gone", "n1", check=False

@@ -142,9 +142,15 @@ def summary(found: Audit, within_s: float) -> str:
     )
     if not found.clustered:
         return text + "; not a cluster's log (no shard claims)"
+    fencing = (
+        "no deposed node committed"
+        if found.stamped
+        else "fencing not checked (no event names its node: export from the database, "
+        "not through the API)"
+    )
     return (
-        f"{text}; {_count(found.claims, 'claim')} with rising epochs, no deposed node "
-        f"committed, no shard without a holder beyond {within_s:g} s"
+        f"{text}; {_count(found.claims, 'claim')} with rising epochs, {fencing}, no shard "
+        f"without a holder beyond {within_s:g} s"
     )
 
 
