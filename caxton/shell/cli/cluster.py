@@ -145,8 +145,8 @@ def summary(found: Audit, within_s: float) -> str:
     fencing = (
         "no deposed node committed"
         if found.stamped
-        else "fencing not checked (no event names its node: export from the database, "
-        "not through the API)"
+        else "fencing not checked (no event names its node: a log written before nodes "
+        "stamped their events)"
     )
     return (
         f"{text}; {_count(found.claims, 'claim')} with rising epochs, {fencing}, no shard "
