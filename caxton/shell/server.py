@@ -141,7 +141,8 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                 keeper = LeaseKeeper(
                     log, node_id, SystemClock(), live=membership.live, lease_s=float(config.lease_s)
                 )
-                stopping.push_async_callback(keeper.release_held)  # once the node stopped
+                # the node hands its shards over as it stops; whatever it could not
+                stopping.push_async_callback(keeper.release_held)
             node = Node(
                 log=log,
                 host=host,
@@ -154,6 +155,7 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             stopping.push_async_callback(node.shutdown)
             if keeper is not None:
                 stopping.push_async_callback(keeper.halt)  # no claim while the node stops
+                node.followers.append(keeper.follow)  # another node's release: claim now
             await observability.bind()
             observability.attach(node, log)
             observability.start_traces(log, node)

@@ -42,6 +42,9 @@ class Holding:
 
     unreachable = ""
 
+    async def hand_over(self) -> None:
+        self.shards = set()
+
 
 @contextlib.asynccontextmanager
 async def serving(

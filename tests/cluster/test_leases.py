@@ -45,7 +45,7 @@ class Holder:
     def shard_claimed(self, shard: int, position: int) -> None:
         raise AssertionError("nothing is free to claim")
 
-    async def shard_releasing(self, shard: int, epoch: int) -> None:
+    async def shard_releasing(self, shard: int) -> None:
         raise AssertionError("one shard is within its share")
 
     def shards_lost(self, shards: Collection[int], why: str) -> None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
-from caxton.domain.events import ShardClaimed
+from caxton.domain.events import Recorded, ShardClaimed, ShardReleased
 from caxton.domain.placement import LeaseView, plan, shard_of
 from caxton.shell.runtime.clock import Clock
 from caxton.shell.store import ClaimRefused, EventLog, Pending, StoreError
@@ -31,6 +31,11 @@ LEASE_S = 10.0
 timeout (5 s), which bounds how long a frozen writer can hold the table lock."""
 
 
+CONTENDED_PAUSE_S = 0.05
+"""After a refused claim, how long before planning again (other free shards may be left
+that this node would have claimed had it not wanted the contended ones first)."""
+
+
 class ShardHolder(Protocol):
     """What a node does as its shards change (`caxton.shell.runtime.node.Node`)."""
 
@@ -39,8 +44,8 @@ class ShardHolder(Protocol):
         renewals must not wait), once the world folded the claim at `position`."""
         ...
 
-    async def shard_releasing(self, shard: int, epoch: int) -> None:
-        """Stop the shard's agents and record the release (still holding it)."""
+    async def shard_releasing(self, shard: int) -> None:
+        """Stop the shard's agents (it is about to be given up)."""
         ...
 
     def shards_lost(self, shards: Collection[int], why: str) -> None:
@@ -90,6 +95,7 @@ class LeaseKeeper:
         self._last_error = ""
         self._free_since: dict[int, float] = {}
         self._poke = asyncio.Event()
+        self._contended = False  # a claim of the last tick was refused
         self._task: asyncio.Task[None] | None = None
 
     def start(self, holder: ShardHolder) -> None:
@@ -109,12 +115,29 @@ class LeaseKeeper:
                 await self._task
 
     async def release_held(self) -> None:
-        """Gives every held shard up (after the node stopped its agents): another node
-        may claim them at once, instead of after a lease."""
+        """Gives every held shard up (once the node stopped its agents), recording each
+        `ShardReleased` in the same transaction: another node may claim them at once,
+        instead of after a lease."""
         if self.held:
             held, self.held = dict(self.held), {}
             with contextlib.suppress(StoreError):
-                await self.log.release(self.node, held)
+                await self.log.release(self.node, held, self._released(held))
+
+    async def hand_over(self) -> None:
+        await self.release_held()
+
+    def follow(self, recorded: Recorded) -> None:
+        """An event another node committed: its shards given up are free now, so look
+        at the table at once rather than at the next tick."""
+        if isinstance(recorded.event, ShardReleased):
+            self.poke()
+
+    def _released(self, held: Mapping[int, int]) -> list[Pending]:
+        at = self.clock.now_ms()
+        return [
+            Pending(event=ShardReleased(shard=shard, node=self.node, epoch=epoch), at=at)
+            for shard, epoch in sorted(held.items())
+        ]
 
     async def stop(self) -> None:
         await self.halt()
@@ -151,10 +174,11 @@ class LeaseKeeper:
             patience_s=self.lease_s,
         )
         for shard in decided.release:
-            await self._told().shard_releasing(shard, self.held[shard])
-            epoch = self.held.pop(shard)
-            await self.log.release(self.node, {shard: epoch})
-            logger.info("gave up shard %d (epoch %d)", shard, epoch)
+            await self._told().shard_releasing(shard)
+            given = {shard: self.held[shard]}
+            await self.log.release(self.node, given, self._released(given))
+            del self.held[shard]
+            logger.info("gave up shard %d (epoch %d)", shard, given[shard])
         for shard in decided.claim:
             await self._claim(leases[shard])
 
@@ -196,7 +220,8 @@ class LeaseKeeper:
                 [Pending(event=claimed, at=self.clock.now_ms())],
             )
         except ClaimRefused:
-            return  # another node was quicker: the table granted it once, to them
+            self._contended = True  # another node was quicker: the table granted it to them
+            return
         self.held[lease.shard] = epoch
         self._free_since.pop(lease.shard, None)
         logger.info("claimed shard %d at epoch %d (%s)", lease.shard, epoch, lease.why_free)
@@ -251,6 +276,10 @@ class LeaseKeeper:
                 logger.warning("lease tick failed (will retry): %s", e)
             except Exception:
                 logger.exception("lease tick failed")
+            if self._contended:  # another node took a shard it wanted: plan again now
+                self._contended = False
+                await asyncio.sleep(CONTENDED_PAUSE_S)
+                continue
             self._poke.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.lease_s / 3):

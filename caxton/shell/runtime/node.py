@@ -35,7 +35,6 @@ from caxton.domain.events import (
     NodeStarted,
     NodeStopped,
     Recorded,
-    ShardReleased,
 )
 from caxton.domain.frozen import positional
 from caxton.domain.handling import (
@@ -183,7 +182,8 @@ class Node:
         )
 
     async def shutdown(self) -> None:
-        """Stops the actors (agents stay deployed) and records the stop."""
+        """Stops the actors (agents stay deployed), hands a cluster's shards over, and
+        records the stop."""
         if self._stopping:
             return
         self._stopping = True
@@ -193,6 +193,8 @@ class Node:
             # a stop the log refuses (a full disk) is logged as it fails and reads as a crash
             # later; the server must still close its log and threads (it hung instead)
             with contextlib.suppress(StoreError, LogFailed):
+                if self.ownership is not None:
+                    await self.ownership.hand_over()  # others claim them now, not in a lease
                 await self.commit([NodeStopped(node=self.node_id)])
         for task in (*self._tasks, self._follow_task, self._loop_task):
             if task is not None:
@@ -595,13 +597,11 @@ class Node:
         agent = self._world.agents.get(name)
         return agent is not None and runs(agent, replica)
 
-    async def shard_releasing(self, shard: int, epoch: int) -> None:
-        """This node gives `shard` up: it stops the shard's instances (what their
-        mailboxes hold stays open in the log, for the next holder to deliver) and records
-        the release while it still holds the lease."""
+    async def shard_releasing(self, shard: int) -> None:
+        """This node is giving `shard` up: it stops the shard's instances (what their
+        mailboxes hold stays open in the log, for the next holder to deliver); the
+        keeper then records the release and frees the lease in one transaction."""
         await self.deployments.stop_shard(shard)
-        if not self._stopping and self._commit_failed is None:
-            await self.commit([ShardReleased(shard=shard, node=self.node_id, epoch=epoch)])
 
     def shards_lost(self, shards: Collection[int], why: str) -> None:
         """Shards were taken while this node believed it held them (it was paused, or cut

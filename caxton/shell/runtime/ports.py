@@ -30,6 +30,10 @@ class Ownership(Protocol):
         """The shards held, with their epochs: every append is checked against them."""
         ...
 
+    async def hand_over(self) -> None:
+        """Gives every held shard up, recorded (a graceful stop, once the agents stopped)."""
+        ...
+
     @property
     def unreachable(self) -> str:
         """Why the shared log does not answer (since when, the last error); "" while it

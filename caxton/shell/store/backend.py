@@ -37,9 +37,12 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class Fence:
-    """An append's condition: these (shard, epoch) pairs, sorted, are all still current."""
+    """An append's condition: these (shard, epoch) pairs, sorted, are all still current.
+    With `release`, that node's leases on them expire in the same transaction (a node
+    giving shards up records their `ShardReleased` and frees them at once)."""
 
     held: tuple[tuple[int, int], ...]
+    release: str = ""
 
 
 @dataclass(frozen=True, slots=True, eq=False)

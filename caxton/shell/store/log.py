@@ -147,10 +147,19 @@ class EventLog:
         connection: it never waits behind appends."""
         return await self._require_shared("renew").renew(node, held, ttl_s)
 
-    async def release(self, node: str, held: Mapping[int, int]) -> None:
+    async def release(
+        self, node: str, held: Mapping[int, int], items: Sequence[Pending] = ()
+    ) -> list[Recorded]:
         """Expires now the leases `node` holds at these {shard: epoch}: another node may
-        claim them at once (a graceful stop)."""
-        await self._require_shared("release").release(node, held)
+        claim them at once (a graceful stop, a rebalance). With `items` (their
+        `ShardReleased`), in one transaction with them, fenced by those epochs: the log
+        says a shard was given up exactly when it was, or neither happens."""
+        shared = self._require_shared("release")
+        if not items:
+            await shared.release(node, held)
+            return []
+        guard = Fence(tuple(sorted(held.items())), release=node)
+        return await self._writer.append(items, guard=guard)
 
     async def leases(self) -> dict[int, Lease]:
         """Every shard's lease, by shard."""

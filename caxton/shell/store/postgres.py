@@ -341,8 +341,8 @@ class SharedPostgresBackend(PostgresBackend):
         ).format(table)
         self._append = SQL(
             "SELECT out_position, out_version FROM {}.caxton_append(%s::text[], %s::text[], "
-            "%s::bytea[], %s::integer[], %s::bigint[], %s::integer, %s::text, %s::bigint, "
-            "%s::double precision)"
+            "%s::bytea[], %s::integer[], %s::bigint[], %s::text, %s::integer, %s::text, "
+            "%s::bigint, %s::double precision)"
         ).format(Identifier(target.schema))
         components = SQL("{}.{}").format(Identifier(target.schema), Identifier(COMPONENTS))
         self._put_component = SQL(
@@ -370,6 +370,7 @@ class SharedPostgresBackend(PostgresBackend):
             [bytes(state) for _, _, _, state in batch],
             [shard for shard, _ in fence] if fence else None,
             [epoch for _, epoch in fence] if fence else None,
+            guard.release or None if isinstance(guard, Fence) else None,
             None if claim is None else claim.shard,
             None if claim is None else claim.node,
             None if claim is None else claim.seen_epoch,
@@ -652,8 +653,8 @@ END $$"""
         SQL(
             """CREATE OR REPLACE FUNCTION {append}(
     streams text[], topics text[], states bytea[], fence_shards integer[],
-    fence_epochs bigint[], claim_shard integer, claim_node text, claim_seen bigint,
-    claim_ttl_s double precision)
+    fence_epochs bigint[], release_node text, claim_shard integer, claim_node text,
+    claim_seen bigint, claim_ttl_s double precision)
 RETURNS TABLE (out_position bigint, out_version bigint) LANGUAGE plpgsql AS $$
 BEGIN
     LOCK TABLE {events} IN EXCLUSIVE MODE;
@@ -664,6 +665,10 @@ BEGIN
     END IF;
     IF fence_shards IS NOT NULL THEN
         PERFORM {check_fence}(fence_shards, fence_epochs);
+        IF release_node IS NOT NULL THEN
+            UPDATE {leases} SET expires_at = '-infinity'
+             WHERE shard = ANY(fence_shards) AND owner = release_node;
+        END IF;
     END IF;
     PERFORM pg_notify({channel}, '');
     RETURN QUERY
