@@ -302,7 +302,8 @@ def _owners(
 ) -> Iterable[Finding]:
     """Each time a shard has no holder (from the cluster's first claim; after a release,
     a stop, the holder's restart; or held by a node the fault took down), a claim must
-    end it within `within_ms`."""
+    end it within `within_ms`; at the end of the log, one still without a holder is late
+    once it has been so for longer than that before the last event."""
     first = next((r for r in records if isinstance(r.event, ShardClaimed)), None)
     if first is None:
         return  # not a cluster's log
@@ -335,9 +336,11 @@ def _owners(
         _taken_down(orphaned, members, settled, shards)
     if all(m.status == "left" for m in members.values()):
         return  # every node stopped: nothing is expected to hold a shard
+    end = records[-1].at
     alike: dict[tuple[int, str], list[int]] = {}  # one finding per cause, not per shard
     for shard, gap in sorted(orphaned.items()):
-        alike.setdefault(gap, []).append(shard)
+        if end - gap[0] > within_ms:  # younger, it may be claimed yet: a rebalance's
+            alike.setdefault(gap, []).append(shard)
     for (since_ms, why), shards_alike in alike.items():
         which = f"shards {ranges(shards_alike)} have" if len(shards_alike) > 1 else "shard {} has"
         yield Finding(

@@ -53,6 +53,8 @@ class Plan:
 
     claim: tuple[int, ...] = ()
     release: tuple[int, ...] = ()
+    rescued: tuple[int, ...] = ()
+    """The claims beyond the node's share: shards left to nobody for `patience_s`."""
 
 
 def fair_share(live: int, shards: int = SHARDS) -> int:
@@ -68,6 +70,7 @@ def plan(
     live: int,
     orphaned_for: Mapping[int, float],
     patience_s: float,
+    rescued: Collection[int] = (),
 ) -> Plan:
     """Which free shards `node` claims and which held ones it gives up, given `live`
     nodes in the cluster (the failure detector's count: a hint).
@@ -75,7 +78,11 @@ def plan(
     A node claims free shards up to its fair share, and any shard that has been free for
     `patience_s` whatever its share (availability first: a wrong count of live nodes may
     leave a shard to nobody, never for long). It gives up what it holds beyond its share
-    plus one (the one keeps shards from moving back and forth when the count wobbles).
+    plus one (the one keeps shards from moving back and forth when the count wobbles),
+    except those it `rescued` (claimed beyond its share after they were left to nobody)
+    while the count stays the same: whoever the count includes beyond the nodes holding
+    shards is not claiming any (a dead node the failure detector has not declared yet),
+    so giving them up would only leave them to nobody again, and again.
     Nodes prefer different shards (rendezvous order), so their claims seldom collide; a
     claim that loses the race is refused by the lease table, never granted twice."""
     share = fair_share(live, max(len(leases), 1))
@@ -85,12 +92,13 @@ def plan(
         key=lambda s: _preference(node, s),
     )
     room = max(0, share - len(mine))
-    claim = free[:room] + [s for s in free[room:] if orphaned_for.get(s, 0.0) >= patience_s]
+    beyond = tuple(s for s in free[room:] if orphaned_for.get(s, 0.0) >= patience_s)
     release: list[int] = []
-    if len(mine) > share + 1:
-        least_wanted = sorted(mine, key=lambda s: _preference(node, s), reverse=True)
-        release = least_wanted[: len(mine) - share]
-    return Plan(tuple(claim), tuple(release))
+    counted = mine - set(rescued)  # the rescued do not count against the share
+    if len(counted) > share + 1:
+        least_wanted = sorted(counted, key=lambda s: _preference(node, s), reverse=True)
+        release = least_wanted[: len(counted) - share]
+    return Plan((*free[:room], *beyond), tuple(release), beyond)
 
 
 def _preference(node: str, shard: int) -> bytes:

@@ -89,3 +89,27 @@ def test_a_claim_says_why_the_shard_was_free() -> None:
     assert lease("", -math.inf).why_free == "unowned"
     assert lease("node-a", -math.inf).why_free == "released"
     assert lease("node-a", -2.5).why_free == "expired"
+
+
+def test_shards_rescued_beyond_the_share_are_kept_while_the_count_of_nodes_stands() -> None:
+    # three nodes believed alive (one is dead, not yet declared): a and b held 5 each of
+    # 16, the dead node's 6 were left to nobody, and a rescued 3 of them after patience
+    held = {s: "a" for s in range(5)} | {s: "b" for s in range(5, 10)}
+    leases = {
+        s: LeaseView(
+            shard=s, owner=held.get(s, "c"), epoch=1, expires_in_s=5.0 if s in held else -1
+        )
+        for s in range(SHARDS)
+    }
+    mine = set(range(5))
+    rescued = plan(
+        "a", leases, mine, live=3, orphaned_for={10: 20.0, 11: 20.0, 12: 20.0}, patience_s=10
+    )
+    assert set(rescued.claim) == {10, 11, 12}  # 1 within its share of 6, 2 beyond it
+    assert len(rescued.rescued) == 2 and set(rescued.rescued) < {10, 11, 12}
+    mine |= {10, 11, 12}  # 8, over a share of 6 plus one
+    kept = set(rescued.rescued)
+    again = plan("a", leases, mine, live=3, orphaned_for={}, patience_s=10, rescued=kept)
+    assert again.release == ()  # no node would take them: giving them up would only churn
+    unkept = plan("a", leases, mine, live=3, orphaned_for={}, patience_s=10)
+    assert len(unkept.release) == 2  # without the memory of the rescue, it gives 2 up

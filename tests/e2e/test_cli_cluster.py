@@ -14,6 +14,7 @@ from rich.console import Console
 from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.events import (
     Event,
+    MemberChanged,
     MessageHandled,
     MessageSent,
     NodeStarted,
@@ -161,14 +162,28 @@ def test_cluster_commands_against_a_server_alone(server: ServerProcess, tmp_path
 # --- caxton cluster check -------------------------------------------------------------
 
 
-def write_export(path: Path, events: list[Event], *, node: str = "n1") -> Path:
-    """A hand-made log exported as `caxton events export --format jsonl` writes it."""
+def write_export(
+    path: Path, events: list[Event], *, node: str = "n1", then: Event | None = None
+) -> Path:
+    """A hand-made log exported as `caxton events export --format jsonl` writes it: an
+    event a millisecond, and `then` a second after the last."""
+    at = 1_764_000_000_000
     records = [
-        Recorded(
-            position=i, stream=stream_of(e), version=1, at=1_764_000_000_000 + i, event=e, node=node
-        )
+        Recorded(position=i, stream=stream_of(e), version=1, at=at + i, event=e, node=node)
         for i, e in enumerate(events, start=1)
     ]
+    if then is not None:
+        last = len(records)
+        records.append(
+            Recorded(
+                position=last + 1,
+                stream=stream_of(then),
+                version=1,
+                at=at + last + 1000,
+                event=then,
+                node=node,
+            )
+        )
     path.write_bytes(b"".join(jsonl_lines(records)))
     return path
 
@@ -227,8 +242,19 @@ def test_check_after_a_fault_wants_the_shards_of_the_nodes_it_took_down_claimed(
     said = caxton("cluster", "check", str(unstamped)).stdout
     assert "64 claims with rising epochs, fencing not checked (no event names its node" in said
     fault_ended = "66"  # n2's start: n1 was killed then, and n2 claimed nothing
+    seen_dead = MemberChanged(node="n1", state="dead", by="n2")  # a second later
+    export = write_export(tmp_path / "fault.jsonl", [started, *claims, joined], then=seen_dead)
     taken_down = caxton(
-        "cluster", "check", str(export), "--after", fault_ended, "--gone", "n1", check=False
+        "cluster",
+        "check",
+        str(export),
+        "--after",
+        fault_ended,
+        "--gone",
+        "n1",
+        "--within",
+        "0.5",
+        check=False,
     )
     assert taken_down.returncode == 1
     assert taken_down.stdout.startswith(

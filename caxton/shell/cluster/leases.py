@@ -96,6 +96,9 @@ class LeaseKeeper:
         self._free_since: dict[int, float] = {}
         self._poke = asyncio.Event()
         self._contended = False  # a claim of the last tick was refused
+        # shards claimed beyond the share (left to nobody), kept while `live` stays the same
+        self._rescued: set[int] = set()
+        self._rescued_live = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self, holder: ShardHolder) -> None:
@@ -165,14 +168,19 @@ class LeaseKeeper:
                 self._free_since.setdefault(shard, now)
             else:
                 self._free_since.pop(shard, None)
+        live = self._live()
+        if live != self._rescued_live:  # a node came or went: the share is another
+            self._rescued, self._rescued_live = set(), live
         decided = plan(
             self.node,
             leases,
             self.held,
-            live=self._live(),
+            live=live,
             orphaned_for={s: now - t for s, t in self._free_since.items()},
             patience_s=self.lease_s,
+            rescued=self._rescued & self.held.keys(),
         )
+        self._rescued.update(decided.rescued)
         for shard in decided.release:
             await self._told().shard_releasing(shard)
             given = {shard: self.held[shard]}
