@@ -270,3 +270,15 @@ async def test_a_node_s_observers_see_its_own_commits_and_its_followers_the_othe
     await b.node.commit([MemberChanged(node="node-a", state="alive", by="node-b")])
     assert [r.position for r in others if isinstance(r.event, AgentDeployed)] == [deployed.position]
     assert [type(r.event) for r in own] == [MemberChanged]  # metrics count only these
+
+
+async def test_a_node_prepares_the_components_of_agents_other_nodes_run(
+    cluster: Callable[[str, int], asyncio.Future[Member]],
+) -> None:
+    a = await cluster("node-a", 1)  # holds every shard
+    b = await cluster("node-b", 1)
+    await a.node.deploy(DeploySpec(name="echo", component=wat("reply")))
+    digest = a.node.world.agents["echo"].component
+    # compiled on node-b too, ahead of a takeover that would otherwise wait for it
+    await until(lambda: b.host.cache.has(digest), "node-b prepared echo's component")
+    assert "echo#0" not in b.node.actors

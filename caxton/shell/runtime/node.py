@@ -142,6 +142,8 @@ class Node:
         self._follow_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._progress = asyncio.Event()  # replaced by a fresh one each time the world folds
+        self._warming = asyncio.Lock()  # one component compiled ahead of a takeover at a time
+        self._fetching: dict[str, asyncio.Future[None]] = {}  # digest: its fetch and compile
 
     # --- lifecycle --------------------------------------------------------
 
@@ -174,6 +176,9 @@ class Node:
         lost = self._deliver_open(pending, self.owns)  # another node's are its to deliver
         if lost:
             await self.submit(lost)
+        if self.ownership is not None:
+            others = {a.component for a in self._world.agents.values() if a.status == "running"}
+            self._background(self._warm(sorted(others)))
         logger.info(
             "node %s started at position %d with %d agents",
             self.node_id,
@@ -196,7 +201,7 @@ class Node:
                 if self.ownership is not None:
                     await self.ownership.hand_over()  # others claim them now, not in a lease
                 await self.commit([NodeStopped(node=self.node_id)])
-        for task in (*self._tasks, self._follow_task, self._loop_task):
+        for task in (*self._tasks, *self._fetching.values(), self._follow_task, self._loop_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -527,6 +532,8 @@ class Node:
         if isinstance(event, AgentDeployed | AgentStopped | AgentRemoved | AgentReconfigured):
             if self.owns(event.agent) and not self._stopping:
                 self._background(self.deployments.follow(event))
+            elif isinstance(event, AgentDeployed) and not self._stopping:
+                self._background(self._warm([event.component]))
         else:
             self._perform(followed(event))
 
@@ -538,12 +545,34 @@ class Node:
 
     async def fetch_component(self, digest: str) -> None:
         """In a cluster, a component deployed on another node is fetched from the shared
-        log's database and compiled (off the loop) before its agent starts here."""
+        log's database and compiled (off the loop) before its agent starts here; once,
+        when a takeover finds it being prepared ahead."""
         if self.ownership is None or self.host.cache.has(digest):
             return
+        fetching = self._fetching.get(digest)
+        if fetching is None:
+            fetching = asyncio.ensure_future(self._fetch(digest))
+            self._fetching[digest] = fetching
+            fetching.add_done_callback(lambda _: self._fetching.pop(digest, None))
+        await asyncio.shield(fetching)
+
+    async def _fetch(self, digest: str) -> None:
         wasm = await self.log.get_component(digest)
         if wasm is not None:
             await asyncio.to_thread(self.host.load, wasm, f"{digest}.wasm")
+
+    async def _warm(self, digests: Sequence[str]) -> None:
+        """Fetches and compiles the components of agents another node runs, in the
+        background and one at a time: a takeover then starts them at once (a Python
+        agent's component takes 15-30 s of CPU to compile)."""
+        async with self._warming:
+            for digest in digests:
+                try:
+                    await self.fetch_component(digest)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # a takeover fetches it again, and says why
+                    logger.warning("could not prepare component %s: %s", digest[:12], e)
 
     def shard_claimed(self, shard: int, position: int) -> None:
         """This node now holds `shard` (claimed at `position`): it starts the shard's
