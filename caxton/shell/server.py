@@ -233,6 +233,8 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(REJOIN_STOP_S):  # its appends may hang on a cut
                         await node.shutdown()
+                        if keeper is not None:  # what it still holds: others need not wait
+                            await keeper.release_held()
                 await _rejoin(config.store_url, signalled, announce)
                 raise NodeDeposed(
                     f"node {node_id} stopped working ({node.log_failure}) and was stopped "

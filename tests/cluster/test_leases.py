@@ -67,16 +67,21 @@ async def test_a_node_cut_from_the_log_refuses_work_then_gives_its_shards_up() -
     keeper.start(holder)
     try:
         await until(lambda: table.answers >= 2)  # a renewal and a look at the table
-        table.answering.clear()  # the network is cut: statements hang, unanswered
+        table.answering.clear()  # a short cut: statements hang, unanswered
         await until(lambda: keeper.unreachable != "")
         assert keeper.unreachable.startswith("no answer since ")
-        assert holder.lost == [] and 3 in keeper.held
+        table.answering.set()  # healed in time: it answers again, nothing lost
+        await until(lambda: keeper.unreachable == "")
+        assert holder.lost == [] and 3 in keeper.held and not keeper.deposed
+
+        table.answering.clear()  # a long cut
         await until(lambda: holder.lost != [])
         ((shards, why),) = holder.lost
-        assert shards == {3} and not keeper.held
+        assert shards == {3} and not keeper.held and keeper.deposed
         assert "the shared log did not answer for" in why
-
-        table.answering.set()  # healed: it answers again
-        await until(lambda: keeper.unreachable == "")
+        table.answering.set()  # healed too late: the keeper stays down (the node restarts)
+        answered = table.answers
+        await asyncio.sleep(LEASE_S / 2)  # a tick and a half: nothing renewed or read
+        assert table.answers == answered and keeper.unreachable != ""
     finally:
         await keeper.halt()

@@ -22,7 +22,7 @@ from typing import Protocol
 from caxton.domain.events import Recorded, ShardClaimed, ShardReleased
 from caxton.domain.placement import LeaseView, plan, shard_of
 from caxton.shell.runtime.clock import Clock
-from caxton.shell.store import ClaimRefused, EventLog, Pending, StoreError
+from caxton.shell.store import ClaimRefused, EventLog, LeaseLost, Pending, StoreError
 
 logger = logging.getLogger("caxton.cluster")
 
@@ -96,6 +96,8 @@ class LeaseKeeper:
         self._free_since: dict[int, float] = {}
         self._poke = asyncio.Event()
         self._contended = False  # a claim of the last tick was refused
+        self.deposed = False
+        """Set once a lease was lost or lapsed: the keeper claims and renews no more."""
         # shards claimed beyond the share (left to nobody), kept while `live` stays the same
         self._rescued: set[int] = set()
         self._rescued_live = 0
@@ -124,7 +126,10 @@ class LeaseKeeper:
         if self.held:
             held, self.held = dict(self.held), {}
             with contextlib.suppress(StoreError):
-                await self.log.release(self.node, held, self._released(held))
+                try:
+                    await self.log.release(self.node, held, self._released(held))
+                except LeaseLost:  # one was taken (it was paused): free the others at least
+                    await self.log.release(self.node, held)
 
     async def hand_over(self) -> None:
         await self.release_held()
@@ -147,8 +152,13 @@ class LeaseKeeper:
         await self.release_held()
 
     async def tick(self) -> None:
-        """Renew, then claim and give up as planned."""
+        """Renew, then claim and give up as planned; nothing more once a lease was lost
+        (the node stops working: it must not claim what it could not run)."""
+        if self.deposed:
+            return
         await self._renew()
+        if self.deposed:
+            return
         try:
             async with asyncio.timeout(self._patience_s):  # as a renewal: a cut must not hang
                 table = await self.log.leases()
@@ -207,6 +217,7 @@ class LeaseKeeper:
     def _lose(self, shards: frozenset[int], why: str) -> None:
         for shard in shards:
             del self.held[shard]
+        self.deposed = True
         logger.warning("%s", why)
         self._told().shards_lost(shards, why)
 
