@@ -235,6 +235,11 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                         await node.shutdown()
                         if keeper is not None:  # what it still holds: others need not wait
                             await keeper.release_held()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(REJOIN_STOP_S):  # its child processes end
+                        await observability.stop_traces()  # /ready still says why
+                        if bridge is not None:
+                            await bridge.close()  # the MCP tool servers
                 await _rejoin(config.store_url, signalled, announce)
                 raise NodeDeposed(
                     f"node {node_id} stopped working ({node.log_failure}) and was stopped "

@@ -6,12 +6,13 @@ whose answers can be withheld, as a cut network withholds them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import cast
 
+from caxton.domain.events import Recorded
 from caxton.shell.cluster.leases import LeaseKeeper
 from caxton.shell.runtime.clock import SystemClock
-from caxton.shell.store import EventLog, Lease
+from caxton.shell.store import EventLog, Lease, Pending
 
 LEASE_S = 6.0  # a sixth of it per statement: unreachable at most 3 s into a cut, lost at 4
 
@@ -39,14 +40,17 @@ class Table:
 
 
 class Holder:
-    def __init__(self) -> None:
+    def __init__(self, *, stop_s: float = 0.0) -> None:
         self.lost: list[tuple[frozenset[int], str]] = []
+        self.stop_s = stop_s
+        self.stopped: list[int] = []
 
     def shard_claimed(self, shard: int, position: int) -> None:
         raise AssertionError("nothing is free to claim")
 
     async def shard_releasing(self, shard: int) -> None:
-        raise AssertionError("one shard is within its share")
+        await asyncio.sleep(self.stop_s)  # an agent finishing a long handling
+        self.stopped.append(shard)
 
     def shards_lost(self, shards: Collection[int], why: str) -> None:
         self.lost.append((frozenset(shards), why))
@@ -85,3 +89,39 @@ async def test_a_node_cut_from_the_log_refuses_work_then_gives_its_shards_up() -
         assert table.answers == answered and keeper.unreachable != ""
     finally:
         await keeper.halt()
+
+
+class Crowded(Table):
+    """Every shard held by this node: with two live nodes, it gives half of them up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released: list[int] = []
+
+    async def leases(self) -> dict[int, Lease]:
+        await self.answering.wait()
+        self.answers += 1
+        return {s: Lease(shard=s, owner="me", epoch=1, expires_in_s=60) for s in range(64)}
+
+    async def release(
+        self, node: str, held: Mapping[int, int], items: Sequence[Pending] = ()
+    ) -> list[Recorded]:
+        await self.answering.wait()
+        self.released.extend(held)
+        return []
+
+
+async def test_agents_slow_to_stop_in_a_rebalance_are_waited_for_not_taken_for_a_cut() -> None:
+    table, holder = Crowded(), Holder(stop_s=LEASE_S)  # longer than two thirds of a lease
+    keeper = LeaseKeeper(
+        cast(EventLog, table), "me", SystemClock(), live=lambda: 2, lease_s=LEASE_S
+    )
+    keeper.held.update(dict.fromkeys(range(64), 1))
+    keeper.start(holder)
+    try:
+        await until(lambda: len(table.released) >= 32)
+    finally:
+        await keeper.halt()
+    assert holder.lost == [] and keeper.unreachable == "" and not keeper.deposed
+    assert sorted(holder.stopped) == sorted(table.released)  # stopped, then released
+    assert len(keeper.held) == 32 and not keeper.held.keys() & set(table.released)

@@ -59,7 +59,8 @@ class LeaseKeeper:
     (`start(holder)`). As an `Ownership`, it tells the node which agents it runs."""
 
     def owns(self, agent: str) -> bool:
-        return shard_of(agent) in self.held
+        shard = shard_of(agent)
+        return shard in self.held and shard not in self._releasing
 
     @property
     def fence(self) -> Mapping[int, int]:
@@ -96,6 +97,8 @@ class LeaseKeeper:
         self._free_since: dict[int, float] = {}
         self._poke = asyncio.Event()
         self._contended = False  # a claim of the last tick was refused
+        self._releasing: set[int] = set()  # shards being given up: their agents stopping
+        self._giving_up: set[asyncio.Task[None]] = set()
         self.deposed = False
         """Set once a lease was lost or lapsed: the keeper claims and renews no more."""
         # shards claimed beyond the share (left to nobody), kept while `live` stays the same
@@ -106,6 +109,7 @@ class LeaseKeeper:
     def start(self, holder: ShardHolder) -> None:
         """Starts ticking (the first tick at once), telling `holder` what changes."""
         self._holder = holder
+        self._answered_at = self._monotonic()  # the silence counts from now, not the fold
         self._task = asyncio.get_running_loop().create_task(self._run(), name="leases")
 
     def poke(self) -> None:
@@ -118,6 +122,8 @@ class LeaseKeeper:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._giving_up:  # not cancelled half-way: agents stopping, a release bounded
+            await asyncio.wait(self._giving_up)
 
     async def release_held(self) -> None:
         """Gives every held shard up (once the node stopped its agents), recording each
@@ -190,15 +196,35 @@ class LeaseKeeper:
             patience_s=self.lease_s,
             rescued=self._rescued & self.held.keys(),
         )
-        self._rescued.update(decided.rescued)
         for shard in decided.release:
-            await self._told().shard_releasing(shard)
-            given = {shard: self.held[shard]}
-            await self.log.release(self.node, given, self._released(given))
-            del self.held[shard]
-            logger.info("gave up shard %d (epoch %d)", shard, given[shard])
+            if shard not in self._releasing:
+                self._releasing.add(shard)  # from now on its agents start nowhere here
+                task = asyncio.get_running_loop().create_task(self._give_up(shard))
+                self._giving_up.add(task)
+                task.add_done_callback(self._giving_up.discard)
         for shard in decided.claim:
             await self._claim(leases[shard])
+        self._rescued.update(s for s in decided.rescued if s in self.held)
+
+    async def _give_up(self, shard: int) -> None:
+        """Stops the shard's agents (as long as that takes: the lease is renewed
+        meanwhile, by the ticks that go on), lets what they handled commit under the
+        shard's fence, then records the release and frees the lease together."""
+        try:
+            await self._told().shard_releasing(shard)
+            epoch = self.held.pop(shard, None)
+            if epoch is None or self.deposed:
+                return  # lost meanwhile
+            given = {shard: epoch}
+            try:
+                async with asyncio.timeout(self._patience_s):
+                    await self.log.release(self.node, given, self._released(given))
+            except (StoreError, TimeoutError) as e:  # not renewed any more: it lapses
+                logger.warning("shard %d not released (%s): its lease lapses", shard, e)
+                return
+            logger.info("gave up shard %d (epoch %d)", shard, epoch)
+        finally:
+            self._releasing.discard(shard)
 
     async def _renew(self) -> None:
         if not self.held:
@@ -231,13 +257,17 @@ class LeaseKeeper:
             reason=lease.why_free,
         )
         try:
-            recorded = await self.log.claim(
-                lease.shard,
-                self.node,
-                lease.epoch,
-                self.lease_s,
-                [Pending(event=claimed, at=self.clock.now_ms())],
-            )
+            async with asyncio.timeout(self._patience_s):
+                recorded = await self.log.claim(
+                    lease.shard,
+                    self.node,
+                    lease.epoch,
+                    self.lease_s,
+                    [Pending(event=claimed, at=self.clock.now_ms())],
+                )
+        except TimeoutError as e:  # if it commits late, the lease lapses unrenewed
+            self._unanswered(e)
+            return
         except ClaimRefused:
             self._contended = True  # another node was quicker: the table granted it to them
             return
@@ -285,12 +315,9 @@ class LeaseKeeper:
     async def _run(self) -> None:
         while True:
             try:
-                async with asyncio.timeout(self.lease_s * 2 / 3):  # a claim on a cut link too
-                    await self.tick()
+                await self.tick()  # each statement of it bounded by `_patience_s`
             except asyncio.CancelledError:
                 raise
-            except TimeoutError as e:
-                self._unanswered(e)
             except StoreError as e:
                 logger.warning("lease tick failed (will retry): %s", e)
             except Exception:

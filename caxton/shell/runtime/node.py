@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from caxton import __version__
 from caxton.domain.acl import AclMessage
@@ -199,6 +201,7 @@ class Node:
             # later; the server must still close its log and threads (it hung instead)
             with contextlib.suppress(StoreError, LogFailed):
                 if self.ownership is not None:
+                    await self._settled()  # what the stopped instances handled, fenced
                     await self.ownership.hand_over()  # others claim them now, not in a lease
                 await self.commit([NodeStopped(node=self.node_id)])
         for task in (*self._tasks, *self._fetching.values(), self._follow_task, self._loop_task):
@@ -558,8 +561,8 @@ class Node:
 
     async def _fetch(self, digest: str) -> None:
         wasm = await self.log.get_component(digest)
-        if wasm is not None:
-            await asyncio.to_thread(self.host.load, wasm, f"{digest}.wasm")
+        if wasm is not None:  # a daemon thread: a stopping server does not wait for it
+            await _in_daemon_thread(partial(self.host.load, wasm, f"{digest}.wasm"))
 
     async def _warm(self, digests: Sequence[str]) -> None:
         """Fetches and compiles the components of agents another node runs, in the
@@ -628,9 +631,17 @@ class Node:
 
     async def shard_releasing(self, shard: int) -> None:
         """This node is giving `shard` up: it stops the shard's instances (what their
-        mailboxes hold stays open in the log, for the next holder to deliver); the
-        keeper then records the release and frees the lease in one transaction."""
+        mailboxes hold stays open in the log, for the next holder to deliver) and waits
+        until what they handled is committed, under the shard's fence; the keeper then
+        records the release and frees the lease in one transaction."""
         await self.deployments.stop_shard(shard)
+        await self._settled()
+
+    async def _settled(self) -> None:
+        """Returns once everything submitted so far is committed (a round with nothing
+        of its own runs after theirs), or refused."""
+        with contextlib.suppress(StoreError, LogFailed, NodeStopping):
+            await self.commit([])
 
     def shards_lost(self, shards: Collection[int], why: str) -> None:
         """Shards were taken while this node believed it held them (it was paused, or cut
@@ -676,6 +687,29 @@ class Node:
             raise self._refusal(self._commit_failed)
         if self.unreachable:
             raise LogUnreachable(self.node_id, self.unreachable)
+
+
+def _in_daemon_thread(work: Callable[[], object]) -> asyncio.Future[None]:
+    """Runs `work` in a daemon thread of its own (asyncio.to_thread's threads are waited
+    for at exit: a compile of a Python agent would hold a stopping server 15-30 s)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def tell(error: BaseException | None) -> None:
+        if not done.done():
+            done.set_result(None) if error is None else done.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            work()
+        except BaseException as e:
+            error = e
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(tell, error)
+
+    threading.Thread(target=run, name="caxton-compile-ahead", daemon=True).start()
+    return done
 
 
 # Pending(...) without its frozen __init__: one per event committed

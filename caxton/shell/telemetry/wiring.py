@@ -163,18 +163,20 @@ class Observability:
 
     async def close(self) -> None:
         logging.getLogger("caxton.agent").removeFilter(self._log_filter)
-        if self._spans is not None:
-            await self._close_spans()
+        await self.stop_traces()
         await self._metrics_http.close()
         await self._health_http.close()
 
-    async def _close_spans(self) -> None:
-        """The span process ships what the log holds now (the node has stopped) and ends."""
-        assert self._spans is not None and self._spans_log is not None
+    async def stop_traces(self) -> None:
+        """The span process ships what the log holds now (the node has stopped) and ends;
+        once."""
+        if self._spans is None or self._spans_log is None:
+            return
+        spans, self._spans = self._spans, None
         position = None
         with contextlib.suppress(Exception):  # a failed log: the process reads to its end
             position = await self._spans_log.last_position()
-        await self._spans.close(position)
+        await spans.close(position)
 
     # --- the HTTP pages -----------------------------------------------------
 
