@@ -86,6 +86,8 @@ class AgentTrapped:
     message_id: str = ""
     conversation_id: str = ""
     duration_us: int = 0
+    cpu_us: int = 0
+    """CPU time of the call that trapped, as `MessageHandled.cpu_us`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,6 +157,9 @@ class MessageHandled:
     journal: tuple[HostCall, ...] = ()
     duration_us: int = 0
     error: str = ""
+    cpu_us: int = 0
+    """CPU time of the guest call (its thread's), where `duration_us` is wall time with
+    tool waits included; 0 in logs written before it was recorded."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -58,6 +58,7 @@ class Handled:
     duration_us: int = 0
     error: str = ""
     trap: tuple[str, str] | None = None
+    cpu_us: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +225,7 @@ def _handled(agents: Agents, item: Handled, decision: Decision) -> None:
                 message_id=cause.id if cause is not None else "",
                 conversation_id=cause.conversation_id if cause is not None else "",
                 duration_us=item.duration_us,
+                cpu_us=item.cpu_us,
             )
         )
         if cause is not None:
@@ -251,6 +253,7 @@ def _handled(agents: Agents, item: Handled, decision: Decision) -> None:
                     item.journal,
                     item.duration_us,
                     item.error,
+                    item.cpu_us,
                 )
             )
         cause_id = cause.id if cause is not None else ""

@@ -62,7 +62,9 @@ def test_an_error_value_is_an_agent_error_and_the_instance_lives_on(
 def test_a_refused_send_reaches_the_guest_as_an_error(host: WasmHost, load: Loader) -> None:
     instance = host.instantiate(load("reply"), FAST)
     outcome = instance.handle(ENVELOPE, Recorder(refuse="receivers: unknown agent 'nobody'"))
-    assert outcome == AgentError("receivers: unknown agent 'nobody'", outcome.duration_us)
+    assert outcome == AgentError(
+        "receivers: unknown agent 'nobody'", outcome.duration_us, outcome.cpu_us
+    )
 
 
 def test_a_guests_error_text_is_recorded_in_a_bounded_excerpt(host: WasmHost, load: Loader) -> None:

@@ -290,6 +290,7 @@ class InstanceActor:
             outcome.duration_us,
             outcome.text if isinstance(outcome, AgentError) else "",
             trap,
+            outcome.cpu_us,
         )
 
     def _close_instance(self) -> None:

@@ -70,6 +70,8 @@ class Rates:
 @dataclass(slots=True)
 class _AgentFigures:
     handled: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=_RECENT))
+    cpu: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=_RECENT))
+    """(at, CPU µs) of each guest call, trapped ones included: not its wall time."""
     tools: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=_RECENT))
     traps: deque[Trap] = field(default_factory=lambda: deque(maxlen=_HISTORY))
     restarts: deque[Restart] = field(default_factory=lambda: deque(maxlen=_HISTORY))
@@ -100,11 +102,13 @@ class LiveStats:
         if isinstance(event, MessageHandled):
             figures = self._figures(event.agent)
             _within_window(figures.handled, at, event.duration_us)
+            _within_window(figures.cpu, at, event.cpu_us)
             self._touch(figures, event.conversation_id)
         elif isinstance(event, MessageSent):
             self._sent(event)
         elif isinstance(event, AgentTrapped):
             figures = self._figures(event.agent)
+            _within_window(figures.cpu, at, event.cpu_us)
             figures.traps.append(
                 Trap(
                     at,
@@ -175,13 +179,14 @@ class LiveStats:
         since = now_ms - WINDOW_MS
         handled = [d for at, d in figures.handled if at >= since]
         tools = [d for at, d in figures.tools if at >= since]
+        cpu = [d for at, d in figures.cpu if at >= since]
         seconds = WINDOW_MS / 1000
         recent = handled or [d for _, d in figures.handled]
         recent_tools = tools or [d for _, d in figures.tools]
         return Rates(
             messages_per_second=len(handled) / seconds,
             p99_handling_ms=_p99(recent) / 1000,
-            cpu_ms_per_second=sum(handled) / 1000 / seconds,
+            cpu_ms_per_second=sum(cpu) / 1000 / seconds,
             tool_calls_per_second=len(tools) / seconds,
             tool_p99_ms=_p99(recent_tools) / 1000,
         )

@@ -86,7 +86,7 @@ class Metrics:
         )
         self.cpu = Counter(
             "caxton_guest_cpu_seconds",
-            "Time spent running agents' guest code (Caxton bounds time, it does not meter fuel).",
+            "CPU time of agents' guest calls (the running thread's; tool waits excluded).",
             ["agent"],
             registry=r,
         )
@@ -152,16 +152,16 @@ class Metrics:
             seconds = event.duration_us / 1e6
             self._count((self.handled, event.agent, performative, outcome))
             self._time(event.agent, seconds)
-            self._count((self.cpu, event.agent), seconds)
+            self._count((self.cpu, event.agent), event.cpu_us / 1e6)
         elif isinstance(event, MessageSent):
             self._count((self.sent, event.message.performative.value))
             self._remember(event)
         elif isinstance(event, AgentTrapped):
             self._count((self.traps, event.agent, event.kind))
+            self._count((self.cpu, event.agent), event.cpu_us / 1e6)
             if event.message_id:
                 performative = self._performatives.get(event.message_id, ("unknown", 0))[0]
                 self._count((self.handled, event.agent, performative, "trapped"))
-                self._count((self.cpu, event.agent), event.duration_us / 1e6)
         elif isinstance(event, MessageDeadLettered):
             self._count((self.dead_letters, _dead_letter_reason(event.reason)))
         elif isinstance(event, AgentRestarting):

@@ -9,6 +9,7 @@ wasmtime releases the GIL, so an endless loop holds one worker until its deadlin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -127,6 +128,7 @@ class AgentInstance:
             raise InstanceDead(f"{self.name}: the instance is dead ({why}); start a new one")
         call = imports.ActiveCall(services)
         started = time.perf_counter_ns()
+        cpu_started = time.thread_time_ns()  # this thread's CPU: a tool wait blocks it idle
         call.resume = self._rearm(store, started)
         imports.enter(call)
         try:
@@ -136,14 +138,16 @@ class AgentInstance:
             store.set_epoch_deadline(self._ticks)
             result = func(store, text)
         except Exception as exc:
-            outcome = self._failed(exc, call, _since(started))
+            failed = self._failed(exc, call, _since(started))
+            outcome = dataclasses.replace(failed, cpu_us=_cpu_since(cpu_started))
             self._dead = outcome
             return outcome
         finally:
             imports.leave()
+        cpu_us = _cpu_since(cpu_started)
         if result is None:
-            return Completed(_since(started))
-        return AgentError(bounded(result), _since(started))  # the guest's text, recorded
+            return Completed(_since(started), cpu_us)
+        return AgentError(bounded(result), _since(started), cpu_us)  # the guest's text
 
     def _rearm(self, store: wasmtime.Store, started_ns: int) -> Callable[[int], None]:
         """After a host call that waited (a tool), the deadline again leaves the guest the
@@ -201,3 +205,7 @@ def _why(exc: wasmtime.WasmtimeError, limits: Limits) -> str:
 
 def _since(started_ns: int) -> int:
     return (time.perf_counter_ns() - started_ns) // 1000
+
+
+def _cpu_since(started_ns: int) -> int:
+    return (time.thread_time_ns() - started_ns) // 1000

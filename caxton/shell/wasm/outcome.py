@@ -13,9 +13,11 @@ TrapKind = Literal["trap", "timeout", "memory", "stack-overflow", "host-error"]
 
 @dataclass(frozen=True, slots=True)
 class Completed:
-    """The guest returned `ok`."""
+    """The guest returned `ok`. `duration_us` is wall time, tool waits included;
+    `cpu_us` the CPU time of the thread that ran the call (waits excluded)."""
 
     duration_us: int
+    cpu_us: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,7 @@ class AgentError:
 
     text: str
     duration_us: int
+    cpu_us: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,7 @@ class Trapped:
     kind: TrapKind
     reason: str
     duration_us: int
+    cpu_us: int = 0
 
 
 Outcome = Completed | AgentError | Trapped
