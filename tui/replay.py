@@ -21,15 +21,20 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from caxton.replay.cursor import Cursor, Timeline, about
 from caxton.replay.export import jsonl_lines, mermaid
 from caxton.replay.recording import Recording, extend
-from caxton.replay.views import Row, phase_line, row, sequence, state_view
+from caxton.replay.views import Row, phase_line, rows, search, sequence, state_view, wrapped
 from caxton.replay.views import detail as detail_text
 from caxton.replay.views import lanes as lanes_of
 from caxton.shell.archive import Source
 
 PLAY_INTERVAL_S = 0.4
 TIMELINE_WIDTH = 81
-"""As in replay.tcss: the timeline's width outside a cluster."""
+"""As in replay.tcss: the timeline's width outside a cluster, its sender → receivers
+column at its narrowest."""
 NODE_WIDTH = 8
+WHO_WIDTH = 26
+"""The sender → receivers column at its narrowest; it widens to show its longest value
+while the state pane keeps `STATE_WIDTH`, and wraps what is longer still."""
+STATE_WIDTH = 39
 STATUS_STYLE = {
     "sent": "cyan",
     "handled": "green",
@@ -83,6 +88,9 @@ class ReplayApp(App[None]):
         self._diagram: tuple[int, list[tuple[int, str]]] = (-1, [])
         self._shown_text: dict[str, Text] = {}
         self._shapes: dict[str, tuple[int, int]] = {}
+        self._rows: list[Row] = []
+        self._who = 0
+        """The sender → receivers column's width as drawn (0 before the first drawing)."""
 
     # --- layout ------------------------------------------------------------
 
@@ -111,10 +119,6 @@ class ReplayApp(App[None]):
         self.query_one("#diagram-pane").border_title = "Sequence"
         self.query_one("#message-pane").border_title = "Message"
         self.query_one("#state-pane").border_title = "State at this step"
-        for key, label, width in self._columns():
-            table.add_column(label, key=key, width=width)
-        if self.clustered:  # as wide again as the node column, so that status still shows
-            table.styles.width = TIMELINE_WIDTH + NODE_WIDTH + 2
         self.query_one("#prompt", Input).display = False
         table.focus()
         self._add_rows()
@@ -124,39 +128,76 @@ class ReplayApp(App[None]):
 
     # --- drawing -----------------------------------------------------------
 
-    def _columns(self) -> list[tuple[str, str, int]]:
+    def _columns(self, who: int) -> list[tuple[str, str, int]]:
         """The timeline's columns; a cluster's log adds the node of each step."""
         node = [("node", "node", NODE_WIDTH)] if self.clustered else []
         return [
             ("step", "#", 4),
             ("time", "time (UTC)", 12),
             *node,
-            ("who", "sender → receivers", 26),
+            ("who", "sender → receivers", who),
             ("performative", "performative", 15),
             ("status", "status", 11),
         ]
 
-    def _add_rows(self) -> None:
-        table = self.query_one("#timeline", DataTable)
-        timeline = self.cursor.timeline
-        for step in range(self._shown + 1, len(timeline) + 1):
-            recorded = timeline.event(step)
-            assert recorded is not None
-            r = row(step, recorded, timeline)
-            table.add_row(*self._cells(r), key=str(step))
-        self._shown = len(timeline)
+    @property
+    def _node_width(self) -> int:
+        """What the node column adds to the timeline (padding included), so that status
+        still shows."""
+        return NODE_WIDTH + 2 if self.clustered else 0
 
-    def _cells(self, r: Row) -> tuple[str | Text, ...]:
-        marker = "●" if r.step in self.cursor.breakpoints.steps else " "
-        node: tuple[str | Text, ...] = (r.node,) if self.clustered else ()
-        return (
-            Text(f"{marker}{r.step}", style="red" if marker == "●" else ""),
-            r.time,
+    def _who_width(self) -> int:
+        """As wide as the longest sender → receivers, while the state pane keeps its
+        width; never narrower than `WHO_WIDTH`."""
+        room = self.size.width - (TIMELINE_WIDTH - WHO_WIDTH) - self._node_width - STATE_WIDTH
+        longest = max((len(r.arrow) for r in self._rows), default=0)
+        return max(WHO_WIDTH, min(longest, room))
+
+    def _add_rows(self) -> None:
+        """Adds the steps recorded since the last call, and draws the whole table again
+        when the sender → receivers column must change its width."""
+        self._rows += rows(self.cursor.timeline, start=len(self._rows) + 1)
+        if self._who_width() != self._who:
+            self._draw_timeline()
+            return
+        table = self.query_one("#timeline", DataTable)
+        for r in self._rows[self._shown :]:
+            self._add_row(table, r)
+        self._shown = len(self._rows)
+
+    def _draw_timeline(self) -> None:
+        table = self.query_one("#timeline", DataTable)
+        self._who = self._who_width()
+        table.clear(columns=True)
+        for key, label, width in self._columns(self._who):
+            table.add_column(label, key=key, width=width)
+        for r in self._rows:
+            self._add_row(table, r)
+        self._shown = len(self._rows)
+        table.styles.width = TIMELINE_WIDTH + self._node_width + self._who - WHO_WIDTH
+        if self.cursor.step:
+            table.move_cursor(row=self.cursor.step - 1, animate=False)
+
+    def _add_row(self, table: DataTable[str | Text], r: Row) -> None:
+        """One step; a sender → receivers longer than its column wraps onto more lines."""
+        who = wrapped(r.arrow, self._who)
+        node = (Text(r.node),) if self.clustered else ()
+        table.add_row(
+            self._marker(r.step),
+            Text(r.time),
             *node,
-            r.arrow,
-            r.performative,
+            Text("\n".join(who)),
+            Text(r.performative),
             Text(r.status, style=STATUS_STYLE.get(r.status, "magenta")),
+            key=str(r.step),
+            height=len(who),
         )
+
+    def _marker(self, step: int) -> Text:
+        """The step's number, after a red ● when it is a breakpoint."""
+        if step in self.cursor.breakpoints.steps:
+            return Text(f"●{step}", style="red")
+        return Text(f" {step}")
 
     def refresh_view(self) -> None:
         cursor = self.cursor
@@ -243,7 +284,13 @@ class ReplayApp(App[None]):
         return text
 
     def on_resize(self) -> None:
-        self.call_after_refresh(self.refresh_view)
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        """After a resize: the timeline's columns for the new width, then the panes."""
+        if self._rows and self._who_width() != self._who:
+            self._draw_timeline()
+        self.refresh_view()
 
     def move(self, cursor: Cursor, message: str = "") -> None:
         self.cursor = cursor
@@ -326,7 +373,7 @@ class ReplayApp(App[None]):
         prompt.placeholder = {
             "go": "go to step (number)",
             "break": "break on a performative or an agent (e.g. propose, bidder-b)",
-            "search": "search in content",
+            "search": "search the text shown (content, agents, status, time)",
         }[kind]
         prompt.value = ""
         prompt.display = True
@@ -349,7 +396,7 @@ class ReplayApp(App[None]):
                 return
             self.move(self.cursor.seek(int(value)))
         elif self._prompt == "search":
-            found = self.cursor.search(value)
+            found = search(self.cursor, value)
             if found is None:
                 self.move(self.cursor, f"{value!r} not found")
             else:
@@ -369,12 +416,9 @@ class ReplayApp(App[None]):
             self.move(self.cursor.seek(step))
 
     def _redraw_row(self, step: int) -> None:
-        table = self.query_one("#timeline", DataTable)
-        recorded = self.cursor.timeline.event(step)
-        if recorded is None:
-            return
-        marker = self._cells(row(step, recorded, self.cursor.timeline))[0]
-        table.update_cell(str(step), "step", marker)
+        if 0 < step <= self._shown:
+            table = self.query_one("#timeline", DataTable)
+            table.update_cell(str(step), "step", self._marker(step))
 
     # --- live ----------------------------------------------------------------
 

@@ -153,16 +153,24 @@ class Cursor:
     def find(self, matches: Predicate, *, backwards: bool = False) -> Cursor | None:
         """The cursor at the next (or previous) step whose event matches, wrapping around;
         none when no step does."""
+        events = self.timeline.recording.events
+        return self.find_step(lambda step: matches(events[step - 1]), backwards=backwards)
+
+    def find_step(
+        self, matches: Callable[[int], bool], *, backwards: bool = False
+    ) -> Cursor | None:
+        """As `find`, for a test of the step number (what a screen shows at a step needs
+        more than its event: `views.search`)."""
         count = self.last
         for offset in range(1, count + 1):
-            index = (self.step - 1 + (-offset if backwards else offset)) % count
-            recorded = self.timeline.recording.events[index]
-            if matches(recorded):
-                return self.seek(index + 1)
+            step = (self.step - 1 + (-offset if backwards else offset)) % count + 1
+            if matches(step):
+                return self.seek(step)
         return None
 
     def search(self, text: str, *, backwards: bool = False) -> Cursor | None:
-        """The next step whose message (content, performative, agents) contains `text`."""
+        """The next step whose message (content, performative, agents) contains `text`, as
+        recorded; `/` in the TUI searches the text as shown (`views.search`)."""
         needle = text.casefold()
         return self.find(lambda r: needle in searchable(r), backwards=backwards)
 

@@ -237,6 +237,67 @@ def pretty(content: str, language: str = "json") -> str:
     return content
 
 
+def one_line(content: str, language: str = "json") -> tuple[str, ...]:
+    """JSON content on one line as a person types it (`{"price": 15}`) and compact
+    (`{"price":15}`), keys in the order shown; nothing for anything else."""
+    if language != "json" or not content:
+        return ()
+    try:
+        value = json.loads(content)
+    except (ValueError, RecursionError):
+        return ()
+    return (
+        json.dumps(value, ensure_ascii=False, sort_keys=True),
+        json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+    )
+
+
+def shown(timeline: Timeline, step: int) -> str:
+    """The text a step shows (its timeline row and its message pane), with its content
+    also on one line, spaced and compact, and as recorded: what `/` searches."""
+    recorded = timeline.event(step)
+    if recorded is None:
+        return ""
+    at = Cursor(timeline=timeline, step=step)
+    r = row(step, recorded, timeline)
+    lines = [format_row(r), r.node, detail(at)]
+    message = message_at(at)
+    if message is not None:
+        lines += [*one_line(message.content, message.language), message.content]
+    return "\n".join(lines)
+
+
+def search(cursor: Cursor, text: str, *, backwards: bool = False) -> Cursor | None:
+    """The next (or previous) step that shows `text`, ignoring case, wrapping around;
+    none when no step does. `"price": 15` and `"price":15` both find `{"price":15}`."""
+    needle = text.casefold()
+    timeline = cursor.timeline
+    return cursor.find_step(
+        lambda step: needle in shown(timeline, step).casefold(), backwards=backwards
+    )
+
+
+def wrapped(text: str, width: int) -> tuple[str, ...]:
+    """`text` in lines of at most `width`, broken after a list's commas (`manager →
+    bidder-a, bidder-b,` then `bidder-c`): nothing is cut off, a name longer than a line
+    is split."""
+    width = max(width, 1)
+    parts = text.split(", ")
+    pieces = [part + "," for part in parts[:-1]] + parts[-1:]
+    lines: list[str] = []
+    line = ""
+    for piece in pieces:
+        joined = f"{line} {piece}" if line else piece
+        if line and len(joined) > width:
+            lines.append(line)
+            joined = piece
+        while len(joined) > width:
+            lines.append(joined[:width].rstrip())
+            joined = joined[width:].lstrip()
+        line = joined
+    return (*lines, line) if line or not lines else tuple(lines)
+
+
 def state_view(cursor: Cursor) -> StateView:
     """The conversation and its participants at the current step."""
     world = cursor.state
@@ -512,11 +573,15 @@ __all__ = [
     "lanes",
     "mermaid",
     "message_at",
+    "one_line",
     "phase_line",
     "pretty",
     "row",
     "rows",
+    "search",
     "sequence",
+    "shown",
     "state_view",
     "story",
+    "wrapped",
 ]
