@@ -21,7 +21,16 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from caxton.replay.cursor import Cursor, Timeline, about
 from caxton.replay.export import jsonl_lines, mermaid
 from caxton.replay.recording import Recording, extend
-from caxton.replay.views import Row, phase_line, rows, search, sequence, state_view, wrapped
+from caxton.replay.views import (
+    Row,
+    lane_width,
+    phase_line,
+    rows,
+    search,
+    sequence,
+    state_view,
+    wrapped,
+)
 from caxton.replay.views import detail as detail_text
 from caxton.replay.views import lanes as lanes_of
 from caxton.shell.archive import Source
@@ -225,9 +234,8 @@ class ReplayApp(App[None]):
 
     def _diagram_text(self) -> Text:
         timeline = self.cursor.timeline
-        lanes = max(len(lanes_of(timeline)), 1)
         pane = self.query_one("#diagram-scroll").size.width or 48
-        width = max(9, min(24, (pane - 1) // lanes))
+        width = lane_width(lanes_of(timeline), pane)
         if self._diagram[0] != len(timeline) * 100 + width:
             self._diagram = (len(timeline) * 100 + width, sequence(self.cursor, width=width))
         text = Text(no_wrap=True)

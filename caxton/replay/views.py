@@ -332,6 +332,14 @@ def lanes(timeline: Timeline) -> list[str]:
     return list(seen)
 
 
+def lane_width(names: list[str], pane: int) -> int:
+    """A lane's width in a pane `pane` columns wide: the lanes share the pane (9 to 24
+    columns each), and a lane is never too narrow for its name (the diagram then
+    scrolls sideways rather than cut a name short)."""
+    share = max(9, min(24, (pane - 1) // max(len(names), 1)))
+    return max(share, *(len(name) + 2 for name in names)) if names else share
+
+
 def sequence(cursor: Cursor, width: int = 24) -> list[tuple[int, str]]:
     """The sequence diagram as text: a header of lanes, then one line per message sent
     (`(step, line)`, step 0 for the header), arrows from sender to each receiver."""
@@ -570,6 +578,7 @@ __all__ = [
     "clock",
     "detail",
     "format_row",
+    "lane_width",
     "lanes",
     "mermaid",
     "message_at",

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from caxton.domain.events import MessageSent
 from caxton.replay.cursor import Cursor
 from caxton.replay.recording import record
-from caxton.replay.views import detail, search, shown, wrapped
+from caxton.replay.views import detail, lane_width, lanes, search, sequence, shown, wrapped
 from tests.replay.compact_recordings import compact_contract_net
 from tests.replay.recordings import CONVERSATION
 
@@ -75,3 +75,14 @@ def test_wrapping_keeps_every_character_but_spaces_and_fits_the_width(
     lines = wrapped(text, width)
     assert all(len(line) <= width for line in lines)
     assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+
+
+def test_a_lane_is_never_too_narrow_for_its_name() -> None:
+    at = cursor()
+    names = lanes(at.timeline)
+    assert lane_width(names, 120) == 23  # the lanes share a wide pane
+    assert lane_width(names, 30) == len("client:cli") + 2  # a narrow one scrolls
+    header = sequence(at, width=lane_width(names, 30))[0][1]
+    assert header.split() == names
+    assert lane_width(["a-very-long-agent-name-for-a-lane"], 200) == 35
+    assert lane_width([], 48) == 24
