@@ -11,6 +11,7 @@ from textual.widgets.data_table import ColumnKey, RowKey
 from caxton.replay.recording import record
 from tests.replay.compact_recordings import compact_contract_net
 from tests.replay.recordings import CONVERSATION
+from tests.tui.test_replay_app import GrowingSource
 from tui.replay import ReplayApp
 
 WIDE = (160, 40)
@@ -65,3 +66,16 @@ async def test_narrower_the_receivers_wrap_and_a_resize_widens_the_column() -> N
 
 def test_wide_screen_snapshot(snap_compare: Any) -> None:
     assert snap_compare(app(), press=["g", "3", "enter"], terminal_size=WIDE)
+
+
+async def test_a_live_step_to_more_receivers_widens_the_column() -> None:
+    history = compact_contract_net()
+    source = GrowingSource(history)
+    replay = ReplayApp(record(CONVERSATION, history[:10]), source=source)  # type: ignore[arg-type]
+    async with replay.run_test(size=WIDE) as pilot:
+        assert replay.cursor.last == 2  # the request and its handling: no cfp yet
+        source.release.set()
+        while replay.cursor.last < 18:
+            await pilot.pause()
+        assert who(replay, 3) == CFP
+        assert replay.query_one("#timeline", DataTable).row_count == 18
