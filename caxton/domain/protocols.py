@@ -4,12 +4,19 @@ A conversation that follows a protocol is a set of exchanges, one per (initiator
 participant) pair. Each table maps (state of the pair, who speaks, performative) to
 the next state of that pair; anything the table does not hold is a violation. The
 tables are data, after h11's `_state.py`, so each protocol reads on one screen.
+
+Deadlines: a message with a `reply-by` wants the next message of its exchange from the
+other side (the answer the table allows: propose, refuse, inform, accept-proposal…) by
+then. An answer committed later is a violation, though in order otherwise: its exchange
+moves on. The answer settles the deadline, late or not; a later message from the side
+that asked, without a reply-by, lifts it (a cancel, say, after which answers may cross).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from caxton.domain.acl import AclMessage, Performative
@@ -105,26 +112,37 @@ OPENINGS: Mapping[str, frozenset[Performative]] = {
     protocol: frozenset(p for (state, role, p) in table if state == START)
     for protocol, table in TABLES.items()
 }
-# Replies whose lateness the contract-net reply-by deadline makes a violation.
-_DEADLINE_BOUND = frozenset({P.PROPOSE, P.REFUSE, P.NOT_UNDERSTOOD})
 
+
+@dataclass(frozen=True, slots=True)
+class ReplyBy:
+    """A message's reply-by (ms since the epoch), and what the message was."""
+
+    at: int
+    asked: Performative
+
+
+Deadlines = FrozenMap[tuple[str, Role], ReplyBy]
+"""(participant, the side that asked) -> the reply-by its exchange's answer must meet."""
 
 _NO_PAIRS: FrozenMap[str, str] = FrozenMap()
+_NO_DEADLINES: Deadlines = FrozenMap()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProtocolState:
-    """Where each exchange of one conversation stands; `pairs` maps participant -> state."""
+    """Where each exchange of one conversation stands; `pairs` maps participant -> state,
+    `deadlines` the reply-bys that wait for an answer."""
 
     protocol: str
     initiator: str
     pairs: FrozenMap[str, str] = _NO_PAIRS
-    reply_by: int | None = None
+    deadlines: Deadlines = _NO_DEADLINES
 
 
-# ProtocolState(protocol, initiator, pairs, reply_by) without the frozen __init__:
+# ProtocolState(protocol, initiator, pairs, deadlines) without the frozen __init__:
 # a step makes one per message of a checked conversation.
-_state: Callable[[str, str, FrozenMap[str, str], int | None], ProtocolState] = positional(
+_state: Callable[[str, str, FrozenMap[str, str], Deadlines], ProtocolState] = positional(
     ProtocolState
 )
 
@@ -137,7 +155,7 @@ def agent_of(address: str) -> str:
 
 
 def begin(protocol: str, initiator: str) -> ProtocolState:
-    return _state(protocol, agent_of(initiator), _NO_PAIRS, None)
+    return _state(protocol, agent_of(initiator), _NO_PAIRS, _NO_DEADLINES)
 
 
 def step(
@@ -163,15 +181,19 @@ def checked_step(
             f"in a {state.protocol} conversation",
         )
     if sender == state.initiator:
-        return _from_initiator(state, table, message, targets)
+        return _from_initiator(state, table, message, targets, at)
     return _from_participant(state, table, message, sender, at)
 
 
 def _from_initiator(
-    state: ProtocolState, table: Table, message: AclMessage, targets: tuple[str, ...]
+    state: ProtocolState,
+    table: Table,
+    message: AclMessage,
+    targets: tuple[str, ...],
+    at: int,
 ) -> tuple[ProtocolState, tuple[str, ...]]:
     performative = message.performative
-    pairs = state.pairs
+    pairs, deadlines = state.pairs, state.deadlines
     violations: list[str] = []
     for target in targets:
         if target == state.initiator:
@@ -180,14 +202,16 @@ def _from_initiator(
         next_state = table.get((current, INITIATOR, performative))
         if next_state is None:
             violations.append(_initiator_violation(state, performative, target, current))
-        else:
-            pairs = pairs.set(target, next_state)
-    reply_by = state.reply_by
-    if performative == P.CFP and message.reply_by is not None:
-        reply_by = message.reply_by
-    elif pairs is state.pairs:  # every exchange refused it: the state stays as it was
+            continue
+        pairs = pairs.set(target, next_state)
+        if deadlines or message.reply_by is not None:  # mostly neither
+            deadlines, late = _answered(deadlines, (target, PARTICIPANT), at)
+            if late is not None:
+                violations.append(_late(f"{performative} to {target}", at, late))
+            deadlines = _asked(deadlines, (target, INITIATOR), message)
+    if pairs is state.pairs:  # every exchange refused it: the state stays as it was
         return state, tuple(violations)
-    return _state(state.protocol, state.initiator, pairs, reply_by), tuple(violations)
+    return _state(state.protocol, state.initiator, pairs, deadlines), tuple(violations)
 
 
 def _from_participant(
@@ -203,21 +227,49 @@ def _from_participant(
     next_state = table.get((current, PARTICIPANT, performative))
     if next_state is None:
         return state, (f"{performative} from {sender} {_describe(state.protocol, current)}",)
-    late = (
-        state.protocol == "fipa-contract-net"
-        and current == "called"
-        and performative in _DEADLINE_BOUND
-        and state.reply_by is not None
-        and at > state.reply_by
-    )
-    if late:
-        assert state.reply_by is not None
-        return state, (
-            f"{performative} from {sender} after the reply-by deadline "
-            f"(by {at - state.reply_by} ms)",
-        )
-    pairs = state.pairs.set(sender, next_state)
-    return _state(state.protocol, state.initiator, pairs, state.reply_by), ()
+    pairs, deadlines = state.pairs.set(sender, next_state), state.deadlines
+    violations: tuple[str, ...] = ()
+    if deadlines or message.reply_by is not None:  # mostly neither
+        deadlines, late = _answered(deadlines, (sender, INITIATOR), at)
+        if late is not None:
+            violations = (_late(f"{performative} from {sender}", at, late),)
+        deadlines = _asked(deadlines, (sender, PARTICIPANT), message)
+    return _state(state.protocol, state.initiator, pairs, deadlines), violations
+
+
+def _answered(
+    deadlines: Deadlines, key: tuple[str, Role], at: int
+) -> tuple[Deadlines, ReplyBy | None]:
+    """The deadlines once the exchange `key` waited on is answered at `at`, and the
+    deadline the answer missed, if it did."""
+    deadline = deadlines.get(key)
+    if deadline is None:
+        return deadlines, None
+    return deadlines.delete(key), deadline if at > deadline.at else None
+
+
+def _asked(deadlines: Deadlines, key: tuple[str, Role], message: AclMessage) -> Deadlines:
+    """The deadlines once `message` asks again in the exchange `key`: its reply-by, or
+    none (a message without one lifts the earlier)."""
+    if message.reply_by is not None:
+        return deadlines.set(key, ReplyBy(message.reply_by, message.performative))
+    return deadlines.delete(key)
+
+
+def _late(answer: str, at: int, deadline: ReplyBy) -> str:
+    """`propose from bidder-b 12.9 s after the cfp's reply-by 13:15:05.000`."""
+    moment = datetime.fromtimestamp(deadline.at / 1000, tz=UTC)
+    clock = moment.strftime("%H:%M:%S.") + f"{deadline.at % 1000:03d}"
+    return f"{answer} {_lateness(at - deadline.at)} after the {deadline.asked}'s reply-by {clock}"
+
+
+def _lateness(ms: int) -> str:
+    if ms < 1_000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    minutes, rest = divmod(ms, 60_000)
+    return f"{minutes} min {rest // 1000} s"
 
 
 def _initiator_violation(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from caxton.domain import (
     FIPA_CONTRACT_NET,
     NO_CONVERSATIONS,
@@ -160,8 +162,92 @@ def test_a_complete_contract_net_is_done() -> None:
 def test_a_propose_after_the_deadline_is_a_violation() -> None:
     log = auction(reply_by=5_000)
     log.send(P.PROPOSE, "bidder-c", "buyer", protocol=CNET, at=5_120)
-    assert reasons(log) == ["propose from bidder-c after the reply-by deadline (by 120 ms)"]
+    assert reasons(log) == ["propose from bidder-c 120 ms after the cfp's reply-by 00:00:05.000"]
     assert conversation(log).outcome == "violated"
+
+
+def test_a_late_propose_says_by_how_long_and_which_deadline_in_utc() -> None:
+    reply_by = int(datetime(2026, 12, 3, 13, 15, 5, tzinfo=UTC).timestamp() * 1000)
+    log = Log(at=reply_by - 2_554)
+    log.send(P.CFP, "buyer", "bidder-a", "bidder-b", protocol=CNET, reply_by=reply_by)
+    log.send(P.PROPOSE, "bidder-a", "buyer", protocol=CNET, at=reply_by - 1)
+    log.send(P.PROPOSE, "bidder-b", "buyer", protocol=CNET, at=reply_by + 12_900)
+    assert reasons(log) == ["propose from bidder-b 12.9 s after the cfp's reply-by 13:15:05.000"]
+
+
+def test_an_answer_exactly_at_the_deadline_is_in_time() -> None:
+    log = auction(reply_by=5_000)
+    log.send(P.REFUSE, "bidder-a", "buyer", protocol=CNET, at=5_000)
+    assert reasons(log) == []
+
+
+def test_a_late_refusal_is_flagged_too() -> None:
+    log = auction(reply_by=5_000)
+    log.send(P.REFUSE, "bidder-a", "buyer", protocol=CNET, at=65_000)
+    assert reasons(log) == ["refuse from bidder-a 1 min 0 s after the cfp's reply-by 00:00:05.000"]
+
+
+def test_a_late_proposal_still_moves_its_exchange_on() -> None:
+    """Late, not out of order: accepting it is no second violation."""
+    log = auction(reply_by=5_000)
+    log.send(P.PROPOSE, "bidder-a", "buyer", protocol=CNET, at=6_000)
+    log.send(P.ACCEPT_PROPOSAL, "buyer", "bidder-a", protocol=CNET, at=6_100)
+    assert reasons(log) == ["propose from bidder-a 1.0 s after the cfp's reply-by 00:00:05.000"]
+    state = conversation(log).protocol_state
+    assert state is not None
+    assert state.pairs["bidder-a"] == "accepted"
+
+
+def test_an_inform_after_the_requests_deadline_is_a_violation() -> None:
+    log = Log(at=1_000)
+    log.send(P.REQUEST, "alice", "bob", protocol="fipa-request", reply_by=3_000)
+    log.send(P.INFORM, "bob#0", "alice", protocol="fipa-request", at=15_900)
+    assert reasons(log) == ["inform from bob 12.9 s after the request's reply-by 00:00:03.000"]
+    assert conversation(log).outcome == "violated"
+
+
+def test_only_the_first_answer_is_bound_by_the_deadline() -> None:
+    """An agree in time answers the request; the inform may follow whenever."""
+    log = Log(at=1_000)
+    log.send(P.REQUEST, "alice", "bob", protocol="fipa-request", reply_by=3_000)
+    log.send(P.AGREE, "bob", "alice", protocol="fipa-request", at=2_000)
+    log.send(P.INFORM, "bob", "alice", protocol="fipa-request", at=60_000)
+    assert reasons(log) == []
+    assert conversation(log).outcome == "done"
+
+
+def test_a_late_query_answer_is_a_violation() -> None:
+    log = Log(at=1_000)
+    log.send(P.QUERY_REF, "alice", "bob", protocol="fipa-query", reply_by=2_000)
+    log.send(P.INFORM_REF, "bob", "alice", protocol="fipa-query", at=2_500)
+    assert reasons(log) == [
+        "inform-ref from bob 500 ms after the query-ref's reply-by 00:00:02.000"
+    ]
+
+
+def test_an_award_after_the_proposals_own_reply_by_is_a_violation() -> None:
+    log = auction()
+    log.send(P.PROPOSE, "bidder-a", "buyer", protocol=CNET, reply_by=4_000, at=2_000)
+    log.send(P.REJECT_PROPOSAL, "buyer", "bidder-a", protocol=CNET, at=4_250)
+    assert reasons(log) == [
+        "reject-proposal to bidder-a 250 ms after the propose's reply-by 00:00:04.000"
+    ]
+
+
+def test_each_bidder_is_held_to_the_deadline_it_was_sent() -> None:
+    log = Log(at=1_000)
+    log.send(P.CFP, "buyer", "bidder-a", protocol=CNET, reply_by=2_000)
+    log.send(P.CFP, "buyer", "bidder-b", protocol=CNET, reply_by=9_000)
+    log.send(P.PROPOSE, "bidder-b", "buyer", protocol=CNET, at=5_000)
+    log.send(P.PROPOSE, "bidder-a", "buyer", protocol=CNET, at=5_000)
+    assert reasons(log) == ["propose from bidder-a 3.0 s after the cfp's reply-by 00:00:02.000"]
+
+
+def test_a_cancel_lifts_the_deadline_and_crossing_answers_are_not_late() -> None:
+    log = auction(reply_by=2_000)
+    log.send(P.CANCEL, "buyer", "bidder-a", "bidder-b", "bidder-c", protocol=CNET, at=1_500)
+    log.send(P.PROPOSE, "bidder-a", "buyer", protocol=CNET, at=3_000)
+    assert reasons(log) == []
 
 
 def test_a_propose_without_a_deadline_is_never_late() -> None:

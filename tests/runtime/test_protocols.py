@@ -37,7 +37,8 @@ async def test_a_propose_after_reply_by_shows_the_conversation_as_violated(node:
     conversation = node.world.conversations["late"]
 
     assert conversation.outcome == "violated"
-    assert "after the reply-by deadline" in conversation.violations[0].reason
+    assert "propose from client:bidder " in conversation.violations[0].reason
+    assert "after the cfp's reply-by" in conversation.violations[0].reason
 
 
 async def test_accepting_the_same_proposal_twice_shows_the_conversation_as_violated(
