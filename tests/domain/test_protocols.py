@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from caxton.domain import (
     FIPA_CONTRACT_NET,
     NO_CONVERSATIONS,
@@ -322,3 +325,24 @@ def test_a_cfp_to_a_capability_opens_one_exchange_per_delivered_agent() -> None:
 def test_the_tables_are_plain_data() -> None:
     assert FIPA_CONTRACT_NET[("proposed", "initiator", P.ACCEPT_PROPOSAL)] == "accepted"
     assert set(TABLES) == {"fipa-request", "fipa-query", "fipa-contract-net"}
+
+
+@given(
+    st.integers(0, 10_000),
+    st.integers(0, 10_000),
+    st.sampled_from([P.AGREE, P.REFUSE, P.INFORM, P.FAILURE, P.NOT_UNDERSTOOD]),
+    st.integers(0, 10_000),
+)
+def test_the_first_answer_is_late_exactly_when_it_comes_after_the_reply_by(
+    wait: int, answered_after: int, answer: P, then_after: int
+) -> None:
+    log = Log(at=1_000)
+    reply_by = 1_000 + wait
+    log.send(P.REQUEST, "alice", "bob", protocol="fipa-request", reply_by=reply_by)
+    answered = 1_000 + answered_after
+    log.send(answer, "bob", "alice", protocol="fipa-request", at=answered)
+    if answer == P.AGREE:  # the inform that follows is bound by no deadline
+        log.send(P.INFORM, "bob", "alice", protocol="fipa-request", at=answered + then_after)
+    late = [r for r in reasons(log) if "reply-by" in r]
+    assert len(late) == (1 if answered > reply_by else 0)
+    assert reasons(log) == late  # and nothing else is wrong
