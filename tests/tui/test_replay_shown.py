@@ -74,6 +74,7 @@ async def test_a_live_step_to_more_receivers_widens_the_column() -> None:
     replay = ReplayApp(record(CONVERSATION, history[:10]), source=source)  # type: ignore[arg-type]
     async with replay.run_test(size=WIDE) as pilot:
         assert replay.cursor.last == 2  # the request and its handling: no cfp yet
+        await pilot.pause()  # the first layout (and its resize) settled before the cfp
         source.release.set()
         while replay.cursor.last < 18:
             await pilot.pause()
