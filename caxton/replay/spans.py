@@ -272,6 +272,7 @@ class SpanBuilder:
             recorded,
             extra=(
                 ("caxton.wasm.duration_us", handled.duration_us),
+                ("caxton.wasm.cpu_us", handled.cpu_us),
                 ("caxton.host_calls", len(handled.journal)),
             ),
             error=handled.error,
@@ -305,6 +306,7 @@ class SpanBuilder:
             recorded,
             extra=(
                 ("caxton.wasm.duration_us", trapped.duration_us),
+                ("caxton.wasm.cpu_us", trapped.cpu_us),
                 ("caxton.trap.kind", trapped.kind),
             ),
             error=reason,
