@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, assert_never
 
+from caxton.domain.acl import AclMessage
 from caxton.domain.events import (
     AgentDeployed,
     AgentFailed,
@@ -52,13 +53,16 @@ from caxton.domain.ids import instance_key, is_capability
 from caxton.domain.protocols import (
     TABLES,
     ProtocolState,
+    ReplyBy,
     agent_of,
     begin,
     checked_step,
+    late_reason,
     outcome,
 )
 
 Outcome = Literal["open", "done", "failed", "violated"]
+NO_ASKS: FrozenMap[str, ReplyBy] = FrozenMap()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +92,9 @@ class ConversationState:
     traps: int = 0
     failure: str = ""
     protocol_state: ProtocolState | None = None
+    asks: FrozenMap[str, ReplyBy] = NO_ASKS
+    """Outside any protocol table: the messages with a reply-by, by the reference a reply
+    names in `in_reply_to` (their reply-with, else their id)."""
 
 
 # Violation(position, message_id, reason) without the frozen __init__.
@@ -366,16 +373,26 @@ class ConversationFacts(Protocol):
     @property
     def violations(self) -> tuple[Violation, ...]: ...
     @property
+    def asks(self) -> FrozenMap[str, ReplyBy]: ...
+    @property
     def failure(self) -> str: ...
     @property
     def outcome(self) -> Outcome: ...
 
 
 MessageStep = tuple[
-    str, frozenset[str], int, int, str, ProtocolState | None, tuple[Violation, ...], Outcome
+    str,
+    frozenset[str],
+    int,
+    int,
+    str,
+    ProtocolState | None,
+    tuple[Violation, ...],
+    Outcome,
+    FrozenMap[str, ReplyBy],
 ]
 """A conversation's fields after a message, in `_messaged`'s order: initiator,
-participants, message_count, last_at, protocol, protocol_state, violations, outcome."""
+participants, message_count, last_at, protocol, protocol_state, violations, outcome, asks."""
 
 
 def message_step(conv: ConversationFacts, sent: MessageSent, at: int, position: int) -> MessageStep:
@@ -393,13 +410,16 @@ def message_step(conv: ConversationFacts, sent: MessageSent, at: int, position: 
         if not named <= participants:
             participants = participants | named
     initiator = conv.initiator if conv.message_count else sender
-    state, violations = conv.protocol_state, conv.violations
+    state, violations, asks = conv.protocol_state, conv.violations, conv.asks
     protocol = message.protocol
     if protocol and (state is not None or protocol in TABLES):
         state, reasons = checked_step(state or begin(protocol, sender), message, sender, to, at)
         for reason in reasons:  # mostly none, at times one
             violations = (*violations, _violation(position, message.id, reason))
-    # else: a message outside any known protocol is not checked
+    elif asks or message.reply_by is not None:  # outside any table: only its deadlines
+        asks, late = _asked_outside_tables(asks, message, sender, at)
+        if late:
+            violations = (*violations, _violation(position, message.id, late))
     return (
         initiator,
         participants,
@@ -409,7 +429,24 @@ def message_step(conv: ConversationFacts, sent: MessageSent, at: int, position: 
         state,
         violations,
         outcome_of(violations, conv.failure, state),
+        asks,
     )
+
+
+def _asked_outside_tables(
+    asks: FrozenMap[str, ReplyBy], message: AclMessage, sender: str, at: int
+) -> tuple[FrozenMap[str, ReplyBy], str]:
+    """A message of no protocol table: a reply (by `in_reply_to`) after the reply-by of the
+    message it answers is late; a message with a reply-by is remembered for its replies."""
+    late = ""
+    asked = asks.get(message.in_reply_to) if message.in_reply_to and asks else None
+    if asked is not None and at > asked.at:
+        late = late_reason(f"{message.performative} from {sender}", at, asked)
+    if message.reply_by is not None:
+        asks = asks.set(
+            message.reply_with or message.id, ReplyBy(message.reply_by, message.performative)
+        )
+    return asks, late
 
 
 def _sent(conv: ConversationState, sent: MessageSent, recorded: Recorded) -> ConversationState:
@@ -428,6 +465,7 @@ _messaged = copier(
     "protocol_state",
     "violations",
     "outcome",
+    "asks",
 )
 _counted = copier(ConversationState, "handled", "last_at")
 # ConversationState(id=..., started_at=..., last_at=...) without the frozen __init__.

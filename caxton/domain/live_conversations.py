@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from caxton.domain.conversations import (
+    NO_ASKS,
     RETIRE_AFTER_MS,
     RETIRE_OPEN_AFTER_MS,
     Conversations,
@@ -29,7 +30,7 @@ from caxton.domain.events import AgentTrapped, MessageDeadLettered, MessageHandl
 from caxton.domain.frozen import positional
 from caxton.domain.frozen_map import FrozenMap
 from caxton.domain.ids import instance_key
-from caxton.domain.protocols import ProtocolState
+from caxton.domain.protocols import ProtocolState, ReplyBy
 
 _FIELDS = (
     "id",
@@ -46,6 +47,7 @@ _FIELDS = (
     "traps",
     "failure",
     "protocol_state",
+    "asks",
 )
 
 
@@ -68,6 +70,7 @@ class _Record:
     traps: int
     failure: str
     protocol_state: ProtocolState | None
+    asks: FrozenMap[str, ReplyBy]
 
 
 def _begun(cid: str, at: int) -> _Record:
@@ -77,7 +80,7 @@ def _begun(cid: str, at: int) -> _Record:
     record.participants, record.message_count, record.handled = frozenset(), 0, 0
     record.started_at, record.last_at, record.outcome = at, at, "open"
     record.violations, record.dead_letters, record.traps = (), 0, 0
-    record.failure, record.protocol_state = "", None
+    record.failure, record.protocol_state, record.asks = "", None, NO_ASKS
     return record
 
 
@@ -108,6 +111,7 @@ def _frozen(r: _Record) -> ConversationState:
         r.traps,
         r.failure,
         r.protocol_state,
+        r.asks,
     )
 
 
@@ -177,6 +181,7 @@ class LiveConversations:
             record.protocol_state,
             record.violations,
             record.outcome,
+            record.asks,
         ) = message_step(record, event, at, position)
         self.dirty.add(cid)
         if record.outcome == "open" and record.protocol_state is not None:

@@ -207,7 +207,7 @@ def _from_initiator(
         if deadlines or message.reply_by is not None:  # mostly neither
             deadlines, late = _answered(deadlines, (target, PARTICIPANT), at)
             if late is not None:
-                violations.append(_late(f"{performative} to {target}", at, late))
+                violations.append(late_reason(f"{performative} to {target}", at, late))
             deadlines = _asked(deadlines, (target, INITIATOR), message)
     if pairs is state.pairs:  # every exchange refused it: the state stays as it was
         return state, tuple(violations)
@@ -232,7 +232,7 @@ def _from_participant(
     if deadlines or message.reply_by is not None:  # mostly neither
         deadlines, late = _answered(deadlines, (sender, INITIATOR), at)
         if late is not None:
-            violations = (_late(f"{performative} from {sender}", at, late),)
+            violations = (late_reason(f"{performative} from {sender}", at, late),)
         deadlines = _asked(deadlines, (sender, PARTICIPANT), message)
     return _state(state.protocol, state.initiator, pairs, deadlines), violations
 
@@ -256,7 +256,7 @@ def _asked(deadlines: Deadlines, key: tuple[str, Role], message: AclMessage) -> 
     return deadlines.delete(key)
 
 
-def _late(answer: str, at: int, deadline: ReplyBy) -> str:
+def late_reason(answer: str, at: int, deadline: ReplyBy) -> str:
     """`propose from bidder-b 12.9 s after the cfp's reply-by 13:15:05.000`."""
     moment = datetime.fromtimestamp(deadline.at / 1000, tz=UTC)
     clock = moment.strftime("%H:%M:%S.") + f"{deadline.at % 1000:03d}"

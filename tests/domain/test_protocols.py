@@ -15,7 +15,9 @@ from caxton.domain import (
     evolve_conversations,
     phase,
 )
+from caxton.domain.acl import AclMessage
 from caxton.domain.conversations import RETIRE_OPEN_AFTER_MS
+from caxton.domain.events import MessageSent
 from tests.domain.domain_histories import Log, P
 
 CNET = "fipa-contract-net"
@@ -346,3 +348,34 @@ def test_the_first_answer_is_late_exactly_when_it_comes_after_the_reply_by(
     late = [r for r in reasons(log) if "reply-by" in r]
     assert len(late) == (1 if answered > reply_by else 0)
     assert reasons(log) == late  # and nothing else is wrong
+
+
+def reply(log: Log, performative: P, sender: str, to: str, in_reply_to: str, at: int) -> None:
+    message = AclMessage(
+        id=f"m{len(log.recorded) + 1}",
+        performative=performative,
+        sender=sender,
+        receivers=(to,),
+        conversation_id="c1",
+        in_reply_to=in_reply_to,
+    )
+    log.add(MessageSent(message=message, deliveries=(f"{to}#0",)), at=at)
+
+
+def test_a_reply_outside_any_protocol_after_its_reply_by_is_a_violation() -> None:
+    log = Log(at=1_000)
+    asked = log.send(P.REQUEST, "client:cli", "bob", reply_by=3_000).event
+    assert isinstance(asked, MessageSent)
+    reply(log, P.INFORM, "bob#0", "client:cli", asked.message.id, at=15_900)
+    assert reasons(log) == ["inform from bob 12.9 s after the request's reply-by 00:00:03.000"]
+    assert conversation(log).outcome == "violated"
+
+
+def test_a_reply_outside_any_protocol_in_time_or_to_no_deadline_is_fine() -> None:
+    log = Log(at=1_000)
+    asked = log.send(P.REQUEST, "client:cli", "bob", reply_by=3_000).event
+    other = log.send(P.REQUEST, "client:cli", "bob").event
+    assert isinstance(asked, MessageSent) and isinstance(other, MessageSent)
+    reply(log, P.INFORM, "bob", "client:cli", asked.message.id, at=3_000)
+    reply(log, P.INFORM, "bob", "client:cli", other.message.id, at=90_000)
+    assert reasons(log) == []
