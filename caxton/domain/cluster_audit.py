@@ -41,6 +41,7 @@ from caxton.domain.events import (
 )
 from caxton.domain.ids import PLATFORM, instance_key, is_client, split_instance_key
 from caxton.domain.placement import SHARDS, shard_of
+from caxton.domain.protocols import agent_of
 
 Check = Literal["epochs", "fencing", "accepted", "handled", "order", "owners"]
 """epochs: claims of a shard raise its epoch. fencing: only a shard's holder commits what
@@ -127,8 +128,9 @@ def audit(
 
 
 def acting_agent(event: Event) -> str:
-    """The agent whose shard's holder alone may commit `event`, or "" when any node may
-    (a client's message, a deploy, a node's own events)."""
+    """The agent whose shard's holder alone may commit `event` (its append is fenced by
+    that shard), or "" when any node may (a client's message, a deploy, a node's own
+    events). Trace and replay credit such an event to that holder."""
     match event:
         case (
             MessageHandled(agent=agent)
@@ -145,8 +147,8 @@ def acting_agent(event: Event) -> str:
         ):
             return agent
         case MessageSent(message=message):
-            sender = message.sender
-            return "" if is_client(sender) or sender == PLATFORM else sender
+            sender = message.sender  # sent while handling, or in `init`: by the holder
+            return "" if is_client(sender) or sender == PLATFORM else agent_of(sender)
         case _:
             return ""
 

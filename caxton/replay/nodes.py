@@ -13,20 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from caxton.domain.cluster_audit import acting_agent
 from caxton.domain.events import (
-    AgentFailed,
-    AgentRestarting,
-    AgentStarted,
-    AgentTrapped,
-    Event,
-    MessageHandled,
-    MessageSent,
     Recorded,
     ShardClaimed,
     ShardReleased,
-    ToolCalled,
-    ToolFailed,
-    ToolReturned,
 )
 from caxton.domain.frozen_map import FrozenMap
 from caxton.domain.ids import PLATFORM, is_client
@@ -44,26 +35,6 @@ REASONS = {"expired": "lease expired", "released": "released", "unowned": "unown
 
 def is_shard_event(recorded: Recorded) -> bool:
     return isinstance(recorded.event, ShardClaimed | ShardReleased)
-
-
-def fenced_agent(event: Event) -> str:
-    """The agent whose shard fenced the append of `event` ("" when none did)."""
-    match event:
-        case (
-            MessageHandled(agent=a)
-            | AgentTrapped(agent=a)
-            | AgentStarted(agent=a)
-            | AgentRestarting(agent=a)
-            | AgentFailed(agent=a)
-            | ToolCalled(agent=a)
-            | ToolReturned(agent=a)
-            | ToolFailed(agent=a)
-        ):
-            return a
-        case MessageSent(message=m) if not is_client(m.sender) and m.sender != PLATFORM:
-            return agent_of(m.sender)  # sent while handling, or in `init`: by the holder
-        case _:
-            return ""
 
 
 def holders_after(holders: Holders, recorded: Recorded) -> Holders:
@@ -100,7 +71,7 @@ def node_of(recorded: Recorded, holders: Holders) -> str:
         return recorded.node
     if isinstance(event, ShardClaimed | ShardReleased):
         return event.node
-    agent = fenced_agent(event)
+    agent = acting_agent(event)
     return holders.get(shard_of(agent), "") if agent else ""
 
 

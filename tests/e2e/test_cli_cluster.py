@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from caxton.domain.acl import AclMessage, Performative
+from caxton.domain.cluster_audit import ranges
 from caxton.domain.events import (
     Event,
     MemberChanged,
@@ -27,7 +28,6 @@ from caxton.shell.cli.cluster import (
     agents_cell,
     members_notes,
     members_table,
-    shard_ranges,
     status_lines,
 )
 from caxton.shell.client import ClusterView, LogInfo, MemberInfo
@@ -116,8 +116,8 @@ def test_a_server_alone_is_not_clustered() -> None:
 
 
 def test_shards_fold_into_runs_and_agents_are_cut_short() -> None:
-    assert shard_ranges([7, 0, 1, 2, 3, 9, 10, 12]) == "0-3,7,9-10,12"
-    assert shard_ranges([]) == ""
+    assert ranges([7, 0, 1, 2, 3, 9, 10, 12]) == "0-3,7,9-10,12"
+    assert ranges([]) == ""
     assert agents_cell(()) == "-"
     assert agents_cell(("a", "b")) == "a,b"
 

@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from caxton.domain.cluster_audit import Audit, Settled, audit
+from caxton.domain.cluster_audit import Audit, Settled, audit, ranges
 from caxton.domain.events import Recorded
 from caxton.replay.jsonl import NotAnExport, read_jsonl
 from caxton.shell.cli.common import Failure, out, run, server_options
@@ -236,23 +236,12 @@ def agents_cell(agents: Sequence[str]) -> str:
     return f"{shown} +{rest} more" if rest > 0 else shown
 
 
-def shard_ranges(shards: Sequence[int]) -> str:
-    """`0-3,7,9-12`: ascending shards with their runs folded."""
-    runs: list[list[int]] = []
-    for shard in sorted(shards):
-        if runs and shard == runs[-1][1] + 1:
-            runs[-1][1] = shard
-        else:
-            runs.append([shard, shard])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
-
-
 def _unowned(view: ClusterView) -> list[str]:
     if not view.unowned_shards:
         return []
     lines = [
         f"{_count(len(view.unowned_shards), 'shard')} held by no node: "
-        f"{shard_ranges(view.unowned_shards)}"
+        f"{ranges(view.unowned_shards)}"
     ]
     if view.unowned_agents:
         lines.append(
