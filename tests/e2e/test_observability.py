@@ -74,10 +74,11 @@ def test_an_interrupted_trace_follow_is_counted_as_cancelled(tmp_path: Path) -> 
         # the server counts the stream once it has seen the client go: poll its /metrics
         deadline = time.monotonic() + 20
         counted = _stream_requests(metrics)
-        while not counted and time.monotonic() < deadline:
+        while "CANCELLED" not in counted and time.monotonic() < deadline:
             time.sleep(0.05)
             counted = _stream_requests(metrics)
 
-        assert counted == {"CANCELLED": 1}
+        # the follow cancelled once; the reads of the history before it ended OK
+        assert counted.get("CANCELLED") == 1 and set(counted) <= {"OK", "CANCELLED"}, counted
     finally:
         server.stop()
