@@ -67,7 +67,19 @@ def test_an_interrupted_trace_follow_is_counted_as_cancelled(tmp_path: Path) -> 
             env={**os.environ, "NO_COLOR": "1"},
         )
         assert following.stdout is not None
-        assert following.stdout.readline()  # the stream is open and has sent a step
+        for _ in range(3):  # the history: sent, received, the reply sent
+            assert following.stdout.readline()
+        caxton(  # a step that only the follow stream can bring: once printed, it is open
+            "send",
+            "--to",
+            "echo",
+            "--content",
+            "{}",
+            "--conversation-id",
+            conversation,
+            server=server.address,
+        )
+        assert 'status="sent"' in following.stdout.readline()  # the new request, followed
         following.send_signal(signal.SIGINT)  # Ctrl-C
         following.communicate(timeout=30)
 
