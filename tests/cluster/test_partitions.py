@@ -16,13 +16,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-import psycopg
 import pytest
 
 from caxton.client import CaxtonClient, CaxtonError, DeadlineExceeded, InvokeTimeout
@@ -31,7 +29,7 @@ from caxton.domain.placement import SHARDS, fair_share, shard_of
 from caxton.shell.store import EventLog
 from tests.cluster.checker import assert_log_sound, now_ms
 from tests.cluster.netns import Host, Network, network
-from tests.store.conftest import POSTGRES_URL, _require_postgres
+from tests.store.conftest import postgres_schema
 from tests.support import wat
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.cluster]
@@ -122,11 +120,8 @@ class Cluster:
 
 @pytest.fixture
 def store() -> Iterator[str]:
-    _require_postgres()
-    schema = f"caxton_partitions_{uuid.uuid4().hex[:12]}"
-    yield f"{POSTGRES_URL}?schema={schema}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with postgres_schema("caxton_partitions") as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,12 +9,10 @@ import asyncio
 import contextlib
 import signal
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from caxton.client import CaxtonClient
@@ -29,7 +27,7 @@ from caxton.domain.placement import shard_of
 from caxton.shell.store import EventLog
 from tests.cluster.checker import assert_log_sound, now_ms
 from tests.e2e.conftest import ServerProcess, free_port
-from tests.store.conftest import POSTGRES_URL, _require_postgres
+from tests.store.conftest import postgres_schema
 from tests.support import wat
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.cluster]
@@ -40,11 +38,8 @@ HELD_AGAIN_S = 30  # every shard held again after a fault: a lease, a tick, a bu
 
 @pytest.fixture
 def store() -> Iterator[str]:
-    _require_postgres()
-    schema = f"caxton_e2e_cluster_{uuid.uuid4().hex[:12]}"
-    yield f"{POSTGRES_URL}?schema={schema}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with postgres_schema("caxton_e2e_cluster") as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,14 +10,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from caxton.client import CaxtonClient
 from caxton.domain.placement import shard_of
 from tests.e2e.conftest import ServerProcess, caxton
 from tests.e2e.test_cluster import LEASE, cluster, holder
-from tests.store.conftest import POSTGRES_URL, _require_postgres
+from tests.store.conftest import postgres_schema
 from tests.support import wat
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.cluster]
@@ -27,11 +26,8 @@ ANSWERED_WITHIN_S = 90  # a lease to expire, a claim, a start, on a busy machine
 
 @pytest.fixture
 def store() -> Iterator[str]:
-    _require_postgres()
-    schema = f"caxton_e2e_trace_{uuid.uuid4().hex[:12]}"
-    yield f"{POSTGRES_URL}?schema={schema}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with postgres_schema("caxton_e2e_trace") as url:
+        yield url
 
 
 def ask(node: ServerProcess, conversation: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import uuid
@@ -31,6 +32,19 @@ def _require_postgres() -> None:
         if os.environ.get("CAXTON_REQUIRE_POSTGRES") == "1":
             pytest.fail(_answers[0] + " (and CAXTON_REQUIRE_POSTGRES=1)")
         pytest.skip(_answers[0])
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """The store URL of a fresh schema of the test database (a shared log's, say),
+    dropped afterwards; skips when PostgreSQL does not answer."""
+    _require_postgres()
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        yield f"{POSTGRES_URL}?schema={schema}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 class RawDatabase:

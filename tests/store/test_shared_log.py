@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import sqlite3
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from caxton.shell.store import (
     StoreUnavailable,
 )
 from caxton.shell.store import log as log_module
-from tests.store.conftest import POSTGRES_URL, _require_postgres, stop
+from tests.store.conftest import POSTGRES_URL, postgres_schema, stop
 
 pytestmark = pytest.mark.postgres
 
@@ -39,11 +38,8 @@ def claimed(shard: int, node: str, epoch: int) -> list[Pending]:
 @pytest.fixture
 def shared_store() -> Iterator[str]:
     """A fresh schema of the test database, dropped afterwards."""
-    _require_postgres()
-    schema = f"caxton_test_{uuid.uuid4().hex[:12]}"
-    yield f"{POSTGRES_URL}?schema={schema}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with postgres_schema("caxton_test") as url:
+        yield url
 
 
 @pytest.fixture
