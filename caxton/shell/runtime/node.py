@@ -572,8 +572,6 @@ class Node:
             for digest in digests:
                 try:
                     await self.fetch_component(digest)
-                except asyncio.CancelledError:
-                    raise
                 except Exception as e:  # a takeover fetches it again, and says why
                     logger.warning("could not prepare component %s: %s", digest[:12], e)
 
