@@ -10,6 +10,7 @@ from caxton.domain.events import (
     AgentReconfigured,
     AgentRemoved,
     AgentRestarting,
+    AgentSnapshotted,
     AgentStarted,
     AgentStopped,
     AgentTrapped,
@@ -22,6 +23,7 @@ from caxton.domain.events import (
     MemberChanged,
     MessageDeadLettered,
     MessageHandled,
+    MessageQuarantined,
     MessageSent,
     NodeStarted,
     NodeStopped,
@@ -64,6 +66,7 @@ def every_event_type() -> list[Event]:
             tools=("db.read_query", "time.*"),
         ),
         AgentStarted(agent="echo", replica=0, incarnation=1, journal=journal),
+        AgentStarted(agent="echo", replica=0, incarnation=2, memory=True, rebuilt=3, restored=100),
         AgentTrapped(
             agent="echo",
             replica=0,
@@ -138,6 +141,21 @@ def every_event_type() -> list[Event]:
         BreakerOpened(server="db", failures=3, reset_ms=30_000, reason="timeout", agent="echo"),
         BreakerHalfOpened(server="db", conversation_id="c1"),
         BreakerClosed(server="db"),
+        AgentSnapshotted(
+            agent="echo",
+            replica=0,
+            handled=100,
+            state='{"count": 100}',
+            message_id="m0",
+            conversation_id="c1",
+        ),
+        MessageQuarantined(
+            agent="echo",
+            replica=0,
+            message_id="m0",
+            conversation_id="c1",
+            reason="trap: unreachable",
+        ),
     ]
     assert {type(e) for e in events} == set(EVENT_TYPES), "a new event type needs a sample"
     return events

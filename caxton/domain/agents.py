@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from typing import Literal, assert_never
 
 from caxton.domain.events import (
+    DEFAULT_SNAPSHOT_EVERY,
     AgentDeployed,
     AgentFailed,
     AgentReconfigured,
     AgentRemoved,
     AgentRestarting,
+    AgentSnapshotted,
     AgentStarted,
     AgentStopped,
     AgentTrapped,
@@ -22,6 +24,7 @@ from caxton.domain.events import (
     MemberChanged,
     MessageDeadLettered,
     MessageHandled,
+    MessageQuarantined,
     MessageSent,
     NodeStarted,
     NodeStopped,
@@ -58,6 +61,13 @@ class InstanceState:
     last_error: str = ""
     failure: str = ""
     handled: int = 0
+    memory_from: int = 0
+    """Where the instance's memory began: the position of the `AgentStarted` whose `init`
+    began it; 0 when it keeps none (caxton.domain.memory)."""
+    snapshot_at: int = 0
+    """The position of its memory's last `AgentSnapshotted`; 0 when none was taken."""
+    quarantined: int = 0
+    """Messages its rebuilds skipped because their re-execution trapped."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +90,8 @@ class AgentState:
     deployed_at: int = 0
     reconfigured: tuple[str, ...] = ()
     """Settings changed by `caxton config set` since the last deploy (caxton.domain.settings)."""
+    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
+    """Handlings between two snapshots of an instance with memory (0: never)."""
     instances: tuple[InstanceState, ...] = ()
 
 
@@ -94,8 +106,15 @@ Agents = FrozenMap[str, AgentState]
 NO_AGENTS: Agents = FrozenMap()
 
 
-def deployed(event: AgentDeployed, at: int) -> AgentState:
-    """A freshly (re)deployed agent: every replica waits to be started."""
+def deployed(event: AgentDeployed, at: int, before: AgentState | None = None) -> AgentState:
+    """A freshly (re)deployed agent: every replica waits to be started, with no memory,
+    or with its memory `before` when the deploy keeps it."""
+    fresh = tuple(InstanceState(replica=r) for r in range(event.replicas))
+    if event.keep_memory and before is not None:
+        fresh = tuple(
+            _kept(i, before.instances[i.replica]) if i.replica < len(before.instances) else i
+            for i in fresh
+        )
     return AgentState(
         name=event.agent,
         component=event.component,
@@ -106,7 +125,17 @@ def deployed(event: AgentDeployed, at: int) -> AgentState:
         config=event.config,
         tools=event.tools,
         deployed_at=at,
-        instances=tuple(InstanceState(replica=r) for r in range(event.replicas)),
+        snapshot_every=event.snapshot_every,
+        instances=fresh,
+    )
+
+
+def _kept(fresh: InstanceState, old: InstanceState) -> InstanceState:
+    return replace(
+        fresh,
+        memory_from=old.memory_from,
+        snapshot_at=old.snapshot_at,
+        quarantined=old.quarantined,
     )
 
 
@@ -117,15 +146,32 @@ def evolve(agents: Agents, recorded: Recorded) -> Agents:
         case MessageHandled():
             return handled(agents, event)
         case AgentDeployed():
-            return agents.set(event.agent, deployed(event, recorded.at))
-        case AgentStarted(agent=name, replica=replica, incarnation=incarnation):
+            before = agents.get(event.agent)
+            return agents.set(event.agent, deployed(event, recorded.at, before))
+        case AgentStarted(agent=name, replica=replica, incarnation=incarnation, memory=memory):
             agent = agents.get(name)
             if agent is None:
                 return agents
+            position = recorded.position
             started = _with_instance(
-                agent, replica, lambda i: replace(i, lifecycle="running", incarnation=incarnation)
+                agent,
+                replica,
+                lambda i: replace(
+                    i,
+                    lifecycle="running",
+                    incarnation=incarnation,
+                    memory_from=(i.memory_from or position) if memory else 0,
+                    snapshot_at=i.snapshot_at if memory else 0,
+                ),
             )
             return agents.set(name, replace(started, status="running"))
+        case AgentSnapshotted(agent=name, replica=replica):
+            position = recorded.position
+            return _update(agents, name, replica, lambda i: replace(i, snapshot_at=position))
+        case MessageQuarantined(agent=name, replica=replica):
+            return _update(
+                agents, name, replica, lambda i: replace(i, quarantined=i.quarantined + 1)
+            )
         case AgentTrapped(agent=name, replica=replica, kind=kind, reason=reason):
             return _update(
                 agents,

@@ -28,6 +28,7 @@ from caxton.domain.events import (
     AgentReconfigured,
     AgentRemoved,
     AgentRestarting,
+    AgentSnapshotted,
     AgentStarted,
     AgentStopped,
     AgentTrapped,
@@ -37,6 +38,7 @@ from caxton.domain.events import (
     MemberChanged,
     MessageDeadLettered,
     MessageHandled,
+    MessageQuarantined,
     MessageSent,
     NodeStarted,
     NodeStopped,
@@ -339,6 +341,8 @@ def _apply(conversations: Conversations, recorded: Recorded, *, retire: bool) ->
             | AgentStopped()
             | AgentRemoved()
             | AgentReconfigured()
+            | AgentSnapshotted()
+            | MessageQuarantined()
             | NodeStarted()
             | NodeStopped()
             | ShardClaimed()

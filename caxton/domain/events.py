@@ -20,6 +20,8 @@ from caxton.domain.ids import (
 DEFAULT_MEMORY_BYTES = 64 << 20
 DEFAULT_TIMEOUT_MS = 5_000
 DEFAULT_MAILBOX = 1_024
+DEFAULT_SNAPSHOT_EVERY = 100
+"""An instance with memory is snapshotted after every this many handlings (per agent)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,14 +66,30 @@ class AgentDeployed:
     config: str = ""
     tools: tuple[str, ...] = ()
     """Tools it may call: `server.tool` or `server.*` (caxton.domain.tools)."""
+    keep_memory: bool = False
+    """A redeploy that keeps each replica's memory: the new build re-executes the inputs
+    of the old one's memory (`--keep-memory`) instead of starting fresh."""
+    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
+    """Handlings between two snapshots of an instance with memory; 0: never (a rebuild
+    then re-executes every input since the memory began)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentStarted:
+    """An instance ran `init`. `memory`: it keeps memory (its component exports
+    `snapshot` and `restore`, and its snapshot after `init` is not empty), rebuilt at every
+    later start by re-executing its inputs; `rebuilt` of them were re-executed for this
+    start (after restoring the snapshot taken after `restored` handlings, if any), in
+    `rebuild_us`."""
+
     agent: str
     replica: int
     incarnation: int
     journal: tuple[HostCall, ...] = ()
+    memory: bool = False
+    rebuilt: int = 0
+    restored: int = 0
+    rebuild_us: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +106,32 @@ class AgentTrapped:
     duration_us: int = 0
     cpu_us: int = 0
     """CPU time of the call that trapped, as `MessageHandled.cpu_us`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentSnapshotted:
+    """An instance's own memory (what its `snapshot()` returned), taken after the
+    handling of `message_id`, the `handled`-th of its memory: a rebuild restores it and
+    re-executes only what the instance handled after it."""
+
+    agent: str
+    replica: int
+    handled: int
+    state: str
+    message_id: str = ""
+    conversation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageQuarantined:
+    """A handled message whose re-execution trapped while an instance's memory was
+    rebuilt: that rebuild and every later one skip it (a poison message is tried once)."""
+
+    agent: str
+    replica: int
+    message_id: str
+    conversation_id: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -311,6 +355,7 @@ class BreakerClosed:
 AgentEvent = (
     AgentDeployed
     | AgentStarted
+    | AgentSnapshotted
     | AgentTrapped
     | AgentRestarting
     | AgentFailed
@@ -318,7 +363,7 @@ AgentEvent = (
     | AgentRemoved
     | AgentReconfigured
 )
-MessageEvent = MessageSent | MessageHandled | MessageDeadLettered
+MessageEvent = MessageSent | MessageHandled | MessageDeadLettered | MessageQuarantined
 NodeEvent = NodeStarted | NodeStopped | ShardClaimed | ShardReleased | MemberChanged
 ToolEvent = (
     ToolCalled | ToolReturned | ToolFailed | BreakerOpened | BreakerHalfOpened | BreakerClosed
@@ -348,6 +393,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     BreakerOpened,
     BreakerHalfOpened,
     BreakerClosed,
+    AgentSnapshotted,
+    MessageQuarantined,
 )
 
 
@@ -370,7 +417,11 @@ def stream_of(event: Event) -> str:
     match event:
         case MessageSent(message=m):
             return conversation_stream(m.conversation_id)
-        case MessageHandled(conversation_id=c) | MessageDeadLettered(conversation_id=c):
+        case (
+            MessageHandled(conversation_id=c)
+            | MessageDeadLettered(conversation_id=c)
+            | MessageQuarantined(conversation_id=c)
+        ):
             return conversation_stream(c)
         case NodeStarted(node=n) | NodeStopped(node=n) | MemberChanged(by=n):
             return node_stream(n)  # one writer each: the node itself
@@ -388,6 +439,7 @@ def stream_of(event: Event) -> str:
         case (
             AgentDeployed(agent=a)
             | AgentStarted(agent=a)
+            | AgentSnapshotted(agent=a)
             | AgentTrapped(agent=a)
             | AgentRestarting(agent=a)
             | AgentFailed(agent=a)

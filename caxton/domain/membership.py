@@ -11,6 +11,7 @@ from caxton.domain.events import (
     AgentReconfigured,
     AgentRemoved,
     AgentRestarting,
+    AgentSnapshotted,
     AgentStarted,
     AgentStopped,
     AgentTrapped,
@@ -21,6 +22,7 @@ from caxton.domain.events import (
     MemberState,
     MessageDeadLettered,
     MessageHandled,
+    MessageQuarantined,
     MessageSent,
     NodeStarted,
     NodeStopped,
@@ -107,6 +109,8 @@ def evolve(members: Membership, recorded: Recorded) -> Membership:
             | MessageSent()
             | MessageHandled()
             | MessageDeadLettered()
+            | AgentSnapshotted()
+            | MessageQuarantined()
             | ToolCalled()
             | ToolReturned()
             | ToolFailed()

@@ -17,6 +17,7 @@ from caxton.domain.events import (
     AgentReconfigured,
     AgentRemoved,
     AgentRestarting,
+    AgentSnapshotted,
     AgentStarted,
     AgentStopped,
     AgentTrapped,
@@ -26,6 +27,7 @@ from caxton.domain.events import (
     MemberChanged,
     MessageDeadLettered,
     MessageHandled,
+    MessageQuarantined,
     MessageSent,
     NodeStarted,
     NodeStopped,
@@ -95,6 +97,8 @@ def evolve(world: World, recorded: Recorded) -> World:
             | AgentStopped()
             | AgentRemoved()
             | AgentReconfigured()
+            | AgentSnapshotted()
+            | MessageQuarantined()
         ):
             return _world(
                 agents_fold.evolve(world.agents, recorded),
@@ -183,6 +187,8 @@ class LiveWorld:
                 | AgentStopped()
                 | AgentRemoved()
                 | AgentReconfigured()
+                | AgentSnapshotted()
+                | MessageQuarantined()
             ):
                 self._agents = agents_fold.evolve(self._counted(), recorded)
             case NodeStarted() | NodeStopped() | ShardClaimed() | ShardReleased() | MemberChanged():

@@ -63,10 +63,17 @@ def test_a_builder_makes_what_the_constructor_makes() -> None:
 def test_positional_takes_every_field_in_order() -> None:
     make = positional(InstanceState)
 
-    made = make(3, "running", 2, (1,), 0, "", "", 7)
+    made = make(3, "running", 2, (1,), 0, "", "", 7, 11, 13, 1)
 
     assert made == InstanceState(
-        replica=3, lifecycle="running", incarnation=2, restarts=(1,), handled=7
+        replica=3,
+        lifecycle="running",
+        incarnation=2,
+        restarts=(1,),
+        handled=7,
+        memory_from=11,
+        snapshot_at=13,
+        quarantined=1,
     )
 
 
