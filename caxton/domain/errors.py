@@ -22,8 +22,12 @@ _QUOTE.maxlist, _QUOTE.maxlevel = 4, 2
 
 
 def quoted(value: object) -> str:
-    """`repr(value)`, bounded: a long string keeps its head and tail and says its length."""
+    """`repr(value)`, bounded: a long string keeps its head and tail and says its length.
+    reprlib bounds each string by its characters, not by its escaped form (a character
+    outside the BMP shows as ten), so the whole text is bounded too."""
     text = _QUOTE.repr(value)
+    if len(text) > 4 * QUOTE_CHARS:
+        text = f"{text[: 4 * QUOTE_CHARS]}…"
     if isinstance(value, str | bytes) and len(value) > QUOTE_CHARS:
         return f"{text} ({len(value)} {'bytes' if isinstance(value, bytes) else 'characters'})"
     return text
