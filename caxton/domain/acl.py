@@ -149,7 +149,9 @@ def _address_fault(address: str) -> str:
 
 
 def parse_performative(value: object) -> Performative:
-    found = _PERFORMATIVE_OF.get(value) if isinstance(value, str) else None
+    if not isinstance(value, str):
+        raise InvalidMessage("performative", f"must be a string, not {type(value).__name__}")
+    found = _PERFORMATIVE_OF.get(value)
     if found is None:
         raise InvalidMessage(
             "performative",

@@ -68,6 +68,8 @@ class InstanceState:
     """The position of its memory's last `AgentSnapshotted`; 0 when none was taken."""
     quarantined: int = 0
     """Messages its rebuilds skipped because their re-execution trapped."""
+    started: AgentStarted | None = None
+    """Its last start (how its memory was rebuilt then)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +164,7 @@ def evolve(agents: Agents, recorded: Recorded) -> Agents:
                     incarnation=incarnation,
                     memory_from=(i.memory_from or position) if memory else 0,
                     snapshot_at=i.snapshot_at if memory else 0,
+                    started=event,
                 ),
             )
             return agents.set(name, replace(started, status="running"))

@@ -26,8 +26,8 @@ def quoted(value: object) -> str:
     reprlib bounds each string by its characters, not by its escaped form (a character
     outside the BMP shows as ten), so the whole text is bounded too."""
     text = _QUOTE.repr(value)
-    if len(text) > 4 * QUOTE_CHARS:
-        text = f"{text[: 4 * QUOTE_CHARS]}…"
+    if len(text) > 2 * QUOTE_CHARS:
+        text = f"{text[: 2 * QUOTE_CHARS]}…"
     if isinstance(value, str | bytes) and len(value) > QUOTE_CHARS:
         return f"{text} ({len(value)} {'bytes' if isinstance(value, bytes) else 'characters'})"
     return text

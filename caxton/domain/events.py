@@ -90,6 +90,9 @@ class AgentStarted:
     rebuilt: int = 0
     restored: int = 0
     rebuild_us: int = 0
+    diverged: str = ""
+    """After a `--keep-memory` redeploy: the handlings the new build answered otherwise
+    than the record while its memory was rebuilt (how many, the first); "" when none."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

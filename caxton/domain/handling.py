@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from caxton.domain.acl import AclMessage, is_final_reply
 from caxton.domain.agents import Agents
 from caxton.domain.events import (
+    AgentSnapshotted,
     AgentStarted,
     AgentTrapped,
     Event,
@@ -59,6 +60,11 @@ class Handled:
     error: str = ""
     trap: tuple[str, str] | None = None
     cpu_us: int = 0
+    start: AgentStarted | None = None
+    """For `init`: the start as the actor recorded it (with what it did with its memory);
+    None builds a plain one."""
+    snapshot: AgentSnapshotted | None = None
+    """The instance's memory taken after this handling (caxton.domain.memory)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +242,8 @@ def _handled(agents: Agents, item: Handled, decision: Decision) -> None:
     else:
         if cause is None:
             decision.events.append(
-                AgentStarted(
+                item.start
+                or AgentStarted(
                     agent=item.agent,
                     replica=item.replica,
                     incarnation=item.incarnation,
@@ -256,6 +263,8 @@ def _handled(agents: Agents, item: Handled, decision: Decision) -> None:
                     item.cpu_us,
                 )
             )
+            if item.snapshot is not None:
+                decision.events.append(item.snapshot)
         cause_id = cause.id if cause is not None else ""
         for message in item.sent:
             routed = route(message, agents, decision.cursor)

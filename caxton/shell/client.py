@@ -109,6 +109,27 @@ class InstanceInfo:
     last_error: str
     node: str = ""
     """The node running it ("" while no node holds its agent's shard)."""
+    memory: bool = False
+    """Whether it keeps memory, rebuilt from the log at every restart."""
+    memory_rebuilt: int = 0
+    memory_restored: int = 0
+    quarantined: int = 0
+    memory_diverged: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMemory:
+    """An instance's own memory (its `snapshot()`), rebuilt from the log."""
+
+    name: str
+    replica: int
+    state: str
+    handled: int
+    restored: int
+    rebuilt: int
+    position: int
+    quarantined: tuple[str, ...]
+    rebuild_us: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +322,8 @@ class CaxtonClient:
         replace: bool = False,
         filename: str = "",
         tools: Sequence[str] = (),
+        keep_memory: bool = False,
+        snapshot_every: int | None = None,
     ) -> AgentInfo:
         """Deploys a component and answers once its instances ran `init`. No client deadline:
         a first compile of a large component takes minutes on a busy machine, and the server
@@ -314,6 +337,8 @@ class CaxtonClient:
             config=config,
             replace=replace,
             tools=list(tools),
+            keep_memory=keep_memory,
+            snapshot_every=snapshot_every,
         )
         try:
             reply = await self._call(self._deploys.deploy(request))
@@ -322,6 +347,22 @@ class CaxtonClient:
             text = str(exc).removeprefix(f"{name}: ")
             raise InvalidArgument(f"{filename}: {text}" if filename else str(exc)) from None
         return _agent(reply)
+
+    async def agent_memory(self, name: str, replica: int = 0, position: int = 0) -> AgentMemory:
+        """The memory of `name#replica` now (or at a position of the log)."""
+        request = v1.GetAgentMemoryRequest(name=name, replica=replica, position=position)
+        reply = await self._call(self._agents.get_agent_memory(request))
+        return AgentMemory(
+            name=reply.name,
+            replica=reply.replica,
+            state=reply.state,
+            handled=reply.handled,
+            restored=reply.restored,
+            rebuilt=reply.rebuilt,
+            position=reply.position,
+            quarantined=tuple(reply.quarantined),
+            rebuild_us=reply.rebuild_us,
+        )
 
     async def agents(self) -> list[AgentInfo]:
         reply = await self._call(self._agents.list_agents(v1.ListAgentsRequest()))
@@ -645,6 +686,11 @@ def _agent(info: v1.AgentInfo) -> AgentInfo:
                 handled=i.handled,
                 last_error=i.last_error,
                 node=i.node,
+                memory=i.memory,
+                memory_rebuilt=i.memory_rebuilt,
+                memory_restored=i.memory_restored,
+                quarantined=i.quarantined,
+                memory_diverged=i.memory_diverged,
             )
             for i in info.instances
         ),

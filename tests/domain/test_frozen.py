@@ -63,7 +63,7 @@ def test_a_builder_makes_what_the_constructor_makes() -> None:
 def test_positional_takes_every_field_in_order() -> None:
     make = positional(InstanceState)
 
-    made = make(3, "running", 2, (1,), 0, "", "", 7, 11, 13, 1)
+    made = make(3, "running", 2, (1,), 0, "", "", 7, 11, 13, 1, None)
 
     assert made == InstanceState(
         replica=3,

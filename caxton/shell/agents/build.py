@@ -68,6 +68,22 @@ class WitWorld(wit_world.WitWorld):
             raise
         except Exception as exc:
             raise Err(caxton_agent.describe(exc)) from None
+
+    def snapshot(self) -> str:
+        try:
+            return _instance().snapshot()
+        except Err:
+            raise
+        except Exception as exc:
+            raise Err("snapshot: " + caxton_agent.describe(exc)) from None
+
+    def restore(self, state: str) -> None:
+        try:
+            _instance().restore(state)
+        except Err:
+            raise
+        except Exception as exc:
+            raise Err("restore: " + caxton_agent.describe(exc)) from None
 '''
 
 

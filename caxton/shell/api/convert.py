@@ -10,10 +10,12 @@ from caxton.domain import digests
 from caxton.domain.acl import AclMessage, message_from_dict
 from caxton.domain.agents import AgentState, status_line
 from caxton.domain.conversations import ConversationState
-from caxton.domain.events import Limits, Recorded
+from caxton.domain.errors import InvalidAgentSpec
+from caxton.domain.events import DEFAULT_SNAPSHOT_EVERY, Limits, Recorded
 from caxton.domain.protocols import phase
 from caxton.domain.schema import encode, type_name
 from caxton.shell.api.generated.caxton import v1
+from caxton.shell.runtime.memory import Memory
 
 if TYPE_CHECKING:  # the client imports this module, and needs no runtime
     from caxton.shell.runtime.node import SendResult
@@ -109,6 +111,11 @@ def agent_info(agent: AgentState, *, node: str = "") -> v1.AgentInfo:
                 handled=i.handled,
                 last_error=i.last_error,
                 node=node,
+                memory=i.memory_from > 0,
+                memory_rebuilt=i.started.rebuilt if i.started else 0,
+                memory_restored=i.started.restored if i.started else 0,
+                quarantined=i.quarantined,
+                memory_diverged=i.started.diverged if i.started else "",
             )
             for i in agent.instances
         ],
@@ -140,4 +147,27 @@ def event_record(recorded: Recorded) -> v1.EventRecord:
         payload_json=orjson.dumps(encode(recorded.event)).decode(),
         traceparent=recorded.traceparent,
         node=recorded.node,
+    )
+
+
+def snapshot_every_of(value: int | None) -> int:
+    """`DeployRequest.snapshot_every`: unset takes the default; 0 never snapshots."""
+    if value is None:
+        return DEFAULT_SNAPSHOT_EVERY
+    if value < 0:
+        raise InvalidAgentSpec("snapshot_every", "must be 0 (never) or more")
+    return value
+
+
+def memory_reply(memory: Memory) -> v1.AgentMemory:
+    return v1.AgentMemory(
+        name=memory.agent,
+        replica=memory.replica,
+        state=memory.state,
+        handled=memory.handled,
+        restored=memory.restored,
+        rebuilt=memory.rebuilt,
+        position=memory.position,
+        quarantined=list(memory.quarantined),
+        rebuild_us=memory.rebuild_us,
     )

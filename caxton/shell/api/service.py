@@ -21,12 +21,15 @@ from caxton.shell.api.convert import (
     conversation_info,
     event_record,
     limits_of,
+    memory_reply,
     message_of,
     send_reply,
+    snapshot_every_of,
 )
 from caxton.shell.api.errors import translated
 from caxton.shell.api.generated.caxton import v1
 from caxton.shell.runtime.errors import AgentNotFound
+from caxton.shell.runtime.memory import RebuildFailed, memory_at
 from caxton.shell.runtime.node import DeploySpec, Node, SendResult
 from caxton.shell.store import EventLog
 
@@ -53,6 +56,8 @@ class AgentService(v1.AgentServiceBase):
                     config=message.config,
                     replace=message.replace,
                     tools=tuple(message.tools),
+                    keep_memory=message.keep_memory,
+                    snapshot_every=snapshot_every_of(message.snapshot_every),
                 )
             )
             return self._info(message.name)
@@ -81,6 +86,41 @@ class AgentService(v1.AgentServiceBase):
             digest = digests.stored(message.digest)
             wasm = await asyncio.to_thread(self.node.host.cache.source, digest)
             return v1.ComponentBytes(digest=digests.shown(digest), component=wasm)
+
+    async def get_agent_memory(self, message: v1.GetAgentMemoryRequest) -> v1.AgentMemory:
+        async with translated():
+            agent = self.node.world.agents.get(message.name)
+            if agent is None:
+                raise AgentNotFound(message.name)
+            if not 0 <= message.replica < len(agent.instances):
+                raise GRPCError(
+                    Status.NOT_FOUND,
+                    f"{message.name} has no replica {message.replica} "
+                    f"(it has {len(agent.instances)})",
+                )
+            if message.position < 0:
+                raise GRPCError(Status.INVALID_ARGUMENT, "position: must be 0 (now) or more")
+            try:
+                found = await memory_at(
+                    self.node.log,
+                    self.node.host,
+                    message.name,
+                    message.replica,
+                    until=message.position or None,
+                )
+            except RebuildFailed as exc:
+                raise GRPCError(
+                    Status.FAILED_PRECONDITION,
+                    f"{message.name}#{message.replica}: its memory cannot be rebuilt: {exc}",
+                ) from None
+            if found is None:
+                raise GRPCError(
+                    Status.FAILED_PRECONDITION,
+                    f"{message.name}#{message.replica} keeps no memory"
+                    + (f" at position {message.position}" if message.position else "")
+                    + ": its component exports no snapshot/restore, or its snapshot is empty",
+                )
+            return memory_reply(found)
 
     async def remove_agent(self, message: v1.RemoveAgentRequest) -> v1.RemoveAgentReply:
         async with translated():

@@ -115,6 +115,19 @@ def build(source: Path, output: Path | None) -> None:
     default="",
     help="MCP tools it may call: SERVER.TOOL or SERVER.*, comma-separated (db.read_query,time.*).",
 )
+@click.option(
+    "--keep-memory",
+    is_flag=True,
+    help="With --replace: the new build re-executes the old one's memory (its inputs) "
+    "instead of starting fresh; divergences from the record are reported.",
+)
+@click.option(
+    "--snapshot-every",
+    type=click.IntRange(0, 1_000_000),
+    default=None,
+    help="Handlings between two recorded snapshots of an agent with memory "
+    "[default: 100; 0: never].",
+)
 @server_options
 @run
 async def deploy(
@@ -128,10 +141,14 @@ async def deploy(
     config: str,
     replace: bool,
     tool_grants: str,
+    keep_memory: bool,
+    snapshot_every: int | None,
     server: str,
     token: str,
 ) -> None:
     """Deploy a component: `caxton agent deploy agent.wasm --name N --replicas 3`."""
+    if keep_memory and not replace:
+        raise Failure("--keep-memory redeploys over a running agent: add --replace", code=2)
     try:
         wasm = component.read_bytes()
     except OSError as exc:
@@ -155,6 +172,8 @@ async def deploy(
                 replace=replace,
                 filename=component.name,
                 tools=[t.strip() for t in tool_grants.split(",") if t.strip()],
+                keep_memory=keep_memory,
+                snapshot_every=snapshot_every,
             )
             stage.done(f"the server answered in {stage.elapsed():.1f} s")  # not yet: started
     failing = not_started(info)
@@ -164,11 +183,33 @@ async def deploy(
         f"{format_size(info.component_size)})"
     )
     out.print(f"  {info.status_line}", markup=False)
+    for line in memory_lines(info):
+        out.print(f"  {line}", markup=False)
     if failing:
         raise Failure(
             f"{info.name} did not start: {failing} "
             f"(fix it, then deploy again with --replace; see: caxton agent status {info.name})"
         )
+
+
+def memory_lines(info: AgentInfo) -> list[str]:
+    """What each instance with memory did with it at its start: rebuilt from how many
+    handlings, how the new build's re-execution differed from the record."""
+    lines: list[str] = []
+    for i in info.instances:
+        if not i.memory:
+            continue
+        if i.memory_rebuilt or i.memory_restored:
+            restored = f"snapshot of {i.memory_restored:,} + " if i.memory_restored else ""
+            lines.append(
+                f"memory of replica {i.replica}: rebuilt from "
+                f"{restored}{i.memory_rebuilt:,} re-executed handlings"
+            )
+        if i.memory_diverged:
+            lines.append(f"⚠ replica {i.replica}'s new build diverges: {i.memory_diverged}")
+        if i.quarantined:
+            lines.append(f"⚠ replica {i.replica}: {i.quarantined} message(s) quarantined")
+    return lines
 
 
 def not_started(info: AgentInfo) -> str:

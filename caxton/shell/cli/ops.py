@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 import click
 
 from caxton.domain.units import format_duration, format_size
+from caxton.replay.views import pretty
+from caxton.shell.cli.agents import memory_lines
 from caxton.shell.cli.common import DURATION, SIZE, Failure, out, run, server_options
-from caxton.shell.client import CaxtonClient
+from caxton.shell.client import AgentMemory, CaxtonClient
 from caxton.shell.operations import AgentDebug, AgentFigures, ConversationFigures, Setting
 
 
@@ -110,16 +112,51 @@ def debug() -> None:
     show_default=True,
     help="How many of each (the server keeps an agent's last 16 conversations, 64 traps).",
 )
+@click.option(
+    "--state",
+    "state",
+    is_flag=True,
+    help="Show the agent's own memory (its snapshot()), rebuilt from the log, instead.",
+)
+@click.option("--replica", type=click.IntRange(0), default=0, show_default=True)
 @server_options
 @run
-async def debug_agent(name: str, show_metrics: bool, recent: int, server: str, token: str) -> None:
-    """An agent's queue, handling times, recent traps, restarts and conversations."""
+async def debug_agent(
+    name: str, show_metrics: bool, recent: int, state: bool, replica: int, server: str, token: str
+) -> None:
+    """An agent's queue, handling times, recent traps, restarts and conversations; with
+    --state, its own memory."""
     if recent < 1:
         raise Failure("--recent must be at least 1", code=2)
     async with CaxtonClient(server, token=token) as client:
+        if state:
+            memory = await client.agent_memory(name, replica)
+            for line in memory_state_lines(memory):
+                out.print(line, markup=False)
+            return
         found = await client.debug_agent(name, recent=recent)
+        info = await client.agent(name)
     for line in debug_lines(found, show_metrics=show_metrics):
         out.print(line, markup=False)
+    for line in memory_lines(info):
+        out.print(line, markup=False)
+
+
+def memory_state_lines(memory: AgentMemory) -> list[str]:
+    """`caxton debug agent NAME --state`: the memory, pretty when it is JSON."""
+    source = (
+        f"snapshot of {memory.restored:,} + {memory.rebuilt:,} re-executed"
+        if memory.restored
+        else f"{memory.rebuilt:,} re-executed from the start"
+    )
+    lines = [
+        f"{memory.name}#{memory.replica} memory at log position {memory.position:,}: "
+        f"{memory.handled:,} handlings ({source}, rebuilt in {memory.rebuild_us / 1000:.1f} ms)"
+    ]
+    if memory.quarantined:
+        lines.append(f"Quarantined (skipped): {', '.join(memory.quarantined)}")
+    lines.extend(pretty(memory.state, "json").splitlines())
+    return lines
 
 
 def metrics_line(agent: AgentFigures) -> str:

@@ -15,18 +15,27 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 from caxton.domain.acl import AclMessage
 from caxton.domain.agents import AgentState
-from caxton.domain.events import AgentFailed, AgentRestarting
+from caxton.domain.events import (
+    AgentFailed,
+    AgentRestarting,
+    AgentSnapshotted,
+    AgentStarted,
+    MessageQuarantined,
+)
 from caxton.domain.frozen import positional
 from caxton.domain.handling import Handled, Undelivered
 from caxton.domain.ids import instance_key
+from caxton.domain.memory import Plan, due, without
 from caxton.domain.supervision import decide_restart
 from caxton.shell.runtime.context import CallContext, ToolAccess
 from caxton.shell.runtime.mailbox import Mailbox
+from caxton.shell.runtime.memory import RebuildFailed, Rebuilt, rebuild
 from caxton.shell.runtime.ports import Runtime
 from caxton.shell.wasm import AgentError, AgentInstance, Completed, Outcome, Trapped
 
@@ -64,6 +73,11 @@ class InstanceActor:
         self._access = ToolAccess()
         self._busy = True  # starting, restarting, or calling on the pool
         self._task: asyncio.Task[None] | None = None
+        self._memory = False
+        """Whether this incarnation keeps memory (caxton.domain.memory)."""
+        self._memory_handled = 0
+        """Handlings its memory holds: snapshots are taken every `_every` of them."""
+        self._every = 0
 
     # --- what the node asks -------------------------------------------------
 
@@ -87,9 +101,15 @@ class InstanceActor:
         assert instance is not None
         context = self._context(message)
         outcome = instance.handle(envelope(message), context)
+        snapshot = None
+        if self._memory and not isinstance(outcome, Trapped):
+            self._memory_handled += 1
+            if due(self._memory_handled, self._every):
+                state, taken = instance.snapshot(context)
+                outcome, snapshot = self._remember(message, outcome, state, taken)
         if isinstance(outcome, Trapped):
             self._busy = True  # dead until supervision starts a new one
-        return self._handled(message, context, outcome), context
+        return self._handled(message, context, outcome, snapshot=snapshot), context
 
     def deliver(self, message: AclMessage, *, force: bool = False) -> str:
         """Queues a committed message; returns why it could not be, or "" when queued.
@@ -137,12 +157,14 @@ class InstanceActor:
         self._task = asyncio.get_running_loop().create_task(script, name=self.key)
 
     async def _boot(self) -> None:
-        """Instantiates and runs `init`; its outcome is committed before anything else."""
+        """Instantiates and runs `init` (or rebuilds the instance's memory); its outcome
+        is committed before anything else."""
         runtime = self.runtime
         try:
             spec = runtime.agents[self.agent]
             self._incarnation = spec.instances[self.replica].incarnation + 1
             self._access = self._tool_access(spec)
+            self._every = spec.snapshot_every
             self._close_instance()
             context = self._context(None)
             try:
@@ -151,13 +173,7 @@ class InstanceActor:
             except Exception as exc:
                 started = self._handled(None, context, ("instantiate", str(exc)))
             else:
-                outcome = await self._instance.init_async(
-                    spec.config, context, on_pool=self._access.may_call
-                )
-                if isinstance(outcome, AgentError):
-                    started = self._handled(None, context, ("init-error", outcome.text))
-                else:
-                    started = self._handled(None, context, outcome)
+                started = await self._first_call(spec, context)
             await runtime.submit([started], [context])
             if started.trap is not None:
                 return  # supervision (an effect of the trap's commit) takes over
@@ -168,6 +184,106 @@ class InstanceActor:
         except Exception:
             logger.exception("actor %s crashed while starting", self.key)
             self._give_up()
+
+    async def _first_call(self, spec: AgentState, context: CallContext) -> Handled:
+        """`init`, on an instance whose memory is then rebuilt if it has one, else fresh
+        (and asked whether it keeps memory from now on)."""
+        instance = self._instance
+        assert instance is not None
+        self._memory = False
+        self._memory_handled = 0
+        if instance.may_keep_memory and spec.instances[self.replica].memory_from:
+            plan = await self.runtime.memory_plan(self.agent, self.replica)
+            if plan is not None:
+                return await self._rebuilt(spec, plan, context)
+        on_pool = self._access.may_call
+        outcome = await instance.init_async(spec.config, context, on_pool=on_pool)
+        if isinstance(outcome, AgentError):
+            return self._handled(None, context, ("init-error", outcome.text))
+        if isinstance(outcome, Trapped) or not instance.may_keep_memory:
+            return self._handled(None, context, outcome)
+        state, taken = await instance.snapshot_async(context, on_pool=on_pool)
+        if isinstance(taken, Trapped | AgentError):
+            why = taken.reason if isinstance(taken, Trapped) else taken.text
+            return self._handled(None, context, ("init-error", f"snapshot after init: {why}"))
+        self._memory = bool(state)
+        return self._handled(None, context, outcome, start=self._start(context, memory=bool(state)))
+
+    async def _rebuilt(self, spec: AgentState, plan: Plan, context: CallContext) -> Handled:
+        """Rebuilds the memory on the new instance: each poison message met on the way is
+        quarantined (recorded) and the rebuild starts over without it."""
+        runtime = self.runtime
+        while True:
+            instance = self._instance
+            assert instance is not None
+            try:
+                result = await rebuild(instance, plan, spec.config)
+            except RebuildFailed as exc:
+                return self._handled(None, context, ("init-error", f"memory rebuild: {exc}"))
+            if isinstance(result, Rebuilt):
+                break
+            poison = result.handling.message
+            logger.warning(
+                "%s: quarantined %s: its re-execution trapped (%s)",
+                self.key,
+                poison.id,
+                result.reason,
+            )
+            await runtime.commit(
+                [
+                    MessageQuarantined(
+                        agent=self.agent,
+                        replica=self.replica,
+                        message_id=poison.id,
+                        conversation_id=poison.conversation_id,
+                        reason=result.reason,
+                    )
+                ]
+            )
+            plan = without(plan, poison.id)
+            self._close_instance()
+            loaded = runtime.host.get(spec.component)
+            self._instance = runtime.host.instantiate(loaded, spec.limits, name=self.agent)
+        self._memory = True
+        self._memory_handled = plan.restored + result.rebuilt
+        context.journal.extend(plan.init_journal)  # the answers this start's init got
+        start = self._start(
+            context,
+            memory=True,
+            rebuilt=result.rebuilt,
+            restored=plan.restored,
+            rebuild_us=result.duration_us,
+            diverged=result.diverged,
+        )
+        return self._handled(None, context, Completed(result.duration_us), start=start)
+
+    def _start(self, context: CallContext, **memory: Any) -> AgentStarted:
+        return AgentStarted(
+            agent=self.agent,
+            replica=self.replica,
+            incarnation=self._incarnation,
+            journal=tuple(context.journal),
+            **memory,
+        )
+
+    def _remember(
+        self, message: AclMessage, outcome: Outcome, state: str | None, taken: Outcome
+    ) -> tuple[Outcome, AgentSnapshotted | None]:
+        """A handling's outcome with the snapshot taken after it: a snapshot that fails
+        fails the handling, as a trap (its memory could not be recorded)."""
+        if isinstance(taken, Trapped | AgentError):
+            why = taken.reason if isinstance(taken, Trapped) else taken.text
+            kind = taken.kind if isinstance(taken, Trapped) else "host-error"
+            return Trapped(kind, f"snapshot: {why}", outcome.duration_us, outcome.cpu_us), None
+        snapshot = AgentSnapshotted(
+            agent=self.agent,
+            replica=self.replica,
+            handled=self._memory_handled,
+            state=state or "",
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+        )
+        return outcome, snapshot
 
     def deliver_queued(self) -> None:
         """Hands the queued messages on: to the node's next round (inline), or to a task
@@ -192,7 +308,14 @@ class InstanceActor:
                 message = self.mailbox.take()
                 context = self._context(message)
                 outcome = await instance.handle_async(envelope(message), context, on_pool=True)
-                self.runtime.submit([self._handled(message, context, outcome)], [context])
+                snapshot = None
+                if self._memory and not isinstance(outcome, Trapped):
+                    self._memory_handled += 1
+                    if due(self._memory_handled, self._every):
+                        state, taken = await instance.snapshot_async(context, on_pool=True)
+                        outcome, snapshot = self._remember(message, outcome, state, taken)
+                handled = self._handled(message, context, outcome, snapshot=snapshot)
+                self.runtime.submit([handled], [context])
                 if isinstance(outcome, Trapped):
                     return  # stays busy: supervision takes over after the commit
             self._busy = False
@@ -269,6 +392,9 @@ class InstanceActor:
         message: AclMessage | None,
         context: CallContext,
         outcome: Outcome | tuple[str, str],
+        *,
+        start: AgentStarted | None = None,
+        snapshot: AgentSnapshotted | None = None,
     ) -> Handled:
         """The call's input for the node; `outcome` (kind, reason) for a start that failed
         before or in `init` without a trap of the guest's own."""
@@ -291,6 +417,8 @@ class InstanceActor:
             outcome.text if isinstance(outcome, AgentError) else "",
             trap,
             outcome.cpu_us,
+            start if trap is None else None,
+            snapshot if trap is None else None,
         )
 
     def _close_instance(self) -> None:

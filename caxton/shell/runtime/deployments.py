@@ -15,6 +15,7 @@ from dataclasses import replace as dataclass_replace
 from caxton.domain.agents import AgentState, runs
 from caxton.domain.deployment import validate_deployment
 from caxton.domain.events import (
+    DEFAULT_SNAPSHOT_EVERY,
     AgentDeployed,
     AgentReconfigured,
     AgentRemoved,
@@ -44,6 +45,8 @@ class DeploySpec:
     config: str = ""
     replace: bool = False
     tools: tuple[str, ...] = ()
+    keep_memory: bool = False
+    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
 
 
 class Deployments:
@@ -96,6 +99,8 @@ class Deployments:
                     restart=spec.restart,
                     config=spec.config,
                     tools=spec.tools,
+                    keep_memory=spec.keep_memory,
+                    snapshot_every=spec.snapshot_every,
                 )
             ]
         )

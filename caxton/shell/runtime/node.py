@@ -54,6 +54,7 @@ from caxton.domain.handling import (
     followed,
 )
 from caxton.domain.ids import is_client, split_instance_key
+from caxton.domain.memory import Plan
 from caxton.domain.placement import shard_of
 from caxton.domain.routing import NO_CURSOR
 from caxton.domain.world import LiveWorld, World
@@ -64,6 +65,7 @@ from caxton.shell.runtime.collector import paused_collector
 from caxton.shell.runtime.context import CallContext
 from caxton.shell.runtime.deployments import Deployments, DeploySpec
 from caxton.shell.runtime.errors import LogFailed, LogUnreachable, NodeStopping
+from caxton.shell.runtime.memory import read_plan
 from caxton.shell.runtime.ports import Ownership
 from caxton.shell.store import EventLog, LeaseLost, Pending, StoreError
 from caxton.shell.tools import ToolCaller
@@ -677,6 +679,9 @@ class Node:
     def unreachable(self) -> str:
         """Why this node of a cluster cannot reach the shared log; "" while it can."""
         return "" if self.ownership is None else self.ownership.unreachable
+
+    async def memory_plan(self, agent: str, replica: int) -> Plan | None:
+        return await read_plan(self.log, agent, replica)
 
     def check_running(self) -> None:
         if self._stopping:

@@ -14,6 +14,7 @@ from typing import Protocol
 from caxton.domain.agents import Agents
 from caxton.domain.events import Event, Recorded
 from caxton.domain.handling import Input
+from caxton.domain.memory import Plan
 from caxton.shell.runtime.clock import Clock
 from caxton.shell.runtime.context import CallContext
 from caxton.shell.tools import ToolCaller
@@ -95,6 +96,10 @@ class Runtime(Protocol):
 
     def redeliver(self, agent: str) -> None:
         """Delivers what is open for `agent`'s instances, which just started here."""
+        ...
+
+    async def memory_plan(self, agent: str, replica: int) -> Plan | None:
+        """What rebuilding the memory of `agent#replica` takes, read from the log."""
         ...
 
     def check_running(self) -> None:

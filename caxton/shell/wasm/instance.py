@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from typing import TypeAlias
 
 import wasmtime
 from wasmtime import component
@@ -38,7 +39,7 @@ INLINE_TIMEOUT_MS = 20
 MAX_TOOL_WAIT_MS = 600_000
 """Tool waits not charged to one call's budget, at most (ADR 0006)."""
 
-_Export = capi.GuestExport | capi.PortableExport
+_Export: TypeAlias = "capi.GuestExport | capi.PortableExport | _Snapshot"
 
 
 class AgentInstance:
@@ -73,10 +74,45 @@ class AgentInstance:
         self._init = _export(instance, self._store, loaded, "init", name)
         self._handle = _export(instance, self._store, loaded, "handle", name)
         self.fast_path = isinstance(self._handle, capi.GuestExport)
+        snapshot = _optional(instance, self._store, loaded, "snapshot")
+        restore = _optional(instance, self._store, loaded, "restore")
+        self._snapshot = _Snapshot(snapshot) if snapshot and restore else None
+        self._restore = capi.guest_export(self._store, restore) if snapshot and restore else None
 
     @property
     def alive(self) -> bool:
         return self._dead is None and self._store is not None
+
+    @property
+    def may_keep_memory(self) -> bool:
+        """Whether the component exports `snapshot` and `restore` (caxton.domain.memory)."""
+        return self._snapshot is not None
+
+    def snapshot(self, services: HostServices) -> tuple[str | None, Outcome]:
+        """Calls the guest's `snapshot()` on this thread: (its memory, the call's outcome);
+        the memory is None unless the call completed."""
+        export = self._snapshot
+        if export is None:
+            raise InstanceDead(f"{self.name}: the component exports no snapshot")
+        export.value = None
+        outcome = self._call(export, "", services)
+        state, export.value = export.value, None
+        return (state if isinstance(outcome, Completed) else None), outcome
+
+    async def snapshot_async(
+        self, services: HostServices, *, on_pool: bool = False
+    ) -> tuple[str | None, Outcome]:
+        """`snapshot`, inline or on the worker pool as `handle_async` would call."""
+        if self.runs_inline and not on_pool:
+            return self.snapshot(services)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.snapshot, services)
+
+    def restore(self, state: str, services: HostServices) -> Outcome:
+        """Calls the guest's `restore(state)` on this thread."""
+        if self._restore is None:
+            raise InstanceDead(f"{self.name}: the component exports no restore")
+        return self._call(self._restore, state, services)
 
     def init(self, config: str, services: HostServices) -> Outcome:
         """Calls the guest's `init(config)` on this thread."""
@@ -189,6 +225,36 @@ def _export(
     if func is None:
         raise InstantiationFailed(f"{name}: missing export '{export}'")
     return capi.guest_export(store, func)
+
+
+def _optional(
+    instance: component.Instance, store: wasmtime.Store, loaded: LoadedComponent, export: str
+) -> component.Func | None:
+    index = loaded.export_index(export)
+    return instance.get_func(store, index) if index is not None else None
+
+
+class _Snapshot:
+    """`snapshot: func() -> result<string, string>` called as the other exports are (a
+    store and a text, None or the guest's error back): the memory it returned is left
+    in `value`. Taken every N handlings, so wasmtime-py's public call path is enough."""
+
+    __slots__ = ("_func", "value")
+
+    def __init__(self, func: component.Func) -> None:
+        self._func = func
+        self.value: str | None = None
+
+    def __call__(self, store: wasmtime.Store, text: str | bytes) -> str | None:
+        result = self._func(store)
+        self._func.post_return(store)
+        # result<string, string>: both sides strings, so wasmtime-py gives a tagged Variant
+        if isinstance(result, component.Variant) and result.tag == "ok":
+            self.value = str(result.payload)
+            return None
+        if isinstance(result, component.Variant):
+            return bounded(str(result.payload))
+        return bounded(f"snapshot returned {type(result).__name__}, not a result")
 
 
 def _why(exc: wasmtime.WasmtimeError, limits: Limits) -> str:

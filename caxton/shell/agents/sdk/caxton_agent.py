@@ -92,6 +92,21 @@ class Agent:
         """Called once per delivered message; raise to answer the sender with `failure`."""
         raise NotImplementedError(f"{type(self).__name__} does not handle messages")
 
+    def snapshot(self) -> str:
+        """The agent's memory as text, recorded every N handlings; "" keeps no memory.
+
+        By default its public attributes (names not starting with `_`) as JSON, or ""
+        when it has none: an agent that sets no attribute is stateless and pays nothing.
+        Attributes must be JSON values (dicts, lists, str, int, float, bool, None; a
+        tuple comes back a list); override `snapshot` and `restore` for anything else."""
+        state = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return json.dumps(state, sort_keys=True, separators=(",", ":")) if state else ""
+
+    def restore(self, state: str) -> None:
+        """Puts back what `snapshot` returned (after `init`, when an instance is rebuilt)."""
+        for name, value in json.loads(state).items():
+            setattr(self, name, value)
+
 
 def send(
     performative: str,

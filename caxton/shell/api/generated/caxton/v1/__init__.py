@@ -8,6 +8,7 @@ __all__ = (
     "AgentConfig",
     "AgentDebug",
     "AgentInfo",
+    "AgentMemory",
     "AgentRow",
     "AgentServiceBase",
     "AgentServiceStub",
@@ -27,6 +28,7 @@ __all__ = (
     "EventRecord",
     "EventServiceBase",
     "EventServiceStub",
+    "GetAgentMemoryRequest",
     "GetAgentRequest",
     "GetComponentRequest",
     "GetConfigRequest",
@@ -244,6 +246,51 @@ class AgentInfo(betterproto2.Message):
 
 
 default_message_pool.register_message("caxton.v1", "AgentInfo", AgentInfo)
+
+
+@dataclass(eq=False, repr=False)
+class AgentMemory(betterproto2.Message):
+    name: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    replica: "int" = betterproto2.field(2, betterproto2.TYPE_INT32)
+
+    state: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    What `snapshot()` returned (the Python SDK: the agent object's attributes as JSON).
+    """
+
+    handled: "int" = betterproto2.field(4, betterproto2.TYPE_INT64)
+    """
+    Handlings the memory holds (quarantined messages are not counted).
+    """
+
+    restored: "int" = betterproto2.field(5, betterproto2.TYPE_INT64)
+    """
+    Of those, held by the snapshot it was rebuilt from (0: rebuilt from the start).
+    """
+
+    rebuilt: "int" = betterproto2.field(6, betterproto2.TYPE_INT64)
+    """
+    Of those, re-executed after that snapshot.
+    """
+
+    position: "int" = betterproto2.field(7, betterproto2.TYPE_INT64)
+    """
+    The position of the log it stands at.
+    """
+
+    quarantined: "list[str]" = betterproto2.field(8, betterproto2.TYPE_STRING, repeated=True)
+    """
+    Ids of the messages its rebuilds skipped because their re-execution trapped.
+    """
+
+    rebuild_us: "int" = betterproto2.field(9, betterproto2.TYPE_INT64)
+    """
+    Time the rebuild took, in microseconds.
+    """
+
+
+default_message_pool.register_message("caxton.v1", "AgentMemory", AgentMemory)
 
 
 @dataclass(eq=False, repr=False)
@@ -549,6 +596,19 @@ class DeployRequest(betterproto2.Message):
     server's [tools.NAME] tables). INVALID_ARGUMENT for one naming no configured server.
     """
 
+    keep_memory: "bool" = betterproto2.field(9, betterproto2.TYPE_BOOL)
+    """
+    A redeploy of a different build that keeps each replica's memory: the new build
+    re-executes the inputs of the old one's memory (their divergences from the record
+    are reported in `InstanceInfo.memory_diverged`); otherwise every instance starts fresh.
+    """
+
+    snapshot_every: "int | None" = betterproto2.field(10, betterproto2.TYPE_INT32, optional=True)
+    """
+    Handlings between two recorded snapshots of an instance with memory (unset: 100;
+    0: never, a rebuild then re-executes every input since its memory began).
+    """
+
 
 default_message_pool.register_message("caxton.v1", "DeployRequest", DeployRequest)
 
@@ -601,6 +661,21 @@ class EventRecord(betterproto2.Message):
 
 
 default_message_pool.register_message("caxton.v1", "EventRecord", EventRecord)
+
+
+@dataclass(eq=False, repr=False)
+class GetAgentMemoryRequest(betterproto2.Message):
+    name: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    replica: "int" = betterproto2.field(2, betterproto2.TYPE_INT32)
+
+    position: "int" = betterproto2.field(3, betterproto2.TYPE_INT64)
+    """
+    The memory as of this position of the log (after the event there); 0: now.
+    """
+
+
+default_message_pool.register_message("caxton.v1", "GetAgentMemoryRequest", GetAgentMemoryRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -692,6 +767,31 @@ class InstanceInfo(betterproto2.Message):
     """
     The node that runs it: the holder of its agent's shard in a cluster ("" while no
     node holds it), else the node answering.
+    """
+
+    memory: "bool" = betterproto2.field(9, betterproto2.TYPE_BOOL)
+    """
+    Whether it keeps memory (its component exports `snapshot` and `restore` and its
+    memory is not empty): rebuilt from the log at every restart.
+    """
+
+    memory_rebuilt: "int" = betterproto2.field(10, betterproto2.TYPE_INT64)
+    """
+    Handlings re-executed to rebuild its memory at its last start (after the snapshot
+    of `memory_restored` handlings, if any).
+    """
+
+    memory_restored: "int" = betterproto2.field(11, betterproto2.TYPE_INT64)
+
+    quarantined: "int" = betterproto2.field(12, betterproto2.TYPE_INT64)
+    """
+    Messages its rebuilds quarantined (their re-execution trapped).
+    """
+
+    memory_diverged: "str" = betterproto2.field(13, betterproto2.TYPE_STRING)
+    """
+    After a `keep_memory` redeploy: how the new build's re-execution differed from the
+    record (how many handlings, the first); empty when it did not.
     """
 
 
@@ -1412,6 +1512,31 @@ class AgentServiceStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def get_agent_memory(
+        self,
+        message: "GetAgentMemoryRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "AgentMemory":
+        """
+        An instance's own memory (what its `snapshot()` returns), as the live instance holds
+        it now or as it was at a position of the log: rebuilt in a sandbox from the log (the
+        last snapshot before, then the handlings after it re-executed with their recorded
+        host answers, nothing sent, logged or traced). NOT_FOUND for an unknown agent or
+        replica; FAILED_PRECONDITION when the instance keeps no memory there.
+        """
+
+        return await self._unary_unary(
+            "/caxton.v1.AgentService/GetAgentMemory",
+            message,
+            AgentMemory,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 class ClusterServiceStub(betterproto2_grpclib.ServiceStub):
     """
@@ -1790,6 +1915,17 @@ class AgentServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def get_agent_memory(self, message: "GetAgentMemoryRequest") -> "AgentMemory":
+        """
+        An instance's own memory (what its `snapshot()` returns), as the live instance holds
+        it now or as it was at a position of the log: rebuilt in a sandbox from the log (the
+        last snapshot before, then the handlings after it re-executed with their recorded
+        host answers, nothing sent, logged or traced). NOT_FOUND for an unknown agent or
+        replica; FAILED_PRECONDITION when the instance keeps no memory there.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def __rpc_deploy(self, stream: "grpclib.server.Stream[DeployRequest, AgentInfo]") -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -1836,6 +1972,14 @@ class AgentServiceBase(betterproto2_grpclib.ServiceBase):
         response = await self.get_component(request)
         await stream.send_message(response)
 
+    async def __rpc_get_agent_memory(
+        self, stream: "grpclib.server.Stream[GetAgentMemoryRequest, AgentMemory]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.get_agent_memory(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> "dict[str, grpclib.const.Handler]":
         return {
             "/caxton.v1.AgentService/Deploy": grpclib.const.Handler(
@@ -1873,6 +2017,12 @@ class AgentServiceBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 GetComponentRequest,
                 ComponentBytes,
+            ),
+            "/caxton.v1.AgentService/GetAgentMemory": grpclib.const.Handler(
+                self.__rpc_get_agent_memory,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetAgentMemoryRequest,
+                AgentMemory,
             ),
         }
 

@@ -1,0 +1,177 @@
+"""Rebuilding an instance's memory: read what it handled from the log, re-execute it.
+
+The pure part, what to re-execute, is `caxton.domain.memory`. Here the log is read (the
+agent's own stream for where the memory began and its last snapshot, then the log
+after that snapshot, page by page) and the instance re-executes it in its sandbox: the
+host answers come from the record, what it sends is collected and compared, never
+delivered, and nothing is logged or traced.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from caxton.domain.events import AgentSnapshotted, AgentStarted
+from caxton.domain.ids import agent_stream, conversation_stream
+from caxton.domain.memory import Handling, Inputs, Plan, lineage, without
+from caxton.replay.reexec import Comparison, Journal, compare
+from caxton.shell.reexec import ReplayServices
+from caxton.shell.store import EventLog
+from caxton.shell.wasm import AgentError, AgentInstance, Trapped, WasmHost
+
+
+async def read_plan(
+    log: EventLog, agent: str, replica: int, *, until: int | None = None
+) -> Plan | None:
+    """What rebuilding `agent#replica`'s memory takes, as of the end of the log (or of
+    position `until`); None when the instance has no memory there."""
+    own = await log.read_streams([agent_stream(agent)], to_position=until)
+    found = lineage(own, replica)
+    origin, snapshot = found.origin, found.snapshot
+    if origin is None or not isinstance(origin.event, AgentStarted):
+        return None
+    inputs = Inputs(agent, replica, until)
+    inputs.init_journal = origin.event.journal
+    inputs.deployed = found.deployed
+    start = origin.position
+    if snapshot is not None and isinstance(snapshot.event, AgentSnapshotted):
+        inputs.snapshot = snapshot.event
+        start = snapshot.position
+    async for page in log.pages(from_position=start + 1):
+        for recorded in page:
+            inputs.add(recorded)
+        if until is not None and page[-1].position >= until:
+            break
+    missing = inputs.missing()
+    if missing:
+        streams = [conversation_stream(c) for c in sorted(missing)]
+        for recorded in await log.read_streams(streams, to_position=start):
+            inputs.add_message(recorded)
+    return inputs.plan()
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    """The memory is back: `rebuilt` handlings re-executed after restoring the snapshot
+    of `plan.restored` handlings, in `duration_us`; `diverged` describes the first
+    handling whose answers differ from the record (and how many do), "" when none."""
+
+    plan: Plan
+    rebuilt: int
+    duration_us: int
+    diverged: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Poisoned:
+    """Re-executing `handling` trapped: quarantine it and rebuild again without it."""
+
+    handling: Handling
+    reason: str
+
+
+class RebuildFailed(Exception):
+    """`init` or `restore` fails on re-execution: the instance cannot be rebuilt."""
+
+
+async def rebuild(instance: AgentInstance, plan: Plan, config: str) -> Rebuilt | Poisoned:
+    """Re-executes `plan` on a new instance (nothing ran on it yet)."""
+    started = time.perf_counter_ns()
+    agent = plan.agent
+    init = ReplayServices(agent, None, Journal(plan.init_journal))
+    outcome = await instance.init_async(config, init, on_pool=True)
+    if isinstance(outcome, Trapped | AgentError):
+        raise RebuildFailed(f"init fails when re-executed: {_why(outcome)}")
+    if plan.snapshot is not None:
+        outcome = instance.restore(plan.snapshot, init)
+        if isinstance(outcome, Trapped | AgentError):
+            raise RebuildFailed(f"restore fails on the snapshot: {_why(outcome)}")
+    differ: list[str] = []
+    for handling in plan.handlings:
+        services = ReplayServices(agent, handling.message, Journal(handling.journal))
+        envelope = json.dumps(handling.message.to_dict())
+        outcome = await instance.handle_async(envelope, services, on_pool=True)
+        if isinstance(outcome, Trapped):
+            return Poisoned(handling, f"{outcome.kind}: {outcome.reason}")
+        error = outcome.text if isinstance(outcome, AgentError) else ""
+        different = [c for c in compare(handling.sent, services.sent) if c.verdict != "same"]
+        if different or error != handling.error or services.journal.surprises:
+            differ.append(_difference(handling, different, error, services.journal.surprises))
+    diverged = ""
+    if differ:
+        diverged = f"{len(differ)} of {len(plan.handlings)} handlings differ; first: {differ[0]}"
+    took = (time.perf_counter_ns() - started) // 1000
+    return Rebuilt(plan, len(plan.handlings), took, diverged)
+
+
+def _difference(handling: Handling, different: list[Comparison], error: str, odd: list[str]) -> str:
+    m = handling.message
+    what = f"{m.performative.value} {m.id} from {m.sender}"
+    if odd:
+        return f"{what}: {odd[0]}"
+    if error != handling.error:
+        return f"{what}: error {error or 'none'} (recorded: {handling.error or 'none'})"
+    return f"{what}: {len(different)} answer(s) differ from the record"
+
+
+def _why(outcome: Trapped | AgentError) -> str:
+    return f"{outcome.kind}: {outcome.reason}" if isinstance(outcome, Trapped) else outcome.text
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """An instance's memory as of a position of the log, rebuilt in a sandbox."""
+
+    agent: str
+    replica: int
+    state: str
+    handled: int
+    restored: int
+    rebuilt: int
+    position: int
+    quarantined: tuple[str, ...]
+    rebuild_us: int
+
+
+async def memory_at(
+    log: EventLog, host: WasmHost, agent: str, replica: int, *, until: int | None = None
+) -> Memory | None:
+    """The memory of `agent#replica` now (or as of position `until`), rebuilt on a
+    sandbox instance of the build in force there: nothing it does leaves the sandbox,
+    nothing is recorded (a message whose re-execution traps is skipped, as a rebuild
+    would quarantine it). None when the instance keeps no memory there."""
+    position = until if until is not None else await log.last_position()
+    plan = await read_plan(log, agent, replica, until=position)
+    if plan is None:
+        return None
+    loaded = host.get(plan.component)
+    limits = plan.limits
+    skipped: list[str] = []
+    while True:
+        instance = host.instantiate(loaded, limits, name=f"{agent}#{replica} (sandbox)")
+        try:
+            result = await rebuild(instance, plan, plan.config)
+            if isinstance(result, Poisoned):
+                skipped.append(result.handling.message.id)
+                plan = without(plan, result.handling.message.id)
+                continue
+            services = ReplayServices(agent, None, Journal(()))
+            state, taken = await instance.snapshot_async(services, on_pool=True)
+            if state is None:
+                why = taken.reason if isinstance(taken, Trapped) else getattr(taken, "text", "")
+                raise RebuildFailed(f"snapshot fails: {why}")
+        finally:
+            instance.close()
+        return Memory(
+            agent=agent,
+            replica=replica,
+            state=state,
+            handled=plan.restored + result.rebuilt,
+            restored=plan.restored,
+            rebuilt=result.rebuilt,
+            position=position,
+            quarantined=tuple(sorted(plan.quarantined)),
+            rebuild_us=result.duration_us,
+        )
