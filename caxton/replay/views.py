@@ -284,7 +284,8 @@ def detail(cursor: Cursor) -> str:
 def _journal_text(journal: tuple[HostCall, ...], when: str) -> str:
     """The host's answers (`now`, `random`, tool calls) and the agent's log lines of one
     call, in the order the agent got them."""
-    return "\n".join([f"host answers and log lines {when}", *journal_lines(journal)])
+    lines = [f"  {line}" for line in journal_lines(journal)]
+    return "\n".join([f"host answers and log lines {when}", *lines])
 
 
 def _tool_detail(cursor: Cursor, event: ToolCalled | ToolReturned | ToolFailed) -> str:
@@ -391,8 +392,8 @@ def search(cursor: Cursor, text: str, *, backwards: bool = False) -> Cursor | No
 
 def wrapped(text: str, width: int) -> tuple[str, ...]:
     """`text` in lines of at most `width`, broken after a list's commas (`manager →
-    bidder-a, bidder-b,` then `bidder-c`): nothing is cut off, a name longer than a line
-    is split."""
+    bidder-a, bidder-b,` then `bidder-c`), else at a space (a tool step's arguments):
+    nothing is cut off, a name longer than a line is split."""
     width = max(width, 1)
     parts = text.split(", ")
     pieces = [part + "," for part in parts[:-1]] + parts[-1:]
@@ -404,8 +405,10 @@ def wrapped(text: str, width: int) -> tuple[str, ...]:
             lines.append(line)
             joined = piece
         while len(joined) > width:
-            lines.append(joined[:width].rstrip())
-            joined = joined[width:].lstrip()
+            at = joined.rfind(" ", 1, width + 1)
+            at = at if at > 0 else width
+            lines.append(joined[:at].rstrip())
+            joined = joined[at:].lstrip()
         line = joined
     return (*lines, line) if line or not lines else tuple(lines)
 
@@ -681,13 +684,18 @@ def _tool_arrow(
 ) -> str:
     """`get_current_time` from the agent to the server's lane; `3.2ms` (or `✗ timeout`)
     back."""
+    room = max(abs(lane - agent) - 5, 4)  # the label stays between the lanes
     match event:
         case ToolCalled(tool=tool):
-            return _span(column, total, agent, [lane], f" {tool} ")
+            return _span(column, total, agent, [lane], f" {_cut(tool, room)} ")
         case ToolReturned(duration_us=us):
             return _span(column, total, lane, [agent], f" {took(us)} ")
         case ToolFailed(kind=kind):
-            return _span(column, total, lane, [agent], f" ✗ {kind} ")
+            return _span(column, total, lane, [agent], f" {_cut('✗ ' + kind, room)} ")
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _span(column: dict[str, int], total: int, start: int | None, ends: list[int], label: str) -> str:
@@ -717,9 +725,8 @@ def _mark(column: dict[str, int], total: int, who: str, text: str) -> str:
     for x in column.values():
         line[x] = "│"
     at = column[who]
-    for i, ch in enumerate(text):
-        if at + i < total:
-            line[at + i] = ch
+    line += [" "] * (at + len(text) - total)  # past the last lane rather than cut (it scrolls)
+    line[at : at + len(text)] = text
     return "".join(line).rstrip()
 
 
