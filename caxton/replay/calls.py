@@ -121,4 +121,4 @@ def _utc(at: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{at % 1000:03d} UTC"
 
 
-__all__ = ["TOOL_MARK", "journal_lines", "excerpt", "result_body", "took", "tool_lane"]
+__all__ = ["TOOL_MARK", "excerpt", "journal_lines", "result_body", "took", "tool_lane"]

@@ -19,9 +19,9 @@ from typing import Any
 from caxton.domain.events import (
     AgentTrapped,
     BreakerClosed,
-    HostCall,
     BreakerHalfOpened,
     BreakerOpened,
+    HostCall,
     MessageDeadLettered,
     MessageHandled,
     MessageSent,

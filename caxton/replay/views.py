@@ -181,7 +181,9 @@ def _tool_row(step: int, time: str, event: ToolCalled | ToolReturned | ToolFaile
         case ToolReturned(result=result, duration_us=us):
             arrow = f"{name} → {agent} in {took(us)}: {excerpt(result_body(result), 40)}"
             status = "tool result"
-            note = f"{took(us)}" + (f", truncated from {event.size} bytes" if event.truncated else "")
+            note = f"{took(us)}" + (
+                f", truncated from {event.size} bytes" if event.truncated else ""
+            )
         case ToolFailed(reason=reason, duration_us=us):
             arrow = f"{name} ✗ {agent} in {took(us)}: {excerpt(reason, 60)}"
             status, note = "tool failed", reason
@@ -698,7 +700,9 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _span(column: dict[str, int], total: int, start: int | None, ends: list[int], label: str) -> str:
+def _span(
+    column: dict[str, int], total: int, start: int | None, ends: list[int], label: str
+) -> str:
     """Arrows from lane position `start` to each of `ends`, labelled."""
     line = [" "] * total
     for x in column.values():

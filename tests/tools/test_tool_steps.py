@@ -17,13 +17,13 @@ from textual.widgets import DataTable, Static
 
 from caxton.domain.events import Limits, MessageHandled, Recorded, ToolCalled, ToolFailed
 from caxton.domain.journal import answers
+from caxton.replay.cursor import Cursor
 from caxton.replay.recording import record
 from caxton.replay.trace import format_line, journal_text, trace_lines
 from caxton.replay.views import mermaid, sequence
 from caxton.shell.reexec import reexecute
 from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.tools import ToolServerConfig
-from caxton.replay.cursor import Cursor
 from tests.support import wat
 from tests.tools.conftest import close_node, make_node, registry_server
 from tests.tools.test_agents_calling_tools import handle_one
@@ -54,11 +54,14 @@ async def conversation_of(node: Node, agent: str) -> tuple[str, list[Recorded]]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, list[Recorded]]]:
+async def recorded(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[str, list[Recorded]]]:
     """Two conversations on one node: `teller` granted get_current_time (answered) and
     `nosy` not granted convert_time (refused)."""
     node, bridge = await make_node(
-        tmp_path_factory.mktemp("tool-steps"), ToolServerConfig(name="time", command=str(registry_server("time")))
+        tmp_path_factory.mktemp("tool-steps"),
+        ToolServerConfig(name="time", command=str(registry_server("time"))),
     )
     try:
         await teller(node, "teller", "get_current_time", ("time.get_current_time",))
@@ -77,9 +80,7 @@ async def test_a_tool_call_and_the_handlings_journal_read_as_steps_in_the_trace(
     conversation, history = recorded["teller"]
     own = [r for r in history if r.stream == f"conversation:{conversation}"]
     lines = trace_lines(own, verbose=True)
-    text = "\n".join(
-        part for line in lines for part in [format_line(line), *journal_text(line)]
-    )
+    text = "\n".join(part for line in lines for part in [format_line(line), *journal_text(line)])
 
     assert re.search(
         r'agent="teller" tool="time.get_current_time" status="tool-called" '
@@ -99,7 +100,9 @@ async def test_a_tool_call_and_the_handlings_journal_read_as_steps_in_the_trace(
     journal = text.split('message="request" status="received"')[1].splitlines()[1:6]
     assert [entry.split()[0] for entry in journal] == ["log", "now", "random", "call-tool", "log"]
     assert journal[0] == "    log info   asking the tool"
-    assert re.fullmatch(r"    now        \d{13} \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC\)", journal[1])
+    assert re.fullmatch(
+        r"    now        \d{13} \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC\)", journal[1]
+    )
     assert re.fullmatch(r"    random     \d+ \(0x[0-9a-f]{16}\)", journal[2])
     assert journal[3].startswith(
         '    call-tool  time.get_current_time {"timezone": "UTC"} → {"timezone": "UTC", '

@@ -47,9 +47,14 @@ async def test_each_call_and_its_answer_is_a_step_with_arguments_result_and_dura
         assert cells(app, 6) == ["⚙ time: breaker open (calls by clerk)", "", "breaker"]
         await pilot.press("g", "5", "enter")
         message = text_of(app, "#message")
-        assert message.startswith("tool call time.convert_time by clerk: failed (timeout) in 5000ms")
+        assert message.startswith(
+            "tool call time.convert_time by clerk: failed (timeout) in 5000ms"
+        )
         assert '"target_timezone": "Asia/Tokyo"' in message
-        assert f"reason          {'timeout: time.convert_time did not answer within 5000ms'}" in message
+        assert (
+            f"reason          {'timeout: time.convert_time did not answer within 5000ms'}"
+            in message
+        )
 
 
 async def test_the_diagram_has_a_lane_per_tool_server_and_arrows_there_and_back() -> None:
@@ -69,7 +74,9 @@ async def test_a_handling_shows_its_now_and_random_answers_and_log_lines() -> No
     app = app_for()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("g", "7", "enter")
-        journal = text_of(app, "#message").split("host answers and log lines while handling it\n")[1]
+        journal = text_of(app, "#message").split("host answers and log lines while handling it\n")[
+            1
+        ]
         assert journal.splitlines() == [
             "  log info   asking the time",
             "  now        1764000000000 (2025-11-24 16:00:00.000 UTC)",
