@@ -51,6 +51,10 @@ STATUS_STYLE = {
     "dead-letter": "red",
     "trapped": "bold red",
     "takeover": "bold magenta",
+    "tool call": "blue",
+    "tool result": "green",
+    "tool failed": "yellow",
+    "breaker": "bold yellow",
 }
 OUTCOME_STYLE = {"open": "cyan", "done": "green", "failed": "red", "violated": "bold red"}
 

@@ -18,6 +18,9 @@ from caxton.domain.events import (
     MessageSent,
     Recorded,
     ShardClaimed,
+    ToolCalled,
+    ToolFailed,
+    ToolReturned,
 )
 from caxton.domain.frozen import replace
 from caxton.domain.world import World, evolve
@@ -29,12 +32,13 @@ class Timeline:
     """A recording with its states by step, folded lazily and kept (folds are persistent
     structures, so keeping one per step shares almost everything)."""
 
-    __slots__ = ("_nodes", "_sends", "_states", "clustered", "recording")
+    __slots__ = ("_calls", "_nodes", "_sends", "_states", "clustered", "recording")
 
     def __init__(self, recording: Recording) -> None:
         self.recording = recording
         self._states: list[World] = [recording.prelude]
         self._sends: dict[str, int] | None = None
+        self._calls: dict[str, list[int]] | None = None
         self._nodes: tuple[str, ...] | None = None
         self.clustered = recording.clustered
         """Whether steps name their node (a cluster's log)."""
@@ -80,6 +84,16 @@ class Timeline:
                 if isinstance(r.event, MessageSent)
             }
         return self._sends.get(message_id)
+
+    def call_steps(self, call_id: str) -> tuple[int, ...]:
+        """The steps of one tool call: its `ToolCalled`, then its `ToolReturned` or
+        `ToolFailed` (either may be outside the recording)."""
+        if self._calls is None:
+            self._calls = {}
+            for i, r in enumerate(self.recording.events, start=1):
+                if isinstance(r.event, ToolCalled | ToolReturned | ToolFailed):
+                    self._calls.setdefault(r.event.call_id, []).append(i)
+        return tuple(self._calls.get(call_id, ()))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,6 +251,12 @@ def searchable(recorded: Recorded) -> str:
             parts = (a, k, why)
         case ShardClaimed(shard=shard, node=node, previous=previous, reason=why):
             parts = ("takeover", f"shard {shard}", node, previous, why)
+        case ToolCalled(agent=a, server=s, tool=t, arguments=args):
+            parts = (a, f"{s}.{t}", args)
+        case ToolReturned(agent=a, server=s, tool=t, result=result):
+            parts = (a, f"{s}.{t}", result)
+        case ToolFailed(agent=a, server=s, tool=t, reason=why):
+            parts = (a, f"{s}.{t}", why)
         case _:
             parts = (type(event).__name__, getattr(event, "agent", ""))
     return "\n".join(parts).casefold()

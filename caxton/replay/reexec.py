@@ -26,6 +26,7 @@ from caxton.domain.events import (
     MessageSent,
     Recorded,
 )
+from caxton.domain.journal import answers
 from caxton.replay.recording import Recording
 from caxton.replay.views import pretty
 
@@ -120,10 +121,11 @@ def script(recording: Recording, agent: str, history: Sequence[Recorded] = ()) -
 class Journal:
     """Feeds a recorded journal back, call by call. A call the record does not hold (the
     new build asks for something the old one did not) gets a neutral answer and is
-    remembered as a difference."""
+    remembered as a difference. The agent's log lines answer nothing: they are skipped,
+    and a build that logs differently is not a difference."""
 
     def __init__(self, calls: Sequence[HostCall]) -> None:
-        self._calls = list(calls)
+        self._calls = list(answers(calls))
         self._next = 0
         self.surprises: list[str] = []
 

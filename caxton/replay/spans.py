@@ -30,6 +30,7 @@ from caxton.domain.events import (
     ToolReturned,
 )
 from caxton.domain.ids import PLATFORM, is_capability, is_client, split_instance_key
+from caxton.domain.journal import answers
 from caxton.domain.tracing import (
     SAMPLED,
     deliver_span_id,
@@ -273,7 +274,7 @@ class SpanBuilder:
             extra=(
                 ("caxton.wasm.duration_us", handled.duration_us),
                 ("caxton.wasm.cpu_us", handled.cpu_us),
-                ("caxton.host_calls", len(handled.journal)),
+                ("caxton.host_calls", len(answers(handled.journal))),
             ),
             error=handled.error,
             error_event=("agent.error", (("error.message", handled.error),)),

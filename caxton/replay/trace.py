@@ -1,5 +1,9 @@
 """`caxton trace`: one line per step of a conversation, in log order.
 
+A tool call's lines carry its arguments and its result (or failure) and how long it
+took; with `verbose`, a handling's line carries its journal: the host's answers
+(`now`, `random`, tool results) and the agent's log lines, printed under it.
+
 In a cluster's log (its shard claims read too), each step the log attributes names its
 node, and a claim of a participant's shard between the first and the last step is a
 step of its own (a takeover); outside a cluster the lines are what they always were.
@@ -17,6 +21,7 @@ from caxton.domain.events import (
     BreakerClosed,
     BreakerHalfOpened,
     BreakerOpened,
+    HostCall,
     MessageDeadLettered,
     MessageHandled,
     MessageSent,
@@ -30,6 +35,7 @@ from caxton.domain.events import (
 from caxton.domain.frozen import replace
 from caxton.domain.ids import PLATFORM, split_instance_key
 from caxton.domain.placement import shard_of
+from caxton.replay.calls import excerpt, journal_lines, result_body, took
 from caxton.replay.nodes import NO_HOLDERS, REASONS, holders_after, node_of, on_shard
 from caxton.replay.recording import participants
 
@@ -52,6 +58,12 @@ class TraceLine:
     does not say: what a client sent)."""
     takeover: ShardClaimed | None = field(default=None, compare=False)
     """The claim a `takeover` line shows (`agent`: the participants it moved)."""
+    arguments: str = ""
+    """A `tool-called` line's arguments (JSON text)."""
+    result: str = ""
+    """A `tool-returned` line's result (MCP's `CallToolResult` as JSON text)."""
+    journal: tuple[HostCall, ...] = field(default=(), compare=False)
+    """A handling's host answers and log lines, in order (verbose traces only)."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -71,6 +83,12 @@ class TraceLine:
             data["tool"] = self.tool
         if self.node:
             data["node"] = self.node
+        if self.arguments:
+            data["arguments"] = self.arguments
+        if self.result:
+            data["result"] = self.result
+        if self.journal:
+            data["journal"] = [{"kind": c.kind, "value": c.value} for c in self.journal]
         if self.takeover is not None:
             claim = self.takeover
             data["takeover"] = {
@@ -88,9 +106,11 @@ class TraceView:
     in a cluster's log, who holds each shard and which shards the participants are on.
 
     `agents`: the conversation's participants when known beforehand (a whole history),
-    so that a takeover of a shard whose agent takes part only later is shown too."""
+    so that a takeover of a shard whose agent takes part only later is shown too;
+    `verbose`: handlings' lines carry their journals."""
 
-    def __init__(self, agents: Iterable[str] = ()) -> None:
+    def __init__(self, agents: Iterable[str] = (), *, verbose: bool = False) -> None:
+        self._verbose = verbose
         self._performatives: dict[str, str] = {}
         self._holders = NO_HOLDERS
         self._agents: dict[str, None] = dict.fromkeys(agents)
@@ -161,6 +181,7 @@ class TraceView:
                         status="failed" if event.error else "received",
                         message_id=event.message_id,
                         error=event.error,
+                        journal=event.journal if self._verbose else (),
                     )
                 ]
             case MessageDeadLettered():
@@ -205,15 +226,15 @@ class TraceView:
 def tool_line(recorded: Recorded) -> TraceLine:
     """A tool call's steps, and its breaker's changes, as trace lines."""
     event = recorded.event
-    status, error, took = "", "", 0
+    status, error, duration_us, arguments, result = "", "", 0, "", ""
     match event:
         case ToolCalled():
-            status = "tool-called"
+            status, arguments = "tool-called", event.arguments
         case ToolReturned():
-            status, took = "tool-returned", event.duration_us
+            status, duration_us, result = "tool-returned", event.duration_us, event.result
             error = f"truncated from {event.size} bytes" if event.truncated else ""
         case ToolFailed():
-            status, error, took = "tool-failed", event.reason, event.duration_us
+            status, error, duration_us = "tool-failed", event.reason, event.duration_us
         case BreakerOpened():
             status = "breaker-open"
             error = f"after {event.failures} failures ({event.reason}), for {event.reset_ms}ms"
@@ -230,18 +251,20 @@ def tool_line(recorded: Recorded) -> TraceLine:
         at=recorded.at,
         conversation_id=event.conversation_id,
         agent=event.agent or PLATFORM,
-        message=f"{took // 1000}ms" if took else "",
+        message=took(duration_us) if duration_us else "",
         status=status,
         error=error,
         tool=tool,
+        arguments=arguments,
+        result=result,
     )
 
 
-def trace_lines(history: Iterable[Recorded]) -> list[TraceLine]:
+def trace_lines(history: Iterable[Recorded], *, verbose: bool = False) -> list[TraceLine]:
     """The lines of a conversation's events (and, in a cluster, its participants' shard
     claims), in log order; takeovers only between the first and the last step."""
     ordered = sorted(history, key=lambda r: r.position)
-    view = TraceView(participants(ordered))
+    view = TraceView(participants(ordered), verbose=verbose)
     lines = [line for recorded in ordered for line in view.lines(recorded)]
     while lines and lines[-1].takeover is not None:  # after the last step: not this story
         lines.pop()
@@ -258,16 +281,29 @@ def format_line(line: TraceLine) -> str:
         text = f'{at} status="takeover" shard="{claim.shard}" from="{claim.previous or "-"}"'
         text += f' reason="{why}" epoch="{claim.epoch}"'
         return text + (f' agent="{line.agent}"' if line.agent else "")
-    if line.tool:  # a tool call: no message; how long it took instead
-        took = f' took="{line.message}"' if line.message else ""
-        text = f'{at} agent="{line.agent}" tool="{line.tool}" status="{line.status}"'
-        return text + took + (f' error="{line.error}"' if line.error else "")
+    if line.tool:  # a tool call: no message; how long it took instead, and what went in and out
+        spent = f' took="{line.message}"' if line.message else ""
+        text = f'{at} agent="{line.agent}" tool="{line.tool}" status="{line.status}"' + spent
+        if line.arguments:
+            text += f" args={excerpt(line.arguments, TOOL_EXCERPT)}"
+        if line.result:
+            text += f" result={excerpt(result_body(line.result), TOOL_EXCERPT)}"
+        return text + (f' error="{line.error}"' if line.error else "")
     text = f'{at} agent="{line.agent}" message="{line.message}" status="{line.status}"'
     if line.to:
         text += f' to="{line.to}"'
     if line.error:
         text += f' error="{line.error}"'
     return text
+
+
+TOOL_EXCERPT = 200
+"""Characters of a tool call's arguments or result on its line (`--json` has them whole)."""
+
+
+def journal_text(line: TraceLine) -> list[str]:
+    """A verbose trace's lines under a handling: its journal, one entry a line, indented."""
+    return [f"    {entry}" for entry in journal_lines(line.journal)]
 
 
 def _agent_of(receiver: str) -> str:

@@ -21,14 +21,23 @@ from caxton.domain.events import (
     AgentStarted,
     AgentStopped,
     AgentTrapped,
+    BreakerClosed,
+    BreakerHalfOpened,
+    BreakerOpened,
+    HostCall,
     MessageDeadLettered,
     MessageHandled,
     MessageSent,
     Recorded,
     ShardClaimed,
+    ToolCalled,
+    ToolFailed,
+    ToolReturned,
 )
 from caxton.domain.frozen import replace
+from caxton.domain.ids import PLATFORM
 from caxton.domain.protocols import agent_of, phase
+from caxton.replay.calls import excerpt, journal_lines, result_body, took, tool_lane
 from caxton.replay.cursor import Cursor, Timeline
 from caxton.replay.nodes import on_shard, takeover_arrow, takeover_reason, takeover_text
 from caxton.replay.recording import participants
@@ -137,6 +146,18 @@ def _row(step: int, recorded: Recorded, timeline: Timeline) -> Row:
                 status="takeover",
                 detail=takeover_reason(event),
             )
+        case ToolCalled() | ToolReturned() | ToolFailed():
+            return _tool_row(step, time, event)
+        case BreakerOpened() | BreakerHalfOpened() | BreakerClosed():
+            return Row(
+                step=step,
+                time=time,
+                actor=event.agent,
+                arrow=f"{tool_lane(event.server)}: {_breaker(event)}",
+                performative="",
+                status="breaker",
+                detail=_breaker_reason(event),
+            )
         case _:
             return Row(
                 step=step,
@@ -147,6 +168,48 @@ def _row(step: int, recorded: Recorded, timeline: Timeline) -> Row:
                 status=_lifecycle(recorded),
                 detail=_lifecycle_detail(recorded),
             )
+
+
+def _tool_row(step: int, time: str, event: ToolCalled | ToolReturned | ToolFailed) -> Row:
+    """`bidder → ⚙ time.get_current_time {"timezone": "UTC"}`, then its answer back:
+    `⚙ time.get_current_time → bidder in 3.2ms: {"datetime": …}` or `✗` and why."""
+    agent = event.agent or PLATFORM
+    name = f"{tool_lane(event.server)}.{event.tool}"
+    match event:
+        case ToolCalled(arguments=arguments):
+            arrow, status, note = f"{agent} → {name} {excerpt(arguments, 40)}", "tool call", ""
+        case ToolReturned(result=result, duration_us=us):
+            arrow = f"{name} → {agent} in {took(us)}: {excerpt(result_body(result), 40)}"
+            status = "tool result"
+            note = f"{took(us)}" + (
+                f", truncated from {event.size} bytes" if event.truncated else ""
+            )
+        case ToolFailed(reason=reason, duration_us=us):
+            arrow = f"{name} ✗ {agent} in {took(us)}: {excerpt(reason, 60)}"
+            status, note = "tool failed", reason
+    return Row(
+        step=step,
+        time=time,
+        actor=event.agent,
+        arrow=arrow,
+        performative="",
+        status=status,
+        detail=note,
+    )
+
+
+def _breaker(event: BreakerOpened | BreakerHalfOpened | BreakerClosed) -> str:
+    state = {BreakerOpened: "open", BreakerHalfOpened: "half-open", BreakerClosed: "closed"}
+    whose = f" (calls by {event.agent})" if event.agent else ""
+    return f"breaker {state[type(event)]}{whose}"
+
+
+def _breaker_reason(event: BreakerOpened | BreakerHalfOpened | BreakerClosed) -> str:
+    if isinstance(event, BreakerOpened):
+        return f"after {event.failures} failures ({event.reason}), for {event.reset_ms} ms"
+    if isinstance(event, BreakerHalfOpened):
+        return "one trial call may go through"
+    return "a trial call succeeded: calls go through again"
 
 
 def rows(timeline: Timeline, start: int = 1) -> list[Row]:
@@ -179,10 +242,16 @@ def detail(cursor: Cursor) -> str:
     if recorded is None:
         return "Before the first event."
     node = cursor.timeline.node(cursor.step)
-    if isinstance(recorded.event, ShardClaimed):
-        return _takeover_detail(cursor, recorded.event)
+    event = recorded.event
+    if isinstance(event, ShardClaimed):
+        return _takeover_detail(cursor, event)
+    if isinstance(event, ToolCalled | ToolReturned | ToolFailed):
+        return _tool_detail(cursor, event)
     if message is None:
-        return f"{type(recorded.event).__name__}\n\n{_fields(recorded.event)}"
+        text = f"{type(event).__name__}\n\n{_fields(event)}"
+        if isinstance(event, AgentStarted) and event.journal:
+            text += "\n\n" + _journal_text(event.journal, "while starting (init)")
+        return text
     lines = [
         f"{'performative':<16}{message.performative.value}",
         f"{'id':<16}{message.id}",
@@ -209,6 +278,52 @@ def detail(cursor: Cursor) -> str:
         if isinstance(recorded.event, MessageDeadLettered):
             summary = f"dead letter to {recorded.event.receiver}: {recorded.event.reason}"
         lines = [summary, "", *lines]
+    if isinstance(event, MessageHandled) and event.journal:
+        lines += ["", _journal_text(event.journal, "while handling it")]
+    return "\n".join(lines)
+
+
+def _journal_text(journal: tuple[HostCall, ...], when: str) -> str:
+    """The host's answers (`now`, `random`, tool calls) and the agent's log lines of one
+    call, in the order the agent got them."""
+    lines = [f"  {line}" for line in journal_lines(journal)]
+    return "\n".join([f"host answers and log lines {when}", *lines])
+
+
+def _tool_detail(cursor: Cursor, event: ToolCalled | ToolReturned | ToolFailed) -> str:
+    """One tool call whole, from either of its steps: who called what, with which
+    arguments, and what came back (or why nothing did), and how long it took."""
+    timeline = cursor.timeline
+    steps = timeline.call_steps(event.call_id)
+    found = [e for e in (timeline.event(i) for i in steps) if e is not None]
+    called = next((r.event for r in found if isinstance(r.event, ToolCalled)), None)
+    end = next((r.event for r in found if isinstance(r.event, ToolReturned | ToolFailed)), None)
+    name = f"{event.server}.{event.tool}"
+    agent = event.agent or PLATFORM
+    match end:
+        case ToolReturned(duration_us=us):
+            outcome = f"returned in {took(us)}"
+            if end.truncated:
+                outcome += f" (truncated from {end.size} bytes)"
+        case ToolFailed(duration_us=us, kind=kind):
+            outcome = f"failed ({kind}) in {took(us)}"
+        case _:
+            outcome = "no answer recorded in this conversation"
+    where = " → ".join(f"step {i}" for i in steps)
+    lines = [f"tool call {name} by {agent}: {outcome}", ""]
+    lines.append(f"{'tool':<16}{name}  ({tool_lane(event.server)})")
+    lines.append(f"{'call id':<16}{event.call_id}")
+    lines.append(f"{'steps':<16}{where}")
+    if called is not None and called.message_id:
+        message = _message(timeline, called.message_id)
+        handling = f" ({message.performative.value} from {message.sender})" if message else ""
+        lines.append(f"{'while handling':<16}{called.message_id}{handling}")
+    lines += ["", "arguments"]
+    lines.append(pretty(called.arguments) if called is not None else "(not in this recording)")
+    if isinstance(end, ToolReturned):
+        lines += ["", "result", pretty(result_body(end.result))]
+    elif isinstance(end, ToolFailed):
+        lines += ["", "failure", f"{'kind':<16}{end.kind}", f"{'reason':<16}{end.reason}"]
     return "\n".join(lines)
 
 
@@ -279,8 +394,8 @@ def search(cursor: Cursor, text: str, *, backwards: bool = False) -> Cursor | No
 
 def wrapped(text: str, width: int) -> tuple[str, ...]:
     """`text` in lines of at most `width`, broken after a list's commas (`manager →
-    bidder-a, bidder-b,` then `bidder-c`): nothing is cut off, a name longer than a line
-    is split."""
+    bidder-a, bidder-b,` then `bidder-c`), else at a space (a tool step's arguments):
+    nothing is cut off, a name longer than a line is split."""
     width = max(width, 1)
     parts = text.split(", ")
     pieces = [part + "," for part in parts[:-1]] + parts[-1:]
@@ -292,8 +407,10 @@ def wrapped(text: str, width: int) -> tuple[str, ...]:
             lines.append(line)
             joined = piece
         while len(joined) > width:
-            lines.append(joined[:width].rstrip())
-            joined = joined[width:].lstrip()
+            at = joined.rfind(" ", 1, width + 1)
+            at = at if at > 0 else width
+            lines.append(joined[:at].rstrip())
+            joined = joined[at:].lstrip()
         line = joined
     return (*lines, line) if line or not lines else tuple(lines)
 
@@ -319,17 +436,21 @@ def state_view(cursor: Cursor) -> StateView:
 
 
 def lanes(timeline: Timeline) -> list[str]:
-    """One lane per participant, in order of appearance, clients included."""
+    """One lane per participant, in order of appearance, clients included; then one per
+    MCP server called (`⚙ time`)."""
     seen: dict[str, None] = {}
+    servers: dict[str, None] = {}
     for recorded in timeline.recording.events:
         event = recorded.event
         if isinstance(event, MessageSent):
             seen.setdefault(event.message.sender, None)
             for name in targets(event):
                 seen.setdefault(name, None)
+        elif isinstance(event, ToolCalled):
+            servers.setdefault(tool_lane(event.server), None)
     for name in participants(timeline.recording.events):
         seen.setdefault(name, None)
-    return list(seen)
+    return [*seen, *servers]
 
 
 def lane_width(names: list[str], pane: int) -> int:
@@ -342,7 +463,8 @@ def lane_width(names: list[str], pane: int) -> int:
 
 def sequence(cursor: Cursor, width: int = 24) -> list[tuple[int, str]]:
     """The sequence diagram as text: a header of lanes, then one line per message sent
-    (`(step, line)`, step 0 for the header), arrows from sender to each receiver."""
+    (`(step, line)`, step 0 for the header), arrows from sender to each receiver; a tool
+    call an arrow from its agent to the server's lane, its answer one back."""
     timeline = cursor.timeline
     names = lanes(timeline)
     if not names:
@@ -366,6 +488,14 @@ def sequence(cursor: Cursor, width: int = 24) -> list[tuple[int, str]]:
         elif isinstance(event, ShardClaimed):
             for who in on_shard(event.shard, column):
                 lines.append((step, _mark(column, total, who, f"⇄ {takeover_arrow(event)}")))
+        elif isinstance(event, ToolCalled | ToolReturned | ToolFailed):
+            agent, lane = column.get(event.agent), column.get(tool_lane(event.server))
+            if agent is not None and lane is not None:
+                lines.append((step, _tool_arrow(event, agent, lane, column, total)))
+        elif isinstance(event, BreakerOpened | BreakerHalfOpened | BreakerClosed):
+            lane_name = tool_lane(event.server)
+            if lane_name in column:
+                lines.append((step, _mark(column, total, lane_name, f"⚡ {_breaker(event)}")))
     return lines
 
 
@@ -442,6 +572,10 @@ def mermaid(recording: Timeline | Cursor) -> str:
             for who in on_shard(event.shard, alias):
                 text = f"takeover: {takeover_text(event)}"
                 out.append(f"    Note over {alias[who]}: {_mermaid_text(text)}")
+        elif isinstance(event, ToolCalled | ToolReturned | ToolFailed):
+            agent, lane = alias.get(event.agent), alias.get(tool_lane(event.server))
+            if agent is not None and lane is not None:
+                out.append(_mermaid_tool(event, agent, lane))
     state = timeline.state(len(timeline)).conversations.get(timeline.recording.conversation_id)
     if state is not None and state.violations and names:
         for v in state.violations:
@@ -516,8 +650,19 @@ def _lifecycle_detail(recorded: Recorded) -> str:
 
 
 def _fields(event: object) -> str:
+    """An event's fields, one per line as the message pane shows an envelope."""
     slots = getattr(type(event), "__slots__", ())
-    return ", ".join(f"{name}={getattr(event, name)!r}" for name in slots if name != "journal")
+    lines = []
+    for name in slots:
+        value = getattr(event, name)
+        if name == "journal" or value in ("", (), None):
+            continue
+        if isinstance(value, tuple):
+            value = ", ".join(map(str, value))
+        elif hasattr(type(value), "__dataclass_fields__"):  # limits, a restart policy
+            value = ", ".join(f"{f}={getattr(value, f)}" for f in type(value).__dataclass_fields__)
+        lines.append(f"{name.replace('_', ' '):<16}{value}")
+    return "\n".join(lines)
 
 
 def _centre(text: str, width: int) -> str:
@@ -527,11 +672,41 @@ def _centre(text: str, width: int) -> str:
 
 def _arrow(event: MessageSent, column: dict[str, int], total: int) -> str:
     m = event.message
+    start = column.get(m.sender)
+    ends = [column[t] for t in (targets(event) or m.receivers) if t in column]
+    return _span(column, total, start, ends, f" {m.performative.value} ")
+
+
+def _tool_arrow(
+    event: ToolCalled | ToolReturned | ToolFailed,
+    agent: int,
+    lane: int,
+    column: dict[str, int],
+    total: int,
+) -> str:
+    """`get_current_time` from the agent to the server's lane; `3.2ms` (or `✗ timeout`)
+    back."""
+    room = max(abs(lane - agent) - 5, 4)  # the label stays between the lanes
+    match event:
+        case ToolCalled(tool=tool):
+            return _span(column, total, agent, [lane], f" {_cut(tool, room)} ")
+        case ToolReturned(duration_us=us):
+            return _span(column, total, lane, [agent], f" {took(us)} ")
+        case ToolFailed(kind=kind):
+            return _span(column, total, lane, [agent], f" {_cut('✗ ' + kind, room)} ")
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _span(
+    column: dict[str, int], total: int, start: int | None, ends: list[int], label: str
+) -> str:
+    """Arrows from lane position `start` to each of `ends`, labelled."""
     line = [" "] * total
     for x in column.values():
         line[x] = "│"
-    start = column.get(m.sender)
-    ends = [column[t] for t in (targets(event) or m.receivers) if t in column]
     if start is None or not ends:
         return "".join(line)
     for end in ends:
@@ -541,7 +716,6 @@ def _arrow(event: MessageSent, column: dict[str, int], total: int) -> str:
                 line[x] = "─"
         line[end] = ">" if end > start else "<"
     line[start] = "┼"
-    label = f" {m.performative.value} "
     low, high = min(start, *ends), max(start, *ends)
     at = low + 2 if high - low > len(label) + 2 else min(high + 2, max(total - len(label), 0))
     for i, ch in enumerate(label):
@@ -555,10 +729,21 @@ def _mark(column: dict[str, int], total: int, who: str, text: str) -> str:
     for x in column.values():
         line[x] = "│"
     at = column[who]
-    for i, ch in enumerate(text):
-        if at + i < total:
-            line[at + i] = ch
+    line += [" "] * (at + len(text) - total)  # past the last lane rather than cut (it scrolls)
+    line[at : at + len(text)] = text
     return "".join(line).rstrip()
+
+
+def _mermaid_tool(event: ToolCalled | ToolReturned | ToolFailed, agent: str, lane: str) -> str:
+    match event:
+        case ToolCalled(tool=tool, arguments=arguments):
+            return f"    {agent}->>{lane}: {_mermaid_text(f'{tool} {excerpt(arguments, 40)}')}"
+        case ToolReturned(duration_us=us, result=result):
+            text = f"{took(us)} {excerpt(result_body(result), 40)}"
+            return f"    {lane}-->>{agent}: {_mermaid_text(text)}"
+        case ToolFailed(duration_us=us, reason=reason):
+            text = f"{took(us)} {excerpt(reason, 60)}"
+            return f"    {lane}--x{agent}: {_mermaid_text(text)}"
 
 
 def _summary(content: str, limit: int = 40) -> str:

@@ -213,3 +213,41 @@ def test_bad_tool_tables_are_refused_with_one_line(tmp_path: Path) -> None:
     assert started.stderr.strip() == (
         f"✗ {config}: tools.db: timeout: 'fast' is not a duration (examples: 200ms, 5s, 5m, 1h)"
     )
+
+
+def test_trace_shows_a_call_s_arguments_and_result_and_verbose_the_handling_s_journal(
+    tool_server: ServerProcess, tmp_path: Path
+) -> None:
+    component = tmp_path / "chatty-caller.wasm"
+    component.write_bytes(wat("chatty-caller"))
+    config = json.dumps(["time", "get_current_time", {"timezone": "UTC"}])
+    caxton(
+        "agent", "deploy", str(component), "--name", "teller", "--config", config,
+        "--tools", "time.*", "--timeout", "1s", server=tool_server.address,
+    )  # fmt: skip
+    conversation = send(tool_server, "teller")
+    trace_until(tool_server, conversation, 'status="received"')
+
+    verbose = caxton(
+        "trace", "--conversation-id", conversation, "--verbose", server=tool_server.address
+    ).stdout.splitlines()
+
+    assert any(
+        'tool="time.get_current_time" status="tool-called" args={"timezone": "UTC"}' in line
+        for line in verbose
+    ), verbose
+    assert any(
+        re.search(r'status="tool-returned" took="[\d.<]+ms" result=\{"timezone": "UTC", ', line)
+        for line in verbose
+    ), verbose
+    handled = next(i for i, line in enumerate(verbose) if 'status="received"' in line)
+    journal = verbose[handled + 1 : handled + 6]
+    assert [line.split()[0] for line in journal] == ["log", "now", "random", "call-tool", "log"]
+    assert journal[0] == "    log info   asking the tool"
+    as_json = caxton(
+        "trace", "--conversation-id", conversation, "--json", "-v", server=tool_server.address
+    ).stdout.splitlines()
+    (received,) = [json.loads(x) for x in as_json if '"status": "received"' in x]
+    assert [entry["kind"] for entry in received["journal"]] == [
+        "log", "now", "random", "call-tool", "log",
+    ]  # fmt: skip

@@ -17,7 +17,7 @@ from caxton.domain.ids import conversation_stream, shard_stream
 from caxton.domain.placement import shard_of
 from caxton.replay.nodes import is_shard_event
 from caxton.replay.recording import participants
-from caxton.replay.trace import TraceLine, TraceView, format_line, trace_lines
+from caxton.replay.trace import TraceLine, TraceView, format_line, journal_text, trace_lines
 from caxton.shell.cli.common import (
     DURATION,
     Failure,
@@ -140,10 +140,23 @@ def _pretty(content: str) -> str:
 @click.option("--last", type=DURATION, default=None, help="Only steps in this window (e.g. 5m).")
 @click.option("--follow", is_flag=True, help="Keep printing new steps as they are committed.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Under each handling, the host's answers (now, random, tool results) and the "
+    "agent's log lines, in order.",
+)
 @server_options
 @run
 async def trace(
-    conversation_id: str, last: int | None, follow: bool, as_json: bool, server: str, token: str
+    conversation_id: str,
+    last: int | None,
+    follow: bool,
+    as_json: bool,
+    verbose: bool,
+    server: str,
+    token: str,
 ) -> None:
     """One line per step of a conversation, in log order, failures included; in a
     cluster, the node of each step and the takeovers of its agents' shards."""
@@ -157,13 +170,16 @@ async def trace(
                 printed += 1
                 text = json.dumps(line.to_json()) if as_json else format_line(line)
                 out.print(text, markup=False)
+                if line.journal and not as_json:
+                    for entry in journal_text(line):
+                        out.print(entry, markup=False)
 
     async with CaxtonClient(server, token=token) as client:
         history = await _story(client, conversation_id)
         if not follow:
-            show(trace_lines(history))
+            show(trace_lines(history, verbose=verbose))
         else:
-            view = TraceView(participants(history))
+            view = TraceView(participants(history), verbose=verbose)
             for recorded in history:
                 show(view.lines(recorded))
             after = max((r.position for r in history), default=0)

@@ -1,7 +1,8 @@
 """What one guest call sees of the host: send, log, now, random, call-tool, journaled.
 
 A `CallContext` lives for one `init` or `handle` call. It validates what the agent
-sends, journals every nondeterministic answer, and buffers it all; after the call
+sends, journals every nondeterministic answer and (bounded) the agent's log lines,
+and buffers it all; after the call
 returns, the domain routes the sends and turns the buffer into events
 (`caxton.domain.handling`). Host functions may run on a worker thread: they only
 append to this object's lists.
@@ -19,6 +20,14 @@ import orjson
 from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.errors import InvalidMessage
 from caxton.domain.events import Event, HostCall
+from caxton.domain.journal import (
+    MAX_LOG_BYTES,
+    MAX_LOG_LINES,
+    dropped_count,
+    dropped_entry,
+    log_entry,
+    log_size,
+)
 from caxton.domain.sending import outgoing, outgoing_draft, outgoing_envelope
 from caxton.domain.tools import (
     call_fault,
@@ -60,6 +69,8 @@ class CallContext:
     tools: ToolAccess | None = None
     tool_events: list[Event] = field(default_factory=list)
     tool_calls: int = 0
+    journaled_logs: JournaledLogs | None = None
+    """Made by the first log line: an agent that does not log pays nothing for it."""
 
     @property
     def may_wait(self) -> bool:
@@ -115,6 +126,10 @@ class CallContext:
 
     def log(self, level: str, text: str) -> None:
         self.logs.append((_LEVELS.get(level, logging.INFO), text[:4096]))
+        journaled = self.journaled_logs
+        if journaled is None:
+            journaled = self.journaled_logs = JournaledLogs()
+        journaled.add(self.journal, level, text)
 
     def write_logs(self) -> None:
         """Writes the guest's log lines: after the handling is committed, so that nothing
@@ -212,6 +227,32 @@ does not fit one, and ValueError for text that is not UTF-8 (a lone surrogate)."
 MAX_TOOL_CALLS = 1_000
 NAME_EXCERPT = 128  # what is recorded of a server or tool name that is not a name
 """Tool calls one handling may make; the next one traps the instance (host-error)."""
+
+
+@dataclass(slots=True)
+class JournaledLogs:
+    """The log lines of one call kept in its journal, within `caxton.domain.journal`'s
+    bounds: past either bound, every further line is counted in one `log-dropped` entry
+    (where the first was dropped), so the journal stays in the order things happened."""
+
+    lines: int = 0
+    size: int = 0
+    dropped_at: int = -1
+    """The journal index of the `log-dropped` entry (-1: nothing dropped yet)."""
+
+    def add(self, journal: list[HostCall], level: str, text: str) -> None:
+        if self.dropped_at < 0:
+            entry = log_entry(level, text)
+            size = self.size + log_size(entry)
+            if self.lines < MAX_LOG_LINES and size <= MAX_LOG_BYTES:
+                self.lines += 1
+                self.size = size
+                journal.append(entry)
+                return
+            self.dropped_at = len(journal)
+            journal.append(dropped_entry(1))
+            return
+        journal[self.dropped_at] = dropped_entry(dropped_count(journal[self.dropped_at]) + 1)
 
 
 class ToolLoop(RuntimeError):
