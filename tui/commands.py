@@ -15,6 +15,7 @@ from caxton.replay.views import story
 from caxton.shell.archive import Source
 from caxton.shell.cli.common import Failure, out, run
 from caxton.shell.cli.events import load, open_for, source_options
+from caxton.shell.cli.regress import bad_input, regress_command
 from caxton.shell.reexec import ReexecFailed, reexecute
 
 
@@ -31,7 +32,7 @@ def _with_pairs(
 
 
 @click.command()
-@click.option("--conversation", "conversation_id", required=True, help="The conversation.")
+@click.option("--conversation", "conversation_id", default="", help="The conversation.")
 @click.option("--print", "as_text", is_flag=True, help="Print the story as text; no TUI.")
 @click.option(
     "--with",
@@ -41,17 +42,39 @@ def _with_pairs(
     metavar="AGENT=FILE",
     help="Re-execute the conversation with a new build of AGENT (repeatable).",
 )
+@click.option(
+    "--agent",
+    default="",
+    help="Re-execute every conversation AGENT took part in (with --with AGENT=FILE).",
+)
+@click.option("--since", default="", help="With --agent: only since a time (1d ago, ISO 8601).")
 @source_options
 @run
 async def replay(
     conversation_id: str,
     as_text: bool,
     builds: dict[str, Path],
+    agent: str,
+    since: str,
     log_path: Path | None,
     server: str,
     token: str,
 ) -> None:
-    """Step through a recorded conversation (TUI), print it, or re-execute it."""
+    """Step through a recorded conversation (TUI), print it, or re-execute it; with
+    --agent, re-execute every conversation of an agent (a regression replay)."""
+    if agent:
+        if conversation_id:
+            raise bad_input("pass --conversation ID or --agent NAME, not both")
+        source = await open_for(server, token, log_path)
+        try:
+            await regress_command(source, agent, builds, since)
+        finally:
+            await source.close()
+        return
+    if since:
+        raise bad_input("--since goes with --agent NAME")
+    if not conversation_id:
+        raise bad_input("pass --conversation ID (or --agent NAME with --with NAME=FILE)")
     source = await open_for(server, token, log_path)
     try:
         found, story_events = await load(source, conversation_id)

@@ -126,6 +126,8 @@ class Journal:
         self._calls = list(calls)
         self._next = 0
         self.surprises: list[str] = []
+        self.unanswered: list[str] = []
+        """The surprises that are questions the record cannot answer (a subset)."""
 
     def take(self, kind: str) -> HostCall | None:
         if self._next < len(self._calls):
@@ -133,10 +135,15 @@ class Journal:
             if call.kind == kind or (kind == "call-tool" and call.kind == "tool-error"):
                 self._next += 1
                 return call
-            self.surprises.append(f"asked the host for {kind}() where the record has {call.kind}()")
+            self.unanswerable(f"asked the host for {kind}() where the record has {call.kind}()")
             return None
-        self.surprises.append(f"asked the host for {kind}() beyond what was recorded")
+        self.unanswerable(f"asked the host for {kind}() beyond what was recorded")
         return None
+
+    def unanswerable(self, question: str) -> None:
+        """A question the record holds no answer to (the build got a neutral one)."""
+        self.surprises.append(question)
+        self.unanswered.append(question)
 
     def unused(self) -> list[str]:
         return [c.kind for c in self._calls[self._next :]]
@@ -162,6 +169,8 @@ class Outcome:
     trap: str = ""
     surprises: tuple[str, ...] = ()
     comparisons: tuple[Comparison, ...] = field(default=())
+    unanswered: tuple[str, ...] = ()
+    """The surprises that asked the host something the record cannot answer."""
 
     @property
     def same(self) -> bool:
@@ -207,6 +216,7 @@ def judge(
     error: str = "",
     trap: str = "",
     surprises: Sequence[str] = (),
+    unanswered: Sequence[str] = (),
 ) -> Outcome:
     return Outcome(
         input=item,
@@ -215,6 +225,7 @@ def judge(
         trap=trap,
         surprises=tuple(surprises),
         comparisons=compare(item.sent, sent),
+        unanswered=tuple(unanswered),
     )
 
 
