@@ -117,6 +117,29 @@ def script(recording: Recording, agent: str, history: Sequence[Recorded] = ()) -
     )
 
 
+def agent_script(
+    recording: Recording, agent: str, history: Sequence[Recorded] = ()
+) -> Script | None:
+    """As `script`, and for an agent that handled nothing in the conversation a script
+    without inputs (its build and config, to run it on a message it was never sent);
+    None for an agent the log never deployed."""
+    try:
+        return script(recording, agent, history)
+    except NotInConversation:
+        pass
+    deployed = recording.prelude.agents.get(agent)
+    component = deployed.component if deployed else _deployed_component(recording, agent)
+    if not component:
+        return None
+    return Script(
+        agent=agent,
+        component=component,
+        config=deployed.config if deployed else "",
+        init_journal=_last_start([*history, *recording.events], agent),
+        inputs=(),
+    )
+
+
 class Journal:
     """Feeds a recorded journal back, call by call. A call the record does not hold (the
     new build asks for something the old one did not) gets a neutral answer and is
