@@ -43,6 +43,10 @@ from caxton.replay.recording import Recording
 from caxton.replay.reexec import Script, agent_script, compare
 from caxton.replay.views import format_row, one_line, rows
 
+MAX_NEW_HANDLINGS = 1_000
+"""How many handlings the record never had a fork runs before it stops: agents that
+answer each other forever would otherwise never let it end."""
+
 Mark = Literal["recorded", "edited", "re-executed", "same", "changed", "new"]
 """How a step of the fork came about: as recorded; the edited message; a handling run
 again; a message a re-executed agent sent as recorded (`same`) or otherwise (`changed`);
@@ -86,7 +90,8 @@ class Fork:
     marks: tuple[Mark, ...]
     """One per step of `recording`."""
     notes: tuple[tuple[int, str], ...]
-    """(step, what was odd there): host questions the record could not answer."""
+    """(step, what was odd there): host questions the record could not answer, or where
+    the fork stopped early."""
 
     @property
     def edited(self) -> AclMessage:
@@ -139,6 +144,7 @@ class _Forking:
         self.pending: deque[tuple[AclMessage, str]] = deque()
         """Deliveries the record never had, handled right after the step that made them."""
         self.scripts: dict[str, Script | None] = {}
+        self.new_handlings = 0
         self.at = 0
 
     def run(self, step: int, message: AclMessage) -> Fork:
@@ -153,8 +159,15 @@ class _Forking:
             else:
                 self._replay(recorded, i)
             while self.pending:
+                if self.new_handlings >= MAX_NEW_HANDLINGS:
+                    self.pending.clear()
+                    self.notes.append(
+                        (len(self.out), f"stopped after {MAX_NEW_HANDLINGS} new handlings")
+                    )
+                    break
                 sent, target = self.pending.popleft()
                 agent, replica = split_instance_key(target)
+                self.new_handlings += 1
                 self._rerun(agent, replica, sent, (), i, "new")
         forked = Recording(
             conversation_id=self.recording.conversation_id,
@@ -198,7 +211,7 @@ class _Forking:
         if message_id in self.forked:
             now = self.forked[message_id]
             if now is None or instance_key(agent, replica) not in now.deliveries:
-                self.replaced.add((message_id, agent))  # the fork never delivers it here
+                self._drop(message_id, agent, ())  # the fork never delivers it here
                 return
             self._rerun(agent, replica, now.message, journal, i - 1, "re-executed")
         elif (agent, replica) in self.dirty and message_id in self.sends:
@@ -260,10 +273,17 @@ class _Forking:
         self.notes += [(len(self.out), s) for s in done.surprises]
         for sent in done.sent:
             self._send(sent, message.id, "changed", self.sends.get(sent.id))
-        was = {s.message.id for s in self.sends.values() if s.cause == message.id}
-        for gone in was - {s.id for s in done.sent}:
-            if self.sends[gone].message.sender == agent:
-                self.forked[gone] = None
+        self._drop(message.id, agent, done.sent)
+
+    def _drop(self, message_id: str, agent: str, kept: Sequence[AclMessage]) -> None:
+        """The recorded handling of `message_id` by `agent` is not the fork's: what it
+        sent and the fork does not send again is gone (and so are its handlings)."""
+        self.replaced.add((message_id, agent))
+        again = {m.id for m in kept}
+        for recorded in self.sends.values():
+            m = recorded.message
+            if recorded.cause == message_id and m.sender == agent and m.id not in again:
+                self.forked[m.id] = None
 
     def _catch_up(self, agent: str, replica: int, upto: int) -> str:
         plan = self._script(agent)
@@ -380,6 +400,34 @@ def render(result: Fork, edits: Sequence[tuple[str, str]]) -> str:
     if ended is not None and was is not None:
         out.append(f"outcome: {ended.outcome} (original: {was.outcome})")
     if result.notes:
-        out += ["", "Host questions the record could not answer:"]
+        out += ["", "Notes (a host question the record cannot answer gets 0, or a tool error):"]
         out += [f"  step {step}: {note}" for step, note in result.notes]
     return "\n".join(out)
+
+
+def counterpart(step: int, here: Recording, there: Recording, fork_step: int) -> int | None:
+    """The step of `there` that is about the same thing as `step` of `here` (the same
+    step before the fork point; after it, the same message sent, or the same message
+    handled by the same agent), or None."""
+    if step < fork_step:
+        return step
+    event = here.events[step - 1].event if 0 < step <= len(here.events) else None
+    key = _about(event)
+    if key is None:
+        return None
+    for i, recorded in enumerate(there.events, start=1):
+        if i >= fork_step and _about(recorded.event) == key:
+            return i
+    return None
+
+
+def _about(event: object) -> tuple[str, str, str] | None:
+    match event:
+        case MessageSent(message=m):
+            return ("sent", m.id, "")
+        case MessageHandled(message_id=x, agent=a) | AgentTrapped(message_id=x, agent=a):
+            return ("handled", x, a)
+        case MessageDeadLettered(message_id=x, receiver=r):
+            return ("dead-letter", x, r)
+        case _:
+            return None
