@@ -82,8 +82,12 @@ async def replay(
     server: str,
     token: str,
 ) -> None:
-    """Step through a recorded conversation (TUI), print it, or re-execute it; with
-    --agent, re-execute every conversation of an agent (a regression replay)."""
+    """Step through a recorded conversation (TUI), print it, re-execute it (--with), or
+    fork it from one edited message (--fork-at STEP --edit FIELD=VALUE).
+
+    With --agent A --with A=FILE: re-execute every conversation A took part in. Exit
+    status 0 when all are identical, 1 when any diverged or trapped, 3 when the others
+    asked the host for something the record does not hold, 2 for bad input."""
     if agent:
         if conversation_id:
             raise bad_input("pass --conversation ID or --agent NAME, not both")

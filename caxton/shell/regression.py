@@ -8,17 +8,28 @@ import asyncio
 import os
 from collections.abc import Callable, Sequence
 
-from caxton.domain.events import Limits, Recorded
+from caxton.domain.events import (
+    AgentDeployed,
+    AgentTrapped,
+    Limits,
+    MessageHandled,
+    Recorded,
+)
 from caxton.replay.recording import Recording
 from caxton.replay.regression import Case, Found, Verdict, init_failed, scan, verdict
 from caxton.shell.archive import Source
 from caxton.shell.archive.sources import recording
 from caxton.shell.reexec import ReexecFailed, Rerun
 
+TELLING = (AgentDeployed, MessageHandled, AgentTrapped)
+"""The events `scan` reads."""
+
 
 async def find(source: Source, agent: str, since_ms: int) -> Found:
-    """One pass over the whole log: was the agent deployed, and where did it take part."""
-    return scan(agent, [r async for r in source.everything()], since_ms=since_ms)
+    """One pass over the whole log: was the agent deployed, and where did it take part
+    (only the events that can tell are kept while it reads)."""
+    telling = [r async for r in source.everything() if isinstance(r.event, TELLING)]
+    return scan(agent, telling, since_ms=since_ms)
 
 
 async def stories(

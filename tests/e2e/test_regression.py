@@ -97,8 +97,9 @@ def test_the_same_build_is_identical_on_every_conversation_of_the_agent(
     server, (first, second) = recorded
     same = bidder_build(tmp_path, "same")
     result = caxton(
-        "replay", "--agent", "bidder-b", "--with", f"bidder-b={same}", "--server", server.address
-    )
+        "replay", "--agent", "bidder-b", "--with", f"bidder-b={same}", "--since", "1d",
+        "--server", server.address,
+    )  # fmt: skip
     assert result.returncode == 0
     assert "identical" in row(result.stdout, first) and "identical" in row(result.stdout, second)
     assert "2 conversations" in result.stdout  # bidder-a's own conversation is not one
