@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,12 +10,16 @@ import click
 
 from caxton.domain.events import Recorded
 from caxton.replay.cursor import Cursor
+from caxton.replay.fork import Fork
+from caxton.replay.fork import render as render_fork
 from caxton.replay.recording import Recording
 from caxton.replay.reexec import NotInConversation, render
 from caxton.replay.views import story
 from caxton.shell.archive import Source
 from caxton.shell.cli.common import Failure, out, run
 from caxton.shell.cli.events import load, open_for, source_options
+from caxton.shell.cli.fork import edits_of, fork_command
+from caxton.shell.cli.regress import bad_input, regress_command
 from caxton.shell.reexec import ReexecFailed, reexecute
 
 
@@ -31,7 +36,7 @@ def _with_pairs(
 
 
 @click.command()
-@click.option("--conversation", "conversation_id", required=True, help="The conversation.")
+@click.option("--conversation", "conversation_id", default="", help="The conversation.")
 @click.option("--print", "as_text", is_flag=True, help="Print the story as text; no TUI.")
 @click.option(
     "--with",
@@ -41,20 +46,76 @@ def _with_pairs(
     metavar="AGENT=FILE",
     help="Re-execute the conversation with a new build of AGENT (repeatable).",
 )
+@click.option(
+    "--agent",
+    default="",
+    help="Re-execute every conversation AGENT took part in (with --with AGENT=FILE).",
+)
+@click.option("--since", default="", help="With --agent: only since a time (1d ago, ISO 8601).")
+@click.option(
+    "--fork-at",
+    type=int,
+    default=None,
+    metavar="STEP",
+    help="Run the conversation again from the message at STEP, edited by --edit.",
+)
+@click.option(
+    "--edit",
+    "edit_values",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="With --fork-at: change one field of that message (content, performative, …).",
+)
+@click.option("--no-tui", is_flag=True, help="With --fork-at: print the fork as text.")
 @source_options
 @run
 async def replay(
     conversation_id: str,
     as_text: bool,
     builds: dict[str, Path],
+    agent: str,
+    since: str,
+    fork_at: int | None,
+    edit_values: tuple[str, ...],
+    no_tui: bool,
     log_path: Path | None,
     server: str,
     token: str,
 ) -> None:
-    """Step through a recorded conversation (TUI), print it, or re-execute it."""
+    """Step through a recorded conversation (TUI), print it, re-execute it (--with), or
+    fork it from one edited message (--fork-at STEP --edit FIELD=VALUE).
+
+    With --agent A --with A=FILE: re-execute every conversation A took part in. Exit
+    status 0 when all are identical, 1 when any diverged or trapped, 3 when the others
+    asked the host for something the record does not hold, 2 for bad input."""
+    if agent:
+        if conversation_id:
+            raise bad_input("pass --conversation ID or --agent NAME, not both")
+        source = await open_for(server, token, log_path)
+        try:
+            await regress_command(source, agent, builds, since)
+        finally:
+            await source.close()
+        return
+    if since:
+        raise bad_input("--since goes with --agent NAME")
+    if not conversation_id:
+        raise bad_input("pass --conversation ID (or --agent NAME with --with NAME=FILE)")
+    if edit_values and fork_at is None:
+        raise bad_input("--edit goes with --fork-at STEP")
+    if fork_at is not None and (not edit_values or builds):
+        raise bad_input("--fork-at STEP takes one or more --edit FIELD=VALUE, and no --with")
+    edits = edits_of(edit_values)
     source = await open_for(server, token, log_path)
     try:
         found, story_events = await load(source, conversation_id)
+        if fork_at is not None:
+            result = await fork_command(source, found, story_events, fork_at, edits)
+            if no_tui or as_text or not sys.stdout.isatty():
+                out.print(render_fork(result, edits), markup=False, highlight=False)
+            else:
+                await _open_fork(result, edits)
+            return
         if builds:
             await reexecute_command(found, story_events, builds)
             return
@@ -70,6 +131,12 @@ async def _open_app(source: Source, found: Recording) -> None:
     from tui.replay import ReplayApp  # Textual is imported only when a TUI opens
 
     await ReplayApp(found, source=source).run_async()
+
+
+async def _open_fork(result: Fork, edits: list[tuple[str, str]]) -> None:
+    from tui.fork import ForkApp  # Textual is imported only when a TUI opens
+
+    await ForkApp(result, edits).run_async()
 
 
 async def reexecute_command(

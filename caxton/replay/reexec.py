@@ -118,6 +118,29 @@ def script(recording: Recording, agent: str, history: Sequence[Recorded] = ()) -
     )
 
 
+def agent_script(
+    recording: Recording, agent: str, history: Sequence[Recorded] = ()
+) -> Script | None:
+    """As `script`, and for an agent that handled nothing in the conversation a script
+    without inputs (its build and config, to run it on a message it was never sent);
+    None for an agent the log never deployed."""
+    try:
+        return script(recording, agent, history)
+    except NotInConversation:
+        pass
+    deployed = recording.prelude.agents.get(agent)
+    component = deployed.component if deployed else _deployed_component(recording, agent)
+    if not component:
+        return None
+    return Script(
+        agent=agent,
+        component=component,
+        config=deployed.config if deployed else "",
+        init_journal=_last_start([*history, *recording.events], agent),
+        inputs=(),
+    )
+
+
 class Journal:
     """Feeds a recorded journal back, call by call. A call the record does not hold (the
     new build asks for something the old one did not) gets a neutral answer and is
@@ -128,6 +151,8 @@ class Journal:
         self._calls = list(answers(calls))
         self._next = 0
         self.surprises: list[str] = []
+        self.unanswered: list[str] = []
+        """The surprises that are questions the record cannot answer (a subset)."""
 
     def take(self, kind: str) -> HostCall | None:
         if self._next < len(self._calls):
@@ -135,10 +160,15 @@ class Journal:
             if call.kind == kind or (kind == "call-tool" and call.kind == "tool-error"):
                 self._next += 1
                 return call
-            self.surprises.append(f"asked the host for {kind}() where the record has {call.kind}()")
+            self.unanswerable(f"asked the host for {kind}() where the record has {call.kind}()")
             return None
-        self.surprises.append(f"asked the host for {kind}() beyond what was recorded")
+        self.unanswerable(f"asked the host for {kind}() beyond what was recorded")
         return None
+
+    def unanswerable(self, question: str) -> None:
+        """A question the record holds no answer to (the build got a neutral one)."""
+        self.surprises.append(question)
+        self.unanswered.append(question)
 
     def unused(self) -> list[str]:
         return [c.kind for c in self._calls[self._next :]]
@@ -164,6 +194,8 @@ class Outcome:
     trap: str = ""
     surprises: tuple[str, ...] = ()
     comparisons: tuple[Comparison, ...] = field(default=())
+    unanswered: tuple[str, ...] = ()
+    """The surprises that asked the host something the record cannot answer."""
 
     @property
     def same(self) -> bool:
@@ -209,6 +241,7 @@ def judge(
     error: str = "",
     trap: str = "",
     surprises: Sequence[str] = (),
+    unanswered: Sequence[str] = (),
 ) -> Outcome:
     return Outcome(
         input=item,
@@ -217,6 +250,7 @@ def judge(
         trap=trap,
         surprises=tuple(surprises),
         comparisons=compare(item.sent, sent),
+        unanswered=tuple(unanswered),
     )
 
 

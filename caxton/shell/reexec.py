@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from caxton.domain.acl import DEFAULT_MAX_CONTENT_BYTES, AclMessage
@@ -22,12 +23,14 @@ from caxton.replay.reexec import (
     Journal,
     Outcome,
     Report,
+    Script,
     judge,
     script,
 )
 from caxton.shell.wasm import (
     AgentError,
     AgentInstance,
+    LoadedComponent,
     SendRefused,
     ToolFailed,
     Trapped,
@@ -38,6 +41,11 @@ from caxton.shell.wasm import (
 
 class ReexecFailed(Exception):
     """The new build cannot be run at all (invalid component, `init` fails)."""
+
+    def __init__(self, message: str, *, trapped: bool = False) -> None:
+        super().__init__(message)
+        self.trapped = trapped
+        """Whether `init` trapped (rather than returned an error)."""
 
 
 class ReplayServices:
@@ -82,7 +90,7 @@ class ReplayServices:
             raise ToolFailed(call.value)
         recorded = json.loads(call.value)
         if (recorded.get("server"), recorded.get("tool")) != (server, tool):
-            self.journal.surprises.append(
+            self.journal.unanswerable(
                 f"called {server}.{tool} where the record has "
                 f"{recorded.get('server')}.{recorded.get('tool')}"
             )
@@ -97,44 +105,78 @@ async def reexecute(
     """Runs `wasm` as `agent` on the agent's recorded inputs; compares every answer."""
     plan = script(recording, agent, history)
     deployed = recording.prelude.agents.get(agent)
-    limits = deployed.limits if deployed else Limits()
-    outcomes: list[Outcome] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="caxton-reexec-") as cache,
-        WasmHost(Path(cache), workers=1) as host,
-    ):
-        try:
-            loaded = host.load(wasm, build)
-        except WasmError as exc:
-            raise ReexecFailed(str(exc)) from None
+    with Rerun.open(wasm, build) as rerun:
+        return await rerun.run(plan, deployed.limits if deployed else Limits())
+
+
+class Rerun:
+    """A new build, compiled once, run on as many scripts as asked. Scripts may run at
+    once (up to the host's workers): each has instances of its own, and an instance is
+    only ever in one call at a time."""
+
+    def __init__(self, host: WasmHost, loaded: LoadedComponent, build: str) -> None:
+        self._host = host
+        self._loaded = loaded
+        self.build = build
+
+    @classmethod
+    @contextmanager
+    def open(cls, wasm: bytes, build: str, *, workers: int = 1) -> Iterator[Rerun]:
+        """Compiles `wasm` (raises `ReexecFailed` when it is no valid component)."""
+        with (
+            tempfile.TemporaryDirectory(prefix="caxton-reexec-") as cache,
+            WasmHost(Path(cache), workers=workers) as host,
+        ):
+            try:
+                loaded = host.load(wasm, build)
+            except WasmError as exc:
+                raise ReexecFailed(str(exc)) from None
+            yield cls(host, loaded, build)
+
+    async def run(self, plan: Script, limits: Limits) -> Report:
+        """The build on one script's inputs, each compared with what was recorded."""
+        agent = plan.agent
+        outcomes: list[Outcome] = []
         instances: dict[int, AgentInstance] = {}
-        for item in plan.inputs:
-            instance = instances.get(item.replica)
-            if instance is None:
-                instance = host.instantiate(loaded, limits, name=f"{agent}#{item.replica}")
-                init = ReplayServices(agent, None, Journal(plan.init_journal))
-                started = await instance.init_async(plan.config, init, on_pool=True)
-                if isinstance(started, Trapped | AgentError):
-                    why = started.reason if isinstance(started, Trapped) else started.text
-                    raise ReexecFailed(f"the new build of {agent} fails in init: {why}")
-                instances[item.replica] = instance
-            outcomes.append(await _run(instance, agent, item))
-            if not instance.alive:
-                instances.pop(item.replica).close()
-        for instance in instances.values():
+        try:
+            for item in plan.inputs:
+                instance = instances.get(item.replica)
+                if instance is None:
+                    instance = await self._started(plan, limits, item.replica)
+                    instances[item.replica] = instance
+                outcomes.append(await _run(instance, agent, item))
+                if not instance.alive:
+                    instances.pop(item.replica).close()
+        finally:
+            for instance in instances.values():
+                instance.close()
+        return Report(agent=agent, build=self.build, outcomes=tuple(outcomes))
+
+    async def _started(self, plan: Script, limits: Limits, replica: int) -> AgentInstance:
+        agent = plan.agent
+        instance = self._host.instantiate(self._loaded, limits, name=f"{agent}#{replica}")
+        init = ReplayServices(agent, None, Journal(plan.init_journal))
+        started = await instance.init_async(plan.config, init, on_pool=True)
+        if isinstance(started, Trapped | AgentError):
             instance.close()
-    return Report(agent=agent, build=build, outcomes=tuple(outcomes))
+            why = started.reason if isinstance(started, Trapped) else started.text
+            raise ReexecFailed(
+                f"the new build of {agent} fails in init: {why}",
+                trapped=isinstance(started, Trapped),
+            )
+        return instance
 
 
 async def _run(instance: AgentInstance, agent: str, item: Input) -> Outcome:
     services = ReplayServices(agent, item.message, Journal(item.journal))
     result = await instance.handle_async(json.dumps(item.message.to_dict()), services, on_pool=True)
     surprises = list(services.journal.surprises)
+    unanswered = services.journal.unanswered
     if isinstance(result, Trapped):
         # as in the runtime: a handling that traps sends nothing
         trap = f"{result.kind}: {result.reason}"
-        return judge(item, (), trap=trap, surprises=surprises)
+        return judge(item, (), trap=trap, surprises=surprises, unanswered=unanswered)
     if not item.trap and services.journal.unused():
         surprises.append(f"did not ask for {', '.join(services.journal.unused())}() as recorded")
     error = result.text if isinstance(result, AgentError) else ""
-    return judge(item, services.sent, error=error, surprises=surprises)
+    return judge(item, services.sent, error=error, surprises=surprises, unanswered=unanswered)

@@ -1,4 +1,5 @@
-"""Progress of long steps (build, compile, deploy): a spinner per named stage, or log lines."""
+"""Progress of long steps (build, compile, deploy): a spinner per named stage, a bar for
+many like items (conversations re-executed), or log lines."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from types import TracebackType
 
 from rich.console import Console, RenderableType
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, Task, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
 
 HEARTBEAT_S = 30.0
@@ -133,6 +143,101 @@ class Stages:
                 due = [stage for stage in self._running if stage.beat_due(self._heartbeat_s)]
             for stage in due:
                 self._line(f"{stage.subject}: still {stage.doing}, {stage.elapsed():.0f} s so far")
+
+    def _line(self, text: str) -> None:
+        self._console.print(f"  {text}", markup=False, highlight=False)
+
+
+class Tally:
+    """Progress through `total` like items (`re-executing bidder-b`, 12/40 conversations).
+
+    On a terminal: a bar with the count done and the elapsed time. Elsewhere: a line when
+    it starts, one every `heartbeat_s` while it runs, and one when it ends. `advance()`
+    may be called from any thread."""
+
+    def __init__(
+        self,
+        console: Console,
+        doing: str,
+        total: int,
+        *,
+        unit: str = "",
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
+        self._console = console
+        self._doing = doing
+        self._total = total
+        self._unit = unit
+        self._heartbeat_s = heartbeat_s
+        self._lock = threading.Lock()
+        self._done = 0
+        self._started = time.monotonic()
+        self._stopped = threading.Event()
+        self._display: Progress | None = None
+        self._task: TaskID | None = None
+        self._heartbeat: threading.Thread | None = None
+
+    @property
+    def done(self) -> int:
+        with self._lock:
+            return self._done
+
+    def __enter__(self) -> Tally:
+        self._started = time.monotonic()
+        if self._console.is_terminal:
+            self._display = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(escape(self._unit)),
+                TimeElapsedColumn(),
+                console=self._console,
+            )
+            self._task = self._display.add_task(escape(self._doing), total=self._total)
+            self._display.start()
+        else:
+            self._line(f"{self._doing}: 0/{self._total} {self._unit} …")
+            self._heartbeat = threading.Thread(
+                target=self._beat, name="caxton-progress", daemon=True
+            )
+            self._heartbeat.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stopped.set()
+        if self._display is not None:
+            self._display.stop()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+            how = "failed after" if exc_type is not None else "in"
+            self._line(f"{self._doing}: {self._count()} {how} {self._elapsed():.1f} s")
+
+    def advance(self) -> None:
+        """One more item done."""
+        with self._lock:
+            self._done += 1
+        if self._display is not None and self._task is not None:
+            self._display.advance(self._task)
+
+    def _beat(self) -> None:
+        beats = 0
+        while not self._stopped.wait(min(1.0, self._heartbeat_s)):
+            due = int(self._elapsed() // self._heartbeat_s)
+            if due > beats:
+                beats = due
+                so_far = f"{self._elapsed():.0f} s so far"
+                self._line(f"{self._doing}: still running, {self._count()}, {so_far}")
+
+    def _count(self) -> str:
+        return f"{self.done}/{self._total} {self._unit}".rstrip()
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._started
 
     def _line(self, text: str) -> None:
         self._console.print(f"  {text}", markup=False, highlight=False)
