@@ -250,3 +250,15 @@ def test_an_unknown_template_is_refused_with_the_list(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "'nope' is not one of 'request-handler', 'contract-net-manager'" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_deploy_beside_a_project_says_where_the_project_is(tmp_path: Path) -> None:
+    caxton(*as_written("caxton init my-system --with-observability"), cwd=tmp_path)
+
+    result = caxton(*as_written("caxton deploy"), cwd=tmp_path, check=False)
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        "✗ caxton.toml: not found (my-system/caxton.toml is a project's: "
+        "cd my-system, or --dir my-system)\n"
+    )
