@@ -262,3 +262,21 @@ def test_deploy_beside_a_project_says_where_the_project_is(tmp_path: Path) -> No
         "✗ caxton.toml: not found (my-system/caxton.toml is a project's: "
         "cd my-system, or --dir my-system)\n"
     )
+
+
+def test_an_agent_config_named_with_an_at_sign_is_json_and_the_error_says_so(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "agent-config.yaml").write_text(PAGE_AGENT_CONFIG)
+    (tmp_path / "order-processor.wasm").write_bytes(b"\0asm")
+
+    result = caxton(
+        *shlex.split("agent deploy order-processor.wasm --config @agent-config.yaml"),
+        server=f"127.0.0.1:{free_port()}",
+        cwd=tmp_path,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("✗ --config: not valid JSON")
+    assert result.stderr.endswith("named without the @: agent-config.yaml\n")

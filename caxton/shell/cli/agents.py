@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from click.core import ParameterSource
@@ -30,6 +31,7 @@ from caxton.shell.client import AgentInfo, CaxtonClient
 from caxton.shell.project import ProjectError
 
 TEMPLATES = ("request-handler", "contract-net-manager", "contract-net-bidder")
+T = TypeVar("T")
 
 
 @click.group()
@@ -188,7 +190,8 @@ async def deploy(
     """Deploy a component: `caxton agent deploy agent.wasm --config agent-config.yaml
     --replicas 3`, or `caxton agent deploy agent.wasm --name N --replicas 3`."""
     from_file = _config_file(config)
-    flags = _given_flags()
+    config_text = from_file.init_config if names_a_config_file(config) else _config_text(config)
+    given = _given_flags()  # a flag on the command line wins over the file
     name = name or from_file.name
     if not name:
         raise Failure(
@@ -196,15 +199,13 @@ async def deploy(
             "file (--config agent-config.yaml)",
             code=2,
         )
-    if from_file.capabilities is not None and "capabilities" not in flags:
-        capabilities = from_file.capabilities
-    if from_file.tools is not None and "tool_grants" not in flags:
-        tool_grants = ",".join(from_file.tools)
-    replicas = _unless_given(flags, "replicas", replicas, from_file.replicas)
-    memory = _unless_given(flags, "memory", memory, from_file.memory_bytes)
-    timeout = _unless_given(flags, "timeout", timeout, from_file.timeout_ms)
-    mailbox = _unless_given(flags, "mailbox", mailbox, from_file.mailbox)
-    config_text = from_file.init_config if names_a_config_file(config) else _config_text(config)
+    capabilities = _unless_given(given, "capabilities", capabilities, from_file.capabilities)
+    replicas = _unless_given(given, "replicas", replicas, from_file.replicas)
+    memory = _unless_given(given, "memory", memory, from_file.memory_bytes)
+    timeout = _unless_given(given, "timeout", timeout, from_file.timeout_ms)
+    mailbox = _unless_given(given, "mailbox", mailbox, from_file.mailbox)
+    file_tools = None if from_file.tools is None else ",".join(from_file.tools)
+    tool_grants = _unless_given(given, "tool_grants", tool_grants, file_tools)
     try:
         wasm = component.read_bytes()
     except OSError as exc:
@@ -275,15 +276,17 @@ def _given_flags() -> set[str]:
     }
 
 
-def _unless_given(flags: set[str], flag: str, value: int, from_file: int | None) -> int:
-    return value if flag in flags or from_file is None else from_file
+def _unless_given(given: set[str], flag: str, value: T, from_file: T | None) -> T:
+    return value if flag in given or from_file is None else from_file
 
 
 def _config_text(config: str) -> str:
-    config = flag_text(config, "--config")
-    if config:
-        parse_json(config, "--config")
-    return config
+    text = flag_text(config, "--config")
+    if text:
+        yaml = config.startswith("@") and names_a_config_file(config[1:])
+        hint = f"; an agent configuration file is named without the @: {config[1:]}"
+        parse_json(text, "--config", hint if yaml else "")
+    return text
 
 
 @agent.command("list")
