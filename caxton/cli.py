@@ -16,7 +16,11 @@ from caxton.shell.cli.main import cli as _shell
 from caxton.shell.cli.main import main as _main
 
 # command name -> (module, attribute)
-APPS = {"replay": ("tui.commands", "replay"), "top": ("tui.top", "top")}
+APPS = {
+    "replay": ("tui.commands", "replay"),
+    "top": ("tui.top", "top"),
+    "monitor": ("tui.top", "monitor"),
+}
 
 
 class _WithApps(click.Group):

@@ -326,3 +326,14 @@ async def top(once: bool, server: str, token: str) -> None:
                 out.print(line, markup=False)
             return
         await TopApp(client.top, client.debug_agent, where=server).run_async()
+
+
+monitor = click.Command(
+    "monitor",
+    callback=top.callback,
+    params=top.params,
+    help="Another name for `caxton top`: a live view of agents and conversations "
+    "(s: sort, Enter: agent detail, q: quit).",
+    short_help="Another name for `caxton top`.",
+)
+"""`caxton monitor`: `caxton top` under the name the product page gives it, same options."""

@@ -119,6 +119,18 @@ class AclMessage:
             "traceparent": self.traceparent,
         }
 
+    def json(self) -> Any:
+        """The content as parsed JSON: `reply.json()["tracking_number"]`. Raises ValueError
+        saying whose content it was and why it is not JSON."""
+        try:
+            return strict_json.loads(self.content)
+        except ValueError as exc:
+            language = "" if self.language == JSON_LANGUAGE else f"; language {self.language!r}"
+            raise ValueError(
+                f"the content of {self.performative.value} {self.id} from {self.sender} "
+                f"is not JSON ({exc}{language}): {quoted(self.content)}"
+            ) from None
+
 
 def is_valid_agent_name(name: str) -> bool:
     return bool(_NAME.match(name))

@@ -55,7 +55,7 @@ def read_agents(directory: Path) -> list[AgentSpec]:
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ProjectError(f"{path}: not found (write one with 'caxton init DIR')") from None
+        raise ProjectError(f"{path}: not found ({_projects_below(directory)})") from None
     except OSError as exc:
         raise ProjectError(f"{path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
@@ -64,6 +64,15 @@ def read_agents(directory: Path) -> list[AgentSpec]:
     if not isinstance(tables, dict) or not tables:
         raise ProjectError(f"{path}: no [agents.NAME] tables to deploy")
     return [_agent(path, name, table) for name, table in tables.items()]
+
+
+def _projects_below(directory: Path) -> str:
+    """Where to look instead: `caxton init my-system` then `caxton deploy` without a `cd`
+    is the likeliest way to get here."""
+    below = sorted(config.parent for config in directory.glob(f"*/{CONFIG}"))
+    if not below:
+        return "write one with 'caxton init DIR', or give a project's directory with --dir"
+    return f"{below[0] / CONFIG} is a project's: cd {below[0]}, or --dir {below[0]}"
 
 
 def _agent(path: Path, name: str, table: Any) -> AgentSpec:

@@ -78,7 +78,11 @@ class ServerProcess:
 
 
 def caxton(
-    *args: str, server: str | None = None, check: bool = True, timeout_s: float = CLI_TIMEOUT_S
+    *args: str,
+    server: str | None = None,
+    check: bool = True,
+    timeout_s: float = CLI_TIMEOUT_S,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     if server:
@@ -90,6 +94,7 @@ def caxton(
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        cwd=cwd,
         start_new_session=True,
     ) as process:
         try:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import click
+from click.core import ParameterSource
 from rich.table import Table
 from rich.text import Text
 
 from caxton.domain import digests
+from caxton.domain.agent_config import AgentConfig
 from caxton.domain.agents import STARTED
 from caxton.domain.units import format_duration, format_size
+from caxton.shell.agent_config import names_a_config_file, read_agent_config
 from caxton.shell.cli.common import (
     DURATION,
     SIZE,
@@ -24,8 +28,10 @@ from caxton.shell.cli.common import (
 )
 from caxton.shell.cli.progress import Stages
 from caxton.shell.client import AgentInfo, CaxtonClient
+from caxton.shell.project import ProjectError
 
 TEMPLATES = ("request-handler", "contract-net-manager", "contract-net-bidder")
+T = TypeVar("T")
 
 
 @click.group()
@@ -56,6 +62,50 @@ def new(name: str, template: str, directory: Path) -> None:
     out.print(f"✓ wrote {target} (template {template}); build it with: caxton agent build {target}")
 
 
+@agent.command("create")
+@click.argument("name")
+@click.option(
+    "--template", type=click.Choice(TEMPLATES), default="request-handler", show_default=True
+)
+@click.option(
+    "--capability",
+    "capabilities",
+    multiple=True,
+    help="A capability it offers (repeatable), recorded where its deploy reads it.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    help="A project (holding caxton.toml) to add it to, or where to write NAME/ (default: here).",
+)
+def create(name: str, template: str, capabilities: tuple[str, ...], directory: Path) -> None:
+    """Create an agent from a template with its settings: in a project, agents/NAME.py and
+    an [agents.NAME] table in caxton.toml; elsewhere NAME/ with the source and
+    agent-config.yaml."""
+    from caxton.shell.scaffold import create_agent
+
+    try:
+        created = create_agent(
+            directory, name, template=template, capabilities=tuple(dict.fromkeys(capabilities))
+        )
+    except ProjectError as exc:
+        raise Failure(str(exc)) from None
+    offers = f"; capabilities {', '.join(capabilities)}" if capabilities else ""
+    out.print(f"✓ created {name} (template {template}{offers})", markup=False)
+    out.print(f"  {created.source}  the agent: edit it", markup=False)
+    if created.in_project:
+        out.print(f"  {created.settings}  [agents.{name}] added", markup=False)
+        where = "" if directory == Path(".") else f" --dir {directory}"
+        out.print(f"next: caxton deploy{where}  (builds and deploys it)", markup=False)
+        return
+    component = f"{name}.wasm"
+    out.print(f"  {created.settings}  its settings: edit them", markup=False)
+    out.print(f"next: caxton agent build {created.source} -o {component}", markup=False)
+    out.print(f"      caxton agent deploy {component} --config {created.settings}", markup=False)
+
+
 @agent.command("build")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option(
@@ -81,7 +131,11 @@ def build(source: Path, output: Path | None) -> None:
 
 @agent.command("deploy")
 @click.argument("component", type=click.Path(path_type=Path))
-@click.option("--name", required=True, help="Agent name (letters, digits, '_', '-', '.').")
+@click.option(
+    "--name",
+    default=None,
+    help="Agent name (letters, digits, '_', '-', '.'); default: the config file's name.",
+)
 @click.option(
     "--capability", "capabilities", multiple=True, help="A capability it offers (repeatable)."
 )
@@ -105,8 +159,10 @@ def build(source: Path, output: Path | None) -> None:
     "--config",
     "config",
     default="",
-    metavar="JSON|@FILE|-",
-    help="Config passed to init(): JSON, @FILE (a file's JSON) or - (stdin).",
+    metavar="FILE.yaml|JSON|@FILE|-",
+    help="An agent configuration file (agent-config.yaml: name, capabilities, resources, "
+    "config; flags win over it), or the config passed to init(): JSON, @FILE (a file's "
+    "JSON) or - (stdin).",
 )
 @click.option("--replace", is_flag=True, help="Redeploy over an agent of the same name.")
 @click.option(
@@ -132,7 +188,7 @@ def build(source: Path, output: Path | None) -> None:
 @run
 async def deploy(
     component: Path,
-    name: str,
+    name: str | None,
     capabilities: tuple[str, ...],
     replicas: int,
     memory: int,
@@ -146,14 +202,31 @@ async def deploy(
     server: str,
     token: str,
 ) -> None:
-    """Deploy a component: `caxton agent deploy agent.wasm --name N --replicas 3`."""
+    """Deploy a component: `caxton agent deploy agent.wasm --config agent-config.yaml
+    --replicas 3`, or `caxton agent deploy agent.wasm --name N --replicas 3`."""
     if keep_memory and not replace:
         raise Failure("--keep-memory redeploys over a running agent: add --replace", code=2)
+    from_file = _config_file(config)
+    config_text = from_file.init_config if names_a_config_file(config) else _config_text(config)
+    given = _given_flags()  # a flag on the command line wins over the file
+    name = name or from_file.name
+    if not name:
+        raise Failure(
+            f"{component}: name the agent: --name N, or name: in an agent configuration "
+            "file (--config agent-config.yaml)",
+            code=2,
+        )
+    capabilities = _unless_given(given, "capabilities", capabilities, from_file.capabilities)
+    replicas = _unless_given(given, "replicas", replicas, from_file.replicas)
+    memory = _unless_given(given, "memory", memory, from_file.memory_bytes)
+    timeout = _unless_given(given, "timeout", timeout, from_file.timeout_ms)
+    mailbox = _unless_given(given, "mailbox", mailbox, from_file.mailbox)
+    file_tools = None if from_file.tools is None else ",".join(from_file.tools)
+    tool_grants = _unless_given(given, "tool_grants", tool_grants, file_tools)
     try:
         wasm = component.read_bytes()
     except OSError as exc:
         raise Failure(f"{component}: cannot read ({exc.strerror})") from None
-    config_text = _config_text(config)
     # a deploy has no deadline (a component's first deploy compiles it: minutes on a busy
     # machine), so the progress shows that it is still running
     size = format_size(len(wasm))
@@ -177,8 +250,9 @@ async def deploy(
             )
             stage.done(f"the server answered in {stage.elapsed():.1f} s")  # not yet: started
     failing = not_started(info)
+    version = f" {from_file.version}" if from_file.version else ""
     out.print(
-        f"{'' if failing else '✓ '}deployed {info.name} "
+        f"{'' if failing else '✓ '}deployed {info.name}{version} "
         f"({info.component_digest[: len(digests.PREFIX) + 12]}, "
         f"{format_size(info.component_size)})"
     )
@@ -223,11 +297,37 @@ def not_started(info: AgentInfo) -> str:
     )
 
 
+def _config_file(config: str) -> AgentConfig:
+    """The agent configuration file `--config` names, or an empty one for JSON."""
+    if not names_a_config_file(config):
+        return AgentConfig()
+    try:
+        return read_agent_config(Path(config))
+    except ProjectError as exc:
+        raise Failure(f"--config {exc}", code=2) from None
+
+
+def _given_flags() -> set[str]:
+    """The parameters the command line set (they win over an agent configuration file)."""
+    context = click.get_current_context()
+    return {
+        name
+        for name in context.params
+        if context.get_parameter_source(name) is not ParameterSource.DEFAULT
+    }
+
+
+def _unless_given(given: set[str], flag: str, value: T, from_file: T | None) -> T:
+    return value if flag in given or from_file is None else from_file
+
+
 def _config_text(config: str) -> str:
-    config = flag_text(config, "--config")
-    if config:
-        parse_json(config, "--config")
-    return config
+    text = flag_text(config, "--config")
+    if text:
+        yaml = config.startswith("@") and names_a_config_file(config[1:])
+        hint = f"; an agent configuration file is named without the @: {config[1:]}"
+        parse_json(text, "--config", hint if yaml else "")
+    return text
 
 
 @agent.command("list")

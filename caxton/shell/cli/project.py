@@ -41,8 +41,9 @@ def init(directory: Path, agent: str, with_observability: bool) -> None:
     for path in written:
         out.print(f"  {path.relative_to(directory)}", markup=False)
     out.print(
-        f"next: cd {directory} && caxton server start --config caxton.toml, "
-        "then caxton deploy (in another terminal)",
+        f"next: cd {directory} && caxton server start --config caxton.toml, then in another "
+        f"terminal in {directory}: caxton agent create NAME --capability C (more agents, "
+        "if you like) and caxton deploy",
         markup=False,
     )
 
