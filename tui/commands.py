@@ -15,6 +15,7 @@ from caxton.replay.views import story
 from caxton.shell.archive import Source
 from caxton.shell.cli.common import Failure, out, run
 from caxton.shell.cli.events import load, open_for, source_options
+from caxton.shell.client import Connection
 from caxton.shell.reexec import ReexecFailed, reexecute
 
 
@@ -48,11 +49,10 @@ async def replay(
     as_text: bool,
     builds: dict[str, Path],
     log_path: Path | None,
-    server: str,
-    token: str,
+    server: Connection,
 ) -> None:
     """Step through a recorded conversation (TUI), print it, or re-execute it."""
-    source = await open_for(server, token, log_path)
+    source = await open_for(server, log_path)
     try:
         found, story_events = await load(source, conversation_id)
         if builds:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,12 +30,12 @@ from grpclib.exceptions import ProtocolError, StreamTerminatedError
 
 from caxton.domain import digests, strict_json
 from caxton.domain.acl import AclMessage
+from caxton.domain.addresses import parse_server_address
 from caxton.domain.events import Recorded
 from caxton.domain.schema import decode, message_from_stored
 from caxton.shell.api.codec import FastCodec
 from caxton.shell.api.convert import envelope_dict, envelope_of
 from caxton.shell.api.generated.caxton import v1
-from caxton.shell.config import ConfigError, parse_host_port
 from caxton.shell.operations import (
     AgentDebug,
     Setting,
@@ -43,6 +44,7 @@ from caxton.shell.operations import (
     settings_of,
     top_of,
 )
+from caxton.shell.tls import CLOSED_AFTER_HANDSHAKE, TlsUnusable, client_context, refusal
 
 
 class CaxtonError(Exception):
@@ -81,6 +83,7 @@ class InvokeTimeout(CaxtonError):
     pass
 
 
+DEFAULT_ADDRESS = "127.0.0.1:50051"
 SEND_STREAM = "/caxton.v1.MessageService/SendStream"
 STREAM_BATCH = 256
 STREAM_BATCH_BYTES = 128 << 10
@@ -245,18 +248,63 @@ class SendResult:
     reply: AclMessage | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connection:
+    """Where a server is and what to reach it with: the CLI's --server, --token, --ca,
+    --cert and --key."""
+
+    address: str = DEFAULT_ADDRESS
+    token: str = ""
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+
+    def client(self, *, timeout: float = 60.0) -> CaxtonClient:
+        return CaxtonClient(
+            self.address,
+            token=self.token,
+            timeout=timeout,
+            ca=self.ca,
+            cert=self.cert,
+            key=self.key,
+        )
+
+
 class CaxtonClient:
-    """`async with CaxtonClient("127.0.0.1:50051") as client: await client.agents()`."""
+    """`async with CaxtonClient("127.0.0.1:50051") as client: await client.agents()`.
+
+    `https://HOST[:PORT]` connects with TLS, checking the server's certificate against `ca`
+    (a PEM file; the system's CAs without one); `cert` and `key` present a client
+    certificate to a server that asks for one (mutual TLS). `HOST:PORT` and `http://` are
+    plain."""
 
     def __init__(
-        self, address: str = "127.0.0.1:50051", *, token: str = "", timeout: float = 60.0
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        token: str = "",
+        timeout: float = 60.0,
+        ca: str = "",
+        cert: str = "",
+        key: str = "",
     ) -> None:
-        self.address = address
         try:
-            host, port = parse_host_port(address)
-        except ConfigError as exc:
-            raise InvalidArgument(f"server address: {exc}") from None
-        self._channel = Channel(host, port, codec=FastCodec())
+            where = parse_server_address(address)
+        except ValueError as exc:
+            raise InvalidArgument(f"server address {exc}") from None
+        self.address = str(where)
+        self._where = where
+        self._client_certificate = bool(cert)
+        if (ca or cert or key) and not where.tls:
+            raise InvalidArgument(
+                f"a CA or client certificate was given for the plain address {address}: "
+                f"write it https://{where.host_port} to connect with TLS"
+            )
+        try:
+            self._tls = client_context(ca=ca, cert=cert, key=key) if where.tls else None
+        except TlsUnusable as exc:
+            raise InvalidArgument(str(exc)) from None
+        self._channel = Channel(where.host, where.port, ssl=self._tls, codec=FastCodec())
         metadata = {"authorization": f"Bearer {token}"} if token else None
         self._metadata = metadata
         self._timeout = timeout
@@ -438,7 +486,7 @@ class CaxtonClient:
                 finally:
                     pushing.cancel()
         except _TRANSPORT_ERRORS as exc:
-            error = self._translate(exc, "send many")
+            error = await self._failure(exc, "send many")
             raise type(error)(f"{error} ({len(results)} of {sent} messages acknowledged)") from None
         if len(results) != sent:
             raise ServerUnavailable(
@@ -518,7 +566,7 @@ class CaxtonClient:
                     node=record.node,
                 )
         except _TRANSPORT_ERRORS as exc:
-            raise self._translate(exc) from None
+            raise await self._failure(exc) from None
 
     async def log_info(self) -> LogInfo:
         """The log's last position, where it lives, and the node that answered."""
@@ -598,7 +646,18 @@ class CaxtonClient:
         except _TRANSPORT_ERRORS as exc:
             # the stub method's name (`list_agents`) says which call was still running
             running = getattr(call, "__name__", "a request").replace("_", " ")
-            raise self._translate(exc, running, time.monotonic() - started) from None
+            raise await self._failure(exc, running, time.monotonic() - started) from None
+
+    async def _failure(
+        self, exc: Exception, running: str = "", seconds: float = 0.0
+    ) -> CaxtonError:
+        """The error to raise for `exc`; a TLS connection the server dropped is asked why
+        on a connection of its own (a refused client certificate, say)."""
+        if self._tls is not None and isinstance(exc, StreamTerminatedError):
+            refused = await refusal(self._where.host, self._where.port, self._tls)
+            if refused:
+                return self._tls_failure(refused)
+        return self._translate(exc, running, seconds)
 
     def _translate(self, exc: Exception, running: str = "", seconds: float = 0.0) -> CaxtonError:
         # the client's own timer (TimeoutError) and the server's answer to the deadline it
@@ -614,11 +673,58 @@ class CaxtonClient:
             return kind(exc.message or exc.status.name)
         if isinstance(exc, StreamTerminatedError | ProtocolError):
             during = f" during {running}" if running else ""
-            return ServerUnavailable(f"the connection to {self.address} was lost{during} ({exc})")
+            # a TLS server drops a plain client's first bytes just so
+            hint = "" if self._tls else f"; if the server serves TLS, use https://{self.address}"
+            return ServerUnavailable(
+                f"the connection to {self.address} was lost{during} ({exc}){hint}"
+            )
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return ServerUnavailable(
+                f"the certificate of the server at {self.address} is not trusted "
+                f"({exc.verify_message}): give the CA that signed it with --ca FILE "
+                "(ca= in Python), and an address its certificate names"
+            )
+        if isinstance(exc, ssl.SSLError):
+            return self._tls_failure(str(exc.reason or exc))
         return ServerUnavailable(
             f"no Caxton server answers at {self.address} "
             "(start one with 'caxton server start', or pass --server)"
         )
+
+    def _tls_failure(self, reason: str) -> CaxtonError:
+        """A TLS connection that failed (an OpenSSL reason, or CLOSED_AFTER_HANDSHAKE),
+        said as what to change on this side."""
+        if reason in _CLIENT_REFUSED:
+            if not self._client_certificate:
+                return Unauthenticated(
+                    f"the server at {self.address} closed the connection once TLS was set "
+                    "up, as a server that requires client certificates does: give one its "
+                    "CA signed with --cert FILE --key FILE (cert=, key= in Python)"
+                )
+            return Unauthenticated(
+                f"the server at {self.address} closed the connection once TLS was set up: "
+                "it refused the client certificate, which must be signed by the CA the "
+                "server trusts (its --tls-client-ca) and be made for client authentication"
+            )
+        if reason == "WRONG_VERSION_NUMBER":  # the first bytes back were not TLS
+            return ServerUnavailable(
+                f"the server at {self.address} does not serve TLS ({reason}): write its "
+                f"address without https:// ({self._where.host_port})"
+            )
+        return ServerUnavailable(
+            f"TLS with {self.address} failed ({reason}); if the server serves plain gRPC, "
+            f"write its address without https:// ({self._where.host_port})"
+        )
+
+
+_CLIENT_REFUSED = {
+    CLOSED_AFTER_HANDSHAKE,
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+    "SSLV3_ALERT_BAD_CERTIFICATE",
+    "TLSV1_ALERT_UNKNOWN_CA",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+}
+"""What a server that refuses the client's certificate (or its lack of one) ends with."""
 
 
 def _agent(info: v1.AgentInfo) -> AgentInfo:

@@ -23,7 +23,7 @@ from caxton.shell.cli.common import (
     server_options,
 )
 from caxton.shell.cli.progress import Stages
-from caxton.shell.client import AgentInfo, CaxtonClient
+from caxton.shell.client import AgentInfo, Connection
 
 TEMPLATES = ("request-handler", "contract-net-manager", "contract-net-bidder")
 
@@ -128,8 +128,7 @@ async def deploy(
     config: str,
     replace: bool,
     tool_grants: str,
-    server: str,
-    token: str,
+    server: Connection,
 ) -> None:
     """Deploy a component: `caxton agent deploy agent.wasm --name N --replicas 3`."""
     try:
@@ -141,7 +140,7 @@ async def deploy(
     # machine), so the progress shows that it is still running
     size = format_size(len(wasm))
     doing = f"deploying {component.name} ({size}; a component's first deploy compiles it)"
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         with Stages(out) as stages, stages.stage(name, doing) as stage:
             info = await client.deploy(
                 wasm,
@@ -192,9 +191,9 @@ def _config_text(config: str) -> str:
 @agent.command("list")
 @server_options
 @run
-async def list_agents(server: str, token: str) -> None:
+async def list_agents(server: Connection) -> None:
     """List deployed agents."""
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         agents = await client.agents()
     if not agents:
         out.print("no agents deployed")
@@ -231,9 +230,9 @@ async def list_agents(server: str, token: str) -> None:
 @click.argument("name")
 @server_options
 @run
-async def status(name: str, server: str, token: str) -> None:
+async def status(name: str, server: Connection) -> None:
     """Show an agent's health: `✓ Running (3/3 instances healthy)` or what is wrong."""
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         info = await client.agent(name)
     out.print(info.status_line, markup=False)  # it may quote an agent's own error text
     nodes = _nodes(info)
@@ -270,9 +269,9 @@ def _print_instances(info: AgentInfo, *, each_node: bool = False) -> None:
 @click.argument("name")
 @server_options
 @run
-async def stop(name: str, server: str, token: str) -> None:
+async def stop(name: str, server: Connection) -> None:
     """Stop an agent's instances (it stays deployed; messages to it are dead-lettered)."""
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         info = await client.stop(name)
     out.print(f"✓ stopped {name}: {info.status_line}", markup=False)
 
@@ -281,8 +280,8 @@ async def stop(name: str, server: str, token: str) -> None:
 @click.argument("name")
 @server_options
 @run
-async def remove(name: str, server: str, token: str) -> None:
+async def remove(name: str, server: Connection) -> None:
     """Stop and remove an agent. Its history stays in the log."""
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         await client.remove(name)
     out.print(f"✓ removed {name}")

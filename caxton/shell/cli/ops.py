@@ -8,7 +8,7 @@ import click
 
 from caxton.domain.units import format_duration, format_size
 from caxton.shell.cli.common import DURATION, SIZE, Failure, out, run, server_options
-from caxton.shell.client import CaxtonClient
+from caxton.shell.client import Connection
 from caxton.shell.operations import AgentDebug, AgentFigures, ConversationFigures, Setting
 
 
@@ -57,12 +57,11 @@ async def config_set(
     breaker_timeout: int | None,
     breaker_threshold: int | None,
     tools: str | None,
-    server: str,
-    token: str,
+    server: Connection,
 ) -> None:
     """Apply new settings to a running agent without restarting it."""
     grants = None if tools is None else [t.strip() for t in tools.split(",") if t.strip()]
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         settings = await client.config_set(
             name,
             memory_bytes=memory,
@@ -82,9 +81,9 @@ async def config_set(
 @click.option("--agent", "name", required=True, help="The agent to show.")
 @server_options
 @run
-async def config_get(name: str, server: str, token: str) -> None:
+async def config_get(name: str, server: Connection) -> None:
     """Show an agent's effective settings and where each came from."""
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         settings = await client.config_get(name)
     _print_settings(settings)
 
@@ -112,11 +111,11 @@ def debug() -> None:
 )
 @server_options
 @run
-async def debug_agent(name: str, show_metrics: bool, recent: int, server: str, token: str) -> None:
+async def debug_agent(name: str, show_metrics: bool, recent: int, server: Connection) -> None:
     """An agent's queue, handling times, recent traps, restarts and conversations."""
     if recent < 1:
         raise Failure("--recent must be at least 1", code=2)
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         found = await client.debug_agent(name, recent=recent)
     for line in debug_lines(found, show_metrics=show_metrics):
         out.print(line, markup=False)
