@@ -44,7 +44,7 @@ from caxton.shell.operations import (
     settings_of,
     top_of,
 )
-from caxton.shell.tls import CLOSED_AFTER_HANDSHAKE, TlsUnusable, client_context, refusal
+from caxton.shell.tls import DROPPED_SILENTLY, TlsUnusable, client_context, why_dropped
 
 
 class CaxtonError(Exception):
@@ -651,12 +651,12 @@ class CaxtonClient:
     async def _failure(
         self, exc: Exception, running: str = "", seconds: float = 0.0
     ) -> CaxtonError:
-        """The error to raise for `exc`; a TLS connection the server dropped is asked why
-        on a connection of its own (a refused client certificate, say)."""
-        if self._tls is not None and isinstance(exc, StreamTerminatedError):
-            refused = await refusal(self._where.host, self._where.port, self._tls)
-            if refused:
-                return self._tls_failure(refused)
+        """The error to raise for `exc`; a connection the server dropped is asked why on a
+        connection of its own (TLS spoken to a plain client, a refused client certificate)."""
+        if isinstance(exc, StreamTerminatedError):
+            why = await why_dropped(self._where.host, self._where.port, self._tls)
+            if why:
+                return self._tls_failure(why)
         return self._translate(exc, running, seconds)
 
     def _translate(self, exc: Exception, running: str = "", seconds: float = 0.0) -> CaxtonError:
@@ -673,11 +673,7 @@ class CaxtonClient:
             return kind(exc.message or exc.status.name)
         if isinstance(exc, StreamTerminatedError | ProtocolError):
             during = f" during {running}" if running else ""
-            # a TLS server drops a plain client's first bytes just so
-            hint = "" if self._tls else f"; if the server serves TLS, use https://{self.address}"
-            return ServerUnavailable(
-                f"the connection to {self.address} was lost{during} ({exc}){hint}"
-            )
+            return ServerUnavailable(f"the connection to {self.address} was lost{during} ({exc})")
         if isinstance(exc, ssl.SSLCertVerificationError):
             return ServerUnavailable(
                 f"the certificate of the server at {self.address} is not trusted "
@@ -692,8 +688,14 @@ class CaxtonClient:
         )
 
     def _tls_failure(self, reason: str) -> CaxtonError:
-        """A TLS connection that failed (an OpenSSL reason, or CLOSED_AFTER_HANDSHAKE),
-        said as what to change on this side."""
+        """A connection that failed in TLS (an OpenSSL reason, or DROPPED_SILENTLY), said
+        as what to change on this side."""
+        if self._tls is None:
+            return ServerUnavailable(
+                f"the server at {self.address} closed the connection without a word of "
+                "HTTP/2, as a TLS server does to a plain client: if it serves TLS, write "
+                f"https://{self._where.host_port} (with --ca FILE if its CA is your own)"
+            )
         if reason in _CLIENT_REFUSED:
             if not self._client_certificate:
                 return Unauthenticated(
@@ -718,7 +720,7 @@ class CaxtonClient:
 
 
 _CLIENT_REFUSED = {
-    CLOSED_AFTER_HANDSHAKE,
+    DROPPED_SILENTLY,
     "TLSV13_ALERT_CERTIFICATE_REQUIRED",
     "SSLV3_ALERT_BAD_CERTIFICATE",
     "TLSV1_ALERT_UNKNOWN_CA",

@@ -140,15 +140,19 @@ def _reason(exc: ssl.SSLError) -> str:
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")
 """The client's connection preface and an empty SETTINGS frame: an HTTP/2 server answers."""
 
-CLOSED_AFTER_HANDSHAKE = "CLOSED_AFTER_HANDSHAKE"
+DROPPED_SILENTLY = "DROPPED_SILENTLY"
 
 
-async def refusal(host: str, port: int, context: ssl.SSLContext, *, within_s: float = 10.0) -> str:
-    """Why a TLS server dropped a connection, asked on a connection of its own: the OpenSSL
-    reason of a failed handshake, CLOSED_AFTER_HANDSHAKE, or "" when the server answers
-    (or cannot be reached). Under TLS 1.3 a server refuses a client certificate after the
-    handshake, and asyncio closes without sending the alert: the gRPC library reports only
-    "Connection lost"."""
+async def why_dropped(
+    host: str, port: int, context: ssl.SSLContext | None, *, within_s: float = 5.0
+) -> str:
+    """Why a server dropped a connection, asked on a connection of its own that says the
+    HTTP/2 preface: the OpenSSL reason of a failed handshake; DROPPED_SILENTLY when the
+    server closed without a byte of HTTP/2 back; "" when it answers (or cannot be reached).
+
+    The gRPC library reports each case only as "Connection lost". A TLS server drops a
+    plain client so; under TLS 1.3 it refuses a client certificate after the handshake,
+    and asyncio closes without sending the alert that would say so."""
     writer = None
     try:
         async with asyncio.timeout(within_s):
@@ -165,4 +169,4 @@ async def refusal(host: str, port: int, context: ssl.SSLContext, *, within_s: fl
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
-    return "" if answer else CLOSED_AFTER_HANDSHAKE
+    return "" if answer else DROPPED_SILENTLY

@@ -149,7 +149,8 @@ def test_a_client_that_does_not_trust_the_certificate_is_told_to_give_the_ca(
 def test_a_plain_client_of_a_tls_server_is_told_to_use_https(tls_server: ServerProcess) -> None:
     plain = caxton("agent", "list", "--server", tls_server.address, check=False)
     assert plain.returncode == 1
-    assert f"if the server serves TLS, use https://{tls_server.address}" in plain.stderr
+    assert "as a TLS server does to a plain client" in plain.stderr
+    assert f"write https://{tls_server.address}" in plain.stderr
     assert "Traceback" not in plain.stdout + plain.stderr
 
 
