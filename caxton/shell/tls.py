@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from caxton.domain.addresses import is_loopback
-from caxton.shell.config import ServerConfig, parse_host_port
+from caxton.shell.config import OFF, ServerConfig, parse_host_port
 
 HTTP2 = ("h2",)
 """ALPN of the gRPC API (HTTP/2 only)."""
@@ -69,25 +69,31 @@ def client_context(*, ca: str = "", cert: str = "", key: str = "") -> ssl.SSLCon
 
 
 def exposure_warning(listeners: Mapping[str, str], *, tls: bool, token: bool) -> str:
-    """One paragraph for stderr when a listener (`{"gRPC API": "0.0.0.0:50051"}`) can be
-    reached from other machines with neither TLS nor a token; "" otherwise."""
+    """One paragraph for stderr when a listener (`{"gRPC API": "0.0.0.0:50051"}`; an
+    address `off` is none) can be reached from other machines with neither TLS nor a
+    token; "" otherwise."""
     if tls or token:
         return ""
     exposed = [
-        f"{what} on {address}"
+        f"the {what} on {address}"
         for what, address in listeners.items()
-        if not is_loopback(parse_host_port(address)[0])
+        if address != OFF and not is_loopback(parse_host_port(address)[0])
     ]
     if not exposed:
         return ""
     return (
-        f"⚠ WARNING: the {', '.join(exposed)} can be reached from other machines, with "
+        f"⚠ WARNING: {_listing(exposed)} can be reached from other machines, with "
         "neither TLS nor a token. Anyone who can connect can deploy and run agents, send "
         "messages as any client, stop and remove agents and read the whole event log, and "
         "everything crosses the network in clear text. Require a token with --token "
         "(or CAXTON_TOKEN) and encrypt with --tls-cert FILE --tls-key FILE "
         "(see the README's TLS section), or listen on 127.0.0.1."
     )
+
+
+def _listing(items: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return " and ".join(filter(None, (", ".join(items[:-1]), items[-1])))
 
 
 def _load_pair(context: ssl.SSLContext, cert: str, key: str, cert_is: str, key_is: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from caxton.shell.config import ServerConfig
+from caxton.shell.config import ConfigError, ServerConfig, load_config
 from caxton.shell.tls import (
     HTTP1,
     HTTP2,
@@ -83,3 +83,27 @@ def test_only_a_reachable_listener_with_neither_tls_nor_token_is_warned_of() -> 
     assert exposure_warning(api, tls=True, token=False) == ""
     assert exposure_warning(api, tls=False, token=True) == ""
     assert exposure_warning({"gRPC API": "127.0.0.1:50051"}, tls=False, token=False) == ""
+    both = {"gRPC API": "0.0.0.0:50051", "REST gateway": "10.0.0.7:8080", "other": "off"}
+    assert "the gRPC API on 0.0.0.0:50051 and the REST gateway on 10.0.0.7:8080 can" in (
+        exposure_warning(both, tls=False, token=False)
+    )
+
+
+def test_the_configuration_file_names_the_files_and_a_half_pair_is_refused(
+    pki: Pki, tmp_path: Path
+) -> None:
+    toml = tmp_path / "caxton.toml"
+    toml.write_text(
+        f'[server]\ntls_cert = "{pki.server_cert}"\ntls_key = "{pki.server_key}"\n'
+        f'tls_client_ca = "{pki.ca}"\n'
+    )
+    config = load_config(toml)
+    assert (config.tls_cert, config.tls_key, config.tls_client_ca) == (
+        str(pki.server_cert),
+        str(pki.server_key),
+        str(pki.ca),
+    )
+    with pytest.raises(ConfigError, match="give both --tls-cert FILE and --tls-key FILE"):
+        load_config(None, tls_cert=str(pki.server_cert))
+    with pytest.raises(ConfigError, match="mutual TLS needs the server's own --tls-cert"):
+        load_config(None, tls_client_ca=str(pki.ca))
