@@ -97,7 +97,7 @@ def _listing(items: Sequence[str]) -> str:
 
 
 def _load_pair(context: ssl.SSLContext, cert: str, key: str, cert_is: str, key_is: str) -> None:
-    if not _read(cert, cert_is).count(_CERTIFICATE):
+    if _CERTIFICATE not in _read(cert, cert_is):
         raise TlsUnusable(f"{cert_is} {cert}: not a PEM certificate (no {_CERTIFICATE.decode()})")
     key_text = _read(key, key_is)
     if any(mark in key_text for mark in _ENCRYPTED):
@@ -120,7 +120,7 @@ def _load_pair(context: ssl.SSLContext, cert: str, key: str, cert_is: str, key_i
 
 
 def _load_ca(context: ssl.SSLContext, ca: str, ca_is: str) -> None:
-    if not _read(ca, ca_is).count(_CERTIFICATE):
+    if _CERTIFICATE not in _read(ca, ca_is):
         raise TlsUnusable(f"{ca_is} {ca}: not a PEM certificate (no {_CERTIFICATE.decode()})")
     try:
         context.load_verify_locations(cafile=ca)
