@@ -20,6 +20,7 @@ from caxton.shell.cli.common import Failure, out, run
 from caxton.shell.cli.events import load, open_for, source_options
 from caxton.shell.cli.fork import edits_of, fork_command
 from caxton.shell.cli.regress import bad_input, regress_command
+from caxton.shell.client import Connection
 from caxton.shell.reexec import ReexecFailed, reexecute
 
 
@@ -79,8 +80,7 @@ async def replay(
     edit_values: tuple[str, ...],
     no_tui: bool,
     log_path: Path | None,
-    server: str,
-    token: str,
+    server: Connection,
 ) -> None:
     """Step through a recorded conversation (TUI), print it, re-execute it (--with), or
     fork it from one edited message (--fork-at STEP --edit FIELD=VALUE).
@@ -91,7 +91,7 @@ async def replay(
     if agent:
         if conversation_id:
             raise bad_input("pass --conversation ID or --agent NAME, not both")
-        source = await open_for(server, token, log_path)
+        source = await open_for(server, log_path)
         try:
             await regress_command(source, agent, builds, since)
         finally:
@@ -106,7 +106,7 @@ async def replay(
     if fork_at is not None and (not edit_values or builds):
         raise bad_input("--fork-at STEP takes one or more --edit FIELD=VALUE, and no --with")
     edits = edits_of(edit_values)
-    source = await open_for(server, token, log_path)
+    source = await open_for(server, log_path)
     try:
         found, story_events = await load(source, conversation_id)
         if fork_at is not None:

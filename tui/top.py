@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 
 from caxton.domain.units import format_size
 from caxton.shell.cli.common import out, run, server_options
-from caxton.shell.client import CaxtonClient, CaxtonError
+from caxton.shell.client import CaxtonError, Connection
 from caxton.shell.operations import AgentDebug, AgentFigures, ConversationFigures, TopSnapshot
 
 REFRESH_S = 1.0
@@ -318,14 +318,14 @@ def snapshot_text(snapshot: TopSnapshot) -> list[str]:
 @click.option("--once", is_flag=True, help="Print one snapshot as text and exit; no TUI.")
 @server_options
 @run
-async def top(once: bool, server: str, token: str) -> None:
+async def top(once: bool, server: Connection) -> None:
     """A live view of agents and conversations (s: sort, Enter: agent detail, q: quit)."""
-    async with CaxtonClient(server, token=token, timeout=10) as client:
+    async with server.client(timeout=10) as client:
         if once:
             for line in snapshot_text(await client.top()):
                 out.print(line, markup=False)
             return
-        await TopApp(client.top, client.debug_agent, where=server).run_async()
+        await TopApp(client.top, client.debug_agent, where=client.address).run_async()
 
 
 monitor = click.Command(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,12 +30,12 @@ from grpclib.exceptions import ProtocolError, StreamTerminatedError
 
 from caxton.domain import digests, strict_json
 from caxton.domain.acl import AclMessage
+from caxton.domain.addresses import parse_server_address
 from caxton.domain.events import Recorded
 from caxton.domain.schema import decode, message_from_stored
 from caxton.shell.api.codec import FastCodec
 from caxton.shell.api.convert import envelope_dict, envelope_of
 from caxton.shell.api.generated.caxton import v1
-from caxton.shell.config import ConfigError, parse_host_port
 from caxton.shell.operations import (
     AgentDebug,
     Setting,
@@ -43,6 +44,7 @@ from caxton.shell.operations import (
     settings_of,
     top_of,
 )
+from caxton.shell.tls import DROPPED_SILENTLY, TlsUnusable, client_context, why_dropped
 
 
 class CaxtonError(Exception):
@@ -81,6 +83,7 @@ class InvokeTimeout(CaxtonError):
     pass
 
 
+DEFAULT_ADDRESS = "127.0.0.1:50051"
 SEND_STREAM = "/caxton.v1.MessageService/SendStream"
 STREAM_BATCH = 256
 STREAM_BATCH_BYTES = 128 << 10
@@ -266,18 +269,63 @@ class SendResult:
     reply: AclMessage | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connection:
+    """Where a server is and what to reach it with: the CLI's --server, --token, --ca,
+    --cert and --key."""
+
+    address: str = DEFAULT_ADDRESS
+    token: str = ""
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+
+    def client(self, *, timeout: float = 60.0) -> CaxtonClient:
+        return CaxtonClient(
+            self.address,
+            token=self.token,
+            timeout=timeout,
+            ca=self.ca,
+            cert=self.cert,
+            key=self.key,
+        )
+
+
 class CaxtonClient:
-    """`async with CaxtonClient("127.0.0.1:50051") as client: await client.agents()`."""
+    """`async with CaxtonClient("127.0.0.1:50051") as client: await client.agents()`.
+
+    `https://HOST[:PORT]` connects with TLS, checking the server's certificate against `ca`
+    (a PEM file; the system's CAs without one); `cert` and `key` present a client
+    certificate to a server that asks for one (mutual TLS). `HOST:PORT` and `http://` are
+    plain."""
 
     def __init__(
-        self, address: str = "127.0.0.1:50051", *, token: str = "", timeout: float = 60.0
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        token: str = "",
+        timeout: float = 60.0,
+        ca: str = "",
+        cert: str = "",
+        key: str = "",
     ) -> None:
-        self.address = address
         try:
-            host, port = parse_host_port(address)
-        except ConfigError as exc:
-            raise InvalidArgument(f"server address: {exc}") from None
-        self._channel = Channel(host, port, codec=FastCodec())
+            where = parse_server_address(address)
+        except ValueError as exc:
+            raise InvalidArgument(f"server address {exc}") from None
+        self.address = str(where)
+        self._where = where
+        self._client_certificate = bool(cert)
+        if (ca or cert or key) and not where.tls:
+            raise InvalidArgument(
+                f"a CA or client certificate was given for the plain address {address}: "
+                f"write it https://{where.host_port} to connect with TLS"
+            )
+        try:
+            self._tls = client_context(ca=ca, cert=cert, key=key) if where.tls else None
+        except TlsUnusable as exc:
+            raise InvalidArgument(str(exc)) from None
+        self._channel = Channel(where.host, where.port, ssl=self._tls, codec=FastCodec())
         metadata = {"authorization": f"Bearer {token}"} if token else None
         self._metadata = metadata
         self._timeout = timeout
@@ -479,7 +527,7 @@ class CaxtonClient:
                 finally:
                     pushing.cancel()
         except _TRANSPORT_ERRORS as exc:
-            error = self._translate(exc, "send many")
+            error = await self._failure(exc, "send many")
             raise type(error)(f"{error} ({len(results)} of {sent} messages acknowledged)") from None
         if len(results) != sent:
             raise ServerUnavailable(
@@ -559,7 +607,7 @@ class CaxtonClient:
                     node=record.node,
                 )
         except _TRANSPORT_ERRORS as exc:
-            raise self._translate(exc) from None
+            raise await self._failure(exc) from None
 
     async def log_info(self) -> LogInfo:
         """The log's last position, where it lives, and the node that answered."""
@@ -639,7 +687,18 @@ class CaxtonClient:
         except _TRANSPORT_ERRORS as exc:
             # the stub method's name (`list_agents`) says which call was still running
             running = getattr(call, "__name__", "a request").replace("_", " ")
-            raise self._translate(exc, running, time.monotonic() - started) from None
+            raise await self._failure(exc, running, time.monotonic() - started) from None
+
+    async def _failure(
+        self, exc: Exception, running: str = "", seconds: float = 0.0
+    ) -> CaxtonError:
+        """The error to raise for `exc`; a connection the server dropped is asked why on a
+        connection of its own (TLS spoken to a plain client, a refused client certificate)."""
+        if isinstance(exc, StreamTerminatedError):
+            why = await why_dropped(self._where.host, self._where.port, self._tls)
+            if why:
+                return self._tls_failure(why)
+        return self._translate(exc, running, seconds)
 
     def _translate(self, exc: Exception, running: str = "", seconds: float = 0.0) -> CaxtonError:
         # the client's own timer (TimeoutError) and the server's answer to the deadline it
@@ -656,10 +715,59 @@ class CaxtonClient:
         if isinstance(exc, StreamTerminatedError | ProtocolError):
             during = f" during {running}" if running else ""
             return ServerUnavailable(f"the connection to {self.address} was lost{during} ({exc})")
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return ServerUnavailable(
+                f"the certificate of the server at {self.address} is not trusted "
+                f"({exc.verify_message}): give the CA that signed it with --ca FILE "
+                "(ca= in Python), and an address its certificate names"
+            )
+        if isinstance(exc, ssl.SSLError):
+            return self._tls_failure(str(exc.reason or exc))
         return ServerUnavailable(
             f"no Caxton server answers at {self.address} "
             "(start one with 'caxton server start', or pass --server)"
         )
+
+    def _tls_failure(self, reason: str) -> CaxtonError:
+        """A connection that failed in TLS (an OpenSSL reason, or DROPPED_SILENTLY), said
+        as what to change on this side."""
+        if self._tls is None:
+            return ServerUnavailable(
+                f"the server at {self.address} closed the connection without a word of "
+                "HTTP/2, as a TLS server does to a plain client: if it serves TLS, write "
+                f"https://{self._where.host_port} (with --ca FILE if its CA is your own)"
+            )
+        if reason in _CLIENT_REFUSED:
+            if not self._client_certificate:
+                return Unauthenticated(
+                    f"the server at {self.address} closed the connection once TLS was set "
+                    "up, as a server that requires client certificates does: give one its "
+                    "CA signed with --cert FILE --key FILE (cert=, key= in Python)"
+                )
+            return Unauthenticated(
+                f"the server at {self.address} closed the connection once TLS was set up: "
+                "it refused the client certificate, which must be signed by the CA the "
+                "server trusts (its --tls-client-ca) and be made for client authentication"
+            )
+        if reason == "WRONG_VERSION_NUMBER":  # the first bytes back were not TLS
+            return ServerUnavailable(
+                f"the server at {self.address} does not serve TLS ({reason}): write its "
+                f"address without https:// ({self._where.host_port})"
+            )
+        return ServerUnavailable(
+            f"TLS with {self.address} failed ({reason}); if the server serves plain gRPC, "
+            f"write its address without https:// ({self._where.host_port})"
+        )
+
+
+_CLIENT_REFUSED = {
+    DROPPED_SILENTLY,
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+    "SSLV3_ALERT_BAD_CERTIFICATE",
+    "TLSV1_ALERT_UNKNOWN_CA",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+}
+"""What a server that refuses the client's certificate (or its lack of one) ends with."""
 
 
 def _agent(info: v1.AgentInfo) -> AgentInfo:

@@ -60,6 +60,12 @@ class ServerConfig:
     lease_s: str = "10"
     """Seconds a shard's lease lasts unless renewed: a dead node's agents restart
     elsewhere after about this long."""
+    tls_cert: str = ""
+    """A PEM certificate (chain): every listener serves TLS with it ("" serves plain)."""
+    tls_key: str = ""
+    """The certificate's PEM private key, unencrypted."""
+    tls_client_ca: str = ""
+    """A PEM CA: API clients must present a certificate it signed (mutual TLS)."""
 
     @property
     def store_url(self) -> str:
@@ -96,6 +102,9 @@ _KEYS = {
     "node_id",
     "cluster_key",
     "lease_s",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
 }
 
 
@@ -144,7 +153,20 @@ def load_config(path: Path | None, **flags: Any) -> ServerConfig:
         raise ConfigError("synchronous must be NORMAL or FULL")
     _check_observability(config)
     _check_cluster(config)
+    _check_tls(config)
     return config
+
+
+def _check_tls(config: ServerConfig) -> None:
+    """Which files go together; whether they can be used is found when the server starts."""
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise ConfigError(
+            "tls: give both --tls-cert FILE and --tls-key FILE (the certificate and its key)"
+        )
+    if config.tls_client_ca and not config.tls_cert:
+        raise ConfigError(
+            "tls_client_ca: mutual TLS needs the server's own --tls-cert FILE --tls-key FILE"
+        )
 
 
 def _check_cluster(config: ServerConfig) -> None:

@@ -35,6 +35,7 @@ from caxton.shell.runtime.collector import tune_collector
 from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog, StoreError, answering
 from caxton.shell.telemetry.wiring import Observability
+from caxton.shell.tls import HTTP2, exposure_warning, server_context
 from caxton.shell.wasm import WasmHost
 
 if TYPE_CHECKING:
@@ -109,9 +110,21 @@ def _refuse_imported(config: ServerConfig) -> None:
         )
 
 
-async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print) -> None:
-    """Runs a server until SIGINT or SIGTERM, then stops cleanly."""
+async def serve(
+    config: ServerConfig,
+    *,
+    announce: Callable[[str], None] = print,
+    warn: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+) -> None:
+    """Runs a server until SIGINT or SIGTERM, then stops cleanly. Raises TlsUnusable for a
+    certificate or key it cannot use, before it touches the data directory."""
     tune_collector()
+    api_tls = server_context(config, alpn=HTTP2)
+    warning = exposure_warning(
+        {"gRPC API": config.listen}, tls=api_tls is not None, token=bool(config.token)
+    )
+    if warning:
+        warn(warning)
     with DataDir(config.data_dir) as data_dir:
         _refuse_imported(config)
         # every step of the stop runs, in reverse, even when an earlier one fails (a node
@@ -196,7 +209,7 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             )
             observability.count_requests(server)
             try:
-                await server.start(bind_host, port)
+                await server.start(bind_host, port, ssl=api_tls)
             except OSError as exc:
                 raise ListenFailed(
                     f"cannot listen on {bind_host}:{port} ({exc.strerror}); "
@@ -210,8 +223,8 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
             for what, where in observability.addresses.items():
                 announce(f"  {what}: {where}")
             announce(
-                f"✓ Caxton {node.node_id} listening on {bind_host}:{port} "
-                f"(log: {log.where}, position {node.world.position})"
+                f"✓ Caxton {node.node_id} listening on {_scheme(config)}{bind_host}:{port} "
+                f"({_security(config)}log: {log.where}, position {node.world.position})"
             )
             serving.set(True)
             deposed = asyncio.ensure_future(node.deposed.wait())
@@ -247,6 +260,20 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
                 )
             announce("stopping…")
         announce("✓ stopped cleanly")
+
+
+def _scheme(config: ServerConfig) -> str:
+    return "https://" if config.tls_cert else ""
+
+
+def _security(config: ServerConfig) -> str:
+    """What guards the API, as the announcement says it."""
+    guards = []
+    if config.tls_cert:
+        guards.append("TLS with client certificates" if config.tls_client_ca else "TLS")
+    if config.token:
+        guards.append("token")
+    return f"{', '.join(guards)}; " if guards else ""
 
 
 async def _rejoin(store_url: str, stopping: asyncio.Event, announce: Callable[[str], None]) -> None:

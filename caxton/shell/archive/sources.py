@@ -14,7 +14,7 @@ from caxton.domain.ids import agent_stream, conversation_stream, shard_stream
 from caxton.domain.placement import shard_of
 from caxton.replay.recording import Recording, participants, record
 from caxton.shell.archive.reader import LogFile, LogFileError
-from caxton.shell.client import CaxtonClient, NotFound
+from caxton.shell.client import CaxtonClient, Connection, NotFound
 
 POLL_S = 0.25
 """How often a log file read offline is looked at again for a live conversation: another
@@ -157,9 +157,8 @@ class ServerSource:
         self._client.close()
 
 
-async def open_source(*, server: str | None, log: Path | None, token: str = "") -> Source:
-    """`--log PATH` if given, else `--server ADDR`."""
+async def open_source(*, server: Connection | None, log: Path | None) -> Source:
+    """`--log PATH` if given, else `--server ADDR` (the default server without either)."""
     if log is not None:
         return await LogSource.open(log)
-    client = CaxtonClient(server or "127.0.0.1:50051", token=token)
-    return ServerSource(client)
+    return ServerSource((server or Connection()).client())

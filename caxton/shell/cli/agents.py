@@ -27,7 +27,7 @@ from caxton.shell.cli.common import (
     server_options,
 )
 from caxton.shell.cli.progress import Stages
-from caxton.shell.client import AgentInfo, CaxtonClient
+from caxton.shell.client import AgentInfo, Connection
 from caxton.shell.project import ProjectError
 
 TEMPLATES = ("request-handler", "contract-net-manager", "contract-net-bidder")
@@ -199,8 +199,7 @@ async def deploy(
     tool_grants: str,
     keep_memory: bool,
     snapshot_every: int | None,
-    server: str,
-    token: str,
+    server: Connection,
 ) -> None:
     """Deploy a component: `caxton agent deploy agent.wasm --config agent-config.yaml
     --replicas 3`, or `caxton agent deploy agent.wasm --name N --replicas 3`."""
@@ -231,7 +230,7 @@ async def deploy(
     # machine), so the progress shows that it is still running
     size = format_size(len(wasm))
     doing = f"deploying {component.name} ({size}; a component's first deploy compiles it)"
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         with Stages(out) as stages, stages.stage(name, doing) as stage:
             info = await client.deploy(
                 wasm,
@@ -333,9 +332,9 @@ def _config_text(config: str) -> str:
 @agent.command("list")
 @server_options
 @run
-async def list_agents(server: str, token: str) -> None:
+async def list_agents(server: Connection) -> None:
     """List deployed agents."""
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         agents = await client.agents()
     if not agents:
         out.print("no agents deployed")
@@ -372,9 +371,9 @@ async def list_agents(server: str, token: str) -> None:
 @click.argument("name")
 @server_options
 @run
-async def status(name: str, server: str, token: str) -> None:
+async def status(name: str, server: Connection) -> None:
     """Show an agent's health: `✓ Running (3/3 instances healthy)` or what is wrong."""
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         info = await client.agent(name)
     out.print(info.status_line, markup=False)  # it may quote an agent's own error text
     nodes = _nodes(info)
@@ -411,9 +410,9 @@ def _print_instances(info: AgentInfo, *, each_node: bool = False) -> None:
 @click.argument("name")
 @server_options
 @run
-async def stop(name: str, server: str, token: str) -> None:
+async def stop(name: str, server: Connection) -> None:
     """Stop an agent's instances (it stays deployed; messages to it are dead-lettered)."""
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         info = await client.stop(name)
     out.print(f"✓ stopped {name}: {info.status_line}", markup=False)
 
@@ -422,8 +421,8 @@ async def stop(name: str, server: str, token: str) -> None:
 @click.argument("name")
 @server_options
 @run
-async def remove(name: str, server: str, token: str) -> None:
+async def remove(name: str, server: Connection) -> None:
     """Stop and remove an agent. Its history stays in the log."""
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         await client.remove(name)
     out.print(f"✓ removed {name}")

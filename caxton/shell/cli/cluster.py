@@ -17,7 +17,7 @@ from caxton.domain.events import Recorded
 from caxton.replay.jsonl import NotAnExport, read_jsonl
 from caxton.shell.cli.common import Failure, out, run, server_options
 from caxton.shell.cli.events import parse_since
-from caxton.shell.client import CaxtonClient, ClusterView, LogInfo, MemberInfo
+from caxton.shell.client import ClusterView, Connection, LogInfo, MemberInfo
 
 STATES = ("alive", "suspect", "dead", "left")
 AGENTS_SHOWN = 5
@@ -33,9 +33,9 @@ def cluster() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per node.")
 @server_options
 @run
-async def members(as_json: bool, server: str, token: str) -> None:
+async def members(as_json: bool, server: Connection) -> None:
     """One line per node: address, state, incarnation, shards held and agents."""
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         view = await client.members()
     if as_json:
         for member in view.members:  # one object per line, for `jq` and scripts
@@ -49,10 +49,10 @@ async def members(as_json: bool, server: str, token: str) -> None:
 @cluster.command("status")
 @server_options
 @run
-async def status(server: str, token: str) -> None:
+async def status(server: Connection) -> None:
     """Whether the server is a node of a cluster, its members by state, the shards this
     node holds and those no node holds, and the log's position."""
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         view = await client.members()
         log = await client.log_info()
     for line in status_lines(view, log):

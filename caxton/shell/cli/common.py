@@ -1,4 +1,5 @@
-"""What every client command shares: --server, --token, async running, flag text, errors."""
+"""What every client command shares: --server and its credentials, async running, flag
+text, errors."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rich.console import Console
 from caxton.domain import strict_json
 from caxton.domain.errors import bounded
 from caxton.domain.units import parse_duration_ms, parse_size_bytes
+from caxton.shell.client import DEFAULT_ADDRESS, Connection
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -33,23 +35,67 @@ class Failure(Exception):
 
 
 def server_options(fn: Callable[P, T]) -> Callable[P, T]:
-    """Adds --server and --token (environment CAXTON_SERVER, CAXTON_TOKEN)."""
-    fn = click.option(
+    """Adds --server, --token, --ca, --cert and --key (environment CAXTON_SERVER,
+    CAXTON_TOKEN, CAXTON_CA, CAXTON_CERT, CAXTON_KEY), given to the command as one
+    `server: Connection`."""
+
+    @functools.wraps(fn)
+    def connected(*args: P.args, **kwargs: P.kwargs) -> T:
+        kwargs["server"] = Connection(
+            address=kwargs.pop("server"),  # type: ignore[arg-type]
+            token=kwargs.pop("token"),  # type: ignore[arg-type]
+            ca=kwargs.pop("ca"),  # type: ignore[arg-type]
+            cert=kwargs.pop("cert"),  # type: ignore[arg-type]
+            key=kwargs.pop("key"),  # type: ignore[arg-type]
+        )
+        return fn(*args, **kwargs)
+
+    for option in reversed(_SERVER_OPTIONS):
+        connected = option(connected)
+    return connected
+
+
+_SERVER_OPTIONS = (
+    click.option(
+        "--server",
+        envvar="CAXTON_SERVER",
+        default=DEFAULT_ADDRESS,
+        show_default=True,
+        show_envvar=True,
+        help="The Caxton server: HOST:PORT, or https://HOST[:PORT] for TLS.",
+    ),
+    click.option(
         "--token",
         envvar="CAXTON_TOKEN",
         default="",
         show_envvar=True,
         help="Bearer token, if the server requires one.",
-    )(fn)
-    fn = click.option(
-        "--server",
-        envvar="CAXTON_SERVER",
-        default="127.0.0.1:50051",
-        show_default=True,
+    ),
+    click.option(
+        "--ca",
+        envvar="CAXTON_CA",
+        default="",
+        metavar="FILE",
         show_envvar=True,
-        help="HOST:PORT of the Caxton server.",
-    )(fn)
-    return fn
+        help="PEM CA that signed an https:// server's certificate (default: the system's).",
+    ),
+    click.option(
+        "--cert",
+        envvar="CAXTON_CERT",
+        default="",
+        metavar="FILE",
+        show_envvar=True,
+        help="PEM client certificate, for a server that requires one (mutual TLS).",
+    ),
+    click.option(
+        "--key",
+        envvar="CAXTON_KEY",
+        default="",
+        metavar="FILE",
+        show_envvar=True,
+        help="The client certificate's PEM private key.",
+    ),
+)
 
 
 def run(coro_fn: Callable[P, Awaitable[T]]) -> Callable[P, T]:

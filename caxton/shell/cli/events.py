@@ -20,6 +20,7 @@ from caxton.replay.recording import Recording
 from caxton.shell.archive import BundleError, Source, SourceError, import_bundle, write_bundle
 from caxton.shell.archive.sources import open_source, recording
 from caxton.shell.cli.common import DURATION, Failure, out, run, server_options
+from caxton.shell.client import Connection
 from caxton.shell.files import write_atomically
 
 FORMATS = ("jsonl", "otlp-json", "mermaid", "bundle")
@@ -28,7 +29,7 @@ T = TypeVar("T")
 
 
 def source_options(fn: Callable[P, T]) -> Callable[P, T]:
-    """--server / --token (from the common options) and --log PATH."""
+    """--server and its credentials (from the common options) and --log PATH."""
     fn = click.option(
         "--log",
         "log_path",
@@ -39,9 +40,9 @@ def source_options(fn: Callable[P, T]) -> Callable[P, T]:
     return server_options(fn)
 
 
-async def open_for(server: str, token: str, log_path: Path | None) -> Source:
+async def open_for(server: Connection, log_path: Path | None) -> Source:
     try:
-        return await open_source(server=server, log=log_path, token=token)
+        return await open_source(server=server, log=log_path)
     except SourceError as exc:
         raise Failure(str(exc)) from None
 
@@ -76,8 +77,7 @@ async def export(
     fmt: str,
     output: Path,
     log_path: Path | None,
-    server: str,
-    token: str,
+    server: Connection,
 ) -> None:
     """Write a conversation (or the whole log) as JSON lines, OTLP JSON, Mermaid or a bundle."""
     since_ms = parse_since(since)
@@ -85,7 +85,7 @@ async def export(
         raise Failure(f"--format {fmt} exports one conversation: pass --conversation ID")
     if fmt == "bundle" and str(output) == "-":
         raise Failure("a bundle is a SQLite file: pass -o FILE")
-    source = await open_for(server, token, log_path)
+    source = await open_for(server, log_path)
     try:
         if conversation_id:
             found, story = await load(source, conversation_id)

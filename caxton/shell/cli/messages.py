@@ -27,7 +27,7 @@ from caxton.shell.cli.common import (
     run,
     server_options,
 )
-from caxton.shell.client import CaxtonClient
+from caxton.shell.client import CaxtonClient, Connection
 
 
 @click.command()
@@ -78,8 +78,7 @@ async def send(
     reply_by: int | None,
     wait: int | None,
     sender: str,
-    server: str,
-    token: str,
+    server: Connection,
 ) -> None:
     """Send an ACL message; with --wait, print the reply."""
     if performative not in PERFORMATIVES:
@@ -91,7 +90,7 @@ async def send(
     content = flag_text(content, "--content")
     if language == "json" and content:
         parse_json(content, "--content", hint="; quote it like '{\"a\": 1}', or pass @FILE")
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         result = await client.send(
             list(receivers),
             performative,
@@ -155,8 +154,7 @@ async def trace(
     follow: bool,
     as_json: bool,
     verbose: bool,
-    server: str,
-    token: str,
+    server: Connection,
 ) -> None:
     """One line per step of a conversation, in log order, failures included; in a
     cluster, the node of each step and the takeovers of its agents' shards."""
@@ -174,7 +172,7 @@ async def trace(
                     for entry in journal_text(line):
                         out.print(entry, markup=False)
 
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         history = await _story(client, conversation_id)
         if not follow:
             show(trace_lines(history, verbose=verbose))
@@ -227,10 +225,10 @@ async def _story(client: CaxtonClient, conversation_id: str) -> list[Recorded]:
 )
 @server_options
 @run
-async def conversations(last: int | None, limit: int, server: str, token: str) -> None:
+async def conversations(last: int | None, limit: int, server: Connection) -> None:
     """List conversations: participants, protocol, state and message count."""
     since = int(time.time() * 1000) - last if last is not None else 0
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         found = await client.conversations(since_ms=since, limit=limit)
     if not found:
         out.print("no conversations")

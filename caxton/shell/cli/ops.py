@@ -10,7 +10,7 @@ from caxton.domain.units import format_duration, format_size
 from caxton.replay.views import pretty
 from caxton.shell.cli.agents import memory_lines
 from caxton.shell.cli.common import DURATION, SIZE, Failure, out, run, server_options
-from caxton.shell.client import AgentMemory, CaxtonClient
+from caxton.shell.client import AgentMemory, Connection
 from caxton.shell.operations import AgentDebug, AgentFigures, ConversationFigures, Setting
 
 
@@ -59,12 +59,11 @@ async def config_set(
     breaker_timeout: int | None,
     breaker_threshold: int | None,
     tools: str | None,
-    server: str,
-    token: str,
+    server: Connection,
 ) -> None:
     """Apply new settings to a running agent without restarting it."""
     grants = None if tools is None else [t.strip() for t in tools.split(",") if t.strip()]
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         settings = await client.config_set(
             name,
             memory_bytes=memory,
@@ -84,9 +83,9 @@ async def config_set(
 @click.option("--agent", "name", required=True, help="The agent to show.")
 @server_options
 @run
-async def config_get(name: str, server: str, token: str) -> None:
+async def config_get(name: str, server: Connection) -> None:
     """Show an agent's effective settings and where each came from."""
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         settings = await client.config_get(name)
     _print_settings(settings)
 
@@ -122,13 +121,13 @@ def debug() -> None:
 @server_options
 @run
 async def debug_agent(
-    name: str, show_metrics: bool, recent: int, state: bool, replica: int, server: str, token: str
+    name: str, show_metrics: bool, recent: int, state: bool, replica: int, server: Connection
 ) -> None:
     """An agent's queue, handling times, recent traps, restarts and conversations; with
     --state, its own memory."""
     if recent < 1:
         raise Failure("--recent must be at least 1", code=2)
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         if state:
             memory = await client.agent_memory(name, replica)
             for line in memory_state_lines(memory):

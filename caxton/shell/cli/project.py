@@ -11,7 +11,7 @@ import click
 from caxton.domain import digests
 from caxton.shell.cli.agents import not_started
 from caxton.shell.cli.common import Failure, out, run, server_options
-from caxton.shell.client import CaxtonClient
+from caxton.shell.client import Connection
 from caxton.shell.project import (
     ProjectError,
     component_of,
@@ -59,7 +59,7 @@ def init(directory: Path, agent: str, with_observability: bool) -> None:
 )
 @server_options
 @run
-async def deploy(directory: Path, server: str, token: str) -> None:
+async def deploy(directory: Path, server: Connection) -> None:
     """Build and deploy every agent of caxton.toml that changed since the last deploy."""
     try:
         specs = read_agents(directory)
@@ -69,7 +69,7 @@ async def deploy(directory: Path, server: str, token: str) -> None:
     done = dict(before)
     changed = 0
     failed: list[str] = []
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         running = {a.name: a for a in await client.agents()}
         for spec in specs:
             try:

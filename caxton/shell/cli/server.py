@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from caxton.shell.cli.common import Failure, out
+from caxton.shell.cli.common import Failure, err, out
 
 
 @click.group()
@@ -89,6 +89,19 @@ def server() -> None:
 @click.option(
     "--lease", "lease_s", default=None, help="Seconds a shard's lease lasts unless renewed (10)."
 )
+@click.option(
+    "--tls-cert",
+    default=None,
+    metavar="FILE",
+    help="PEM certificate: gRPC, metrics and health serve TLS with it (needs --tls-key).",
+)
+@click.option("--tls-key", default=None, metavar="FILE", help="The certificate's PEM private key.")
+@click.option(
+    "--tls-client-ca",
+    default=None,
+    metavar="FILE",
+    help="PEM CA: API clients must present a certificate it signed (mutual TLS).",
+)
 def start(
     data_dir: Path | None,
     listen: str | None,
@@ -109,6 +122,9 @@ def start(
     node_id: str | None,
     cluster_key: str | None,
     lease_s: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
 ) -> None:
     """Start a server in the foreground; Ctrl-C stops it cleanly."""
     from caxton.shell.cluster import GossipError
@@ -118,6 +134,7 @@ def start(
     from caxton.shell.store import StoreError
     from caxton.shell.telemetry.http import EndpointUnavailable
     from caxton.shell.telemetry.logs import configure_logging
+    from caxton.shell.tls import TlsUnusable
     from caxton.shell.wasm import WasmError
 
     try:
@@ -140,12 +157,21 @@ def start(
             node_id=node_id,
             cluster_key=cluster_key,
             lease_s=lease_s,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_client_ca=tls_client_ca,
         )
     except ConfigError as exc:
         raise Failure(str(exc), code=2) from None
     configure_logging(log_level, config.log_format)  # type: ignore[arg-type]
     try:
-        asyncio.run(serve(config, announce=lambda text: out.print(text, markup=False)))
+        asyncio.run(
+            serve(
+                config,
+                announce=lambda text: out.print(text, markup=False),
+                warn=lambda text: err.print(text, markup=False),
+            )
+        )
     except (
         DataDirBusy,
         DataDirUnusable,
@@ -155,5 +181,6 @@ def start(
         StoreError,
         WasmError,
         GossipError,
+        TlsUnusable,
     ) as exc:
         raise Failure(str(exc)) from None

@@ -8,7 +8,7 @@ import click
 
 from caxton.domain.units import format_duration, format_size
 from caxton.shell.cli.common import Failure, flag_text, out, parse_json, run, server_options
-from caxton.shell.client import CaxtonClient, ToolServerInfo
+from caxton.shell.client import Connection, ToolServerInfo
 
 
 @click.group()
@@ -21,9 +21,9 @@ def tools() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per server.")
 @server_options
 @run
-async def list_tools(no_start: bool, as_json: bool, server: str, token: str) -> None:
+async def list_tools(no_start: bool, as_json: bool, server: Connection) -> None:
     """Each server, its state (running, failed, breaker open) and its tools with input schemas."""
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         servers = await client.tool_servers(refresh=not no_start)
     if as_json:
         for info in servers:  # one object per line, for `jq` and scripts
@@ -70,14 +70,14 @@ async def list_tools(no_start: bool, as_json: bool, server: str, token: str) -> 
 @server_options
 @run
 async def call(
-    server_name: str, tool: str, arguments: str, as_json: bool, server: str, token: str
+    server_name: str, tool: str, arguments: str, as_json: bool, server: Connection
 ) -> None:
     """Call one tool, for checking: `caxton tools call db read_query --args '{"query": "…"}'`."""
     arguments = flag_text(arguments, "--args")
     parsed = parse_json(arguments or "{}", "--args")
     if not isinstance(parsed, dict):
         raise Failure('--args: must be a JSON object, like \'{"query": "SELECT 1"}\'', code=2)
-    async with CaxtonClient(server, token=token) as client:
+    async with server.client() as client:
         result = await client.call_tool(server_name, tool, arguments or "{}")
     took = format_duration(max(1, result.duration_us // 1000))
     if not result.ok:

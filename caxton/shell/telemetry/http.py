@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 from collections.abc import Callable
 
 from caxton.shell.config import parse_host_port
@@ -35,11 +36,17 @@ class HttpEndpoints:
         self.address = ""
         self._server: asyncio.Server | None = None
 
-    async def start(self, address: str) -> None:
-        """Binds `HOST:PORT` (port 0: any free port; `address` then names the real one)."""
+    async def start(self, address: str, *, tls: ssl.SSLContext | None = None) -> None:
+        """Binds `HOST:PORT` (port 0: any free port; `address` then names the real one),
+        serving TLS with `tls`."""
         host, port = parse_host_port(address) if not address.endswith(":0") else (address[:-2], 0)
         try:
-            self._server = await asyncio.start_server(self._serve, host, port)
+            if tls is None:
+                self._server = await asyncio.start_server(self._serve, host, port)
+            else:
+                self._server = await asyncio.start_server(
+                    self._serve, host, port, ssl=tls, ssl_handshake_timeout=_READ_TIMEOUT_S
+                )
         except OSError as exc:
             reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
             raise EndpointUnavailable(

@@ -27,6 +27,7 @@ from caxton.shell.telemetry.logs import AgentLogFilter, AgentLogLimiter
 from caxton.shell.telemetry.metrics import CONTENT_TYPE, Metrics
 from caxton.shell.telemetry.span_follower import SpanSettings
 from caxton.shell.telemetry.span_process import SpanProcess, committed_position
+from caxton.shell.tls import HTTP1, server_context
 
 _JSON = "application/json"
 
@@ -69,21 +70,24 @@ class Observability:
     def addresses(self) -> dict[str, str]:
         """What is served where, for the start-up announcement."""
         found = {}
+        scheme = "https" if self.config.tls_cert else "http"
         if self._metrics_http.address:
-            found["metrics"] = f"http://{self._metrics_http.address}/metrics"
+            found["metrics"] = f"{scheme}://{self._metrics_http.address}/metrics"
         if self._health_http.address:
-            found["health"] = f"http://{self._health_http.address}/health"
+            found["health"] = f"{scheme}://{self._health_http.address}/health"
         if self._traces_to:
             found["traces"] = f"{self._traces_to} ({self.config.traces})"
         return found
 
     async def bind(self) -> None:
-        """Starts `/metrics` and `/health` + `/ready`; raises `EndpointUnavailable`."""
+        """Starts `/metrics` and `/health` + `/ready`, over TLS when the server has a
+        certificate; raises `EndpointUnavailable` (or `TlsUnusable`)."""
+        tls = server_context(self.config, alpn=HTTP1, verify_clients=False)
         if self.config.metrics != OFF:
-            await self._metrics_http.start(self.config.metrics)
+            await self._metrics_http.start(self.config.metrics, tls=tls)
         if self.config.health != OFF:
             try:
-                await self._health_http.start(self.config.health)
+                await self._health_http.start(self.config.health, tls=tls)
             except BaseException:
                 await self._metrics_http.close()
                 raise
