@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from caxton.domain.agent_config import AgentConfig, agent_config
 from caxton.domain.errors import InvalidAgentSpec
 from caxton.shell.project import ProjectError
@@ -50,10 +52,6 @@ def read_agent_config(path: Path) -> AgentConfig:
 
 
 def _document(path: Path, text: str) -> object:
-    try:
-        import yaml  # type: ignore[import-untyped]  # no stubs installed for PyYAML
-    except ImportError:
-        raise ProjectError(f"{path}: reading YAML needs PyYAML (pip install pyyaml)") from None
     try:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
