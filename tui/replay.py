@@ -18,8 +18,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from caxton.domain.memory import Memory
 from caxton.replay.cursor import Cursor, Timeline, about
 from caxton.replay.export import jsonl_lines, mermaid
+from caxton.replay.memory_view import changed, memory_lines, subject
 from caxton.replay.recording import Recording, extend
 from caxton.replay.views import (
     Row,
@@ -33,7 +35,7 @@ from caxton.replay.views import (
 )
 from caxton.replay.views import detail as detail_text
 from caxton.replay.views import lanes as lanes_of
-from caxton.shell.archive import Source
+from caxton.shell.archive import Source, SourceError
 
 PLAY_INTERVAL_S = 0.4
 TIMELINE_WIDTH = 81
@@ -57,6 +59,17 @@ STATUS_STYLE = {
     "breaker": "bold yellow",
 }
 OUTCOME_STYLE = {"open": "cyan", "done": "green", "failed": "red", "violated": "bold red"}
+
+
+class _Rebuilding:
+    """A memory a worker is rebuilding."""
+
+
+_REBUILDING = _Rebuilding()
+Found = Memory | str | None | _Rebuilding
+"""A memory asked of the source: it, None when the instance keeps none there, why it
+could not be rebuilt, or still rebuilding."""
+_MARK_STYLE = {" ": "", "+": "green", "-": "red"}
 
 
 class ReplayApp(App[None]):
@@ -104,6 +117,9 @@ class ReplayApp(App[None]):
         self._rows: list[Row] = []
         self._who = 0
         """The sender → receivers column's width as drawn (0 before the first drawing)."""
+        self._memories: dict[tuple[str, int, int], Found] = {}
+        """Memories asked of the source by (agent, replica, position): the memory, None when
+        the instance keeps none there, or why it could not be rebuilt."""
 
     # --- layout ------------------------------------------------------------
 
@@ -275,7 +291,51 @@ class ReplayApp(App[None]):
             text.append(f" · {agent.restarts} restarts\n" if agent.restarts else "\n", style=style)
             if agent.last_error:
                 text.append(f"    last error: {agent.last_error}\n", style="red")
+        self._memory_text(text)
         return text
+
+    def _memory_text(self, text: Text) -> None:
+        """The memory of the instance this step is about, marked against the step before."""
+        about = subject(self.cursor)
+        if about is None or self.source is None:
+            return
+        now = self._memory(about.agent, about.replica, about.position)
+        before = self._memory(about.agent, about.replica, about.before) if about.before else None
+        text.append(f"\nMemory of {about.agent}#{about.replica}\n", style="bold underline")
+        if now is _REBUILDING:
+            text.append("  rebuilding…\n", style="italic")
+        elif now is None:
+            text.append("  keeps no memory\n", style="dim")
+        elif isinstance(now, str):
+            text.append(f"  {now}\n", style="red")
+        elif isinstance(now, Memory):
+            base = before if isinstance(before, Memory) else None
+            text.append(
+                f"  after {now.handled:,} handlings"
+                + (" · changed at this step" if changed(now, base) else "")
+                + "\n",
+                style="dim",
+            )
+            for mark, line in memory_lines(now, base):
+                text.append(f"{mark} {line}\n", style=_MARK_STYLE[mark])
+
+    def _memory(self, agent: str, replica: int, position: int) -> Found:
+        """The memory asked for, or `_REBUILDING` while a worker rebuilds it."""
+        key = (agent, replica, position)
+        if key in self._memories:
+            return self._memories[key]
+        self._memories[key] = _REBUILDING
+        self.run_worker(self._rebuild(key), group="memory")
+        return _REBUILDING
+
+    async def _rebuild(self, key: tuple[str, int, int]) -> None:
+        assert self.source is not None
+        try:
+            found: Memory | str | None = await self.source.memory(*key)
+        except SourceError as exc:
+            found = str(exc)
+        self._memories[key] = found
+        self._show("#state", self._state_text())
 
     def _status_text(self) -> Text:
         cursor = self.cursor

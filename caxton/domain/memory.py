@@ -69,6 +69,23 @@ class Plan:
     quarantined: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """An instance's memory as of a position of the log (rebuilt in a sandbox): what its
+    `snapshot()` returns, the handlings it holds (`restored` by the snapshot it was rebuilt
+    from, `rebuilt` re-executed after it), the messages skipped."""
+
+    agent: str
+    replica: int
+    state: str
+    handled: int
+    restored: int
+    rebuilt: int
+    position: int
+    quarantined: tuple[str, ...]
+    rebuild_us: int
+
+
 @dataclass(slots=True)
 class Inputs:
     """Collects, from events fed in log order, what instance `agent#replica` handled:

@@ -24,6 +24,7 @@ from caxton.domain.events import (
     HostCall,
     MessageDeadLettered,
     MessageHandled,
+    MessageQuarantined,
     MessageSent,
     Recorded,
     ShardClaimed,
@@ -195,6 +196,19 @@ class TraceView:
                         status="dead-letter",
                         message_id=event.message_id,
                         error=event.reason,
+                    )
+                ]
+            case MessageQuarantined():
+                return [
+                    TraceLine(
+                        position=position,
+                        at=at,
+                        conversation_id=event.conversation_id,
+                        agent=event.agent,
+                        message=self._performatives.get(event.message_id, "?"),
+                        status="quarantined",
+                        message_id=event.message_id,
+                        error=f"re-executing it trapped in a memory rebuild: {event.reason}",
                     )
                 ]
             case AgentTrapped() if event.conversation_id:

@@ -27,6 +27,7 @@ from caxton.domain.events import (
     HostCall,
     MessageDeadLettered,
     MessageHandled,
+    MessageQuarantined,
     MessageSent,
     Recorded,
     ShardClaimed,
@@ -125,6 +126,16 @@ def _row(step: int, recorded: Recorded, timeline: Timeline) -> Row:
                 performative=_performative(timeline, event.message_id),
                 status="dead-letter",
                 detail=reason,
+            )
+        case MessageQuarantined(agent=a, replica=r, reason=reason):
+            return Row(
+                step=step,
+                time=time,
+                actor=a,
+                arrow=f"⊘ {a}#{r}",
+                performative=_performative(timeline, event.message_id),
+                status="quarantined",
+                detail=f"skipped by {a}#{r}'s memory rebuilds: its re-execution trapped ({reason})",
             )
         case AgentTrapped(agent=a, replica=r, kind=kind, reason=reason):
             return Row(

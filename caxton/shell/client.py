@@ -32,6 +32,7 @@ from caxton.domain import digests, strict_json
 from caxton.domain.acl import AclMessage
 from caxton.domain.addresses import parse_server_address
 from caxton.domain.events import Recorded
+from caxton.domain.memory import Memory
 from caxton.domain.schema import decode, message_from_stored
 from caxton.shell.api.codec import FastCodec
 from caxton.shell.api.convert import envelope_dict, envelope_of
@@ -61,6 +62,11 @@ class Unauthenticated(CaxtonError):
 
 class NotFound(CaxtonError):
     pass
+
+
+class FailedPrecondition(CaxtonError):
+    """The request is valid but the state it needs is not there (an agent keeping no
+    memory asked for its memory, say)."""
 
 
 class AlreadyExists(CaxtonError):
@@ -98,6 +104,7 @@ _BY_STATUS: dict[Status, type[CaxtonError]] = {
     Status.ALREADY_EXISTS: AlreadyExists,
     Status.INVALID_ARGUMENT: InvalidArgument,
     Status.RESOURCE_EXHAUSTED: Busy,
+    Status.FAILED_PRECONDITION: FailedPrecondition,
 }
 
 
@@ -118,21 +125,6 @@ class InstanceInfo:
     memory_restored: int = 0
     quarantined: int = 0
     memory_diverged: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentMemory:
-    """An instance's own memory (its `snapshot()`), rebuilt from the log."""
-
-    name: str
-    replica: int
-    state: str
-    handled: int
-    restored: int
-    rebuilt: int
-    position: int
-    quarantined: tuple[str, ...]
-    rebuild_us: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,12 +388,12 @@ class CaxtonClient:
             raise InvalidArgument(f"{filename}: {text}" if filename else str(exc)) from None
         return _agent(reply)
 
-    async def agent_memory(self, name: str, replica: int = 0, position: int = 0) -> AgentMemory:
+    async def agent_memory(self, name: str, replica: int = 0, position: int = 0) -> Memory:
         """The memory of `name#replica` now (or at a position of the log)."""
         request = v1.GetAgentMemoryRequest(name=name, replica=replica, position=position)
         reply = await self._call(self._agents.get_agent_memory(request))
-        return AgentMemory(
-            name=reply.name,
+        return Memory(
+            agent=reply.name,
             replica=reply.replica,
             state=reply.state,
             handled=reply.handled,

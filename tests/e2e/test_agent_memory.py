@@ -3,12 +3,14 @@ and a redeploy that keeps it; a message whose re-execution traps is quarantined 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from caxton.shell.archive import LogSource
 from tests.conftest import AgentBuilds
 from tests.e2e.conftest import ServerProcess, caxton, free_port
 
@@ -32,6 +34,16 @@ def events(address: str, tmp_path: Path) -> list[dict[str, object]]:
 
 def of_type(found: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
     return [e["data"] for e in found if e["type"] == kind]  # type: ignore[misc]
+
+
+async def memories(data: Path, positions: list[int]) -> list[int]:
+    """The counter's count in its memory at each of these positions of the log."""
+    source = await LogSource.open(data)
+    try:
+        found = [await source.memory("counter", 0, p) for p in positions]
+    finally:
+        await source.close()
+    return [json.loads(m.state)["count"] for m in found if m is not None]
 
 
 @pytest.fixture
@@ -74,6 +86,10 @@ def test_a_counter_survives_a_trap_and_a_server_sigkill(
         found = events(address, tmp_path)
     finally:
         server.kill()
+    # the memory at each handling, rebuilt from the log file as the replay TUI's pane does
+    handled = [e["position"] for e in found if e["type"] == "MessageHandled"]
+    counts = asyncio.run(memories(tmp_path / "data", [int(str(p)) for p in handled]))
+    assert counts == [1, 2, 3, 4, 5]
     starts = of_type(found, "AgentStarted")
     assert [s["memory"] for s in starts] == [True, True, True]
     assert starts[1]["rebuilt"] + starts[1]["restored"] == 3  # type: ignore[operator]
@@ -115,8 +131,11 @@ def test_a_redeploy_keeps_memory_and_quarantines_a_poison_message_once(
         assert count(address)["count"] == 4  # rebuilt again, without trying the poison again
         status = caxton("debug", "agent", "counter", server=address).stdout
         assert "1 message(s) quarantined" in status
-        found = events(address, tmp_path)
+        (quarantined,) = of_type(events(address, tmp_path), "MessageQuarantined")
+        assert "timeout" in str(quarantined["reason"])
+        trace = caxton(
+            "trace", "--conversation-id", str(quarantined["conversation_id"]), server=address
+        ).stdout
+        assert 'status="quarantined"' in trace and "timeout" in trace
     finally:
         server.kill()
-    (quarantined,) = of_type(found, "MessageQuarantined")
-    assert "timeout" in str(quarantined["reason"])

@@ -121,6 +121,9 @@ class GrowingSource:
         self.later = later
         self.release = asyncio.Event()
 
+    async def memory(self, agent: str, replica: int, position: int) -> None:
+        return None  # no agent of this log keeps memory
+
     async def follow(self, after: int) -> AsyncIterator[Recorded]:
         await self.release.wait()
         for recorded in self.later:

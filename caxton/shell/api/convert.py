@@ -12,10 +12,10 @@ from caxton.domain.agents import AgentState, status_line
 from caxton.domain.conversations import ConversationState
 from caxton.domain.errors import InvalidAgentSpec
 from caxton.domain.events import DEFAULT_SNAPSHOT_EVERY, Limits, Recorded
+from caxton.domain.memory import Memory
 from caxton.domain.protocols import phase
 from caxton.domain.schema import encode, type_name
 from caxton.shell.api.generated.caxton import v1
-from caxton.shell.runtime.memory import Memory
 
 if TYPE_CHECKING:  # the client imports this module, and needs no runtime
     from caxton.shell.runtime.node import SendResult

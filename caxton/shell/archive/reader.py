@@ -73,6 +73,12 @@ class LogFile:
             found = [r for r in found if r.position <= to_position]
         return sorted(found, key=lambda r: r.position)
 
+    async def read_streams(
+        self, streams: Sequence[str], *, to_position: int | None = None
+    ) -> list[Recorded]:
+        """`streams`, as the server's log names it (`caxton.shell.runtime.memory.History`)."""
+        return await self.streams(streams, to_position=to_position or 0)
+
     async def pages(self, *, from_position: int = 1) -> AsyncIterator[list[Recorded]]:
         """The whole log from a position, a page at a time."""
         after = from_position - 1

@@ -4,6 +4,7 @@ or a log file read offline (a data directory, an imported log, a bundle)."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
@@ -11,10 +12,13 @@ from typing import Protocol
 from caxton.domain.errors import quoted
 from caxton.domain.events import Recorded
 from caxton.domain.ids import agent_stream, conversation_stream, shard_stream
+from caxton.domain.memory import Memory
 from caxton.domain.placement import shard_of
 from caxton.replay.recording import Recording, participants, record
 from caxton.shell.archive.reader import LogFile, LogFileError
-from caxton.shell.client import CaxtonClient, Connection, NotFound
+from caxton.shell.client import CaxtonClient, Connection, FailedPrecondition, NotFound
+from caxton.shell.runtime.memory import RebuildFailed, memory_at
+from caxton.shell.wasm import WasmHost
 
 POLL_S = 0.25
 """How often a log file read offline is looked at again for a live conversation: another
@@ -41,6 +45,11 @@ class Source(Protocol):
 
     def follow(self, after: int) -> AsyncIterator[Recorded]:
         """Every event after a position, then each new one as it is recorded."""
+        ...
+
+    async def memory(self, agent: str, replica: int, position: int) -> Memory | None:
+        """An instance's own memory as of a position, rebuilt in a sandbox; None when it
+        keeps none there. Raises `SourceError` when it cannot be rebuilt."""
         ...
 
     def everything(self) -> AsyncIterator[Recorded]:
@@ -78,6 +87,8 @@ class LogSource:
         self._log = log
         self._components = components
         self.where = log.where
+        self._host: WasmHost | None = None  # made when a memory is first asked for
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> LogSource:
@@ -108,6 +119,17 @@ class LogSource:
         path = self._components / f"{digest}.wasm"
         return path.read_bytes() if len(digest) == 64 and path.is_file() else None
 
+    async def memory(self, agent: str, replica: int, position: int) -> Memory | None:
+        if self._host is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="caxton-memory-")
+            self._host = WasmHost(Path(self._scratch.name), workers=1)
+        try:
+            return await memory_at(
+                self._log, self._host, agent, replica, until=position, fetch=self.component
+            )
+        except RebuildFailed as exc:
+            raise SourceError(f"{agent}#{replica}: its memory cannot be rebuilt: {exc}") from None
+
     async def follow(self, after: int) -> AsyncIterator[Recorded]:
         while True:
             async for page in self._log.pages(from_position=after + 1):
@@ -122,6 +144,10 @@ class LogSource:
                 yield recorded
 
     async def close(self) -> None:
+        if self._host is not None:
+            self._host.close()
+        if self._scratch is not None:
+            self._scratch.cleanup()
         await self._log.close()
 
 
@@ -144,6 +170,16 @@ class ServerSource:
             return await self._client.component(digest)
         except NotFound:
             return None
+
+    async def memory(self, agent: str, replica: int, position: int) -> Memory | None:
+        try:
+            return await self._client.agent_memory(agent, replica, position)
+        except FailedPrecondition as exc:
+            if "keeps no memory" in str(exc):
+                return None
+            raise SourceError(str(exc)) from None
+        except NotFound as exc:
+            raise SourceError(str(exc)) from None
 
     async def follow(self, after: int) -> AsyncIterator[Recorded]:
         async for recorded in self._client.events(from_position=after + 1, follow=True):

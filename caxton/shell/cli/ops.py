@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 
 import click
 
+from caxton.domain.memory import Memory
 from caxton.domain.units import format_duration, format_size
 from caxton.replay.views import pretty
 from caxton.shell.cli.agents import memory_lines
 from caxton.shell.cli.common import DURATION, SIZE, Failure, out, run, server_options
-from caxton.shell.client import AgentMemory, Connection
+from caxton.shell.client import Connection
 from caxton.shell.operations import AgentDebug, AgentFigures, ConversationFigures, Setting
 
 
@@ -141,7 +142,7 @@ async def debug_agent(
         out.print(line, markup=False)
 
 
-def memory_state_lines(memory: AgentMemory) -> list[str]:
+def memory_state_lines(memory: Memory) -> list[str]:
     """`caxton debug agent NAME --state`: the memory, pretty when it is JSON."""
     source = (
         f"snapshot of {memory.restored:,} + {memory.rebuilt:,} re-executed"
@@ -149,7 +150,7 @@ def memory_state_lines(memory: AgentMemory) -> list[str]:
         else f"{memory.rebuilt:,} re-executed from the start"
     )
     lines = [
-        f"{memory.name}#{memory.replica} memory at log position {memory.position:,}: "
+        f"{memory.agent}#{memory.replica} memory at log position {memory.position:,}: "
         f"{memory.handled:,} handlings ({source}, rebuilt in {memory.rebuild_us / 1000:.1f} ms)"
     ]
     if memory.quarantined:

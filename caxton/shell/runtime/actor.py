@@ -271,6 +271,11 @@ class InstanceActor:
     ) -> tuple[Outcome, AgentSnapshotted | None]:
         """A handling's outcome with the snapshot taken after it: a snapshot that fails
         fails the handling, as a trap (its memory could not be recorded)."""
+        limit = self.runtime.max_content_bytes
+        if state is not None and len(state) > limit:  # characters: a cheap first look
+            size = len(state.encode())
+            if size > limit:
+                taken = AgentError(f"{size} bytes, over the {limit}-byte limit of a snapshot", 0)
         if isinstance(taken, Trapped | AgentError):
             why = taken.reason if isinstance(taken, Trapped) else taken.text
             kind = taken.kind if isinstance(taken, Trapped) else "host-error"

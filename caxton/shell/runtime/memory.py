@@ -9,21 +9,36 @@ delivered, and nothing is logged or traced.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from caxton.domain.events import AgentSnapshotted, AgentStarted
+from caxton.domain.events import AgentSnapshotted, AgentStarted, Recorded
 from caxton.domain.ids import agent_stream, conversation_stream
-from caxton.domain.memory import Handling, Inputs, Plan, lineage, without
+from caxton.domain.memory import Handling, Inputs, Memory, Plan, lineage, without
 from caxton.replay.reexec import Comparison, Journal, compare
 from caxton.shell.reexec import ReplayServices
-from caxton.shell.store import EventLog
-from caxton.shell.wasm import AgentError, AgentInstance, Trapped, WasmHost
+from caxton.shell.wasm import AgentError, AgentInstance, Trapped, UnknownComponent, WasmHost
+
+
+class History(Protocol):
+    """What a rebuild reads of a log: the server's `EventLog`, or a log file read offline
+    (`caxton.shell.archive.reader.LogFile`)."""
+
+    async def read_streams(
+        self, streams: Sequence[str], *, to_position: int | None = None
+    ) -> list[Recorded]: ...
+
+    def pages(self, *, from_position: int = 1) -> AsyncIterator[list[Recorded]]: ...
+
+    async def last_position(self) -> int: ...
 
 
 async def read_plan(
-    log: EventLog, agent: str, replica: int, *, until: int | None = None
+    log: History, agent: str, replica: int, *, until: int | None = None
 ) -> Plan | None:
     """What rebuilding `agent#replica`'s memory takes, as of the end of the log (or of
     position `until`); None when the instance has no memory there."""
@@ -120,33 +135,31 @@ def _why(outcome: Trapped | AgentError) -> str:
     return f"{outcome.kind}: {outcome.reason}" if isinstance(outcome, Trapped) else outcome.text
 
 
-@dataclass(frozen=True, slots=True)
-class Memory:
-    """An instance's memory as of a position of the log, rebuilt in a sandbox."""
-
-    agent: str
-    replica: int
-    state: str
-    handled: int
-    restored: int
-    rebuilt: int
-    position: int
-    quarantined: tuple[str, ...]
-    rebuild_us: int
-
-
 async def memory_at(
-    log: EventLog, host: WasmHost, agent: str, replica: int, *, until: int | None = None
+    log: History,
+    host: WasmHost,
+    agent: str,
+    replica: int,
+    *,
+    until: int | None = None,
+    fetch: Callable[[str], Awaitable[bytes | None]] | None = None,
 ) -> Memory | None:
     """The memory of `agent#replica` now (or as of position `until`), rebuilt on a
     sandbox instance of the build in force there: nothing it does leaves the sandbox,
     nothing is recorded (a message whose re-execution traps is skipped, as a rebuild
-    would quarantine it). None when the instance keeps no memory there."""
+    would quarantine it). None when the instance keeps no memory there. `fetch` gets a
+    build the host does not hold yet."""
     position = until if until is not None else await log.last_position()
     plan = await read_plan(log, agent, replica, until=position)
     if plan is None:
         return None
-    loaded = host.get(plan.component)
+    try:
+        loaded = host.get(plan.component)
+    except UnknownComponent:
+        wasm = await fetch(plan.component) if fetch is not None else None
+        if wasm is None:
+            raise RebuildFailed(f"its build {plan.component[:12]} is not here") from None
+        loaded = await asyncio.to_thread(host.load, wasm, f"{agent}.wasm")
     limits = plan.limits
     skipped: list[str] = []
     while True:
