@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from caxton.domain.acl import AclMessage
-from caxton.domain.events import AgentDeployed, AgentTrapped, MessageHandled, Recorded
+from caxton.domain.events import AgentDeployed, AgentTrapped, Limits, MessageHandled, Recorded
+from caxton.domain.memory import Plan
 from caxton.replay.recording import Recording
-from caxton.replay.reexec import Outcome, Report, Script, script
+from caxton.replay.reexec import Input, Outcome, Report, Script, script
 
 Status = Literal["identical", "diverged", "trapped", "needs-host-answer"]
 
@@ -70,8 +71,43 @@ class Case:
     """Handlings to run one build on, from a fresh `init`, compared as one verdict."""
 
     conversation_id: str
+    """What the case covers: a conversation's id, or `memory of NAME#R` for the handlings
+    of an instance's memory."""
     script: Script
-    recording: Recording
+    recording: Recording | None
+    limits: Limits | None = None
+    """The limits to run with (a memory's case has no recording to take them from)."""
+
+
+def memory_case(plan: Plan) -> Case:
+    """Every handling of an instance's memory since it began, as one case from a fresh
+    `init` with the memory's first `init` answers: what a build that keeps the memory
+    would have to re-execute (`caxton agent deploy --keep-memory`). A step is a position
+    of the log."""
+    inputs = tuple(
+        Input(
+            step=h.position,
+            replica=plan.replica,
+            message=h.message,
+            journal=h.journal,
+            sent=h.sent,
+            error=h.error,
+        )
+        for h in plan.handlings
+    )
+    script = Script(
+        agent=plan.agent,
+        component=plan.component,
+        config=plan.config,
+        init_journal=plan.init_journal,
+        inputs=inputs,
+    )
+    return Case(
+        conversation_id=f"memory of {plan.agent}#{plan.replica}",
+        script=script,
+        recording=None,
+        limits=plan.limits,
+    )
 
 
 def cases(agent: str, stories: Iterable[tuple[Recording, Sequence[Recorded]]]) -> Iterator[Case]:

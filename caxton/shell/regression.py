@@ -58,8 +58,11 @@ async def regress(
 
     async def one(case: Case) -> Verdict:
         async with gate:
-            deployed = case.recording.prelude.agents.get(case.script.agent)
-            limits = deployed.limits if deployed else Limits()
+            limits = case.limits
+            if limits is None:
+                recording = case.recording
+                deployed = recording.prelude.agents.get(case.script.agent) if recording else None
+                limits = deployed.limits if deployed else Limits()
             try:
                 report = await rerun.run(case.script, limits)
             except ReexecFailed as exc:

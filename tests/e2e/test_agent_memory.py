@@ -117,6 +117,17 @@ def test_a_redeploy_keeps_memory_and_quarantines_a_poison_message_once(
         assert count(address, '{"poison": true}')["count"] == 2  # the first build takes it
         assert count(address)["count"] == 3
 
+        # regression replay of an agent with memory: every handling since it began
+        same = caxton(
+            "replay", "--agent", "counter", "--with", f"counter={counter}", server=address
+        )
+        assert "memory of counter#0" in same.stdout and "identical" in same.stdout
+        other = caxton(
+            "replay", "--agent", "counter", "--with", f"counter={v2}",
+            server=address, check=False,
+        )  # fmt: skip
+        assert other.returncode == 1 and "diverged" in other.stdout, other.stdout + other.stderr
+
         deployed = caxton(
             "agent", "deploy", str(v2), "--name", "counter", "--timeout", "1s",
             "--replace", "--keep-memory", server=address,

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from caxton.domain.errors import quoted
 from caxton.domain.events import Recorded
 from caxton.domain.ids import agent_stream, conversation_stream, shard_stream
-from caxton.domain.memory import Memory
+from caxton.domain.memory import Memory, Plan
 from caxton.domain.placement import shard_of
 from caxton.replay.recording import Recording, participants, record
 from caxton.shell.archive.reader import LogFile, LogFileError
 from caxton.shell.client import CaxtonClient, Connection, FailedPrecondition, NotFound
-from caxton.shell.runtime.memory import RebuildFailed, memory_at
+from caxton.shell.runtime.memory import RebuildFailed, memory_at, memory_plans
 from caxton.shell.wasm import WasmHost
 
 POLL_S = 0.25
@@ -50,6 +50,10 @@ class Source(Protocol):
     async def memory(self, agent: str, replica: int, position: int) -> Memory | None:
         """An instance's own memory as of a position, rebuilt in a sandbox; None when it
         keeps none there. Raises `SourceError` when it cannot be rebuilt."""
+        ...
+
+    async def memory_plans(self, agent: str) -> list[Plan]:
+        """Every handling of each of the agent's memories since it began."""
         ...
 
     def everything(self) -> AsyncIterator[Recorded]:
@@ -130,6 +134,9 @@ class LogSource:
         except RebuildFailed as exc:
             raise SourceError(f"{agent}#{replica}: its memory cannot be rebuilt: {exc}") from None
 
+    async def memory_plans(self, agent: str) -> list[Plan]:
+        return await memory_plans(self._log, agent)
+
     async def follow(self, after: int) -> AsyncIterator[Recorded]:
         while True:
             async for page in self._log.pages(from_position=after + 1):
@@ -181,6 +188,9 @@ class ServerSource:
         except NotFound as exc:
             raise SourceError(str(exc)) from None
 
+    async def memory_plans(self, agent: str) -> list[Plan]:
+        return await memory_plans(_ClientHistory(self._client), agent)
+
     async def follow(self, after: int) -> AsyncIterator[Recorded]:
         async for recorded in self._client.events(from_position=after + 1, follow=True):
             yield recorded
@@ -191,6 +201,32 @@ class ServerSource:
 
     async def close(self) -> None:
         self._client.close()
+
+
+class _ClientHistory:
+    """A server's log as a memory rebuild reads it (`caxton.shell.runtime.memory.History`),
+    through the event stream of the API."""
+
+    PAGE = 1_000
+
+    def __init__(self, client: CaxtonClient) -> None:
+        self._client = client
+
+    async def read_streams(
+        self, streams: Sequence[str], *, to_position: int | None = None
+    ) -> list[Recorded]:
+        found = [r async for r in self._client.events(streams=list(streams))]
+        return [r for r in found if to_position is None or r.position <= to_position]
+
+    async def pages(self, *, from_position: int = 1) -> AsyncIterator[list[Recorded]]:
+        page: list[Recorded] = []
+        async for recorded in self._client.events(from_position=from_position):
+            page.append(recorded)
+            if len(page) >= self.PAGE:
+                yield page
+                page = []
+        if page:
+            yield page
 
 
 async def open_source(*, server: Connection | None, log: Path | None) -> Source:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from caxton.domain.errors import quoted
-from caxton.replay.regression import EXIT_BAD_INPUT, cases, exit_status, table
+from caxton.replay.regression import EXIT_BAD_INPUT, cases, exit_status, memory_case, table
 from caxton.shell.archive import Source, SourceError
 from caxton.shell.cli.common import Failure, err, out
 from caxton.shell.cli.events import parse_since
@@ -34,18 +34,28 @@ async def regress_command(source: Source, agent: str, builds: dict[str, Path], s
     found = await find(source, agent, since_ms)
     if not found.deployed:
         raise bad_input(f"no agent {quoted(agent)} in {source.where}")
-    if not found.conversations:
-        window = f" since {since}" if since else ""
-        raise bad_input(f"{agent} took part in no conversation{window} in {source.where}")
     try:
-        chosen = list(cases(agent, await stories(source, found.conversations)))
+        memories = await source.memory_plans(agent)
     except SourceError as exc:
         raise Failure(str(exc)) from None
+    if memories:  # every handling since its memory began depends on the ones before it
+        if since:
+            err.print(f"{agent} keeps memory: every handling since it began is re-executed")
+        chosen = [memory_case(plan) for plan in memories]
+    elif not found.conversations:
+        window = f" since {since}" if since else ""
+        raise bad_input(f"{agent} took part in no conversation{window} in {source.where}")
+    else:
+        try:
+            chosen = list(cases(agent, await stories(source, found.conversations)))
+        except SourceError as exc:
+            raise Failure(str(exc)) from None
     at_once = workers_for(len(chosen))
     try:
         with Rerun.open(wasm, str(path), workers=at_once) as rerun:
             doing = f"re-executing {agent} with {path.name}"
-            with Tally(err, doing, len(chosen), unit="conversations") as tally:
+            unit = "memories" if memories else "conversations"
+            with Tally(err, doing, len(chosen), unit=unit) as tally:
                 verdicts = await regress(chosen, rerun, at_once=at_once, done=tally.advance)
     except ReexecFailed as exc:  # not a component: nothing could run
         raise bad_input(str(exc)) from None

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from caxton.domain.events import AgentSnapshotted, AgentStarted, Recorded
+from caxton.domain.events import AgentDeployed, AgentSnapshotted, AgentStarted, Recorded
 from caxton.domain.ids import agent_stream, conversation_stream
 from caxton.domain.memory import Handling, Inputs, Memory, Plan, lineage, without
 from caxton.replay.reexec import Comparison, Journal, compare
@@ -25,8 +25,8 @@ from caxton.shell.wasm import AgentError, AgentInstance, Trapped, UnknownCompone
 
 
 class History(Protocol):
-    """What a rebuild reads of a log: the server's `EventLog`, or a log file read offline
-    (`caxton.shell.archive.reader.LogFile`)."""
+    """What a rebuild reads of a log: the server's `EventLog`, a log file read offline
+    (`caxton.shell.archive.reader.LogFile`), or a server's log through the client."""
 
     async def read_streams(
         self, streams: Sequence[str], *, to_position: int | None = None
@@ -34,14 +34,23 @@ class History(Protocol):
 
     def pages(self, *, from_position: int = 1) -> AsyncIterator[list[Recorded]]: ...
 
+
+class Log(History, Protocol):
     async def last_position(self) -> int: ...
 
 
 async def read_plan(
-    log: History, agent: str, replica: int, *, until: int | None = None
+    log: History,
+    agent: str,
+    replica: int,
+    *,
+    until: int | None = None,
+    from_start: bool = False,
 ) -> Plan | None:
     """What rebuilding `agent#replica`'s memory takes, as of the end of the log (or of
-    position `until`); None when the instance has no memory there."""
+    position `until`); None when the instance has no memory there. `from_start`: every
+    handling since the memory began, its snapshots ignored (what another build must
+    re-execute)."""
     own = await log.read_streams([agent_stream(agent)], to_position=until)
     found = lineage(own, replica)
     origin, snapshot = found.origin, found.snapshot
@@ -51,7 +60,7 @@ async def read_plan(
     inputs.init_journal = origin.event.journal
     inputs.deployed = found.deployed
     start = origin.position
-    if snapshot is not None and isinstance(snapshot.event, AgentSnapshotted):
+    if not from_start and snapshot is not None and isinstance(snapshot.event, AgentSnapshotted):
         inputs.snapshot = snapshot.event
         start = snapshot.position
     async for page in log.pages(from_position=start + 1):
@@ -65,6 +74,16 @@ async def read_plan(
         for recorded in await log.read_streams(streams, to_position=start):
             inputs.add_message(recorded)
     return inputs.plan()
+
+
+async def memory_plans(log: History, agent: str) -> list[Plan]:
+    """For each replica of `agent`'s last deploy that keeps memory, every handling since
+    its memory began (snapshots ignored)."""
+    own = await log.read_streams([agent_stream(agent)])
+    deploys = [r.event for r in own if isinstance(r.event, AgentDeployed)]
+    replicas = deploys[-1].replicas if deploys else 0
+    plans = [await read_plan(log, agent, r, from_start=True) for r in range(replicas)]
+    return [p for p in plans if p is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +155,7 @@ def _why(outcome: Trapped | AgentError) -> str:
 
 
 async def memory_at(
-    log: History,
+    log: Log,
     host: WasmHost,
     agent: str,
     replica: int,
