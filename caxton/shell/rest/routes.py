@@ -93,11 +93,16 @@ class Call:
         data = await self.json(limit)
         if not isinstance(data, dict):
             raise Problem.invalid("body", f"must be a JSON object (a {kind.__name__})")
-        for key, value in given.items():  # values the path gives
-            if data.get(key, value) != value:
-                raise Problem.invalid(key, f"is {value!r} in the path; leave it out")
-            data[key] = value
+        _from_path(data, **given)
         return self.reader.message(kind, data)
+
+
+def _from_path(data: dict[str, Any], **given: str) -> None:
+    """Puts the values the path gives into a body, which may leave them out (or empty)."""
+    for key, value in given.items():
+        if data.get(key) not in (None, "", value):
+            raise Problem.invalid(key, f"is {value!r} in the path; leave it out")
+        data[key] = value
 
 
 Handler = Callable[[Call], Awaitable[Response]]
@@ -227,10 +232,8 @@ async def _set_config(call: Call) -> Response:
     data = await call.json()
     if isinstance(data, dict) and "tools" in data and "setTools" not in data:
         data["setTools"] = True  # tools given are the new grant, as `config set --tools`
-    if isinstance(data, dict) and data.get("agent", call.path("name")) != call.path("name"):
-        raise Problem.invalid("agent", "is named by the path; leave it out")
     if isinstance(data, dict):
-        data["agent"] = call.path("name")
+        _from_path(data, agent=call.path("name"))
     request = call.reader.message(v1.SetConfigRequest, data)
     return json_answer(await call.services.ops.set_config(request))
 
@@ -432,6 +435,21 @@ async def _follow(call: Call) -> Response:
 
     return EventSourceResponse(events(), ping=15)
 
+
+FOLLOWED: Schema = {
+    "type": "object",
+    "description": "Each event of the stream (as OpenAPI 3.2 describes event streams).",
+    "properties": {
+        "event": {"const": "event"},
+        "id": {"type": "string", "description": "The event's position in the log."},
+        "data": {
+            "type": "string",
+            "contentMediaType": JSON,
+            "contentSchema": ref(v1.EventRecord),
+        },
+    },
+    "required": ["event", "id", "data"],
+}
 
 FOLLOW_QUERY = tuple(
     message_params(v1.StreamEventsRequest, omit=("follow", "streams", "to_position"))
@@ -656,7 +674,7 @@ OPERATIONS: tuple[Operation, ...] = (
             Answer(
                 200,
                 "`event: event`, `id:` its position, `data:` an EventRecord",
-                {"text/event-stream": {"type": "string"}},
+                {"text/event-stream": FOLLOWED},
             ),
         ),
         headers=(("Last-Event-ID", "Go on after this position (fromPosition ignored)."),),
