@@ -332,6 +332,13 @@ def test_bad_requests_are_problems_that_name_what_was_wrong(gateway: Gateway) ->
     )
     assert problem(not_wasm, 400)["code"] == "INVALID_ARGUMENT"
 
+    both = gw.http.post("/api/v1/agents", params={"name": "x"}, json={"name": "x"})
+    assert problem(both, 400)["field"] == "name"  # settings in one place, not two
+    no_file = gw.http.post("/api/v1/agents", files={"metadata": (None, "{}")})
+    assert problem(no_file, 400)["field"] == "component"
+    huge = gw.http.patch("/api/v1/agents/echo/config", content=b" " * (1 << 20))
+    assert "over the limit" in problem(huge, 413)["detail"]
+
     assert problem(gw.http.get("/api/v1/nothing"), 404)["detail"].startswith("no route")
     wrong_method = gw.http.put("/api/v1/agents")
     problem(wrong_method, 405)

@@ -18,10 +18,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from caxton.shell.api.auth import authorized
 from caxton.shell.api.limits import RequestLimits
+from caxton.shell.rest.calls import Call, Operation, Services
 from caxton.shell.rest.openapi import DOCS_PAGE, openapi_document
 from caxton.shell.rest.problems import Problem, http_error, internal, refused
 from caxton.shell.rest.reading import Reader, strangers
-from caxton.shell.rest.routes import OPERATIONS, Call, Operation, Services
+from caxton.shell.rest.routes import OPERATIONS
 
 OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"

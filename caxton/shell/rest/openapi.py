@@ -8,9 +8,10 @@ from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from caxton.shell.rest.calls import Operation
 from caxton.shell.rest.problems import PROBLEM_JSON
 from caxton.shell.rest.reading import QueryParam
-from caxton.shell.rest.routes import NOT_EXPOSED, Operation
+from caxton.shell.rest.routes import NOT_EXPOSED
 from caxton.shell.rest.schemas import Schema, all_messages, messages_of
 
 PROBLEM: Schema = {
