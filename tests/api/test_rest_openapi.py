@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto, FileDescriptorSet
+from grpclib.const import Status
 from jsonschema import Draft202012Validator
 
 from caxton.shell.api.codegen import DESCRIPTORS
+from caxton.shell.api.errors import HTTP_STATUS_OF
 from caxton.shell.rest import NOT_EXPOSED, OPERATIONS
 from caxton.shell.rest.openapi import openapi_document
 
@@ -124,3 +126,12 @@ def test_each_routed_rpc_names_its_request_fields_as_query_parameters_of_that_me
         top = {f.json_name for f in message.field}
         for param in operation.query:
             assert param.name.split(".")[0] in top, (operation.path, param.name)
+
+
+def test_every_grpc_status_has_the_http_status_of_google_rpc_code() -> None:
+    assert set(HTTP_STATUS_OF) == set(Status)
+    assert HTTP_STATUS_OF[Status.INVALID_ARGUMENT] == 400
+    assert HTTP_STATUS_OF[Status.NOT_FOUND] == 404
+    assert HTTP_STATUS_OF[Status.ALREADY_EXISTS] == 409
+    assert HTTP_STATUS_OF[Status.RESOURCE_EXHAUSTED] == 429
+    assert HTTP_STATUS_OF[Status.UNAVAILABLE] == 503
