@@ -114,6 +114,7 @@ def test_an_agent_is_deployed_by_upload_in_each_form_then_run_stopped_and_remove
     digest = echo["componentDigest"]
     fetched = gw.http.get(f"/api/v1/components/{digest}")
     assert fetched.status_code == 200 and fetched.content == wat("reply")
+    assert fetched.headers["etag"] == f'"{digest}"'
 
     config = gw.ok(gw.http.get("/api/v1/agents/echo/config"))
     assert {s["name"]: s["source"] for s in config["settings"]}["mailbox"] == "deploy"
@@ -235,9 +236,13 @@ def test_the_follow_stream_sends_each_event_as_it_commits(gateway: Gateway) -> N
     positions = [int(r["position"]) for r in seen]
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
 
-    # a client that reconnects with Last-Event-ID goes on after it
+    # a client that reconnects (to the same URL) with Last-Event-ID goes on after it
     last = positions[-1]
-    with gw.http.sse("/api/v1/events/follow", headers={"Last-Event-ID": str(last - 1)}) as events:
+    with gw.http.sse(
+        "/api/v1/events/follow",
+        params={"fromPosition": 1},
+        headers={"Last-Event-ID": str(last - 1)},
+    ) as events:
         first = next(iter(events))
     assert first.id == str(last)
 

@@ -87,7 +87,8 @@ async def remove_agent(call: Call) -> Response:
 async def component(call: Call) -> Response:
     request = v1.GetComponentRequest(digest=call.path("digest"))
     found = await call.services.agents.get_component(request)
-    return Response(found.component, media_type=WASM, headers={"Digest": found.digest})
+    # content-addressed: its digest is as good an entity tag as there is
+    return Response(found.component, media_type=WASM, headers={"ETag": f'"{found.digest}"'})
 
 
 async def get_config(call: Call) -> Response:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
 
 import orjson
 from grpclib import GRPCError
@@ -96,11 +95,11 @@ async def events(call: Call) -> Response:
 async def follow(call: Call) -> Response:
     """The log's events from a position on, then each as it commits, as Server-Sent Events
     (`id` the position: a client reconnecting with Last-Event-ID goes on after it)."""
-    given: dict[str, Any] = {"follow": True}
+    query = call.query(follow=True)
     last = call.request.headers.get("last-event-id", "")
-    if last.isdigit():
-        given["fromPosition"] = int(last) + 1
-    request = call.query_message(v1.StreamEventsRequest, **given)
+    if last.isdigit():  # a browser's EventSource reconnects to the same URL, saying this
+        query["fromPosition"] = int(last) + 1
+    request = call.reader.message(v1.StreamEventsRequest, query)
     records = call.services.events.stream_events(request)
     assert isinstance(records, AsyncGenerator)  # closed below, whichever way it ends
     stopping = call.services.stopping
