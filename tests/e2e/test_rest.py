@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from tests.e2e.conftest import ServerProcess, free_port
+from tests.e2e.conftest import ServerProcess, caxton, free_port
 from tests.support import wat
 
 pytestmark = pytest.mark.slow
@@ -348,3 +349,22 @@ def test_bad_requests_are_problems_that_name_what_was_wrong(gateway: Gateway) ->
     wrong_method = gw.http.put("/api/v1/agents")
     problem(wrong_method, 405)
     assert set(wrong_method.headers["allow"].split(", ")) >= {"GET", "POST"}
+
+
+def test_a_rest_address_in_use_fails_the_start_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = caxton(
+            "server",
+            "start",
+            *("--data-dir", str(tmp_path / "data"), "--listen", f"127.0.0.1:{free_port()}"),
+            *("--metrics", "off", "--health", "off", "--rest", f"127.0.0.1:{port}"),
+            check=False,
+        )
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"✗ cannot serve the REST gateway on 127.0.0.1:{port} (address already in use); "
+        "choose another address with --rest HOST:PORT, or --rest off"
+    )
