@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -42,7 +43,7 @@ from caxton.shell.runtime.collector import tune_collector
 from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog, StoreError, answering
 from caxton.shell.telemetry.wiring import Observability
-from caxton.shell.tls import HTTP2, exposure_warning, server_context
+from caxton.shell.tls import HTTP1, HTTP2, exposure_warning, server_context
 from caxton.shell.wasm import WasmHost
 
 if TYPE_CHECKING:
@@ -130,8 +131,11 @@ async def serve(
     certificate or key it cannot use, before it touches the data directory."""
     tune_collector()
     api_tls = server_context(config, alpn=HTTP2)
+    rest_tls = server_context(config, alpn=HTTP1)  # the REST gateway speaks HTTP/1.1
     warning = exposure_warning(
-        {"gRPC API": config.listen}, tls=api_tls is not None, token=bool(config.token)
+        {"gRPC API": config.listen, "REST gateway": config.rest},
+        tls=api_tls is not None,
+        token=bool(config.token),
     )
     if warning:
         warn(warning)
@@ -231,7 +235,7 @@ async def serve(
             stopping.push_async_callback(stop_serving, server, serving)
             if gateway is not None:
                 # the same service objects: REST is an adapter of them, as gRPC is
-                _serve_rest(gateway, handlers, serving, observability, config, node)
+                _serve_rest(gateway, handlers, serving, observability, config, node, rest_tls)
                 stopping.push_async_callback(gateway.close)  # stops before gRPC does
             # before the announcement: a SIGINT sent as soon as it is read must stop the
             # server as any other (asyncio.run's own handler would end it as "aborted")
@@ -240,7 +244,10 @@ async def serve(
             for what, where in observability.addresses.items():
                 announce(f"  {what}: {where}")
             if gateway is not None:
-                announce(f"  rest: http://{gateway.address}/api/v1 (described at /openapi.json)")
+                scheme = "https" if rest_tls is not None else "http"
+                announce(
+                    f"  rest: {scheme}://{gateway.address}/api/v1 (described at /openapi.json)"
+                )
             announce(
                 f"✓ Caxton {node.node_id} listening on {_scheme(config)}{bind_host}:{port} "
                 f"({_security(config)}log: {log.where}, position {node.world.position})"
@@ -408,8 +415,10 @@ def _serve_rest(
     observability: Observability,
     config: ServerConfig,
     node: Node,
+    tls: ssl.SSLContext | None,
 ) -> None:
-    """Serves the REST gateway over the gRPC server's own service objects."""
+    """Serves the REST gateway over the gRPC server's own service objects, with the same
+    token and TLS (client certificates included) as the gRPC API."""
     from caxton.shell.rest import Services, rest_app
 
     def of(kind: type[T]) -> T:
@@ -433,7 +442,7 @@ def _serve_rest(
         stopping=gateway.stopping,
     )
     limits = RequestLimits(node.max_content_bytes)
-    gateway.start(rest_app(services, token=config.token, limits=limits))
+    gateway.start(rest_app(services, token=config.token, limits=limits), tls=tls)
 
 
 def _tool_bridge(config: ServerConfig) -> ToolBridge | None:

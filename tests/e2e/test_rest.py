@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from tests.certificates import make_pki
 from tests.e2e.conftest import ServerProcess, caxton, free_port
 from tests.support import wat
 
@@ -368,3 +370,30 @@ def test_a_rest_address_in_use_fails_the_start_with_one_line(tmp_path: Path) -> 
         f"✗ cannot serve the REST gateway on 127.0.0.1:{port} (address already in use); "
         "choose another address with --rest HOST:PORT, or --rest off"
     )
+
+
+def test_the_gateway_serves_tls_and_asks_for_client_certificates_as_grpc_does(
+    tmp_path: Path,
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    rest = f"127.0.0.1:{free_port()}"
+    server = ServerProcess(tmp_path / "data", f"127.0.0.1:{free_port()}").start(
+        *("--rest", rest, "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)),
+        *("--tls-client-ca", str(pki.ca)),
+    )
+    try:
+        assert f"rest: https://{rest}/api/v1" in "".join(server.lines)
+        trusted = ssl.create_default_context(cafile=str(pki.ca))
+        # no client certificate: refused in the handshake (TLS 1.3: just after it)
+        with (
+            httpx.Client(verify=trusted, timeout=DEADLINE_S) as anonymous,
+            pytest.raises(httpx.TransportError),
+        ):
+            anonymous.get(f"https://{rest}/api/v1/health")
+        trusted.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+        with httpx.Client(verify=trusted, timeout=DEADLINE_S) as client:
+            assert client.get(f"https://{rest}/api/v1/agents").json() == {"agents": []}
+        with pytest.raises(httpx.RemoteProtocolError):  # plain HTTP to a TLS port
+            httpx.get(f"http://{rest}/api/v1/health", timeout=DEADLINE_S)
+    finally:
+        assert server.stop() == 0, "".join(server.lines)

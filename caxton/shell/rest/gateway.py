@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 from collections.abc import Iterator
 
 import uvicorn
@@ -58,7 +59,8 @@ class RestGateway:
             f"{bound[0]}:{bound[1]}" if family == socket.AF_INET else (f"[{bound[0]}]:{bound[1]}")
         )
 
-    def start(self, app: ASGIApp) -> None:
+    def start(self, app: ASGIApp, *, tls: ssl.SSLContext | None = None) -> None:
+        """Serves `app` on the bound socket, with TLS when `tls` is given."""
         assert self._socket is not None, "bind first"
         config = uvicorn.Config(
             app,
@@ -71,6 +73,8 @@ class RestGateway:
             date_header=False,
             timeout_graceful_shutdown=int(STOP_GRACE_S),
         )
+        config.load()
+        config.ssl = tls  # the server's own context (uvicorn would build one from files)
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # not its start or stop
         self._server = _InLoop(config)
         self._serving = asyncio.create_task(self._server.serve(sockets=[self._socket]))
