@@ -128,6 +128,9 @@ def test_an_agent_is_deployed_by_upload_in_each_form_then_run_stopped_and_remove
     )
     debug = gw.ok(gw.http.get("/api/v1/agents/echo/debug", params={"recent": 3}))
     assert debug["agent"]["name"] == "echo"
+    no_memory = problem(gw.http.get("/api/v1/agents/echo/memory", params={"replica": 1}), 400)
+    assert no_memory["code"] == "FAILED_PRECONDITION"  # the reply agent keeps none
+    assert problem(gw.http.get("/api/v1/agents/nobody/memory"), 404)["code"] == "NOT_FOUND"
     top = gw.ok(gw.http.get("/api/v1/top"))
     assert [a["name"] for a in top["agents"]] == ["echo", "quiet", "third"]
 

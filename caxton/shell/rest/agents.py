@@ -84,6 +84,11 @@ async def remove_agent(call: Call) -> Response:
     return Response(status_code=204)
 
 
+async def agent_memory(call: Call) -> Response:
+    request = call.query_message(v1.GetAgentMemoryRequest, name=call.path("name"))
+    return json_answer(await call.services.agents.get_agent_memory(request))
+
+
 async def component(call: Call) -> Response:
     request = v1.GetComponentRequest(digest=call.path("digest"))
     found = await call.services.agents.get_component(request)

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from caxton.shell.api.generated.caxton import v1
 from caxton.shell.rest.agents import (
+    agent_memory,
     component,
     debug_agent,
     deploy,
@@ -153,6 +154,15 @@ OPERATIONS: tuple[Operation, ...] = (
         rpc="AgentService.StopAgent",
         summary="Stop an agent's instances",
         answers=(message_answer(v1.AgentInfo),),
+    ),
+    Operation(
+        method="GET",
+        path=f"{API}/agents/{NAME}/memory",
+        handler=agent_memory,
+        rpc="AgentService.GetAgentMemory",
+        summary="An instance's memory, now or as of a position of the log",
+        query=tuple(message_params(v1.GetAgentMemoryRequest, omit=("name",))),
+        answers=(message_answer(v1.AgentMemory),),
     ),
     Operation(
         method="GET",
