@@ -65,7 +65,7 @@ def start_server(data_dir: Path) -> Server:
     command = [sys.executable, "-m", "caxton", "server", "start", "--data-dir", str(data_dir)]
     options = ["--listen", address, "--log-level", "WARNING", "--metrics", "off"]
     process = subprocess.Popen(
-        [*command, *options, "--health", "off"],
+        [*command, *options, "--health", "off", "--rest", "off"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -266,7 +266,16 @@ class Server:
     def start(self, store: str, seeds: Sequence[str], lease_s: float) -> Server:
         command = [sys.executable, "-m", "caxton", "server", "start"]
         options = ["--data-dir", str(self.data_dir), "--listen", self.address]
-        options += ["--log-level", "WARNING", "--metrics", "off", "--health", "off"]
+        options += [
+            "--log-level",
+            "WARNING",
+            "--metrics",
+            "off",
+            "--health",
+            "off",
+            "--rest",
+            "off",
+        ]
         options += ["--store", store, "--cluster", "bench", "--gossip", self.gossip]
         options += ["--node-id", self.node, "--lease", f"{lease_s:g}"]
         if seeds:

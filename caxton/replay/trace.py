@@ -34,7 +34,7 @@ from caxton.domain.events import (
     ToolReturned,
 )
 from caxton.domain.frozen import replace
-from caxton.domain.ids import PLATFORM, split_instance_key
+from caxton.domain.ids import PLATFORM, shard_stream, split_instance_key
 from caxton.domain.placement import shard_of
 from caxton.replay.calls import excerpt, journal_lines, result_body, took
 from caxton.replay.nodes import NO_HOLDERS, REASONS, holders_after, node_of, on_shard
@@ -272,6 +272,12 @@ def tool_line(recorded: Recorded) -> TraceLine:
         arguments=arguments,
         result=result,
     )
+
+
+def claim_streams(history: Iterable[Recorded]) -> list[str]:
+    """The streams of the shards a conversation's participants live on: in a cluster's
+    log, their claims are part of its trace (outside a cluster, nothing claims them)."""
+    return [shard_stream(s) for s in sorted({shard_of(name) for name in participants(history)})]
 
 
 def trace_lines(history: Iterable[Recorded], *, verbose: bool = False) -> list[TraceLine]:

@@ -15,6 +15,7 @@ from caxton.shell.tools.settings import InvalidToolConfig, ToolServerConfig, par
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_METRICS = "127.0.0.1:9090"
 DEFAULT_HEALTH = "127.0.0.1:8081"
+DEFAULT_REST = "127.0.0.1:8080"
 DEFAULT_GOSSIP = "127.0.0.1:7946"
 OFF = "off"
 TRACE_EXPORTS = ("none", "console", "otlp-grpc", "otlp-http")
@@ -39,6 +40,8 @@ class ServerConfig:
     """HOST:PORT of Prometheus `/metrics`, or `off`."""
     health: str = DEFAULT_HEALTH
     """HOST:PORT of `/health` and `/ready`, or `off`."""
+    rest: str = DEFAULT_REST
+    """HOST:PORT of the REST/JSON gateway (`/api/v1`, `/openapi.json`), or `off`."""
     traces: str = "none"
     """Where spans go: none, console, otlp-grpc or otlp-http."""
     otlp_endpoint: str = ""
@@ -92,6 +95,7 @@ _KEYS = {
     "synchronous",
     "metrics",
     "health",
+    "rest",
     "traces",
     "otlp_endpoint",
     "trace_sampling",
@@ -192,7 +196,11 @@ def _check_cluster(config: ServerConfig) -> None:
 
 
 def _check_observability(config: ServerConfig) -> None:
-    for name, value in (("metrics", config.metrics), ("health", config.health)):
+    for name, value in (
+        ("metrics", config.metrics),
+        ("health", config.health),
+        ("rest", config.rest),
+    ):
         if value != OFF:
             try:
                 parse_host_port(value)

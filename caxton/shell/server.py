@@ -7,10 +7,11 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from grpclib.health.check import CheckBase, ServiceStatus
 from grpclib.health.service import Health
@@ -19,29 +20,39 @@ from grpclib.server import Server
 from caxton.domain.acl import DEFAULT_MAX_CONTENT_BYTES
 from caxton.domain.events import MemberChanged, Recorded
 from caxton.shell.api.auth import install_token_check
+from caxton.shell.api.cluster import ClusterService
 from caxton.shell.api.codec import RequestCodec
 from caxton.shell.api.errors import install_bounded_errors
 from caxton.shell.api.limits import RequestLimits, install_request_limits
 from caxton.shell.api.ops import OpsService
 from caxton.shell.api.reflection import with_reflection
-from caxton.shell.api.service import services_for
+from caxton.shell.api.service import (
+    AgentService,
+    ConversationService,
+    EventService,
+    MessageService,
+    services_for,
+)
 from caxton.shell.api.tools import ToolService
 from caxton.shell.cluster import Gossip, GossipConfig, GossipError, Peer
 from caxton.shell.cluster.leases import LeaseKeeper
-from caxton.shell.config import ServerConfig
+from caxton.shell.config import OFF, ServerConfig
 from caxton.shell.datadir import DataDir, DataDirUnusable
 from caxton.shell.runtime.clock import SystemClock
 from caxton.shell.runtime.collector import tune_collector
 from caxton.shell.runtime.node import Node
 from caxton.shell.store import EventLog, StoreError, answering
 from caxton.shell.telemetry.wiring import Observability
-from caxton.shell.tls import HTTP2, exposure_warning, server_context
+from caxton.shell.tls import HTTP1, HTTP2, exposure_warning, server_context
 from caxton.shell.wasm import WasmHost
 
 if TYPE_CHECKING:
     from grpclib._typing import IServable
 
+    from caxton.shell.rest import RestGateway
     from caxton.shell.tools.bridge import ToolBridge
+
+T = TypeVar("T")
 
 logger = logging.getLogger("caxton.server")
 LOG_CHECK_INTERVAL_S = 0.5
@@ -120,8 +131,11 @@ async def serve(
     certificate or key it cannot use, before it touches the data directory."""
     tune_collector()
     api_tls = server_context(config, alpn=HTTP2)
+    rest_tls = server_context(config, alpn=HTTP1)  # the REST gateway speaks HTTP/1.1
     warning = exposure_warning(
-        {"gRPC API": config.listen}, tls=api_tls is not None, token=bool(config.token)
+        {"gRPC API": config.listen, "REST gateway": config.rest},
+        tls=api_tls is not None,
+        token=bool(config.token),
     )
     if warning:
         warn(warning)
@@ -170,6 +184,9 @@ async def serve(
                 stopping.push_async_callback(keeper.halt)  # no claim while the node stops
                 node.followers.append(keeper.follow)  # another node's release: claim now
             await observability.bind()
+            gateway = _rest_gateway(config)
+            if gateway is not None:
+                stopping.push_async_callback(gateway.close)  # a failed start frees its port
             observability.attach(node, log)
             observability.start_traces(log, node)
             await node.start()
@@ -216,12 +233,21 @@ async def serve(
                     "is another server running? choose another address with --listen"
                 ) from None
             stopping.push_async_callback(stop_serving, server, serving)
+            if gateway is not None:
+                # the same service objects: REST is an adapter of them, as gRPC is
+                _serve_rest(gateway, handlers, serving, observability, config, node, rest_tls)
+                stopping.push_async_callback(gateway.close)  # stops before gRPC does
             # before the announcement: a SIGINT sent as soon as it is read must stop the
             # server as any other (asyncio.run's own handler would end it as "aborted")
             signalled = stopping.enter_context(_signals())
             observability.checks["api"] = True
             for what, where in observability.addresses.items():
                 announce(f"  {what}: {where}")
+            if gateway is not None:
+                scheme = "https" if rest_tls is not None else "http"
+                announce(
+                    f"  rest: {scheme}://{gateway.address}/api/v1 (described at /openapi.json)"
+                )
             announce(
                 f"✓ Caxton {node.node_id} listening on {_scheme(config)}{bind_host}:{port} "
                 f"({_security(config)}log: {log.where}, position {node.world.position})"
@@ -368,6 +394,55 @@ async def stop_serving(server: Server, serving: ServiceStatus) -> None:
     server.close()
     with contextlib.suppress(Exception):
         await server.wait_closed()
+
+
+def _rest_gateway(config: ServerConfig) -> RestGateway | None:
+    """The REST gateway with its address bound, unless `--rest off`; Starlette and uvicorn
+    are imported only then."""
+    if config.rest == OFF:
+        return None
+    from caxton.shell.rest import RestGateway
+
+    gateway = RestGateway()
+    gateway.bind(config.rest)
+    return gateway
+
+
+def _serve_rest(
+    gateway: RestGateway,
+    handlers: Sequence[object],
+    serving: ServiceStatus,
+    observability: Observability,
+    config: ServerConfig,
+    node: Node,
+    tls: ssl.SSLContext | None,
+) -> None:
+    """Serves the REST gateway over the gRPC server's own service objects, with the same
+    token and TLS (client certificates included) as the gRPC API."""
+    from caxton.shell.rest import Services, rest_app
+
+    def of(kind: type[T]) -> T:
+        (found,) = (h for h in handlers if isinstance(h, kind))
+        return found
+
+    def refusal() -> str:
+        if not serving.__status__():
+            return "the server is starting or stopping"
+        return observability.log_refusal()
+
+    services = Services(
+        agents=of(AgentService),
+        messages=of(MessageService),
+        conversations=of(ConversationService),
+        events=of(EventService),
+        ops=of(OpsService),
+        tools=of(ToolService),
+        cluster=of(ClusterService),
+        refusal=refusal,
+        stopping=gateway.stopping,
+    )
+    limits = RequestLimits(node.max_content_bytes)
+    gateway.start(rest_app(services, token=config.token, limits=limits), tls=tls)
 
 
 def _tool_bridge(config: ServerConfig) -> ToolBridge | None:

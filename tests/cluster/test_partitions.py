@@ -66,6 +66,7 @@ class Node:
         argv = [sys.executable, "-m", "caxton", "server", "start", "--data-dir"]
         argv += [str(self.data_dir), "--listen", self.api, "--log-level", "INFO"]
         argv += ["--health", f"{self.host.control_address}:{HEALTH_PORT}", "--metrics", "off"]
+        argv += ["--rest", "off"]
         with self.output.open("a") as out:
             self.process = net.popen(self.host, [*argv, *flags], out)
         deadline = time.monotonic() + START_S

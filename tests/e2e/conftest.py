@@ -33,8 +33,8 @@ class ServerProcess:
     lines: list[str] = field(default_factory=list)
 
     def start(self, *extra: str) -> ServerProcess:
-        # the default ports (9090, 8081) would collide between servers run in parallel
-        for flag in ("--metrics", "--health"):
+        # the default ports (9090, 8081, 8080) would collide between servers run in parallel
+        for flag in ("--metrics", "--health", "--rest"):
             if flag not in extra:
                 extra = (*extra, flag, "off")
         self.process = subprocess.Popen(

@@ -25,6 +25,8 @@ def test_a_second_server_on_the_same_address_is_a_clear_error(
         "off",
         "--health",
         "off",
+        "--rest",
+        "off",
         check=False,
     )
     assert second.returncode == 1

@@ -1,4 +1,4 @@
-"""Optional bearer-token check for every RPC (`--token` / CAXTON_TOKEN)."""
+"""Optional bearer-token check for every RPC and REST call (`--token` / CAXTON_TOKEN)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,19 @@ OPEN_METHODS = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Healt
 
 def install_token_check(server: Server, token: str) -> None:
     """Refuses calls without `authorization: Bearer <token>` (health checks stay open)."""
-    expected = f"Bearer {token}".encode()
 
     async def on_request(event: RecvRequest) -> None:
         if event.method_name in OPEN_METHODS:
             return
-        given = event.metadata.get("authorization", "")
-        if not hmac.compare_digest(str(given).encode(), expected):
+        if not authorized(str(event.metadata.get("authorization", "")), token):
             raise GRPCError(
                 Status.UNAUTHENTICATED,
                 "missing or wrong token (pass --token or set CAXTON_TOKEN)",
             )
 
     listen(server, RecvRequest, on_request)
+
+
+def authorized(authorization: str, token: str) -> bool:
+    """Whether an `authorization` header (gRPC metadata or HTTP) carries the token."""
+    return hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())

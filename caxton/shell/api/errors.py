@@ -1,4 +1,5 @@
-"""The one table from domain, runtime, store and sandbox errors to gRPC status codes."""
+"""The one table from domain, runtime, store and sandbox errors to gRPC status codes, and
+from those to the HTTP statuses the REST gateway answers with."""
 
 from __future__ import annotations
 
@@ -43,6 +44,29 @@ STATUS_OF: tuple[tuple[type[Exception], Status], ...] = (
     (NodeError, Status.FAILED_PRECONDITION),
     (DomainError, Status.INVALID_ARGUMENT),
 )
+
+
+HTTP_STATUS_OF: dict[Status, int] = {
+    Status.OK: 200,
+    Status.CANCELLED: 499,
+    Status.UNKNOWN: 500,
+    Status.INVALID_ARGUMENT: 400,
+    Status.DEADLINE_EXCEEDED: 504,
+    Status.NOT_FOUND: 404,
+    Status.ALREADY_EXISTS: 409,
+    Status.PERMISSION_DENIED: 403,
+    Status.RESOURCE_EXHAUSTED: 429,
+    Status.FAILED_PRECONDITION: 400,
+    Status.ABORTED: 409,
+    Status.OUT_OF_RANGE: 400,
+    Status.UNIMPLEMENTED: 501,
+    Status.INTERNAL: 500,
+    Status.UNAVAILABLE: 503,
+    Status.DATA_LOSS: 500,
+    Status.UNAUTHENTICATED: 401,
+}
+"""Each gRPC status as HTTP, as google.rpc.Code (googleapis, google/rpc/code.proto) maps
+them: the REST gateway's problem responses come from this table and STATUS_OF."""
 
 
 def status_of(error: Exception) -> Status:

@@ -187,6 +187,8 @@ async def _start_server(data_dir: Path, address: str) -> asyncio.subprocess.Proc
         f"127.0.0.1:{_free_port()}",
         "--health",
         f"127.0.0.1:{_free_port()}",
+        "--rest",
+        f"127.0.0.1:{_free_port()}",
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )

@@ -13,11 +13,17 @@ from rich.text import Text
 from caxton.domain.acl import PERFORMATIVES
 from caxton.domain.errors import quoted
 from caxton.domain.events import Recorded
-from caxton.domain.ids import conversation_stream, shard_stream
-from caxton.domain.placement import shard_of
+from caxton.domain.ids import conversation_stream
 from caxton.replay.nodes import is_shard_event
 from caxton.replay.recording import participants
-from caxton.replay.trace import TraceLine, TraceView, format_line, journal_text, trace_lines
+from caxton.replay.trace import (
+    TraceLine,
+    TraceView,
+    claim_streams,
+    format_line,
+    journal_text,
+    trace_lines,
+)
 from caxton.shell.cli.common import (
     DURATION,
     Failure,
@@ -202,10 +208,10 @@ async def _story(client: CaxtonClient, conversation_id: str) -> list[Recorded]:
     """The conversation's events and, in a cluster's log, its participants' shard claims
     (none outside a cluster), in log order."""
     own = [r async for r in client.events(conversation_id=conversation_id)]
-    shards = sorted({shard_of(name) for name in participants(own)})
-    if not shards:
+    streams = claim_streams(own)
+    if not streams:
         return own
-    claims = [r async for r in client.events(streams=[shard_stream(s) for s in shards])]
+    claims = [r async for r in client.events(streams=streams)]
     return sorted([*own, *claims], key=lambda r: r.position)
 
 

@@ -52,6 +52,11 @@ def server() -> None:
     "--health", default=None, help="HOST:PORT for /health and /ready, or off (127.0.0.1:8081)."
 )
 @click.option(
+    "--rest",
+    default=None,
+    help="HOST:PORT for the REST/JSON gateway, or off (127.0.0.1:8080).",
+)
+@click.option(
     "--traces",
     type=click.Choice(["none", "console", "otlp-grpc", "otlp-http"]),
     default=None,
@@ -112,6 +117,7 @@ def start(
     log_level: str,
     metrics: str | None,
     health: str | None,
+    rest: str | None,
     traces: str | None,
     otlp_endpoint: str | None,
     trace_sampling: str | None,
@@ -147,6 +153,7 @@ def start(
             synchronous=synchronous,
             metrics=metrics,
             health=health,
+            rest=rest,
             traces=traces,
             otlp_endpoint=otlp_endpoint,
             trace_sampling=trace_sampling,
