@@ -35,7 +35,7 @@ from caxton.replay.views import (
 )
 from caxton.replay.views import detail as detail_text
 from caxton.replay.views import lanes as lanes_of
-from caxton.shell.archive import Source, SourceError
+from caxton.shell.archive import Source
 
 PLAY_INTERVAL_S = 0.4
 TIMELINE_WIDTH = 81
@@ -118,6 +118,7 @@ class ReplayApp(App[None]):
         self._who = 0
         """The sender → receivers column's width as drawn (0 before the first drawing)."""
         self._memories: dict[tuple[str, int, int], Found] = {}
+        self._asked: tuple[tuple[str, int, int], ...] = ()
         """Memories asked of the source by (agent, replica, position): the memory, None when
         the instance keeps none there, or why it could not be rebuilt."""
 
@@ -299,8 +300,11 @@ class ReplayApp(App[None]):
         about = subject(self.cursor)
         if about is None or self.source is None:
             return
-        now = self._memory(about.agent, about.replica, about.position)
-        before = self._memory(about.agent, about.replica, about.before) if about.before else None
+        here = (about.agent, about.replica, about.position)
+        previous = (about.agent, about.replica, about.before) if about.before else None
+        self._ask([here] if previous is None else [here, previous])
+        now = self._memories.get(here, _REBUILDING)
+        before = self._memories.get(previous, _REBUILDING) if previous else None
         text.append(f"\nMemory of {about.agent}#{about.replica}\n", style="bold underline")
         if now is _REBUILDING:
             text.append("  rebuilding…\n", style="italic")
@@ -319,22 +323,28 @@ class ReplayApp(App[None]):
             for mark, line in memory_lines(now, base):
                 text.append(f"{mark} {line}\n", style=_MARK_STYLE[mark])
 
-    def _memory(self, agent: str, replica: int, position: int) -> Found:
-        """The memory asked for, or `_REBUILDING` while a worker rebuilds it."""
-        key = (agent, replica, position)
-        if key in self._memories:
-            return self._memories[key]
-        self._memories[key] = _REBUILDING
-        self.run_worker(self._rebuild(key), group="memory")
-        return _REBUILDING
+    def _ask(self, keys: list[tuple[str, int, int]]) -> None:
+        """Has the memories not known yet rebuilt, by one worker at a time, for the step
+        shown: stepping on cancels the rebuild of a step left."""
+        missing = tuple(k for k in keys if k not in self._memories)
+        if missing and missing != self._asked:
+            self._asked = missing
 
-    async def _rebuild(self, key: tuple[str, int, int]) -> None:
+            self._rebuild(missing)
+
+    @work(group="memory", exclusive=True)
+    async def _rebuild(self, keys: tuple[tuple[str, int, int], ...]) -> None:
         assert self.source is not None
-        try:
-            found: Memory | str | None = await self.source.memory(*key)
-        except SourceError as exc:
-            found = str(exc)
-        self._memories[key] = found
+        for key in keys:
+            try:
+                found: Memory | str | None = await self.source.memory(*key)
+            except asyncio.CancelledError:
+                self._asked = ()  # left before it was done: asked again when back
+                raise
+            except Exception as exc:  # a server gone, a build missing: said in the pane
+                found = str(exc) or type(exc).__name__
+            self._memories[key] = found
+        self._asked = ()
         self._show("#state", self._state_text())
 
     def _status_text(self) -> Text:

@@ -170,7 +170,12 @@ def evolve(agents: Agents, recorded: Recorded) -> Agents:
             return agents.set(name, replace(started, status="running"))
         case AgentSnapshotted(agent=name, replica=replica):
             position = recorded.position
-            return _update(agents, name, replica, lambda i: replace(i, snapshot_at=position))
+            return _update(
+                agents,
+                name,
+                replica,
+                lambda i: replace(i, snapshot_at=position) if i.memory_from else i,
+            )
         case MessageQuarantined(agent=name, replica=replica):
             return _update(
                 agents, name, replica, lambda i: replace(i, quarantined=i.quarantined + 1)

@@ -128,13 +128,16 @@ class AgentSnapshotted:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageQuarantined:
     """A handled message whose re-execution trapped while an instance's memory was
-    rebuilt: that rebuild and every later one skip it (a poison message is tried once)."""
+    rebuilt: that rebuild and every later one by the same build skip it (a poison message
+    is tried once per build)."""
 
     agent: str
     replica: int
     message_id: str
     conversation_id: str
     reason: str
+    component: str = ""
+    """The build it trapped on: another build's rebuild tries it again."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from caxton.domain.acl import AclMessage
 from caxton.domain.events import (
     AgentDeployed,
+    AgentRemoved,
     AgentSnapshotted,
     AgentStarted,
     HostCall,
@@ -126,8 +127,13 @@ class Inputs:
             isinstance(event, MessageQuarantined)
             and event.agent == self.agent
             and event.replica == self.replica
+            and (
+                not event.component
+                or self.deployed is None
+                or event.component == self.deployed.component
+            )
         ):
-            self.quarantined.add(event.message_id)
+            self.quarantined.add(event.message_id)  # by this build: another may take it
 
     def add_message(self, recorded: Recorded) -> None:
         """A message of a conversation read because `missing` named it."""
@@ -187,9 +193,12 @@ def lineage(agent_events: Iterable[Recorded], replica: int) -> Lineage:
     for r in agent_events:
         event = r.event
         if isinstance(event, AgentDeployed):
-            deployed = event
-            if not event.keep_memory:
+            kept = event.keep_memory and deployed is not None and replica < deployed.replicas
+            if not kept:
                 origin = snapshot = None
+            deployed = event
+        elif isinstance(event, AgentRemoved):
+            origin = snapshot = deployed = None
         elif isinstance(event, AgentStarted) and event.replica == replica:
             if not event.memory:
                 origin = snapshot = None
@@ -200,6 +209,16 @@ def lineage(agent_events: Iterable[Recorded], replica: int) -> Lineage:
         ):
             snapshot = r
     return Lineage(origin, snapshot, deployed)
+
+
+REBUILD_BUDGET = 4
+"""A re-executed handling gets this many times its agent's time budget: a machine busier
+than when it was recorded must not make a message look like poison."""
+
+
+def rebuilding(limits: Limits) -> Limits:
+    """The limits an instance is rebuilt under."""
+    return replace(limits, timeout_ms=limits.timeout_ms * REBUILD_BUDGET)
 
 
 def due(handled: int, every: int) -> bool:

@@ -42,6 +42,9 @@ batch being read, at most 4,096 more)."""
 class AgentService(v1.AgentServiceBase):
     def __init__(self, node: Node) -> None:
         self.node = node
+        self._sandbox = asyncio.Semaphore(1)
+        """Memory rebuilds for `GetAgentMemory` run on the agents' worker pool: one at a
+        time, so that a replay stepping fast does not hold the pool live agents need."""
 
     async def deploy(self, message: v1.DeployRequest) -> v1.AgentInfo:
         async with translated():
@@ -100,14 +103,17 @@ class AgentService(v1.AgentServiceBase):
                 )
             if message.position < 0:
                 raise GRPCError(Status.INVALID_ARGUMENT, "position: must be 0 (now) or more")
+            log = self.node.log
             try:
-                found = await memory_at(
-                    self.node.log,
-                    self.node.host,
-                    message.name,
-                    message.replica,
-                    until=message.position or None,
-                )
+                async with self._sandbox:  # one at a time: live agents share the pool
+                    found = await memory_at(
+                        log,
+                        self.node.host,
+                        message.name,
+                        message.replica,
+                        until=message.position or None,
+                        fetch=log.get_component if log.shared else None,
+                    )
             except RebuildFailed as exc:
                 raise GRPCError(
                     Status.FAILED_PRECONDITION,

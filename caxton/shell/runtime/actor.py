@@ -31,7 +31,7 @@ from caxton.domain.events import (
 from caxton.domain.frozen import positional
 from caxton.domain.handling import Handled, Undelivered
 from caxton.domain.ids import instance_key
-from caxton.domain.memory import Plan, due, without
+from caxton.domain.memory import Plan, due, rebuilding, without
 from caxton.domain.supervision import decide_restart
 from caxton.shell.runtime.context import CallContext, ToolAccess
 from caxton.shell.runtime.mailbox import Mailbox
@@ -43,6 +43,8 @@ logger = logging.getLogger("caxton.runtime")
 
 STOP_TIMEOUT_S = 10
 """How long a stop waits for a handling on the worker pool before cancelling it."""
+MAX_QUARANTINED = 10
+"""A rebuild that meets more poison messages than this fails: the build cannot take it."""
 
 
 def envelope(message: AclMessage) -> bytes:
@@ -78,6 +80,7 @@ class InstanceActor:
         self._memory_handled = 0
         """Handlings its memory holds: snapshots are taken every `_every` of them."""
         self._every = 0
+        self._snapshot_failed = False
 
     # --- what the node asks -------------------------------------------------
 
@@ -192,10 +195,17 @@ class InstanceActor:
         assert instance is not None
         self._memory = False
         self._memory_handled = 0
+        self._snapshot_failed = False
         if instance.may_keep_memory and spec.instances[self.replica].memory_from:
-            plan = await self.runtime.memory_plan(self.agent, self.replica)
-            if plan is not None:
-                return await self._rebuilt(spec, plan, context)
+            try:
+                # what the previous instance handled is committed before it is read back
+                await self.runtime.commit([])
+                plan = await self.runtime.memory_plan(self.agent, self.replica)
+                if plan is not None:
+                    return await self._rebuilt(spec, plan, context)
+            except Exception as exc:  # the log, say: a start that fails, recorded
+                logger.exception("%s: its memory could not be rebuilt", self.key)
+                return self._handled(None, context, ("init-error", f"memory rebuild: {exc}"))
         on_pool = self._access.may_call
         outcome = await instance.init_async(spec.config, context, on_pool=on_pool)
         if isinstance(outcome, AgentError):
@@ -203,9 +213,10 @@ class InstanceActor:
         if isinstance(outcome, Trapped) or not instance.may_keep_memory:
             return self._handled(None, context, outcome)
         state, taken = await instance.snapshot_async(context, on_pool=on_pool)
-        if isinstance(taken, Trapped | AgentError):
-            why = taken.reason if isinstance(taken, Trapped) else taken.text
-            return self._handled(None, context, ("init-error", f"snapshot after init: {why}"))
+        if isinstance(taken, Trapped):  # the instance is dead
+            return self._handled(None, context, ("init-error", f"snapshot trapped: {taken.reason}"))
+        if isinstance(taken, AgentError):  # it works as before, without memory
+            logger.warning("%s keeps no memory: its snapshot fails: %s", self.key, taken.text)
         self._memory = bool(state)
         return self._handled(None, context, outcome, start=self._start(context, memory=bool(state)))
 
@@ -216,12 +227,20 @@ class InstanceActor:
         while True:
             instance = self._instance
             assert instance is not None
+            instance.set_limits(rebuilding(spec.limits))  # slow is not poison
             try:
                 result = await rebuild(instance, plan, spec.config)
             except RebuildFailed as exc:
                 return self._handled(None, context, ("init-error", f"memory rebuild: {exc}"))
             if isinstance(result, Rebuilt):
+                instance.set_limits(spec.limits)
                 break
+            if len(plan.quarantined) >= MAX_QUARANTINED:
+                why = (
+                    f"more than {MAX_QUARANTINED} of its inputs trap when re-executed "
+                    f"(the last: {result.reason}): this build cannot take this memory"
+                )
+                return self._handled(None, context, ("init-error", f"memory rebuild: {why}"))
             poison = result.handling.message
             logger.warning(
                 "%s: quarantined %s: its re-execution trapped (%s)",
@@ -237,6 +256,7 @@ class InstanceActor:
                         message_id=poison.id,
                         conversation_id=poison.conversation_id,
                         reason=result.reason,
+                        component=spec.component,
                     )
                 ]
             )
@@ -269,17 +289,26 @@ class InstanceActor:
     def _remember(
         self, message: AclMessage, outcome: Outcome, state: str | None, taken: Outcome
     ) -> tuple[Outcome, AgentSnapshotted | None]:
-        """A handling's outcome with the snapshot taken after it: a snapshot that fails
-        fails the handling, as a trap (its memory could not be recorded)."""
+        """A handling's outcome with the snapshot taken after it. A snapshot that traps
+        takes the handling with it (the instance is dead); one that fails (a state JSON
+        cannot encode, or too large) or is empty is not taken: the memory is still
+        rebuilt exactly, by re-executing more."""
+        if isinstance(taken, Trapped):
+            trapped = f"snapshot trapped: {taken.reason}"
+            return Trapped(taken.kind, trapped, outcome.duration_us, outcome.cpu_us), None
         limit = self.runtime.max_content_bytes
-        if state is not None and len(state) > limit:  # characters: a cheap first look
-            size = len(state.encode())
-            if size > limit:
-                taken = AgentError(f"{size} bytes, over the {limit}-byte limit of a snapshot", 0)
-        if isinstance(taken, Trapped | AgentError):
-            why = taken.reason if isinstance(taken, Trapped) else taken.text
-            kind = taken.kind if isinstance(taken, Trapped) else "host-error"
-            return Trapped(kind, f"snapshot: {why}", outcome.duration_us, outcome.cpu_us), None
+        why = taken.text if isinstance(taken, AgentError) else ""
+        if state is not None and len(state) > limit and len(state.encode()) > limit:
+            why = f"{len(state.encode())} bytes, over the {limit}-byte limit of a snapshot"
+        if why or not state:
+            if why and not self._snapshot_failed:  # once per instance: it would every N
+                self._snapshot_failed = True
+                logger.warning(
+                    "%s: no snapshot taken (a rebuild re-executes more instead): %s",
+                    self.key,
+                    why,
+                )
+            return outcome, None
         snapshot = AgentSnapshotted(
             agent=self.agent,
             replica=self.replica,

@@ -18,10 +18,17 @@ from typing import Protocol
 
 from caxton.domain.events import AgentDeployed, AgentSnapshotted, AgentStarted, Recorded
 from caxton.domain.ids import agent_stream, conversation_stream
-from caxton.domain.memory import Handling, Inputs, Memory, Plan, lineage, without
+from caxton.domain.memory import Handling, Inputs, Memory, Plan, lineage, rebuilding, without
 from caxton.replay.reexec import Comparison, Journal, compare
 from caxton.shell.reexec import ReplayServices
-from caxton.shell.wasm import AgentError, AgentInstance, Trapped, UnknownComponent, WasmHost
+from caxton.shell.wasm import (
+    AgentError,
+    AgentInstance,
+    Trapped,
+    UnknownComponent,
+    WasmError,
+    WasmHost,
+)
 
 
 class History(Protocol):
@@ -119,7 +126,10 @@ async def rebuild(instance: AgentInstance, plan: Plan, config: str) -> Rebuilt |
     if isinstance(outcome, Trapped | AgentError):
         raise RebuildFailed(f"init fails when re-executed: {_why(outcome)}")
     if plan.snapshot is not None:
-        outcome = instance.restore(plan.snapshot, init)
+        try:
+            outcome = await instance.restore_async(plan.snapshot, init)
+        except WasmError as exc:  # a build without restore: --keep-memory onto it, say
+            raise RebuildFailed(f"cannot restore the snapshot: {exc}") from None
         if isinstance(outcome, Trapped | AgentError):
             raise RebuildFailed(f"restore fails on the snapshot: {_why(outcome)}")
     differ: list[str] = []
@@ -178,15 +188,19 @@ async def memory_at(
         wasm = await fetch(plan.component) if fetch is not None else None
         if wasm is None:
             raise RebuildFailed(f"its build {plan.component[:12]} is not here") from None
-        loaded = await asyncio.to_thread(host.load, wasm, f"{agent}.wasm")
-    limits = plan.limits
-    skipped: list[str] = []
+        try:
+            loaded = await asyncio.to_thread(host.load, wasm, f"{agent}.wasm")
+        except WasmError as exc:
+            raise RebuildFailed(str(exc)) from None
+    limits = rebuilding(plan.limits)
     while True:
-        instance = host.instantiate(loaded, limits, name=f"{agent}#{replica} (sandbox)")
+        try:
+            instance = host.instantiate(loaded, limits, name=f"{agent}#{replica} (sandbox)")
+        except WasmError as exc:
+            raise RebuildFailed(str(exc)) from None
         try:
             result = await rebuild(instance, plan, plan.config)
-            if isinstance(result, Poisoned):
-                skipped.append(result.handling.message.id)
+            if isinstance(result, Poisoned):  # as a rebuild would quarantine it
                 plan = without(plan, result.handling.message.id)
                 continue
             services = ReplayServices(agent, None, Journal(()))

@@ -108,6 +108,11 @@ class AgentInstance:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.snapshot, services)
 
+    async def restore_async(self, state: str, services: HostServices) -> Outcome:
+        """`restore` on the worker pool: a large memory must not stall the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.restore, state, services)
+
     def restore(self, state: str, services: HostServices) -> Outcome:
         """Calls the guest's `restore(state)` on this thread."""
         if self._restore is None:

@@ -81,6 +81,13 @@ class Message:
             body=body,
         )
 
+    def to_json(self) -> str:
+        """The envelope as JSON text: how to keep a message in an agent's memory (its
+        snapshot holds JSON values only); `Message.from_json` gives it back."""
+        fields = {k: v for k, v in self.__dict__.items() if k != "body"}
+        fields["receivers"] = list(self.receivers)
+        return json.dumps(fields, separators=(",", ":"))
+
 
 class Agent:
     """Subclass this once per file; `caxton agent build` instantiates your subclass."""
@@ -104,6 +111,8 @@ class Agent:
 
     def restore(self, state: str) -> None:
         """Puts back what `snapshot` returned (after `init`, when an instance is rebuilt)."""
+        if not state:
+            return
         for name, value in json.loads(state).items():
             setattr(self, name, value)
 

@@ -21,6 +21,8 @@ DEADLINE_MS = 2_000
 class ContractNetManager(Agent):
     def init(self, config: dict[str, Any]) -> None:
         self.expected = int(config.get("bidders", 1))
+        # its memory (snapshotted as JSON: messages kept as their envelope's text)
+        # its memory (snapshotted as JSON: messages kept as their envelope's text)
         self.rounds: dict[str, dict[str, Any]] = {}
 
     def handle(self, message: Message) -> None:
@@ -31,10 +33,11 @@ class ContractNetManager(Agent):
         if state is None:
             reply(message, "not-understood", {"reason": "no such contract-net round"})
         elif message.performative == "propose":
-            state["proposals"][message.sender] = message
+            state["proposals"][message.sender] = message.to_json()
             self.award_when_complete(state)
         elif message.performative == "refuse":
-            state["refusals"].add(message.sender)
+            if message.sender not in state["refusals"]:
+                state["refusals"].append(message.sender)
             self.award_when_complete(state)
         elif message.performative in ("inform", "failure"):
             self.finish(state, message)
@@ -46,10 +49,10 @@ class ContractNetManager(Agent):
             return
         conversation = f"{request.id}-cnet"
         self.rounds[conversation] = {
-            "request": request,
+            "request": request.to_json(),
             "task": body["task"],
             "proposals": {},
-            "refusals": set(),
+            "refusals": [],
             "awarded": False,
         }
         send(
@@ -67,9 +70,11 @@ class ContractNetManager(Agent):
         if state["awarded"] or answers < self.expected:
             return
         state["awarded"] = True
-        proposals: dict[str, Message] = state["proposals"]
+        proposals = {n: Message.from_json(p) for n, p in state["proposals"].items()}
         if not proposals:
-            reply(state["request"], "failure", {"reason": "every bidder refused"})
+            reply(
+                Message.from_json(state["request"]), "failure", {"reason": "every bidder refused"}
+            )
             return
         winner = min(proposals, key=lambda name: proposals[name].body["price"])
         for name, proposal in proposals.items():
@@ -80,11 +85,11 @@ class ContractNetManager(Agent):
         state["winner"] = winner
 
     def finish(self, state: dict[str, Any], outcome: Message) -> None:
-        request: Message = state["request"]
+        request = Message.from_json(state["request"])
         if outcome.performative == "failure":
             reply(request, "failure", {"winner": outcome.sender, "reason": outcome.body})
         else:
-            price = state["proposals"][outcome.sender].body["price"]
+            price = Message.from_json(state["proposals"][outcome.sender]).body["price"]
             reply(
                 request,
                 "inform",
