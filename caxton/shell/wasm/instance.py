@@ -164,6 +164,7 @@ class AgentInstance:
             raise InstanceDead(f"{self.name}: the instance is dead ({why}); start a new one")
         call = imports.ActiveCall(services)
         started = time.perf_counter_ns()
+        started_us = time.time_ns() // 1000  # when, for the log; `started` measures how long
         cpu_started = time.thread_time_ns()  # this thread's CPU: a tool wait blocks it idle
         call.resume = self._rearm(store, started)
         imports.enter(call)
@@ -175,15 +176,17 @@ class AgentInstance:
             result = func(store, text)
         except Exception as exc:
             failed = self._failed(exc, call, _since(started))
-            outcome = dataclasses.replace(failed, cpu_us=_cpu_since(cpu_started))
+            outcome = dataclasses.replace(
+                failed, cpu_us=_cpu_since(cpu_started), started_us=started_us
+            )
             self._dead = outcome
             return outcome
         finally:
             imports.leave()
         cpu_us = _cpu_since(cpu_started)
         if result is None:
-            return Completed(_since(started), cpu_us)
-        return AgentError(bounded(result), _since(started), cpu_us)  # the guest's text
+            return Completed(_since(started), cpu_us, started_us)
+        return AgentError(bounded(result), _since(started), cpu_us, started_us)  # its text
 
     def _rearm(self, store: wasmtime.Store, started_ns: int) -> Callable[[int], None]:
         """After a host call that waited (a tool), the deadline again leaves the guest the
