@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import sys
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from textual.widgets import Static
 
 from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.events import (
@@ -29,11 +32,15 @@ from caxton.domain.stages import ended_us, queue_wait_us
 from caxton.replay.cursor import Timeline
 from caxton.replay.recording import record
 from caxton.replay.trace import format_line, trace_lines
-from caxton.replay.views import rows
+from caxton.replay.views import clock, rows
+from caxton.shell.client import CaxtonClient
 from caxton.shell.runtime.node import DeploySpec, Node
 from caxton.shell.telemetry.live import LiveStats
+from tests.e2e.conftest import ServerProcess, caxton, free_port
 from tests.support import wat
-from tests.tools.conftest import close_node, make_node, toybox
+from tests.tools.conftest import ROOT, close_node, make_node, toybox
+from tests.tools.test_cli_tools import deploy_caller
+from tui.replay import ReplayApp
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -115,13 +122,63 @@ async def test_the_queue_wait_the_handling_and_the_tool_wait_are_recorded_apart(
     text = format_line(received)
     assert ' waited="' in text and ' took="' in text and ' tools="' in text
 
-    # the replay: the handled step's detail says the three apart
-    timeline = Timeline(record(second_id, second))
-    (row,) = [r for r in rows(timeline) if r.status == "handled"]
-    assert row.detail.startswith("waited ") and ", took " in row.detail
-    assert ", tools " in row.detail
+    # the replay: each step at its moment, the handled one's detail says the three apart
+    recording = record(second_id, second)
+    shown = rows(Timeline(recording))
+    assert [r.status for r in shown] == ["sent", "ToolCalled", "ToolReturned", "handled"]
+    assert [r.time for r in shown] == sorted(r.time for r in shown)
+    assert shown[1].time == clock(called.at_us // 1000)
+    assert shown[3].time == clock(ended_us(handled) // 1000)
+    assert shown[3].detail.startswith("waited ") and ", took " in shown[3].detail
+    assert ", tools " in shown[3].detail
+    app = ReplayApp(recording)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("end")
+        message = str(app.query_one("#message", Static).render())
+    assert message.startswith(f"handled by waiter#0: {shown[3].detail}")
 
     # top: the queue wait, the handling and the tool wait, each its own figure
     assert rates.p99_queue_wait_ms > 0
     assert rates.tool_p99_ms > 0
     assert rates.p99_handling_ms >= rates.tool_p99_ms
+
+
+@pytest.mark.slow
+async def test_trace_and_top_of_a_real_server_show_the_waits_apart(tmp_path: Path) -> None:
+    config = tmp_path / "caxton.toml"
+    config.write_text(
+        f"""
+[tools.toy]
+command = "{sys.executable}"
+args = ["-m", "tests.tools.toybox"]
+env = {{ PYTHONPATH = "{ROOT}" }}
+timeout = "30s"
+"""
+    )
+    server = ServerProcess(tmp_path / "data", f"127.0.0.1:{free_port()}")
+    server.start("--config", str(config))
+    try:
+        deploy_caller(server, tmp_path, "waiter", "hang", {"seconds": WAIT_S}, "toy.*")
+        async with CaxtonClient(server.address) as client:
+            sent = [await client.send("waiter", "request", "{}") for _ in range(2)]
+            second = sent[1].conversation_id
+            async with asyncio.timeout(60):
+                async for recorded in client.events(conversation_id=second, follow=True):
+                    if isinstance(recorded.event, MessageHandled):
+                        break
+        trace = caxton("trace", "--conversation-id", second, "--json", server=server.address)
+        top = caxton("top", "--once", server=server.address).stdout
+    finally:
+        server.stop()
+
+    steps = [json.loads(line) for line in trace.stdout.splitlines()]
+    assert [s["status"] for s in steps] == ["sent", "received", "tool-called", "tool-returned"]
+    received = steps[1]
+    assert received["waited_us"] > 0 and received["tools_us"] > 0
+    assert received["took_us"] >= received["tools_us"]
+    assert [s["time"] for s in steps] == sorted(s["time"] for s in steps)
+
+    header, *agents = [re.split(r"\s{2,}", line) for line in top.splitlines() if line][:2]
+    (waiter,) = [dict(zip(header, row, strict=True)) for row in agents if row[0] == "waiter"]
+    assert waiter["WAIT P99"] != "0.0ms" and waiter["TOOL P99"] != "0.0ms"
+    assert waiter["HANDLE P99"] != "0.0ms"
