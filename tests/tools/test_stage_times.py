@@ -125,7 +125,7 @@ async def test_the_queue_wait_the_handling_and_the_tool_wait_are_recorded_apart(
     # the replay: each step at its moment, the handled one's detail says the three apart
     recording = record(second_id, second)
     shown = rows(Timeline(recording))
-    assert [r.status for r in shown] == ["sent", "ToolCalled", "ToolReturned", "handled"]
+    assert [r.status for r in shown] == ["sent", "tool call", "tool result", "handled"]
     assert [r.time for r in shown] == sorted(r.time for r in shown)
     assert shown[1].time == clock(called.at_us // 1000)
     assert shown[3].time == clock(ended_us(handled) // 1000)
