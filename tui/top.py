@@ -1,9 +1,11 @@
 """`caxton top`: a live view of a server, refreshed every second through the gRPC client.
 
-Tabs for agents (sortable by any column) and for conversations that need a look (open,
-stalled past their reply-by, violated); Enter on an agent opens its detail: recent
-conversations, traps and restarts. The rows are made by pure functions (`agent_rows`,
-`conversation_rows`, `detail_lines`), tested without Textual.
+Tabs for agents (sortable by any column; WAIT, HANDLE and TOOL P99: how long recent
+messages waited in the mailbox and were handled, and tool calls took) and for
+conversations that need a look (open, stalled past their reply-by, violated); Enter on
+an agent opens its detail: recent conversations, traps and restarts. The rows are made
+by pure functions (`agent_rows`, `conversation_rows`, `detail_lines`), tested without
+Textual.
 """
 
 from __future__ import annotations
@@ -48,10 +50,12 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "rate", "MSG/S", lambda a: a.messages_per_second, lambda a: f"{a.messages_per_second:.1f}"
     ),
-    Column("p99", "P99", lambda a: a.p99_handling_ms, lambda a: _ms(a.p99_handling_ms)),
     Column(
         "queue", "QUEUE", lambda a: a.mailbox_depth, lambda a: f"{a.mailbox_depth}/{a.mailbox_size}"
     ),
+    Column("wait", "WAIT P99", lambda a: a.p99_queue_wait_ms, lambda a: _ms(a.p99_queue_wait_ms)),
+    Column("p99", "HANDLE P99", lambda a: a.p99_handling_ms, lambda a: _ms(a.p99_handling_ms)),
+    Column("tools", "TOOL P99", lambda a: a.tool_p99_ms, lambda a: _ms(a.tool_p99_ms)),
     Column(
         "memory",
         "MEM LIMIT",
@@ -111,7 +115,8 @@ def detail_lines(found: AgentDebug) -> list[str]:
     lines = [
         f"{a.name}{on}: {a.state}, {a.running}/{a.replicas} instances, {a.handled:,} handled",
         f"queue {a.mailbox_depth}/{a.mailbox_size} · {a.messages_per_second:.1f} msg/s · "
-        f"p99 {_ms(a.p99_handling_ms)} · cpu {a.cpu_ms_per_second:.1f} ms/s · "
+        f"p99 wait {_ms(a.p99_queue_wait_ms)}, handling {_ms(a.p99_handling_ms)}, "
+        f"tool {_ms(a.tool_p99_ms)} · cpu {a.cpu_ms_per_second:.1f} ms/s · "
         f"memory limit {format_size(a.memory_limit_bytes)} · {a.restarts} restarts",
         "",
         "Recent conversations",

@@ -109,6 +109,10 @@ class AgentTrapped:
     duration_us: int = 0
     cpu_us: int = 0
     """CPU time of the call that trapped, as `MessageHandled.cpu_us`."""
+    dequeued_us: int = 0
+    started_us: int = 0
+    """When the message was taken from the mailbox and the call began, as in
+    `MessageHandled`; 0 in logs written before they were recorded."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,6 +214,13 @@ class MessageHandled:
     cpu_us: int = 0
     """CPU time of the guest call (its thread's), where `duration_us` is wall time with
     tool waits included; 0 in logs written before it was recorded."""
+    dequeued_us: int = 0
+    """When the instance took the message from its mailbox, in microseconds since the
+    Unix epoch: its queue wait began at its `MessageSent`'s commit. 0 in logs written
+    before it was recorded."""
+    started_us: int = 0
+    """When the guest call began (microseconds since the Unix epoch); it ended
+    `duration_us` later. After `dequeued_us` by the wait for a worker thread, if any."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,6 +305,9 @@ class ToolCalled:
     agent: str = ""
     conversation_id: str = ""
     message_id: str = ""
+    at_us: int = 0
+    """When the agent made the call (microseconds since the Unix epoch; the event's
+    `at` is its commit, after the handling); 0 in logs written before it was recorded."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -310,6 +324,9 @@ class ToolReturned:
     conversation_id: str = ""
     truncated: bool = False
     size: int = 0
+    at_us: int = 0
+    """When the agent got the result (microseconds since the Unix epoch), as
+    `ToolCalled.at_us`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -325,6 +342,9 @@ class ToolFailed:
     duration_us: int = 0
     agent: str = ""
     conversation_id: str = ""
+    at_us: int = 0
+    """When the agent got the failure (microseconds since the Unix epoch), as
+    `ToolCalled.at_us`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

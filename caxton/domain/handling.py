@@ -47,7 +47,9 @@ class Handled:
     """A guest call returned: `handle(message)`, or `init` when `message` is None.
 
     `sent` are the messages it sent, their host-owned fields filled in (not routed);
-    `trap` is (kind, reason) when the call trapped, `error` the agent's own error."""
+    `trap` is (kind, reason) when the call trapped, `error` the agent's own error;
+    `dequeued_us` and `started_us` when the message left the mailbox and the call began
+    (microseconds since the Unix epoch, as `MessageHandled`)."""
 
     agent: str
     replica: int
@@ -65,6 +67,8 @@ class Handled:
     None builds a plain one."""
     snapshot: AgentSnapshotted | None = None
     """The instance's memory taken after this handling (caxton.domain.memory)."""
+    dequeued_us: int = 0
+    started_us: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +236,8 @@ def _handled(agents: Agents, item: Handled, decision: Decision) -> None:
                 conversation_id=cause.conversation_id if cause is not None else "",
                 duration_us=item.duration_us,
                 cpu_us=item.cpu_us,
+                dequeued_us=item.dequeued_us,
+                started_us=item.started_us,
             )
         )
         if cause is not None:
@@ -261,6 +267,8 @@ def _handled(agents: Agents, item: Handled, decision: Decision) -> None:
                     item.duration_us,
                     item.error,
                     item.cpu_us,
+                    item.dequeued_us,
+                    item.started_us,
                 )
             )
             if item.snapshot is not None:

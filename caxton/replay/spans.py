@@ -31,6 +31,7 @@ from caxton.domain.events import (
 )
 from caxton.domain.ids import PLATFORM, is_capability, is_client, split_instance_key
 from caxton.domain.journal import answers
+from caxton.domain.stages import ended_us
 from caxton.domain.tracing import (
     SAMPLED,
     deliver_span_id,
@@ -153,6 +154,7 @@ class SpanBuilder:
     def _tool_span(self, done: ToolReturned | ToolFailed, recorded: Recorded, at_ns: int) -> Span:
         """`execute_tool {tool}` (OpenTelemetry's GenAI conventions), a child of the
         handling that made the call, or a root for `caxton tools call`."""
+        at_ns = done.at_us * 1000 if done.at_us else at_ns
         called = self._tool_calls.pop(done.call_id, None)
         message_id = called.message_id if called is not None else ""
         parent = process_span_id(message_id, done.agent) if message_id and done.agent else ""
@@ -258,10 +260,7 @@ class SpanBuilder:
     # --- deliveries and handlings ------------------------------------------
 
     def _handled_spans(self, handled: MessageHandled, recorded: Recorded, at_ns: int) -> list[Span]:
-        sent = self._sent.get(handled.message_id)
-        start = at_ns - handled.duration_us * 1000
-        if sent is not None:
-            start = max(start, sent.at_ns)  # `at` is in milliseconds: keep the order
+        start, at_ns = self._handling(handled, at_ns)
         agent = handled.agent
         process = self._process(
             handled.message_id,
@@ -291,10 +290,7 @@ class SpanBuilder:
         return [deliver, process]
 
     def _trapped_spans(self, trapped: AgentTrapped, recorded: Recorded, at_ns: int) -> list[Span]:
-        start = at_ns - trapped.duration_us * 1000
-        sent = self._sent.get(trapped.message_id)
-        if sent is not None:
-            start = max(start, sent.at_ns)
+        start, at_ns = self._handling(trapped, at_ns)
         agent = trapped.agent
         reason = f"{trapped.kind}: {trapped.reason}"
         process = self._process(
@@ -328,6 +324,17 @@ class SpanBuilder:
             conversation_id=trapped.conversation_id,
         )
         return [deliver, process]
+
+    def _handling(self, event: MessageHandled | AgentTrapped, at_ns: int) -> tuple[int, int]:
+        """When a guest call started and ended: as recorded, or (in an older log) its
+        duration back from its commit, not before its message was sent."""
+        if event.started_us:
+            return event.started_us * 1000, ended_us(event) * 1000
+        start = at_ns - event.duration_us * 1000
+        sent = self._sent.get(event.message_id)
+        if sent is not None:
+            start = max(start, sent.at_ns)  # `at` is in milliseconds: keep the order
+        return start, at_ns
 
     def _dead_letter_spans(
         self, dead: MessageDeadLettered, recorded: Recorded, at_ns: int

@@ -36,6 +36,7 @@ from caxton.domain.events import (
 from caxton.domain.frozen import replace
 from caxton.domain.ids import PLATFORM, shard_stream, split_instance_key
 from caxton.domain.placement import shard_of
+from caxton.domain.stages import happened_ms, queue_wait_us
 from caxton.replay.calls import excerpt, journal_lines, result_body, took
 from caxton.replay.nodes import NO_HOLDERS, REASONS, holders_after, node_of, on_shard
 from caxton.replay.recording import participants
@@ -65,6 +66,12 @@ class TraceLine:
     """A `tool-returned` line's result (MCP's `CallToolResult` as JSON text)."""
     journal: tuple[HostCall, ...] = field(default=(), compare=False)
     """A handling's host answers and log lines, in order (verbose traces only)."""
+    waited_us: int | None = None
+    """A handling's line: how long the message waited in the mailbox (None: not recorded)."""
+    took_us: int | None = None
+    """A handling's line: how long the guest call took, its tool waits included."""
+    tools_us: int | None = None
+    """A handling's line: how much of `took_us` it waited for tools."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -90,6 +97,10 @@ class TraceLine:
             data["result"] = self.result
         if self.journal:
             data["journal"] = [{"kind": c.kind, "value": c.value} for c in self.journal]
+        for key in ("waited_us", "took_us", "tools_us"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
         if self.takeover is not None:
             claim = self.takeover
             data["takeover"] = {
@@ -103,8 +114,14 @@ class TraceLine:
 
 
 class TraceView:
-    """Turns recorded events into trace lines; remembers performatives by message id and,
-    in a cluster's log, who holds each shard and which shards the participants are on.
+    """Turns recorded events into trace lines; remembers performatives and send times by
+    message id and, in a cluster's log, who holds each shard and which shards the
+    participants are on.
+
+    Each line shows when its step really happened where the log recorded it: a
+    handling when its message left the mailbox, a tool call when it was made or
+    answered. A handling's tool events are committed before its `MessageHandled`, so
+    their lines are held back until it comes and follow its `received` line then.
 
     `agents`: the conversation's participants when known beforehand (a whole history),
     so that a takeover of a shard whose agent takes part only later is shown too;
@@ -113,17 +130,23 @@ class TraceView:
     def __init__(self, agents: Iterable[str] = (), *, verbose: bool = False) -> None:
         self._verbose = verbose
         self._performatives: dict[str, str] = {}
+        self._sent_at: dict[str, int] = {}
         self._holders = NO_HOLDERS
         self._agents: dict[str, None] = dict.fromkeys(agents)
         self._shards = {shard_of(a) for a in self._agents}
         self._conversation = ""
+        self._held: list[TraceLine] = []
+        """The tool lines of the handling of `_held_for`, until its own line comes."""
+        self._held_for = ""
+        self._held_us = 0
 
     def lines(self, recorded: Recorded) -> list[TraceLine]:
-        """The lines of one event: the steps it makes, a takeover, or none."""
+        """The lines of one event: the steps it makes, a takeover, or none (yet)."""
         event = recorded.event
         if isinstance(event, ShardClaimed | ShardReleased):
             self._holders = holders_after(self._holders, recorded)
-            return self._takeover(recorded) if isinstance(event, ShardClaimed) else []
+            takeover = self._takeover(recorded) if isinstance(event, ShardClaimed) else []
+            return self._release(takeover) if takeover else takeover
         lines = self._steps(recorded)
         if not lines:
             return lines
@@ -133,7 +156,44 @@ class TraceView:
                 self._agents[name] = None
                 self._shards.add(shard_of(name))
         node = node_of(recorded, self._holders)
-        return [replace(line, node=node) for line in lines] if node else lines
+        return self._in_order(
+            recorded, [replace(line, node=node) for line in lines] if node else lines
+        )
+
+    def flush(self) -> list[TraceLine]:
+        """The tool lines still held back (a handling whose own event is not in the log)."""
+        return self._release([])
+
+    def _in_order(self, recorded: Recorded, lines: list[TraceLine]) -> list[TraceLine]:
+        """Holds a handling's tool lines back, and puts them after its own line when that
+        line's time was recorded (before it otherwise, as they were committed)."""
+        event = recorded.event
+        if isinstance(event, ToolCalled) and event.message_id:
+            earlier = self._release([]) if event.message_id != self._held_for else []
+            self._held_for = event.message_id
+            self._held += lines
+            return earlier
+        if self._held and isinstance(event, _TOOL_EVENTS):
+            if isinstance(event, ToolReturned | ToolFailed):
+                self._held_us += event.duration_us
+            self._held += lines
+            return []
+        if (
+            self._held
+            and isinstance(event, MessageHandled | AgentTrapped)
+            and event.message_id == self._held_for
+            and lines[0].took_us is not None
+        ):
+            own = replace(lines[0], tools_us=self._held_us)
+            return [own, *lines[1:], *self._release([])]
+        return self._release(lines)
+
+    def _release(self, lines: list[TraceLine]) -> list[TraceLine]:
+        """The held tool lines, then `lines`."""
+        if not self._held:
+            return lines
+        held, self._held, self._held_for, self._held_us = self._held, [], "", 0
+        return [*held, *lines]
 
     def _takeover(self, recorded: Recorded) -> list[TraceLine]:
         claim = recorded.event
@@ -159,6 +219,7 @@ class TraceView:
         match event:
             case MessageSent(message=m):
                 self._performatives[m.id] = m.performative.value
+                self._sent_at[m.id] = at
                 return [
                     TraceLine(
                         position=position,
@@ -172,19 +233,18 @@ class TraceView:
                     )
                 ]
             case MessageHandled():
-                return [
-                    TraceLine(
-                        position=position,
-                        at=at,
-                        conversation_id=event.conversation_id,
-                        agent=event.agent,
-                        message=self._performatives.get(event.message_id, "?"),
-                        status="failed" if event.error else "received",
-                        message_id=event.message_id,
-                        error=event.error,
-                        journal=event.journal if self._verbose else (),
-                    )
-                ]
+                line = TraceLine(
+                    position=position,
+                    at=at,
+                    conversation_id=event.conversation_id,
+                    agent=event.agent,
+                    message=self._performatives.get(event.message_id, "?"),
+                    status="failed" if event.error else "received",
+                    message_id=event.message_id,
+                    error=event.error,
+                    journal=event.journal if self._verbose else (),
+                )
+                return [self._timed(line, event)]
             case MessageDeadLettered():
                 return [
                     TraceLine(
@@ -212,18 +272,17 @@ class TraceView:
                     )
                 ]
             case AgentTrapped() if event.conversation_id:
-                return [
-                    TraceLine(
-                        position=position,
-                        at=at,
-                        conversation_id=event.conversation_id,
-                        agent=event.agent,
-                        message=self._performatives.get(event.message_id, "?"),
-                        status="trapped",
-                        message_id=event.message_id,
-                        error=f"{event.kind}: {event.reason}",
-                    )
-                ]
+                line = TraceLine(
+                    position=position,
+                    at=at,
+                    conversation_id=event.conversation_id,
+                    agent=event.agent,
+                    message=self._performatives.get(event.message_id, "?"),
+                    status="trapped",
+                    message_id=event.message_id,
+                    error=f"{event.kind}: {event.reason}",
+                )
+                return [self._timed(line, event)]
             case (
                 ToolCalled()
                 | ToolReturned()
@@ -235,6 +294,29 @@ class TraceView:
                 return [tool_line(recorded)]
             case _:
                 return []
+
+    def _timed(self, line: TraceLine, event: MessageHandled | AgentTrapped) -> TraceLine:
+        """A handling's line at the moment its message left the mailbox, with its queue
+        wait and duration, when the log recorded them (as it was otherwise)."""
+        if not event.dequeued_us:
+            return line
+        sent_at = self._sent_at.get(event.message_id)
+        return replace(
+            line,
+            at=event.dequeued_us // 1000,
+            waited_us=queue_wait_us(sent_at, event.dequeued_us) if sent_at is not None else None,
+            took_us=event.duration_us,
+        )
+
+
+_TOOL_EVENTS = (
+    ToolCalled,
+    ToolReturned,
+    ToolFailed,
+    BreakerOpened,
+    BreakerHalfOpened,
+    BreakerClosed,
+)
 
 
 def tool_line(recorded: Recorded) -> TraceLine:
@@ -262,7 +344,7 @@ def tool_line(recorded: Recorded) -> TraceLine:
     tool = f"{event.server}.{event.tool}" if is_call else event.server  # type: ignore[union-attr]
     return TraceLine(
         position=recorded.position,
-        at=recorded.at,
+        at=happened_ms(recorded),
         conversation_id=event.conversation_id,
         agent=event.agent or PLATFORM,
         message=took(duration_us) if duration_us else "",
@@ -286,6 +368,7 @@ def trace_lines(history: Iterable[Recorded], *, verbose: bool = False) -> list[T
     ordered = sorted(history, key=lambda r: r.position)
     view = TraceView(participants(ordered), verbose=verbose)
     lines = [line for recorded in ordered for line in view.lines(recorded)]
+    lines += view.flush()
     while lines and lines[-1].takeover is not None:  # after the last step: not this story
         lines.pop()
     return lines
@@ -312,6 +395,9 @@ def format_line(line: TraceLine) -> str:
     text = f'{at} agent="{line.agent}" message="{line.message}" status="{line.status}"'
     if line.to:
         text += f' to="{line.to}"'
+    for name, us in (("waited", line.waited_us), ("took", line.took_us), ("tools", line.tools_us)):
+        if us is not None and (us or name != "tools"):
+            text += f' {name}="{took(us)}"'
     if line.error:
         text += f' error="{line.error}"'
     return text

@@ -38,6 +38,7 @@ from caxton.domain.events import (
 from caxton.domain.frozen import replace
 from caxton.domain.ids import PLATFORM
 from caxton.domain.protocols import agent_of, phase
+from caxton.domain.stages import happened_ms, queue_wait_us
 from caxton.replay.calls import excerpt, journal_lines, result_body, took, tool_lane
 from caxton.replay.cursor import Cursor, Timeline
 from caxton.replay.nodes import on_shard, takeover_arrow, takeover_reason, takeover_text
@@ -95,7 +96,7 @@ def row(step: int, recorded: Recorded, timeline: Timeline) -> Row:
 
 def _row(step: int, recorded: Recorded, timeline: Timeline) -> Row:
     event = recorded.event
-    time = clock(recorded.at)
+    time = clock(happened_ms(recorded))
     match event:
         case MessageSent(message=m):
             to = ", ".join(targets(event)) or ", ".join(m.receivers)
@@ -115,7 +116,9 @@ def _row(step: int, recorded: Recorded, timeline: Timeline) -> Row:
                 arrow=f"{a}#{r}",
                 performative=_performative(timeline, event.message_id),
                 status="failed" if e else "handled",
-                detail=e or f"{event.duration_us} µs",
+                detail=_joined(e, stages_text(step, event, timeline))
+                if event.started_us
+                else e or f"{event.duration_us} µs",
             )
         case MessageDeadLettered(receiver=receiver, reason=reason):
             return Row(
@@ -145,7 +148,7 @@ def _row(step: int, recorded: Recorded, timeline: Timeline) -> Row:
                 arrow=f"{a}#{r}",
                 performative=_performative(timeline, event.message_id) if event.message_id else "",
                 status="trapped",
-                detail=f"{kind}: {reason}",
+                detail=_joined(f"{kind}: {reason}", stages_text(step, event, timeline)),
             )
         case ShardClaimed(shard=shard):
             return Row(
@@ -221,6 +224,44 @@ def _breaker_reason(event: BreakerOpened | BreakerHalfOpened | BreakerClosed) ->
     if isinstance(event, BreakerHalfOpened):
         return "one trial call may go through"
     return "a trial call succeeded: calls go through again"
+
+
+def stages_text(step: int, event: MessageHandled | AgentTrapped, timeline: Timeline) -> str:
+    """`waited 10002ms, took 5409ms, tools 5005ms`: the handling at `step`'s queue wait
+    (when its send is in the recording), duration and tool waits; "" when the log did
+    not record when it started."""
+    if not event.started_us:
+        return ""
+    parts = []
+    sent = timeline.send_step(event.message_id)
+    sent_event = timeline.event(sent) if sent is not None else None
+    if sent_event is not None and event.dequeued_us:
+        parts.append(f"waited {took(queue_wait_us(sent_event.at, event.dequeued_us))}")
+    parts.append(f"took {took(event.duration_us)}")
+    tools = _tool_wait_us(step, event.message_id, timeline)
+    if tools:
+        parts.append(f"tools {took(tools)}")
+    return ", ".join(parts)
+
+
+def _tool_wait_us(step: int, message_id: str, timeline: Timeline) -> int:
+    """The tool waits of the handling at `step`: its tool events are the steps just before
+    it, committed with it."""
+    waited = 0
+    for recorded in reversed(timeline.recording.events[: step - 1]):
+        event = recorded.event
+        if isinstance(event, ToolReturned | ToolFailed):
+            waited += event.duration_us
+        elif isinstance(event, ToolCalled):
+            if event.message_id != message_id:
+                break
+        elif not isinstance(event, BreakerOpened | BreakerHalfOpened | BreakerClosed):
+            break
+    return waited
+
+
+def _joined(first: str, second: str) -> str:
+    return f"{first}; {second}" if first and second else first or second
 
 
 def rows(timeline: Timeline, start: int = 1) -> list[Row]:

@@ -33,6 +33,8 @@ class AgentFigures:
     tool_p99_ms: float
     node: str = ""
     """The node running it ("" while none holds its shard)."""
+    p99_queue_wait_ms: float = 0.0
+    """How long recent messages waited in its mailboxes (p99), before their handling."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,7 @@ def figures_of(row: v1.AgentRow) -> AgentFigures:
         tool_calls_per_second=row.tool_calls_per_second,
         tool_p99_ms=row.tool_p99_ms,
         node=row.node,
+        p99_queue_wait_ms=row.p99_queue_wait_ms,
     )
 
 

@@ -64,6 +64,8 @@ SNAPSHOT = TopSnapshot(
             p99_handling_ms=152.0,
             mailbox_depth=1523,
             mailbox_size=3072,
+            p99_queue_wait_ms=10_002.0,
+            tool_p99_ms=5_005.0,
             restarts=4,
             traps=5,
             cpu_ms_per_second=480.0,
@@ -116,7 +118,7 @@ def test_agents_sort_by_any_column_either_way() -> None:
     by_rate = agent_rows(SNAPSHOT, "rate", descending=True)
     assert [r[0] for r in by_rate] == ["pricer", "order-desk", "inventory"]
     by_queue = agent_rows(SNAPSHOT, "queue", descending=True)
-    assert by_queue[0][:3] == ("inventory", "2/3", "degraded") and by_queue[0][5] == "1523/3072"
+    assert by_queue[0][:3] == ("inventory", "2/3", "degraded") and by_queue[0][4] == "1523/3072"
     by_node = agent_rows(SNAPSHOT, "node", descending=True)
     assert (by_node[0][0], by_node[0][-1]) == ("inventory", "node-b")
 
@@ -127,11 +129,12 @@ def test_conversations_and_detail_say_what_is_wrong() -> None:
     assert violated[2] == "violated"
     lines = detail_lines(DEBUG)
     assert "queue 1523/3072" in lines[1]
+    assert "p99 wait 10.0s, handling 152.0ms, tool 5.0s" in lines[1]
     assert any("timeout: timed out after 150 ms" in line for line in lines)
     assert any("attempt 1 after 100 ms" in line for line in lines)
     assert snapshot_text(SNAPSHOT)[0].split() == [
-        "AGENT", "INST", "STATE", "MSG/S", "P99", "QUEUE", "MEM", "LIMIT", "CPU", "MS/S",
-        "RESTARTS", "TRAPS", "NODE",
+        "AGENT", "INST", "STATE", "MSG/S", "QUEUE", "WAIT", "P99", "HANDLE", "P99", "TOOL",
+        "P99", "MEM", "LIMIT", "CPU", "MS/S", "RESTARTS", "TRAPS", "NODE",
     ]  # fmt: skip
 
 

@@ -63,7 +63,7 @@ def test_a_refused_send_reaches_the_guest_as_an_error(host: WasmHost, load: Load
     instance = host.instantiate(load("reply"), FAST)
     outcome = instance.handle(ENVELOPE, Recorder(refuse="receivers: unknown agent 'nobody'"))
     assert outcome == AgentError(
-        "receivers: unknown agent 'nobody'", outcome.duration_us, outcome.cpu_us
+        "receivers: unknown agent 'nobody'", outcome.duration_us, outcome.cpu_us, outcome.started_us
     )
 
 

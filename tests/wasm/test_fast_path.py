@@ -113,7 +113,7 @@ def test_a_refused_send_reaches_the_guest_as_its_error(host: WasmHost, load: Loa
 
 def test_an_empty_refusal_is_an_empty_error(host: WasmHost, load: Loader) -> None:
     outcome = host.instantiate(load("relay"), FAST).handle("{}", Tools(tool_refusal=""))
-    assert outcome == AgentError("", outcome.duration_us, outcome.cpu_us)
+    assert outcome == AgentError("", outcome.duration_us, outcome.cpu_us, outcome.started_us)
 
 
 def test_now_and_random_return_u64s_up_to_the_top(host: WasmHost, load: Loader) -> None:
@@ -167,7 +167,11 @@ def test_an_exception_in_any_host_function_kills_the_instance_as_a_host_error(
     instance = host.instantiate(load(component), FAST)
     outcome = instance.handle("{}", Failing(broken))
     assert outcome == Trapped(
-        "host-error", f"RuntimeError: {broken} is on fire", outcome.duration_us, outcome.cpu_us
+        "host-error",
+        f"RuntimeError: {broken} is on fire",
+        outcome.duration_us,
+        outcome.cpu_us,
+        outcome.started_us,
     )
     assert not instance.alive
 
@@ -186,6 +190,7 @@ def test_a_host_service_answering_a_non_string_is_a_host_error(
         "TypeError: host service returned int, not str",
         outcome.duration_us,
         outcome.cpu_us,
+        outcome.started_us,
     )
 
 
@@ -244,7 +249,7 @@ def test_many_calls_on_one_instance_keep_the_result_slots_clean(
         else:
             outcome = instance.handle("{}", Recorder())
             assert outcome == AgentError(
-                "no id in the message", outcome.duration_us, outcome.cpu_us
+                "no id in the message", outcome.duration_us, outcome.cpu_us, outcome.started_us
             )
 
 

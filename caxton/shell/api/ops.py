@@ -130,6 +130,7 @@ class OpsService(v1.OpsServiceBase):
             tool_calls_per_second=rates.tool_calls_per_second,
             tool_p99_ms=rates.tool_p99_ms,
             node=where.node_of(agent.name),
+            p99_queue_wait_ms=rates.p99_queue_wait_ms,
         )
 
     def _conversation(self, conversation: ConversationState, now: int) -> v1.ConversationRow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING
 
 from grpclib import GRPCError
@@ -59,6 +60,7 @@ class ToolService(v1.ToolServiceBase):
         call = ToolCall(
             server=message.server, tool=message.tool, arguments=arguments, policy=policy
         )
+        called_us = time.time_ns() // 1000
         answer = await bridge.call(call)
         await self.node.commit(
             recorded_call(
@@ -67,6 +69,8 @@ class ToolService(v1.ToolServiceBase):
                 tool=message.tool,
                 args_json=message.arguments_json or "{}",
                 answer=answer,
+                called_us=called_us,
+                answered_us=time.time_ns() // 1000,
             )
         )
         return v1.CallToolReply(

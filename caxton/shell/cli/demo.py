@@ -287,3 +287,5 @@ async def _print_trace(client: CaxtonClient, conversation_id: str, what: str) ->
     async for recorded in client.events(conversation_id=conversation_id):
         for line in view.lines(recorded):
             out.print("  " + format_line(line), markup=False)
+    for line in view.flush():
+        out.print("  " + format_line(line), markup=False)

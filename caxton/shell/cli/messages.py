@@ -186,6 +186,7 @@ async def trace(
             view = TraceView(participants(history), verbose=verbose)
             for recorded in history:
                 show(view.lines(recorded))
+            show(view.flush())
             after = max((r.position for r in history), default=0)
             clustered = any(is_shard_event(r) or r.node for r in history)
             own = conversation_stream(conversation_id)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -112,7 +113,9 @@ class InstanceActor:
                 outcome, snapshot = self._remember(message, outcome, state, taken)
         if isinstance(outcome, Trapped):
             self._busy = True  # dead until supervision starts a new one
-        return self._handled(message, context, outcome, snapshot=snapshot), context
+        # taken and called in one go: dequeued when the call started
+        handled = self._handled(message, context, outcome, outcome.started_us, snapshot=snapshot)
+        return handled, context
 
     def deliver(self, message: AclMessage, *, force: bool = False) -> str:
         """Queues a committed message; returns why it could not be, or "" when queued.
@@ -294,8 +297,11 @@ class InstanceActor:
         cannot encode, or too large) or is empty is not taken: the memory is still
         rebuilt exactly, by re-executing more."""
         if isinstance(taken, Trapped):
-            trapped = f"snapshot trapped: {taken.reason}"
-            return Trapped(taken.kind, trapped, outcome.duration_us, outcome.cpu_us), None
+            why = f"snapshot trapped: {taken.reason}"
+            trapped = Trapped(
+                taken.kind, why, outcome.duration_us, outcome.cpu_us, outcome.started_us
+            )
+            return trapped, None
         limit = self.runtime.max_content_bytes
         why = taken.text if isinstance(taken, AgentError) else ""
         if state is not None and len(state) > limit and len(state.encode()) > limit:
@@ -340,6 +346,7 @@ class InstanceActor:
                 if instance is None or self.runtime.log_failure is not None:
                     return  # stopped, or the node refuses work: no tool call goes unrecorded
                 message = self.mailbox.take()
+                dequeued_us = time.time_ns() // 1000  # the call starts on a worker, later
                 context = self._context(message)
                 outcome = await instance.handle_async(envelope(message), context, on_pool=True)
                 snapshot = None
@@ -348,7 +355,7 @@ class InstanceActor:
                     if due(self._memory_handled, self._every):
                         state, taken = await instance.snapshot_async(context, on_pool=True)
                         outcome, snapshot = self._remember(message, outcome, state, taken)
-                handled = self._handled(message, context, outcome, snapshot=snapshot)
+                handled = self._handled(message, context, outcome, dequeued_us, snapshot=snapshot)
                 self.runtime.submit([handled], [context])
                 if isinstance(outcome, Trapped):
                     return  # stays busy: supervision takes over after the commit
@@ -426,12 +433,14 @@ class InstanceActor:
         message: AclMessage | None,
         context: CallContext,
         outcome: Outcome | tuple[str, str],
+        dequeued_us: int = 0,
         *,
         start: AgentStarted | None = None,
         snapshot: AgentSnapshotted | None = None,
     ) -> Handled:
         """The call's input for the node; `outcome` (kind, reason) for a start that failed
-        before or in `init` without a trap of the guest's own."""
+        before or in `init` without a trap of the guest's own; `dequeued_us` when the
+        message was taken from the mailbox."""
         trap = None
         if isinstance(outcome, tuple):
             trap, outcome = outcome, Completed(duration_us=0)
@@ -453,6 +462,8 @@ class InstanceActor:
             outcome.cpu_us,
             start if trap is None else None,
             snapshot if trap is None else None,
+            dequeued_us,
+            outcome.started_us,
         )
 
     def _close_instance(self) -> None:

@@ -11,6 +11,7 @@ append to this object's lists.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -158,6 +159,7 @@ class CallContext:
         call_id = tool_call_id(scope, self.tool_calls)
         self.tool_calls += 1
         conversation = cause.conversation_id if cause is not None else ""
+        called_us = time.time_ns() // 1000
         if fault := call_fault(server, tool):  # refused, the names kept short in the log
             answer = ToolAnswer(kind="refused", reason=fault)
             server, tool = server[:NAME_EXCERPT], tool[:NAME_EXCERPT]
@@ -180,6 +182,8 @@ class CallContext:
                 agent=self.agent,
                 conversation_id=conversation,
                 message_id=cause.id if cause is not None else "",
+                called_us=called_us,
+                answered_us=time.time_ns() // 1000,
             )
         )
         if answer.result is None:

@@ -26,6 +26,7 @@ from caxton.domain.events import (
     ToolReturned,
 )
 from caxton.domain.ids import is_capability, split_instance_key
+from caxton.domain.stages import queue_wait_us
 
 if TYPE_CHECKING:
     from caxton.shell.runtime.node import Node
@@ -36,6 +37,7 @@ _QUIET = 64  # handlings kept beyond the window: a quiet agent's p99 comes from 
 _HISTORY = 64
 _CONVERSATIONS = 16
 _DEADLINES = 10_000
+_SENDS = 16_384  # messages to instances whose commit time is kept (up to twice as many)
 # What is kept per agent is bounded by time as well as count: with thousands of agents,
 # 4,096 handlings each would be hundreds of megabytes that only ever fill up.
 
@@ -65,6 +67,7 @@ class Rates:
     cpu_ms_per_second: float
     tool_calls_per_second: float
     tool_p99_ms: float
+    p99_queue_wait_ms: float = 0.0
 
 
 @dataclass(slots=True)
@@ -73,6 +76,8 @@ class _AgentFigures:
     cpu: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=_RECENT))
     """(at, CPU µs) of each guest call, trapped ones included: not its wall time."""
     tools: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=_RECENT))
+    waits: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=_RECENT))
+    """(at, µs) each timed message waited in the mailbox."""
     traps: deque[Trap] = field(default_factory=lambda: deque(maxlen=_HISTORY))
     restarts: deque[Restart] = field(default_factory=lambda: deque(maxlen=_HISTORY))
     conversations: OrderedDict[str, None] = field(default_factory=OrderedDict)
@@ -95,6 +100,8 @@ class LiveStats:
     def __init__(self) -> None:
         self._agents: dict[str, _AgentFigures] = {}
         self.deadlines: OrderedDict[str, Deadline] = OrderedDict()
+        self._sent_at: dict[str, int] = {}
+        """When recent messages to instances were committed: their queue wait's start."""
 
     def observe(self, recorded: Recorded) -> None:
         event = recorded.event
@@ -103,12 +110,14 @@ class LiveStats:
             figures = self._figures(event.agent)
             _within_window(figures.handled, at, event.duration_us)
             _within_window(figures.cpu, at, event.cpu_us)
+            self._waited(figures, at, event.message_id, event.dequeued_us)
             self._touch(figures, event.conversation_id)
         elif isinstance(event, MessageSent):
-            self._sent(event)
+            self._sent(event, at)
         elif isinstance(event, AgentTrapped):
             figures = self._figures(event.agent)
             _within_window(figures.cpu, at, event.cpu_us)
+            self._waited(figures, at, event.message_id, event.dequeued_us)
             figures.traps.append(
                 Trap(
                     at,
@@ -127,7 +136,12 @@ class LiveStats:
         elif isinstance(event, ToolReturned | ToolFailed) and event.agent:
             _within_window(self._figures(event.agent).tools, at, event.duration_us)
 
-    def _sent(self, sent: MessageSent) -> None:
+    def _waited(self, figures: _AgentFigures, at: int, message_id: str, dequeued_us: int) -> None:
+        sent_at = self._sent_at.get(message_id) if dequeued_us else None
+        if sent_at is not None:
+            _within_window(figures.waits, at, queue_wait_us(sent_at, dequeued_us))
+
+    def _sent(self, sent: MessageSent, at: int) -> None:
         message = sent.message
         conversation = message.conversation_id
         deadline = self.deadlines.get(conversation)
@@ -148,9 +162,16 @@ class LiveStats:
             self.deadlines.move_to_end(conversation)
             while len(self.deadlines) > _DEADLINES:
                 self.deadlines.popitem(last=False)
+        to_instance = False
         for target in sent.deliveries:
             if "#" in target:
+                to_instance = True
                 self._touch(self._figures(split_instance_key(target)[0]), conversation)
+        if to_instance:  # kept after its handling: a broadcast has more than one
+            sent_at = self._sent_at
+            sent_at[message.id] = at
+            if len(sent_at) > 2 * _SENDS:  # the older half goes, at once: cheaper per send
+                self._sent_at = dict(list(sent_at.items())[-_SENDS:])
 
     def _figures(self, agent: str) -> _AgentFigures:
         figures = self._agents.get(agent)
@@ -180,15 +201,18 @@ class LiveStats:
         handled = [d for at, d in figures.handled if at >= since]
         tools = [d for at, d in figures.tools if at >= since]
         cpu = [d for at, d in figures.cpu if at >= since]
+        waits = [d for at, d in figures.waits if at >= since]
         seconds = WINDOW_MS / 1000
         recent = handled or [d for _, d in figures.handled]
         recent_tools = tools or [d for _, d in figures.tools]
+        recent_waits = waits or [d for _, d in figures.waits]
         return Rates(
             messages_per_second=len(handled) / seconds,
             p99_handling_ms=_p99(recent) / 1000,
             cpu_ms_per_second=sum(cpu) / 1000 / seconds,
             tool_calls_per_second=len(tools) / seconds,
             tool_p99_ms=_p99(recent_tools) / 1000,
+            p99_queue_wait_ms=_p99(recent_waits) / 1000,
         )
 
     def traps(self, agent: str) -> list[Trap]:

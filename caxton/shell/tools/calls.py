@@ -67,10 +67,13 @@ def recorded_call(
     agent: str = "",
     conversation_id: str = "",
     message_id: str = "",
+    called_us: int = 0,
+    answered_us: int = 0,
 ) -> list[Event]:
     """The events of one call, in the order things happened: called, the breaker's trial,
     returned or failed (the `reason` as the agent received it), what the end did to the
-    breaker."""
+    breaker. `called_us` and `answered_us`: when the call was made and its answer came
+    (microseconds since the Unix epoch)."""
     who = {"agent": agent, "conversation_id": conversation_id}
     ids = {"call_id": call_id, "server": server, "tool": tool, **who}
     called = ToolCalled(
@@ -79,12 +82,17 @@ def recorded_call(
         tool=tool,
         arguments=args_json,
         message_id=message_id,
+        at_us=called_us,
         **who,
     )
     end: Event
     if answer.result is None:
         end = ToolFailed(
-            kind=answer.kind, reason=failure_text(answer), duration_us=answer.duration_us, **ids
+            kind=answer.kind,
+            reason=failure_text(answer),
+            duration_us=answer.duration_us,
+            at_us=answered_us,
+            **ids,
         )
     else:
         end = ToolReturned(
@@ -92,6 +100,7 @@ def recorded_call(
             duration_us=answer.duration_us,
             truncated=answer.truncated,
             size=answer.size,
+            at_us=answered_us,
             **ids,
         )
     return [called, *answer.before, end, *answer.after]

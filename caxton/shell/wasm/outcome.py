@@ -14,10 +14,12 @@ TrapKind = Literal["trap", "timeout", "memory", "stack-overflow", "host-error"]
 @dataclass(frozen=True, slots=True)
 class Completed:
     """The guest returned `ok`. `duration_us` is wall time, tool waits included;
-    `cpu_us` the CPU time of the thread that ran the call (waits excluded)."""
+    `cpu_us` the CPU time of the thread that ran the call (waits excluded);
+    `started_us` when the call began, in microseconds since the Unix epoch."""
 
     duration_us: int
     cpu_us: int = 0
+    started_us: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,7 @@ class AgentError:
     text: str
     duration_us: int
     cpu_us: int = 0
+    started_us: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,7 @@ class Trapped:
     reason: str
     duration_us: int
     cpu_us: int = 0
+    started_us: int = 0
 
 
 Outcome = Completed | AgentError | Trapped

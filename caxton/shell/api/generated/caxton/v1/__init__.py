@@ -355,6 +355,12 @@ class AgentRow(betterproto2.Message):
     node answering.
     """
 
+    p99_queue_wait_ms: "float" = betterproto2.field(17, betterproto2.TYPE_DOUBLE)
+    """
+    99th percentile of how long recent messages waited in the mailbox (from their send's
+    commit until the instance took them), in milliseconds; 0 before any was timed.
+    """
+
 
 default_message_pool.register_message("caxton.v1", "AgentRow", AgentRow)
 
