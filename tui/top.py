@@ -2,12 +2,14 @@
 
 Tabs for agents (sortable by any column) and for conversations that need a look (open,
 stalled past their reply-by, violated); Enter on an agent opens its detail: recent
-conversations, traps and restarts. The rows are made by pure functions (`agent_rows`,
+conversations, traps and restarts; Enter on a conversation opens its trace, the lines of
+`caxton trace`, followed live. `caxton monitor --dashboard` serves this app to browsers. The rows are made by pure functions (`agent_rows`,
 `conversation_rows`, `detail_lines`), tested without Textual.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,11 +20,13 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from caxton.domain.units import format_size
 from caxton.shell.cli.common import out, run, server_options
+from caxton.shell.cli.messages import trace_text
 from caxton.shell.client import CaxtonError, Connection
 from caxton.shell.operations import AgentDebug, AgentFigures, ConversationFigures, TopSnapshot
 
@@ -151,6 +155,7 @@ def _clock(at_ms: int) -> str:
 
 Fetch = Callable[[], Awaitable[TopSnapshot]]
 FetchAgent = Callable[[str], Awaitable[AgentDebug]]
+FetchTrace = Callable[[str], Awaitable[list[str]]]
 
 
 class AgentScreen(Screen[None]):
@@ -183,6 +188,44 @@ class AgentScreen(Screen[None]):
         self.query_one("#agent-detail", Static).update(Text("\n".join(detail_lines(found))))
 
 
+class TraceScreen(Screen[None]):
+    """One conversation's trace, as `caxton trace` prints it, refreshed every second;
+    Escape goes back."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "app.pop_screen", "Back")]
+
+    def __init__(self, conversation_id: str, fetch: FetchTrace) -> None:
+        super().__init__()
+        self.conversation_id = conversation_id
+        self.fetch = fetch
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="trace-pane"):
+            yield Static(f"loading the trace of {self.conversation_id}…", id="trace")
+        yield Static(
+            Text(f"step through it: caxton replay --conversation {self.conversation_id}"),
+            id="trace-hint",
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"trace of conversation {self.conversation_id}"
+        self.refresh_trace()
+        self.set_interval(REFRESH_S, self.refresh_trace)
+
+    @work(exclusive=True, group="trace")
+    async def refresh_trace(self) -> None:
+        try:
+            lines = await self.fetch(self.conversation_id)
+        except CaxtonError as exc:
+            self.query_one("#trace", Static).update(Text(f"✗ {exc}", style="red"))
+            return
+        # Text, not markup: the lines quote what agents said
+        shown = "\n".join(lines) or f"no steps recorded for conversation {self.conversation_id}"
+        self.query_one("#trace", Static).update(Text(shown))
+
+
 class TopApp(App[None]):
     """Agents and conversations of one server, live."""
 
@@ -196,10 +239,13 @@ class TopApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, fetch: Fetch, fetch_agent: FetchAgent, *, where: str = "") -> None:
+    def __init__(
+        self, fetch: Fetch, fetch_agent: FetchAgent, fetch_trace: FetchTrace, *, where: str = ""
+    ) -> None:
         super().__init__()
         self.fetch = fetch
         self.fetch_agent = fetch_agent
+        self.fetch_trace = fetch_trace
         self.where = where
         self.sort = "name"
         self.descending = False
@@ -239,11 +285,7 @@ class TopApp(App[None]):
     def show(self, snapshot: TopSnapshot) -> None:
         self.snapshot = snapshot
         self._fill_agents()
-        table = self.query_one("#conversation-table", DataTable)
-        table.clear()
-        for row in conversation_rows(snapshot):
-            cells = list(row)
-            table.add_row(*cells[:2], _styled(cells[2]), *map(Text, cells[3:]))
+        self._fill_conversations()
         stalled = sum(1 for c in snapshot.conversations if c.state == "stalled")
         self.query_one("#status", Static).update(
             f"{len(snapshot.agents)} agents · {len(snapshot.conversations)} conversations to "
@@ -262,12 +304,20 @@ class TopApp(App[None]):
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected))
 
+    def _fill_conversations(self) -> None:
+        if self.snapshot is None:
+            return
+        table = self.query_one("#conversation-table", DataTable)
+        selected = _selected(table)
+        table.clear()
+        for row in conversation_rows(self.snapshot):
+            cells = list(row)
+            table.add_row(*cells[:2], _styled(cells[2]), *map(Text, cells[3:]), key=row[0])
+        if selected is not None and selected in table.rows:  # the cursor stays on its row
+            table.move_cursor(row=table.get_row_index(selected))
+
     def _selected_agent(self) -> str | None:
-        table = self.query_one("#agent-table", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return str(key.value) if key.value is not None else None
+        return _selected(self.query_one("#agent-table", DataTable))
 
     def action_sort_next(self) -> None:
         self.sort = SORT_KEYS[(SORT_KEYS.index(self.sort) + 1) % len(SORT_KEYS)]
@@ -298,6 +348,19 @@ class TopApp(App[None]):
         if event.row_key.value is not None:
             self.push_screen(AgentScreen(str(event.row_key.value), self.fetch_agent))
 
+    @on(DataTable.RowSelected, "#conversation-table")
+    def open_trace(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.push_screen(TraceScreen(str(event.row_key.value), self.fetch_trace))
+
+
+def _selected(table: DataTable[str | Text]) -> str | None:
+    """The key of the row under the table's cursor."""
+    if not table.row_count:
+        return None
+    key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+    return str(key.value) if key.value is not None else None
+
 
 def snapshot_text(snapshot: TopSnapshot) -> list[str]:
     """`caxton top --once`: the same two tables as text."""
@@ -325,7 +388,13 @@ async def top(once: bool, server: Connection) -> None:
             for line in snapshot_text(await client.top()):
                 out.print(line, markup=False)
             return
-        await TopApp(client.top, client.debug_agent, where=client.address).run_async()
+        app = TopApp(
+            client.top,
+            client.debug_agent,
+            functools.partial(trace_text, client),
+            where=client.address,
+        )
+        await app.run_async()
 
 
 monitor = click.Command(
