@@ -3,8 +3,9 @@
 Tabs for agents (sortable by any column) and for conversations that need a look (open,
 stalled past their reply-by, violated); Enter on an agent opens its detail: recent
 conversations, traps and restarts; Enter on a conversation opens its trace, the lines of
-`caxton trace`, followed live. `caxton monitor --dashboard` serves this app to browsers. The rows are made by pure functions (`agent_rows`,
-`conversation_rows`, `detail_lines`), tested without Textual.
+`caxton trace`, followed live. The rows are made by pure functions (`agent_rows`,
+`conversation_rows`, `detail_lines`), tested without Textual. `caxton monitor --dashboard`
+serves the same app to web browsers (tui/dashboard.py).
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from caxton.domain.units import format_size
-from caxton.shell.cli.common import out, run, server_options
+from caxton.shell.cli.common import Failure, out, run, server_options
 from caxton.shell.cli.messages import trace_text
 from caxton.shell.client import CaxtonError, Connection
 from caxton.shell.operations import AgentDebug, AgentFigures, ConversationFigures, TopSnapshot
 
 REFRESH_S = 1.0
+DEFAULT_LISTEN = "127.0.0.1:8090"
+"""`caxton monitor --dashboard`: browsers connect here (the gRPC API is on 50051)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,12 +380,51 @@ def snapshot_text(snapshot: TopSnapshot) -> list[str]:
     return [line.rstrip() for line in lines]
 
 
+ONCE = click.option("--once", is_flag=True, help="Print one snapshot as text and exit; no TUI.")
+
+
 @click.command()
-@click.option("--once", is_flag=True, help="Print one snapshot as text and exit; no TUI.")
+@ONCE
 @server_options
 @run
 async def top(once: bool, server: Connection) -> None:
-    """A live view of agents and conversations (s: sort, Enter: agent detail, q: quit)."""
+    """A live view of agents and conversations (s: sort, Enter: agent detail or
+    conversation trace, q: quit)."""
+    await live_view(once, server)
+
+
+@click.command()
+@ONCE
+@click.option(
+    "--dashboard",
+    is_flag=True,
+    help="Serve the live view to web browsers instead of showing it here.",
+)
+@click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="With --dashboard: where browsers connect.",
+)
+@server_options
+def monitor(once: bool, dashboard: bool, listen: str, server: Connection) -> None:
+    """`caxton top` under the product page's name; with --dashboard, the same live view in
+    a web browser (s: sort, Enter: agent detail or conversation trace, q: quit)."""
+    if not dashboard:
+        if listen != DEFAULT_LISTEN:
+            raise Failure("--listen goes with --dashboard", code=2)
+        run(live_view)(once, server)
+        return
+    if once:
+        raise Failure("--once prints a snapshot here; it does not go with --dashboard", code=2)
+    from tui.dashboard import serve_dashboard  # textual-serve and aiohttp: only when asked
+
+    serve_dashboard(server, listen)
+
+
+async def live_view(once: bool, server: Connection) -> None:
+    """`caxton top`: one snapshot as text, or the app until q."""
     async with server.client(timeout=10) as client:
         if once:
             for line in snapshot_text(await client.top()):
@@ -395,14 +437,3 @@ async def top(once: bool, server: Connection) -> None:
             where=client.address,
         )
         await app.run_async()
-
-
-monitor = click.Command(
-    "monitor",
-    callback=top.callback,
-    params=top.params,
-    help="Another name for `caxton top`: a live view of agents and conversations "
-    "(s: sort, Enter: agent detail, q: quit).",
-    short_help="Another name for `caxton top`.",
-)
-"""`caxton monitor`: `caxton top` under the name the product page gives it, same options."""
