@@ -86,6 +86,24 @@ class DashboardServer(Server):
             templates_path=TEMPLATES,
         )
         self.where = where
+        self._sessions: set[asyncio.Task[object]] = set()
+
+    async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
+        """One browser session, known so that Ctrl-C can end it (see on_shutdown)."""
+        session = asyncio.current_task()
+        assert session is not None
+        self._sessions.add(session)
+        try:
+            return await super().handle_websocket(request)
+        finally:
+            self._sessions.discard(session)
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        """Ends every session: textual-serve then tells its `caxton top` to quit and waits
+        for it. Without this, aiohttp waits for the browsers to hang up."""
+        for session in self._sessions:
+            session.cancel()
+        await asyncio.gather(*self._sessions, return_exceptions=True)
 
     def initialize_logging(self) -> None:
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")

@@ -322,6 +322,13 @@ class TopApp(App[None]):
     def _selected_agent(self) -> str | None:
         return _selected(self.query_one("#agent-table", DataTable))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Sorting and the tabs act on the tables: off (and out of the footer) while an
+        agent's detail or a conversation's trace is in front of them."""
+        if action in ("sort_next", "reverse", "show_tab"):
+            return len(self.screen_stack) == 1
+        return True
+
     def action_sort_next(self) -> None:
         self.sort = SORT_KEYS[(SORT_KEYS.index(self.sort) + 1) % len(SORT_KEYS)]
         self._refill()

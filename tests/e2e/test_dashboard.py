@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ import struct
 import subprocess
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ from tui.dashboard import session_command, session_environment
 
 TOKEN = "dashboard-s3cret-token"
 AGENT = "ledger-keeper"
+QUIET = "quiet-one"
+"""Handles a request and never answers: its conversation stays open."""
 BROWSER_DEADLINE_S = 120
 ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]")
 """CSI and OSC sequences and two-byte escapes: what is left is the text drawn."""
@@ -127,17 +130,9 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-async def browse(
-    chromium: str,
-    url: str,
-    text: str,
-    screenshot: Path,
-    profile: Path,
-    while_open: Callable[[], None],
-) -> str:
-    """Opens `url` in headless Chromium and waits until the terminal it shows has received
-    `text`; then saves a screenshot of the page and calls `while_open`. Returns the text
-    received."""
+@contextlib.asynccontextmanager
+async def headless(chromium: str, profile: Path) -> AsyncIterator[Page]:
+    """A headless Chromium with one blank page, driven over the DevTools protocol."""
     browser = await asyncio.create_subprocess_exec(
         chromium,
         "--headless",
@@ -157,59 +152,86 @@ async def browse(
         port = int(re.search(r"ws://[^:]+:(\d+)/", line).group(1))  # type: ignore[union-attr]
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{port}/json/list") as listed:
-                page = next(t for t in await listed.json() if t["type"] == "page")
-            async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as devtools:
-                shown = await asyncio.wait_for(
-                    _watch(devtools, url, text, screenshot), BROWSER_DEADLINE_S
-                )
-                while_open()
-                return shown
+                target = next(t for t in await listed.json() if t["type"] == "page")
+            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                page = Page(ws)
+                await page.call("Network.enable")
+                await page.call("Page.enable")
+                yield page
     finally:
         browser.kill()
         await browser.wait()
 
 
-async def _watch(devtools: Any, url: str, text: str, screenshot: Path) -> str:
-    calls = iter(range(1, 1_000_000))
+class Page:
+    """One page of the browser: what its terminal received, keys, screenshots."""
 
-    async def call(method: str, **params: Any) -> dict[str, Any]:
-        ident = next(calls)
-        await devtools.send_json({"id": ident, "method": method, "params": params})
-        async for message in devtools:
+    def __init__(self, devtools: Any) -> None:
+        self.devtools = devtools
+        self.calls = 0
+        self.drawn = bytearray()
+        self.websockets: list[str] = []
+        """The addresses of the websockets the page opened."""
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self.calls += 1
+        await self.devtools.send_json({"id": self.calls, "method": method, "params": params})
+        async for message in self.devtools:
             reply = message.json()
-            if reply.get("id") == ident:
+            if reply.get("id") == self.calls:
                 assert "error" not in reply, reply
                 return dict(reply["result"])
-            received(reply)
+            self._received(reply)
         raise AssertionError("the DevTools connection closed")
 
-    drawn = bytearray()
-
-    def received(event: dict[str, Any]) -> None:
+    def _received(self, event: dict[str, Any]) -> None:
+        if event.get("method") == "Network.webSocketCreated":
+            self.websockets.append(event["params"]["url"])
         if event.get("method") == "Network.webSocketFrameReceived":
             frame = event["params"]["response"]
             if frame["opcode"] == 2:  # binary: the app's screen updates
-                drawn.extend(base64.b64decode(frame["payloadData"]))
+                self.drawn.extend(base64.b64decode(frame["payloadData"]))
 
-    def shown() -> str:
-        return ESCAPES.sub(b"", bytes(drawn)).decode("utf-8", "replace")
+    def shown(self, since: int = 0) -> str:
+        """The text the page's terminal received (after `since` bytes), escapes left out."""
+        return ESCAPES.sub(b"", bytes(self.drawn[since:])).decode("utf-8", "replace")
 
-    await call("Network.enable")
-    await call("Page.enable")
-    await call("Page.navigate", url=url)
-    async for message in devtools:
-        received(message.json())
-        if text in shown():
-            break
-    # two animation frames: xterm.js has drawn what it received
-    await call(
-        "Runtime.evaluate",
-        expression="new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))",
-        awaitPromise=True,
-    )
-    picture = await call("Page.captureScreenshot", format="png")
-    screenshot.write_bytes(base64.b64decode(picture["data"]))
-    return shown()
+    async def wait_for(self, text: str, since: int = 0) -> None:
+        async def received() -> None:
+            async for message in self.devtools:
+                if text in self.shown(since):
+                    return
+                self._received(message.json())
+            raise AssertionError("the DevTools connection closed")
+
+        if text not in self.shown(since):
+            try:
+                await asyncio.wait_for(received(), BROWSER_DEADLINE_S)
+            except TimeoutError:
+                raise AssertionError(f"{text!r} not shown; shown:\n{self.shown()}") from None
+
+    async def type(self, key: str) -> int:
+        """Types `key` into the terminal (`\r` is Enter); returns how much it had received
+        before, for `wait_for(text, since=...)`."""
+        before = len(self.drawn)
+        await self.call("Runtime.evaluate", expression=FOCUS)
+        if key == "\r":
+            enter = {"key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13}
+            await self.call("Input.dispatchKeyEvent", type="keyDown", text="\r", **enter)
+            await self.call("Input.dispatchKeyEvent", type="keyUp", **enter)
+        else:
+            await self.call("Input.insertText", text=key)
+        return before
+
+    async def screenshot(self, path: Path) -> None:
+        # two animation frames: xterm.js has drawn what it received
+        await self.call("Runtime.evaluate", expression=TWO_FRAMES, awaitPromise=True)
+        picture = await self.call("Page.captureScreenshot", format="png")
+        path.write_bytes(base64.b64decode(picture["data"]))
+
+
+FOCUS = "document.querySelector('.xterm-helper-textarea').focus()"
+TWO_FRAMES = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 
 
 def colours(png: bytes) -> int:
@@ -260,39 +282,52 @@ async def test_the_dashboard_shows_the_agents_in_a_browser(
         *("--server", f"https://{server.address}", "--token", TOKEN),
         *("--ca", str(pki.ca), "--cert", str(pki.client_cert), "--key", str(pki.client_key)),
     )
-    component = write_component(tmp_path, "reply")
-    caxton("agent", "deploy", str(component), "--name", AGENT, *connection)
+    caxton("agent", "deploy", str(write_component(tmp_path, "reply")), "--name", AGENT, *connection)
+    caxton(
+        "agent", "deploy", str(write_component(tmp_path, "silent")), "--name", QUIET, *connection
+    )
+    sent = caxton("send", "--to", QUIET, "--content", "{}", *connection).stdout
+    conversation = re.search(r"conversation (\w+)", sent).group(1)  # type: ignore[union-attr]
     dashboard = start_dashboard(f"127.0.0.1:{free_port()}", *connection)
+    sessions: list[int] = []
     try:
         url = the_url(dashboard)
-        screenshot = tmp_path / "dashboard.png"
-        sessions: list[int] = []
+        assert url.startswith("http://127.0.0.1:")
+        # by another name, as through a tunnel or a proxy: the page's addresses follow it
+        url = url.replace("127.0.0.1", "localhost")
+        async with headless(chromium, tmp_path / "profile") as page:
+            await page.call("Page.navigate", url=url)
+            await page.wait_for(AGENT)
+            await page.screenshot(tmp_path / "agents.png")
+            assert "AGENT" in page.shown() and "Conversations" in page.shown()
+            assert colours((tmp_path / "agents.png").read_bytes()) > 8  # text, not a blank page
+            (websocket,) = page.websockets
+            assert websocket.startswith(url.replace("http:", "ws:") + "/ws?")
 
-        def the_session_has_the_token_but_not_on_its_command_line() -> None:
-            sessions.extend(
-                p for p in descendants(dashboard.pid) if b"caxton" in _read(p, "cmdline")
-            )
+            # the session reached the server with the token, which is not on its command line
+            sessions += [p for p in descendants(dashboard.pid) if b"caxton" in _read(p, "cmdline")]
             assert sessions, "no caxton top process for the browser's session"
             for pid in sessions:
                 assert TOKEN.encode() not in _read(pid, "cmdline")
                 assert f"CAXTON_TOKEN={TOKEN}".encode() in _read(pid, "environ").split(b"\0")
 
-        shown = await browse(
-            chromium,
-            url,
-            AGENT,
-            screenshot,
-            tmp_path / "profile",
-            the_session_has_the_token_but_not_on_its_command_line,
-        )
-        assert AGENT in shown and "AGENT" in shown and "Conversations" in shown
-        assert colours(screenshot.read_bytes()) > 8  # drawn text, not a blank page
+            # the conversation that is still open, and Enter on it: its trace
+            await page.wait_for(conversation, since=await page.type("c"))
+            since = await page.type("\r")
+            await page.wait_for(f"trace of conversation {conversation}", since)
+            await page.wait_for(f'agent="{QUIET}" message="request" status="received"', since)
+            await page.screenshot(tmp_path / "trace.png")
+
+            # Ctrl-C with the page open: the dashboard and its session end
+            dashboard.send_signal(signal.SIGINT)
+            rest, _ = await asyncio.to_thread(dashboard.communicate, timeout=60)
+            assert dashboard.returncode == 0, rest
+            assert "Dashboard stopped." in rest
+            assert all(not Path(f"/proc/{pid}").exists() for pid in sessions)
     finally:
-        dashboard.send_signal(signal.SIGINT)  # Ctrl-C
-        rest, _ = dashboard.communicate(timeout=60)
-    assert dashboard.returncode == 0, rest
-    assert "Dashboard stopped." in rest
-    assert all(not Path(f"/proc/{pid}").exists() for pid in sessions)
+        if dashboard.poll() is None:
+            dashboard.kill()
+            dashboard.communicate(timeout=60)
 
 
 def _read(pid: int, what: str) -> bytes:

@@ -184,6 +184,8 @@ async def test_enter_on_a_conversation_opens_its_trace() -> None:
         assert trace.splitlines() == TRACES["77aa01"]
         hint = str(app.screen.query_one("#trace-hint", Static).render())
         assert hint == "step through it: caxton replay --conversation 77aa01"
+        await pilot.press("s")  # the tables' keys wait for the tables to be in front
+        assert app.sort == "name"
         await pilot.press("escape")
         assert app.query_one(TabbedContent).active == "conversations"
 
