@@ -146,7 +146,7 @@ async def _check_server(server: Connection) -> str:
         try:
             await client.top()
         except CaxtonError as exc:
-            err.print(f"⚠ {client.address}: {exc} (the dashboard keeps trying)", markup=False)
+            err.print(f"⚠ {exc}; the dashboard starts anyway and shows it until then", markup=False)
     return client.address
 
 
