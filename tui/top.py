@@ -3,13 +3,16 @@
 Tabs for agents (sortable by any column; WAIT, HANDLE and TOOL P99: how long recent
 messages waited in the mailbox and were handled, and tool calls took) and for
 conversations that need a look (open, stalled past their reply-by, violated); Enter on
-an agent opens its detail: recent conversations, traps and restarts. The rows are made
-by pure functions (`agent_rows`, `conversation_rows`, `detail_lines`), tested without
-Textual.
+an agent opens its detail: recent conversations, traps and restarts; Enter on a
+conversation opens its trace, the lines of `caxton trace`, followed live. The rows are
+made by pure functions (`agent_rows`, `conversation_rows`, `detail_lines`), tested
+without Textual. `caxton monitor --dashboard` serves the same app to web browsers
+(tui/dashboard.py).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,15 +23,19 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from caxton.domain.units import format_size
-from caxton.shell.cli.common import out, run, server_options
+from caxton.shell.cli.common import Failure, out, run, server_options
+from caxton.shell.cli.messages import trace_text
 from caxton.shell.client import CaxtonError, Connection
 from caxton.shell.operations import AgentDebug, AgentFigures, ConversationFigures, TopSnapshot
 
 REFRESH_S = 1.0
+DEFAULT_LISTEN = "127.0.0.1:8090"
+"""`caxton monitor --dashboard`: browsers connect here (the gRPC API is on 50051)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +163,7 @@ def _clock(at_ms: int) -> str:
 
 Fetch = Callable[[], Awaitable[TopSnapshot]]
 FetchAgent = Callable[[str], Awaitable[AgentDebug]]
+FetchTrace = Callable[[str], Awaitable[list[str]]]
 
 
 class AgentScreen(Screen[None]):
@@ -188,6 +196,44 @@ class AgentScreen(Screen[None]):
         self.query_one("#agent-detail", Static).update(Text("\n".join(detail_lines(found))))
 
 
+class TraceScreen(Screen[None]):
+    """One conversation's trace, as `caxton trace` prints it, refreshed every second;
+    Escape goes back."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "app.pop_screen", "Back")]
+
+    def __init__(self, conversation_id: str, fetch: FetchTrace) -> None:
+        super().__init__()
+        self.conversation_id = conversation_id
+        self.fetch = fetch
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="trace-pane"):
+            yield Static(f"loading the trace of {self.conversation_id}…", id="trace")
+        yield Static(
+            Text(f"step through it: caxton replay --conversation {self.conversation_id}"),
+            id="trace-hint",
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"trace of conversation {self.conversation_id}"
+        self.refresh_trace()
+        self.set_interval(REFRESH_S, self.refresh_trace)
+
+    @work(exclusive=True, group="trace")
+    async def refresh_trace(self) -> None:
+        try:
+            lines = await self.fetch(self.conversation_id)
+        except CaxtonError as exc:
+            self.query_one("#trace", Static).update(Text(f"✗ {exc}", style="red"))
+            return
+        # Text, not markup: the lines quote what agents said
+        shown = "\n".join(lines) or f"no steps recorded for conversation {self.conversation_id}"
+        self.query_one("#trace", Static).update(Text(shown))
+
+
 class TopApp(App[None]):
     """Agents and conversations of one server, live."""
 
@@ -201,10 +247,13 @@ class TopApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, fetch: Fetch, fetch_agent: FetchAgent, *, where: str = "") -> None:
+    def __init__(
+        self, fetch: Fetch, fetch_agent: FetchAgent, fetch_trace: FetchTrace, *, where: str = ""
+    ) -> None:
         super().__init__()
         self.fetch = fetch
         self.fetch_agent = fetch_agent
+        self.fetch_trace = fetch_trace
         self.where = where
         self.sort = "name"
         self.descending = False
@@ -244,11 +293,7 @@ class TopApp(App[None]):
     def show(self, snapshot: TopSnapshot) -> None:
         self.snapshot = snapshot
         self._fill_agents()
-        table = self.query_one("#conversation-table", DataTable)
-        table.clear()
-        for row in conversation_rows(snapshot):
-            cells = list(row)
-            table.add_row(*cells[:2], _styled(cells[2]), *map(Text, cells[3:]))
+        self._fill_conversations()
         stalled = sum(1 for c in snapshot.conversations if c.state == "stalled")
         self.query_one("#status", Static).update(
             f"{len(snapshot.agents)} agents · {len(snapshot.conversations)} conversations to "
@@ -267,12 +312,27 @@ class TopApp(App[None]):
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected))
 
+    def _fill_conversations(self) -> None:
+        if self.snapshot is None:
+            return
+        table = self.query_one("#conversation-table", DataTable)
+        selected = _selected(table)
+        table.clear()
+        for row in conversation_rows(self.snapshot):
+            cells = list(row)
+            table.add_row(*cells[:2], _styled(cells[2]), *map(Text, cells[3:]), key=row[0])
+        if selected is not None and selected in table.rows:  # the cursor stays on its row
+            table.move_cursor(row=table.get_row_index(selected))
+
     def _selected_agent(self) -> str | None:
-        table = self.query_one("#agent-table", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return str(key.value) if key.value is not None else None
+        return _selected(self.query_one("#agent-table", DataTable))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Sorting and the tabs act on the tables: off (and out of the footer) while an
+        agent's detail or a conversation's trace is in front of them."""
+        if action in ("sort_next", "reverse", "show_tab"):
+            return len(self.screen_stack) == 1
+        return True
 
     def action_sort_next(self) -> None:
         self.sort = SORT_KEYS[(SORT_KEYS.index(self.sort) + 1) % len(SORT_KEYS)]
@@ -303,6 +363,19 @@ class TopApp(App[None]):
         if event.row_key.value is not None:
             self.push_screen(AgentScreen(str(event.row_key.value), self.fetch_agent))
 
+    @on(DataTable.RowSelected, "#conversation-table")
+    def open_trace(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.push_screen(TraceScreen(str(event.row_key.value), self.fetch_trace))
+
+
+def _selected(table: DataTable[str | Text]) -> str | None:
+    """The key of the row under the table's cursor."""
+    if not table.row_count:
+        return None
+    key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+    return str(key.value) if key.value is not None else None
+
 
 def snapshot_text(snapshot: TopSnapshot) -> list[str]:
     """`caxton top --once`: the same two tables as text."""
@@ -319,26 +392,60 @@ def snapshot_text(snapshot: TopSnapshot) -> list[str]:
     return [line.rstrip() for line in lines]
 
 
+ONCE = click.option("--once", is_flag=True, help="Print one snapshot as text and exit; no TUI.")
+
+
 @click.command()
-@click.option("--once", is_flag=True, help="Print one snapshot as text and exit; no TUI.")
+@ONCE
 @server_options
 @run
 async def top(once: bool, server: Connection) -> None:
-    """A live view of agents and conversations (s: sort, Enter: agent detail, q: quit)."""
+    """A live view of agents and conversations (s: sort, Enter: agent detail or
+    conversation trace, q: quit)."""
+    await live_view(once, server)
+
+
+@click.command()
+@ONCE
+@click.option(
+    "--dashboard",
+    is_flag=True,
+    help="Serve the live view to web browsers instead of showing it here.",
+)
+@click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="With --dashboard: where browsers connect.",
+)
+@server_options
+def monitor(once: bool, dashboard: bool, listen: str, server: Connection) -> None:
+    """`caxton top` under the product page's name; with --dashboard, the same live view in
+    a web browser (s: sort, Enter: agent detail or conversation trace, q: quit)."""
+    if not dashboard:
+        if listen != DEFAULT_LISTEN:
+            raise Failure("--listen goes with --dashboard", code=2)
+        run(live_view)(once, server)
+        return
+    if once:
+        raise Failure("--once prints a snapshot here; it does not go with --dashboard", code=2)
+    from tui.dashboard import serve_dashboard  # textual-serve and aiohttp: only when asked
+
+    serve_dashboard(server, listen)
+
+
+async def live_view(once: bool, server: Connection) -> None:
+    """`caxton top`: one snapshot as text, or the app until q."""
     async with server.client(timeout=10) as client:
         if once:
             for line in snapshot_text(await client.top()):
                 out.print(line, markup=False)
             return
-        await TopApp(client.top, client.debug_agent, where=client.address).run_async()
-
-
-monitor = click.Command(
-    "monitor",
-    callback=top.callback,
-    params=top.params,
-    help="Another name for `caxton top`: a live view of agents and conversations "
-    "(s: sort, Enter: agent detail, q: quit).",
-    short_help="Another name for `caxton top`.",
-)
-"""`caxton monitor`: `caxton top` under the name the product page gives it, same options."""
+        app = TopApp(
+            client.top,
+            client.debug_agent,
+            functools.partial(trace_text, client),
+            where=client.address,
+        )
+        await app.run_async()

@@ -4,6 +4,7 @@ subprocess, and its layout as a snapshot (reviewed by eye)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable, Static, TabbedContent
 
+from caxton.shell.cli.messages import trace_text
 from caxton.shell.client import CaxtonClient
 from caxton.shell.operations import (
     AgentDebug,
@@ -23,7 +25,7 @@ from caxton.shell.operations import (
 )
 from tests.e2e.conftest import ServerProcess, caxton, write_component
 from tests.support import free_port
-from tui.top import TopApp, agent_rows, conversation_rows, detail_lines, snapshot_text
+from tui.top import TopApp, TraceScreen, agent_rows, conversation_rows, detail_lines, snapshot_text
 
 SIZE = (130, 30)
 AT = 1_764_000_000_000
@@ -113,6 +115,18 @@ async def fixed_debug(name: str) -> AgentDebug:
     return DEBUG
 
 
+TRACES = {
+    "77aa01": [
+        '[03:23:45.123] agent="manager" message="cfp" status="sent" to="bidder-b"',
+        '[03:23:45.140] agent="bidder-b" message="cfp" status="handled"',
+    ]
+}
+
+
+async def fixed_trace(conversation_id: str) -> list[str]:
+    return TRACES.get(conversation_id, [])
+
+
 def test_agents_sort_by_any_column_either_way() -> None:
     assert [r[0] for r in agent_rows(SNAPSHOT)] == ["inventory", "order-desk", "pricer"]
     by_rate = agent_rows(SNAPSHOT, "rate", descending=True)
@@ -139,7 +153,7 @@ def test_conversations_and_detail_say_what_is_wrong() -> None:
 
 
 async def test_keys_sort_switch_tabs_and_open_an_agent() -> None:
-    app = TopApp(fixed_top, fixed_debug, where="127.0.0.1:50051")
+    app = TopApp(fixed_top, fixed_debug, fixed_trace, where="127.0.0.1:50051")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         table = app.query_one("#agent-table", DataTable)
@@ -157,8 +171,32 @@ async def test_keys_sort_switch_tabs_and_open_an_agent() -> None:
         assert app.query_one("#status", Static) is not None
 
 
+async def test_enter_on_a_conversation_opens_its_trace() -> None:
+    app = TopApp(fixed_top, fixed_debug, fixed_trace, where="127.0.0.1:50051")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("c", "down")  # the stalled one, then the violated one
+        await app.workers.wait_for_complete()
+        app.refresh_snapshot()  # a refresh keeps the cursor on the row it was on
+        await app.workers.wait_for_complete()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, TraceScreen)
+        await app.screen.workers.wait_for_complete()
+        trace = str(app.screen.query_one("#trace", Static).render())
+        assert trace.splitlines() == TRACES["77aa01"]
+        hint = str(app.screen.query_one("#trace-hint", Static).render())
+        assert hint == "step through it: caxton replay --conversation 77aa01"
+        await pilot.press("s")  # the tables' keys wait for the tables to be in front
+        assert app.sort == "name"
+        await pilot.press("escape")
+        assert app.query_one(TabbedContent).active == "conversations"
+
+
 def test_the_top_screen_snapshot(snap_compare: Any) -> None:
-    assert snap_compare(TopApp(fixed_top, fixed_debug, where="127.0.0.1:50051"), terminal_size=SIZE)
+    assert snap_compare(
+        TopApp(fixed_top, fixed_debug, fixed_trace, where="127.0.0.1:50051"), terminal_size=SIZE
+    )
 
 
 @pytest.fixture
@@ -182,7 +220,9 @@ async def test_top_against_a_live_server(live_server: ServerProcess, tmp_path: P
     caxton("send", "--to", "crashy", "--content", "{}", "--wait", "5s", server=address, check=False)
 
     async with CaxtonClient(address) as client:
-        app = TopApp(client.top, client.debug_agent, where=address)
+        app = TopApp(
+            client.top, client.debug_agent, functools.partial(trace_text, client), where=address
+        )
         async with app.run_test(size=SIZE) as pilot:
             table = app.query_one("#agent-table", DataTable)
             while not table.row_count:  # the first refresh comes from the server
@@ -215,7 +255,7 @@ async def test_what_agents_said_is_shown_as_it_is_not_as_markup() -> None:
     async def agent(name: str) -> AgentDebug:
         return debug
 
-    app = TopApp(top, agent, where="127.0.0.1:50051")
+    app = TopApp(top, agent, fixed_trace, where="127.0.0.1:50051")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("c")

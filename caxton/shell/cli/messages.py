@@ -205,6 +205,12 @@ async def trace(
         )
 
 
+async def trace_text(client: CaxtonClient, conversation_id: str) -> list[str]:
+    """`caxton trace --conversation-id ID` as lines of text: what `caxton top` shows when
+    Enter is pressed on a conversation."""
+    return [format_line(line) for line in trace_lines(await _story(client, conversation_id))]
+
+
 async def _story(client: CaxtonClient, conversation_id: str) -> list[Recorded]:
     """The conversation's events and, in a cluster's log, its participants' shard claims
     (none outside a cluster), in log order."""
