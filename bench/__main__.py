@@ -27,7 +27,17 @@ from typing import Any
 from bench.report import markdown, plot
 from bench.scenario import Result, cores
 
-MODULES = ("runtime", "contract_net", "eventlog", "replay", "tools", "tracing", "api", "cluster")
+MODULES = (
+    "runtime",
+    "contract_net",
+    "eventlog",
+    "replay",
+    "memory",
+    "tools",
+    "tracing",
+    "api",
+    "cluster",
+)
 MODULE_TIMEOUT_S = 3600
 
 

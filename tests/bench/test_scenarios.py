@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import contract_net, runtime, tracing
+from bench import contract_net, memory, runtime, tracing
+from tests.conftest import AgentBuilds
 
 
 @pytest.fixture(autouse=True)
@@ -47,3 +48,28 @@ async def test_the_tracing_scenario_ships_the_spans_of_every_message(tmp_path: P
     figures = await tracing.throughput(tmp_path, "traces-memory", 20)
 
     assert figures["spans_exported"] > 0 and figures["spans_dropped"] == 0
+
+
+@pytest.mark.slow
+async def test_the_memory_scenarios_rebuild_the_counter_and_time_its_pane(
+    tmp_path: Path, agent_builds: AgentBuilds
+) -> None:
+    build = memory.Build(
+        agent_builds.component(memory.COUNTER).read_bytes(), agent_builds.compiled(memory.COUNTER)
+    )
+    rebuilt = await memory.rebuild_run(tmp_path / "rebuild", build, messages=5, warmup=2)
+    pane = tmp_path / "pane"
+    await memory.handle_first(pane, build, 200, every=100)
+    snapshots, handled = await memory.positions(pane)
+    chosen = memory.steps(snapshots, handled, 100)
+    server = await memory.pane_server(pane, chosen, 1)
+    offline, first_ms = await memory.pane_offline(pane, chosen, 1)
+    floor = await memory.restore_floor(pane, chosen[0], 1)
+
+    rows = [
+        *memory.rebuild_rows([rebuilt], 5),
+        *memory.pane_rows(chosen, server, offline, first_ms, floor, 200),
+    ]
+    assert rebuilt.first.handled == 7 and sorted(snapshots) == [100, 200]
+    assert [s.rebuilt for s in chosen] == [0, 1, 99, 100]
+    assert all(row["median"] > 0 for row in rows)
