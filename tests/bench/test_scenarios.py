@@ -63,12 +63,12 @@ async def test_the_memory_scenarios_rebuild_the_counter_and_time_its_pane(
     snapshots, handled = await memory.positions(pane)
     chosen = memory.steps(snapshots, handled, 100)
     server = await memory.pane_server(pane, chosen, 1)
-    offline, first_ms = await memory.pane_offline(pane, chosen, 1)
+    offline, first = await memory.pane_offline(pane, chosen, 1)
     floor = await memory.restore_floor(pane, chosen[0], 1)
 
     rows = [
         *memory.rebuild_rows([rebuilt], 5),
-        *memory.pane_rows(chosen, server, offline, first_ms, floor, 200),
+        *memory.pane_rows(chosen, server, offline, first, floor, 200),
     ]
     assert rebuilt.first.handled == 7 and sorted(snapshots) == [100, 200]
     assert [s.rebuilt for s in chosen] == [0, 1, 99, 100]
