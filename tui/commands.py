@@ -91,7 +91,10 @@ async def replay(
     if agent:
         if conversation_id:
             raise bad_input("pass --conversation ID or --agent NAME, not both")
-        source = await open_for(server, log_path)
+        try:  # a log or server that cannot be read is not a regression: exit 2, not 1
+            source = await open_for(server, log_path)
+        except Failure as exc:
+            raise bad_input(str(exc)) from None
         try:
             await regress_command(source, agent, builds, since)
         finally:

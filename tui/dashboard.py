@@ -73,6 +73,10 @@ def exposure_warning(host: str, listen: str) -> str:
     )
 
 
+MAX_SESSIONS = 8
+"""Browser tabs served at once: each runs a `caxton top` process."""
+
+
 class DashboardServer(Server):
     """textual-serve's server, quiet: one line with the address, warnings and errors only."""
 
@@ -89,7 +93,17 @@ class DashboardServer(Server):
         self._sessions: set[asyncio.Task[object]] = set()
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
-        """One browser session, known so that Ctrl-C can end it (see on_shutdown)."""
+        """One browser session, known so that Ctrl-C can end it (see on_shutdown). Only
+        the dashboard's own page may open one (a page of another site could otherwise
+        read everything, with this command's credentials), and at most MAX_SESSIONS at
+        once (each is a `caxton top` process)."""
+        origin = request.headers.get("Origin", "")
+        if origin and origin != f"{request.scheme}://{request.host}":
+            raise web.HTTPForbidden(text=f"a page of {origin} cannot open the dashboard\n")
+        if len(self._sessions) >= MAX_SESSIONS:
+            raise web.HTTPServiceUnavailable(
+                text=f"the dashboard serves {MAX_SESSIONS} browser tabs at once; close one\n"
+            )
         session = asyncio.current_task()
         assert session is not None
         self._sessions.add(session)

@@ -18,6 +18,7 @@ from grpclib.health.service import Health
 from grpclib.server import Server
 
 from caxton.domain.acl import DEFAULT_MAX_CONTENT_BYTES
+from caxton.domain.addresses import is_loopback
 from caxton.domain.events import MemberChanged, Recorded
 from caxton.shell.api.auth import install_token_check
 from caxton.shell.api.cluster import ClusterService
@@ -136,6 +137,7 @@ async def serve(
         {"gRPC API": config.listen, "REST gateway": config.rest},
         tls=api_tls is not None,
         token=bool(config.token),
+        client_certificates=bool(config.tls_client_ca),
     )
     if warning:
         warn(warning)
@@ -442,7 +444,9 @@ def _serve_rest(
         stopping=gateway.stopping,
     )
     limits = RequestLimits(node.max_content_bytes)
-    gateway.start(rest_app(services, token=config.token, limits=limits), tls=tls)
+    host = config.rest.rpartition(":")[0].strip("[]")
+    app = rest_app(services, token=config.token, limits=limits, loopback=is_loopback(host))
+    gateway.start(app, tls=tls)
 
 
 def _tool_bridge(config: ServerConfig) -> ToolBridge | None:

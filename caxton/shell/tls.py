@@ -68,11 +68,15 @@ def client_context(*, ca: str = "", cert: str = "", key: str = "") -> ssl.SSLCon
     return context
 
 
-def exposure_warning(listeners: Mapping[str, str], *, tls: bool, token: bool) -> str:
+def exposure_warning(
+    listeners: Mapping[str, str], *, tls: bool, token: bool, client_certificates: bool = False
+) -> str:
     """One paragraph for stderr when a listener (`{"gRPC API": "0.0.0.0:50051"}`; an
-    address `off` is none) can be reached from other machines with neither TLS nor a
-    token; "" otherwise."""
-    if tls or token:
+    address `off` is none) can be reached from other machines without access control
+    (neither a token nor client certificates: TLS alone lets anyone in), or with a token
+    sent in clear text; "" otherwise."""
+    guarded = token or client_certificates
+    if tls and guarded:
         return ""
     exposed = [
         f"the {what} on {address}"
@@ -81,6 +85,21 @@ def exposure_warning(listeners: Mapping[str, str], *, tls: bool, token: bool) ->
     ]
     if not exposed:
         return ""
+    if guarded:  # a token without TLS
+        return (
+            f"⚠ WARNING: {_listing(exposed)} can be reached from other machines without "
+            "TLS: the token crosses the network in clear text, where anyone on the path can "
+            "read it and use it. Encrypt with --tls-cert FILE --tls-key FILE (see the "
+            "README's TLS section), or listen on 127.0.0.1."
+        )
+    if tls:
+        return (
+            f"⚠ WARNING: {_listing(exposed)} can be reached from other machines with TLS "
+            "but no access control: anyone who can connect can deploy and run agents, send "
+            "messages as any client, stop and remove agents and read the whole event log. "
+            "Require a token with --token (or CAXTON_TOKEN), or client certificates with "
+            "--tls-client-ca FILE."
+        )
     return (
         f"⚠ WARNING: {_listing(exposed)} can be reached from other machines, with "
         "neither TLS nor a token. Anyone who can connect can deploy and run agents, send "
@@ -150,7 +169,7 @@ DROPPED_SILENTLY = "DROPPED_SILENTLY"
 
 
 async def why_dropped(
-    host: str, port: int, context: ssl.SSLContext | None, *, within_s: float = 5.0
+    host: str, port: int, context: ssl.SSLContext | None, *, within_s: float = 10.0
 ) -> str:
     """Why a server dropped a connection, asked on a connection of its own that says the
     HTTP/2 preface: the OpenSSL reason of a failed handshake; DROPPED_SILENTLY when the
@@ -160,14 +179,20 @@ async def why_dropped(
     plain client so; under TLS 1.3 it refuses a client certificate after the handshake,
     and asyncio closes without sending the alert that would say so."""
     writer = None
+    connected = False
     try:
         async with asyncio.timeout(within_s):
             reader, writer = await asyncio.open_connection(host, port, ssl=context)
+            connected = True
             writer.write(_HTTP2_PREFACE)
             await writer.drain()
             answer = await reader.read(1)
     except ssl.SSLError as exc:
         return str(exc.reason or exc)
+    except (ConnectionResetError, BrokenPipeError):
+        # after a handshake, a reset is the server hanging up on us (a refused client
+        # certificate under TLS 1.3 on a busy machine); before it, nothing to say
+        return DROPPED_SILENTLY if connected else ""
     except (OSError, TimeoutError):
         return ""
     finally:

@@ -75,13 +75,15 @@ def test_an_unreadable_ca_file_is_named(tmp_path: Path) -> None:
         client_context(ca=str(tmp_path / "nothing.pem"))
 
 
-def test_only_a_reachable_listener_with_neither_tls_nor_token_is_warned_of() -> None:
+def test_a_reachable_listener_is_warned_of_unless_it_has_tls_and_access_control() -> None:
     api = {"gRPC API": "0.0.0.0:50051"}
     said = exposure_warning(api, tls=False, token=False)
     assert said.startswith("⚠ WARNING: the gRPC API on 0.0.0.0:50051 can be reached")
     assert "--token" in said and "--tls-cert FILE --tls-key FILE" in said
-    assert exposure_warning(api, tls=True, token=False) == ""
-    assert exposure_warning(api, tls=False, token=True) == ""
+    assert "no access control" in exposure_warning(api, tls=True, token=False)
+    assert "token crosses the network in clear text" in exposure_warning(api, tls=False, token=True)
+    assert exposure_warning(api, tls=True, token=True) == ""
+    assert exposure_warning(api, tls=True, token=False, client_certificates=True) == ""
     assert exposure_warning({"gRPC API": "127.0.0.1:50051"}, tls=False, token=False) == ""
     both = {"gRPC API": "0.0.0.0:50051", "REST gateway": "10.0.0.7:8080", "other": "off"}
     assert "the gRPC API on 0.0.0.0:50051 and the REST gateway on 10.0.0.7:8080 can" in (

@@ -161,3 +161,9 @@ def test_bad_input_is_one_clear_line_with_exit_status_2(
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert words in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+    # a log that cannot be read is not a regression either
+    gone = ["--log", str(tmp_path / "nowhere")]
+    result = caxton(
+        "replay", "--agent", "bidder-b", "--with", f"bidder-b={same}", *gone, check=False
+    )
+    assert result.returncode == 2 and "nowhere" in result.stderr, result.stderr

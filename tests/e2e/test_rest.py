@@ -299,6 +299,12 @@ def test_a_send_retried_with_the_same_idempotency_key_is_accepted_once(gateway: 
         "/api/v1/agents/echo/invoke", json={}, headers={"Idempotency-Key": "inv-1"}
     )
     assert gw.ok(invoked)["messageId"] == "inv-1"
+    # a retry of an invoke cannot wait for the reply again: it says so, never a false 504
+    retried = problem(
+        gw.http.post("/api/v1/agents/echo/invoke", json={}, headers={"Idempotency-Key": "inv-1"}),
+        409,
+    )
+    assert "accepted before" in retried["detail"] and retried["code"] == "ALREADY_EXISTS"
     clash = dict(body, message=dict(body["message"], id="other"))
     refused = problem(gw.http.post("/api/v1/messages", json=clash, headers=key), 400)
     assert refused["field"] == "message.id"
@@ -400,3 +406,20 @@ def test_the_gateway_serves_tls_and_asks_for_client_certificates_as_grpc_does(
             httpx.get(f"http://{rest}/api/v1/health", timeout=DEADLINE_S)
     finally:
         assert server.stop() == 0, "".join(server.lines)
+
+
+def test_a_page_of_another_site_cannot_drive_the_gateway(gateway: Gateway) -> None:
+    gw = gateway
+    body = '{"message": {"performative": "inform", "receivers": ["echo"], "content": "{}"}}'
+    # what a page elsewhere makes a browser send without asking first (a "simple" request)
+    forged = {"Origin": "https://evil.example", "Content-Type": "text/plain"}
+    refused = problem(gw.http.post("/api/v1/messages", content=body, headers=forged), 403)
+    assert "evil.example" in refused["detail"] and refused["code"] == "PERMISSION_DENIED"
+    cross = {"Sec-Fetch-Site": "cross-site"}
+    problem(gw.http.post("/api/v1/agents/echo/stop", headers=cross), 403)
+    rebound = problem(gw.http.get("/api/v1/agents", headers={"Host": "evil.example:8080"}), 403)
+    assert "DNS rebinding" in rebound["detail"]
+    # the gateway's own origin, and clients that are not browsers, are served
+    own = {"Origin": str(gw.http.base_url).rstrip("/")}
+    assert gw.http.get("/api/v1/agents", headers=own).status_code == 200
+    assert gw.http.get("/api/v1/agents").status_code == 200

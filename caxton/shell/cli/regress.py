@@ -11,6 +11,7 @@ from caxton.shell.archive import Source, SourceError
 from caxton.shell.cli.common import Failure, err, out
 from caxton.shell.cli.events import parse_since
 from caxton.shell.cli.progress import Tally
+from caxton.shell.client import CaxtonError
 from caxton.shell.reexec import ReexecFailed, Rerun
 from caxton.shell.regression import find, regress, stories, workers_for
 
@@ -31,7 +32,10 @@ async def regress_command(source: Source, agent: str, builds: dict[str, Path], s
         wasm = path.read_bytes()
     except OSError as exc:
         raise bad_input(f"{path}: cannot read ({exc.strerror})") from None
-    found = await find(source, agent, since_ms)
+    try:
+        found = await find(source, agent, since_ms)
+    except (SourceError, CaxtonError) as exc:  # not a regression: the log cannot be read
+        raise bad_input(f"cannot read {source.where}: {exc}") from None
     if not found.deployed:
         raise bad_input(f"no agent {quoted(agent)} in {source.where}")
     try:

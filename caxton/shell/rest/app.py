@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from caxton.domain.addresses import is_loopback
 from caxton.shell.api.auth import authorized
 from caxton.shell.api.limits import RequestLimits
 from caxton.shell.rest.calls import Call, Operation, Services
@@ -28,7 +29,9 @@ OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
 
 
-def rest_app(services: Services, *, token: str, limits: RequestLimits) -> Starlette:
+def rest_app(
+    services: Services, *, token: str, limits: RequestLimits, loopback: bool = True
+) -> Starlette:
     document = openapi_document(OPERATIONS)
     reader = Reader(document, limits)
     spec = orjson.dumps(document)
@@ -51,7 +54,10 @@ def rest_app(services: Services, *, token: str, limits: RequestLimits) -> Starle
     open_paths = {o.path for o in OPERATIONS if o.open} | {OPENAPI_PATH, DOCS_PATH}
     return Starlette(
         routes=routes,
-        middleware=[Middleware(TokenCheck, token=token, open_paths=frozenset(open_paths))],
+        middleware=[
+            Middleware(SameOriginOnly, loopback=loopback),
+            Middleware(TokenCheck, token=token, open_paths=frozenset(open_paths)),
+        ],
         exception_handlers={
             Problem: refused,
             GRPCError: refused,
@@ -68,6 +74,46 @@ def _endpoint(methods: dict[str, Operation], services: Services, reader: Reader)
         return await operation.handler(Call(operation, request, services, reader))
 
     return endpoint
+
+
+class SameOriginOnly:
+    """Refuses what a web page elsewhere makes a browser send: a request whose `Origin` is
+    not the gateway's own, or that the browser marks cross-site (a page can POST a
+    text/plain or form body anywhere without asking first: it must not deploy, send or
+    stop anything), and, on a loopback address, a request for another host name (a DNS
+    rebinding page that reached 127.0.0.1 under its own name). Clients that are not
+    browsers send neither header and are not affected. There is no CORS."""
+
+    def __init__(self, app: ASGIApp, *, loopback: bool) -> None:
+        self.app = app
+        self.loopback = loopback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        why = foreign(dict(scope["headers"]), scope.get("scheme", "http"), self.loopback)
+        if not why:
+            await self.app(scope, receive, send)
+            return
+        refusal = Problem(403, why, code=Status.PERMISSION_DENIED.name)
+        await refusal.response()(scope, receive, send)
+
+
+def foreign(headers: dict[bytes, bytes], scheme: str, loopback: bool) -> str:
+    """Why a request comes from a web page that is not the gateway's own; "" if it does not."""
+    host = headers.get(b"host", b"").decode("latin-1")
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    if headers.get(b"sec-fetch-site", b"") == b"cross-site":
+        return "a request from another site's page (Sec-Fetch-Site: cross-site) is refused"
+    if origin and origin != "null" and origin != f"{scheme}://{host}":
+        return f"a request from a page of {origin} is refused: the gateway serves no CORS"
+    if origin == "null":
+        return "a request from a page without an origin is refused"
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if loopback and host and not is_loopback(name.strip("[]")):
+        return f"a loopback gateway does not answer for host {host!r} (DNS rebinding?)"
+    return ""
 
 
 class TokenCheck:

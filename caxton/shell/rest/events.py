@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
 
 import orjson
 from grpclib import GRPCError
@@ -106,6 +107,7 @@ async def follow(call: Call) -> Response:
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         stopped = asyncio.ensure_future(stopping.wait())
+        following: asyncio.Future[Any] | None = None
         try:
             while True:
                 following = asyncio.ensure_future(anext(records))
@@ -123,8 +125,12 @@ async def follow(call: Call) -> Response:
                 )
         except StopAsyncIteration:
             return
-        finally:
+        finally:  # the client went away (cancelled), the server stops, or the log ended
             stopped.cancel()
+            if following is not None and not following.done():
+                following.cancel()  # before closing the generator it is running in
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await following
             await records.aclose()
 
     return EventSourceResponse(events(), ping=15)

@@ -18,7 +18,7 @@ from caxton.domain.frozen import positional
 from caxton.domain.handling import Accept, Accepted, MailboxRefused, Outcome
 from caxton.domain.tracing import stamped
 from caxton.shell.runtime.clock import Clock, client_address, fresh_id
-from caxton.shell.runtime.errors import MailboxFull
+from caxton.shell.runtime.errors import AcceptedBefore, MailboxFull
 
 RETRY_WINDOW_MS = 120_000
 ACCEPTED_MEMORY = 50_000
@@ -69,6 +69,8 @@ class ClientSends:
         self._trim()
         known = await self._known(message.id) if message.id in self._accepted else None
         if known is not None:
+            if wait_ms > 0:
+                raise AcceptedBefore(known.message_id, known.conversation_id)
             return known
         item = _accept(message)
         message = item.message
