@@ -286,9 +286,9 @@ def steps(snapshots: dict[int, int], handled: list[int], at: int) -> list[Step]:
             "100_after_snapshot",
             handled[at + 99],
             at + 100,
-            100,
-            "the step of the 100th handling after it, which took the next snapshot: "
-            "recorded one position later, so not restored here",
+            0,
+            "the step of the 100th handling after it, which took the next snapshot "
+            "(recorded one position later, in its batch): that snapshot is restored",
         ),
     ]
 
@@ -537,8 +537,9 @@ def pane_rows(
             met=ours <= PANE_TARGET_MS,
             cpu_median_ms=cpu,
             note="the TUI's first memory after opening a log: LogSource's sandbox host "
-            f"compiles the build (it has no component cache of its own), once per open; "
-            f"CPU {cpu:,.0f} ms",
+            "loads the build from this user's cache (~/.cache/caxton/replay-components), "
+            "which compiles it the first time a build is ever opened (a cold cache: "
+            f"seconds); CPU {cpu:,.0f} ms",
         )
     )
     return rows

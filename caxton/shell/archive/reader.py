@@ -79,15 +79,20 @@ class LogFile:
         """`streams`, as the server's log names it (`caxton.shell.runtime.memory.History`)."""
         return await self.streams(streams, to_position=to_position or 0)
 
-    async def pages(self, *, from_position: int = 1) -> AsyncIterator[list[Recorded]]:
-        """The whole log from a position, a page at a time."""
+    async def pages(
+        self, *, from_position: int = 1, to_position: int | None = None
+    ) -> AsyncIterator[list[Recorded]]:
+        """The whole log from a position (up to one), a page at a time."""
         after = from_position - 1
         query = f"SELECT {_COLUMNS} FROM {TABLE} WHERE rowid > ? ORDER BY rowid LIMIT ?"
         while True:
-            rows = await self._rows(query, (after, PAGE))
+            limit = PAGE if to_position is None else min(PAGE, to_position - after)
+            if limit <= 0:
+                return
+            rows = await self._rows(query, (after, limit))
             if rows:
                 yield [recorded(r, self.where) for r in rows]
-            if len(rows) < PAGE:
+            if len(rows) < limit:
                 return
             after = rows[-1][0]
 

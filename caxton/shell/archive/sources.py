@@ -4,10 +4,12 @@ or a log file read offline (a data directory, an imported log, a bundle)."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from caxton.domain.errors import quoted
 from caxton.domain.events import Recorded
@@ -93,6 +95,7 @@ class LogSource:
         self.where = log.where
         self._host: WasmHost | None = None  # made when a memory is first asked for
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._cache_lock: IO[str] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> LogSource:
@@ -125,8 +128,7 @@ class LogSource:
 
     async def memory(self, agent: str, replica: int, position: int) -> Memory | None:
         if self._host is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="caxton-memory-")
-            self._host = WasmHost(Path(self._scratch.name), workers=1)
+            self._host = WasmHost(self._sandbox_cache(), workers=1)
         try:
             return await memory_at(
                 self._log, self._host, agent, replica, until=position, fetch=self.component
@@ -136,6 +138,30 @@ class LogSource:
 
     async def memory_plans(self, agent: str) -> list[Plan]:
         return await memory_plans(self._log, agent)
+
+    def _sandbox_cache(self) -> Path:
+        """Where the sandbox compiles builds: this user's cache, kept between runs (a
+        Python agent's build takes seconds of compiling, once), held by one process at a
+        time (a cache cleans up partial files when opened); a directory of its own when
+        another process holds it. Only caxton writes there: a data directory's compiled
+        files are never read, they may have come from elsewhere."""
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        shared = base / "caxton" / "replay-components"
+        try:
+            shared.mkdir(parents=True, exist_ok=True)
+            lock = open(shared / ".lock", "w")  # noqa: SIM115  (held until close)
+        except OSError:
+            lock = None
+        if lock is not None:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock.close()
+            else:
+                self._cache_lock = lock
+                return shared
+        self._scratch = tempfile.TemporaryDirectory(prefix="caxton-memory-")
+        return Path(self._scratch.name)
 
     async def follow(self, after: int) -> AsyncIterator[Recorded]:
         while True:
@@ -155,6 +181,8 @@ class LogSource:
             self._host.close()
         if self._scratch is not None:
             self._scratch.cleanup()
+        if self._cache_lock is not None:
+            self._cache_lock.close()  # and with it the lock
         await self._log.close()
 
 
@@ -218,9 +246,13 @@ class _ClientHistory:
         found = [r async for r in self._client.events(streams=list(streams))]
         return [r for r in found if to_position is None or r.position <= to_position]
 
-    async def pages(self, *, from_position: int = 1) -> AsyncIterator[list[Recorded]]:
+    async def pages(
+        self, *, from_position: int = 1, to_position: int | None = None
+    ) -> AsyncIterator[list[Recorded]]:
         page: list[Recorded] = []
         async for recorded in self._client.events(from_position=from_position):
+            if to_position is not None and recorded.position > to_position:
+                break
             page.append(recorded)
             if len(page) >= self.PAGE:
                 yield page

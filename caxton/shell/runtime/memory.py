@@ -39,7 +39,9 @@ class History(Protocol):
         self, streams: Sequence[str], *, to_position: int | None = None
     ) -> list[Recorded]: ...
 
-    def pages(self, *, from_position: int = 1) -> AsyncIterator[list[Recorded]]: ...
+    def pages(
+        self, *, from_position: int = 1, to_position: int | None = None
+    ) -> AsyncIterator[list[Recorded]]: ...
 
 
 class Log(History, Protocol):
@@ -58,7 +60,13 @@ async def read_plan(
     position `until`); None when the instance has no memory there. `from_start`: every
     handling since the memory began, its snapshots ignored (what another build must
     re-execute)."""
-    own = await log.read_streams([agent_stream(agent)], to_position=until)
+    # a snapshot right after `until` was taken after the handling at `until` (it is
+    # committed in that handling's batch, right after it): the memory as of `until` too
+    own = await log.read_streams(
+        [agent_stream(agent)], to_position=None if until is None else until + 1
+    )
+    if until is not None:
+        own = [r for r in own if r.position <= until or isinstance(r.event, AgentSnapshotted)]
     found = lineage(own, replica)
     origin, snapshot = found.origin, found.snapshot
     if origin is None or not isinstance(origin.event, AgentStarted):
@@ -70,11 +78,9 @@ async def read_plan(
     if not from_start and snapshot is not None and isinstance(snapshot.event, AgentSnapshotted):
         inputs.snapshot = snapshot.event
         start = snapshot.position
-    async for page in log.pages(from_position=start + 1):
+    async for page in log.pages(from_position=start + 1, to_position=until):
         for recorded in page:
             inputs.add(recorded)
-        if until is not None and page[-1].position >= until:
-            break
     missing = inputs.missing()
     if missing:
         streams = [conversation_stream(c) for c in sorted(missing)]

@@ -218,10 +218,12 @@ class EventLog:
         found.sort(key=lambda r: r.position)
         return found
 
-    async def pages(self, *, from_position: int = 1) -> AsyncIterator[list[Recorded]]:
-        """The whole log from a position, a page at a time: for scans that must not hold
-        every event in memory at once (the start-up fold)."""
-        async for page in self._pages(from_position, None):
+    async def pages(
+        self, *, from_position: int = 1, to_position: int | None = None
+    ) -> AsyncIterator[list[Recorded]]:
+        """The whole log from a position (up to one), a page at a time: for scans that
+        must not hold every event in memory at once (the start-up fold, a rebuild)."""
+        async for page in self._pages(from_position, None, to_position=to_position):
             if page:
                 yield page
 
@@ -332,17 +334,26 @@ class EventLog:
         committed.set()
 
     async def _pages(
-        self, from_position: int, conversation_id: str | None, *, stream: str | None = None
+        self,
+        from_position: int,
+        conversation_id: str | None,
+        *,
+        stream: str | None = None,
+        to_position: int | None = None,
     ) -> AsyncIterator[list[Recorded]]:
         after = from_position - 1
         version = 0
         if conversation_id is not None:
             stream = conversation_stream(conversation_id)
         while True:
+            # positions have no gaps: up to a position, no row past it is read and decoded
+            limit = PAGE if to_position is None else min(PAGE, to_position - after)
+            if limit <= 0:
+                return
             rows = await self._backend.rows(
-                after=after, limit=PAGE, stream=stream, after_version=version
+                after=after, limit=limit, stream=stream, after_version=version
             )
             yield [recorded(row, self._backend.where) for row in rows]
-            if len(rows) < PAGE:
+            if len(rows) < limit:
                 return
             after, version = rows[-1].position, rows[-1].version
