@@ -259,6 +259,9 @@ class SendResult:
     deliveries: tuple[str, ...]
     dead_letters: tuple[tuple[str, str], ...]
     reply: AclMessage | None
+    accepted_before: bool = field(default=False, compare=False)
+    """A retry of an id the server accepted before: nothing sent again, and its reply,
+    if any, not waited for again (it is in the conversation)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -852,6 +855,7 @@ def _send_result(reply: v1.SendReply) -> SendResult:
         deliveries=tuple(reply.deliveries),
         dead_letters=tuple((d.receiver, d.reason) for d in reply.dead_letters),
         reply=_message(reply.reply) if reply.reply is not None else None,
+        accepted_before=reply.accepted_before,
     )
 
 

@@ -305,6 +305,8 @@ def test_a_send_retried_with_the_same_idempotency_key_is_accepted_once(gateway: 
         409,
     )
     assert "accepted before" in retried["detail"] and retried["code"] == "ALREADY_EXISTS"
+    resent = gw.ok(gw.http.post("/api/v1/messages", json=body, headers=key))
+    assert resent["acceptedBefore"] is True and first["acceptedBefore"] is False
     clash = dict(body, message=dict(body["message"], id="other"))
     refused = problem(gw.http.post("/api/v1/messages", json=clash, headers=key), 400)
     assert refused["field"] == "message.id"

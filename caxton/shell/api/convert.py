@@ -72,6 +72,7 @@ def send_reply(result: SendResult) -> v1.SendReply:
         deliveries=list(result.deliveries),
         dead_letters=[v1.DeadLetter(receiver=r, reason=why) for r, why in result.dead_letters],
         reply=envelope_of(result.reply) if result.reply is not None else None,
+        accepted_before=result.accepted_before,
     )
 
 

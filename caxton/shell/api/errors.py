@@ -14,7 +14,6 @@ from grpclib.server import Server
 
 from caxton.domain.errors import DomainError, InvalidAgentSpec, InvalidMessage, bounded
 from caxton.shell.runtime.errors import (
-    AcceptedBefore,
     AgentExists,
     AgentNotFound,
     LogFailed,
@@ -29,7 +28,6 @@ from caxton.shell.wasm.errors import InvalidComponent, StorageFull, UnknownCompo
 STATUS_OF: tuple[tuple[type[Exception], Status], ...] = (
     (AgentNotFound, Status.NOT_FOUND),
     (AgentExists, Status.ALREADY_EXISTS),
-    (AcceptedBefore, Status.ALREADY_EXISTS),
     (InvalidMessage, Status.INVALID_ARGUMENT),
     (InvalidAgentSpec, Status.INVALID_ARGUMENT),
     (InvalidComponent, Status.INVALID_ARGUMENT),

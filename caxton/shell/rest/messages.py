@@ -66,6 +66,13 @@ async def invoke(call: Call) -> Response:
     wait_ms = query.get("waitMs", DEFAULT_INVOKE_WAIT_MS)
     request = v1.SendRequest(message=_keyed(call, envelope), wait_ms=wait_ms)
     reply = await call.services.messages.send(request)
+    if reply.reply is None and reply.accepted_before:  # never a false timeout
+        raise GRPCError(
+            Status.ALREADY_EXISTS,
+            f"message {reply.message_id} was accepted before (conversation "
+            f"{reply.conversation_id}): a retry does not wait for its reply again; its reply, "
+            f"if any, is in GET {API}/conversations/{reply.conversation_id}/trace",
+        )
     if reply.reply is None:
         raise GRPCError(
             Status.DEADLINE_EXCEEDED,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from caxton.domain.acl import AclMessage, from_client
 from caxton.domain.events import MessageSent, Recorded
@@ -18,7 +18,7 @@ from caxton.domain.frozen import positional
 from caxton.domain.handling import Accept, Accepted, MailboxRefused, Outcome
 from caxton.domain.tracing import stamped
 from caxton.shell.runtime.clock import Clock, client_address, fresh_id
-from caxton.shell.runtime.errors import AcceptedBefore, MailboxFull
+from caxton.shell.runtime.errors import MailboxFull
 
 RETRY_WINDOW_MS = 120_000
 ACCEPTED_MEMORY = 50_000
@@ -32,6 +32,9 @@ class SendResult:
     deliveries: tuple[str, ...]
     dead_letters: tuple[tuple[str, str], ...]
     reply: AclMessage | None = None
+    accepted_before: bool = field(default=False, compare=False)
+    """A retry of an id accepted before: nothing sent again, no reply waited for (the same
+    acceptance: it compares equal to the first answer)."""
 
 
 _Decided = dict[str, "SendResult | BaseException"]
@@ -69,9 +72,7 @@ class ClientSends:
         self._trim()
         known = await self._known(message.id) if message.id in self._accepted else None
         if known is not None:
-            if wait_ms > 0:
-                raise AcceptedBefore(known.message_id, known.conversation_id)
-            return known
+            return replace(known, reply=None, accepted_before=True)
         item = _accept(message)
         message = item.message
         waiter: _Waiter | None = None
@@ -200,7 +201,7 @@ class ClientSends:
             else:
                 assert isinstance(outcome, Accepted)
                 result = _result(
-                    m.id, m.conversation_id, outcome.deliveries, outcome.dead_letters, None
+                    m.id, m.conversation_id, outcome.deliveries, outcome.dead_letters, None, False
                 )
                 self._accepted[m.id] = (now, result)
                 decided.append(result)

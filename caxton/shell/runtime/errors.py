@@ -62,18 +62,3 @@ class LogUnreachable(NodeError):
             "can, and gives its agents up to other nodes if that lasts a lease; send through "
             "another node of the cluster"
         )
-
-
-class AcceptedBefore(NodeError):
-    """A retry that asks to wait for the reply of a message accepted before: its reply
-    may have come already, so waiting again could only time out, falsely."""
-
-    def __init__(self, message_id: str, conversation_id: str) -> None:
-        super().__init__(
-            f"message {message_id} was accepted before (conversation {conversation_id}); "
-            "a retry cannot wait for its reply again: its reply, if any, is in the "
-            "conversation (caxton trace --conversation-id "
-            f"{conversation_id})"
-        )
-        self.message_id = message_id
-        self.conversation_id = conversation_id

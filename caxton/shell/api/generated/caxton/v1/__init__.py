@@ -1119,6 +1119,13 @@ class SendReply(betterproto2.Message):
     came in time; unset otherwise.
     """
 
+    accepted_before: "bool" = betterproto2.field(6, betterproto2.TYPE_BOOL)
+    """
+    The id was accepted before (a retry): nothing was sent again, and the reply, if any,
+    is not waited for again (it may have come already): `reply` is unset. Its
+    conversation has it.
+    """
+
 
 default_message_pool.register_message("caxton.v1", "SendReply", SendReply)
 
