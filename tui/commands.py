@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -13,15 +14,15 @@ from caxton.replay.cursor import Cursor
 from caxton.replay.fork import Fork
 from caxton.replay.fork import render as render_fork
 from caxton.replay.recording import Recording
-from caxton.replay.reexec import NotInConversation, render
+from caxton.replay.reexec import NotInConversation, Script, render, script
 from caxton.replay.views import story
-from caxton.shell.archive import Source
-from caxton.shell.cli.common import Failure, out, run
+from caxton.shell.archive import Source, SourceError
+from caxton.shell.cli.common import Failure, err, out, run
 from caxton.shell.cli.events import load, open_for, source_options
 from caxton.shell.cli.fork import edits_of, fork_command
 from caxton.shell.cli.regress import bad_input, regress_command
 from caxton.shell.client import Connection
-from caxton.shell.reexec import ReexecFailed, reexecute
+from caxton.shell.reexec import ReexecFailed, rerun_script
 
 
 def _with_pairs(
@@ -120,7 +121,7 @@ async def replay(
                 await _open_fork(result, edits)
             return
         if builds:
-            await reexecute_command(found, story_events, builds)
+            await reexecute_command(found, story_events, builds, source)
             return
         if as_text:
             out.print(story(Cursor.open(found)), markup=False, highlight=False)
@@ -136,6 +137,29 @@ async def _open_app(source: Source, found: Recording) -> None:
     await ReplayApp(found, source=source).run_async()
 
 
+async def _with_memories(source: Source, recording: Recording, plan: Script) -> Script:
+    """The script with, for each replica of an agent that keeps memory, its memory just
+    before its first input here; says so on stderr."""
+    firsts: dict[int, int] = {}
+    for item in plan.inputs:
+        firsts.setdefault(item.replica, recording.events[item.step - 1].position)
+    memories: list[tuple[int, str]] = []
+    for replica, position in sorted(firsts.items()):
+        try:
+            memory = await source.memory(plan.agent, replica, position - 1)
+        except SourceError as exc:  # as before memory existed: a fresh init, said so
+            err.print(f"⚠ {plan.agent}#{replica} starts fresh: {exc}", markup=False)
+            continue
+        if memory is not None:
+            memories.append((replica, memory.state))
+            err.print(
+                f"{plan.agent}#{replica} starts from its memory as of position "
+                f"{memory.position:,} ({memory.handled:,} handlings), as recorded",
+                markup=False,
+            )
+    return replace(plan, memories=tuple(memories)) if memories else plan
+
+
 async def _open_fork(result: Fork, edits: list[tuple[str, str]]) -> None:
     from tui.fork import ForkApp  # Textual is imported only when a TUI opens
 
@@ -143,9 +167,14 @@ async def _open_fork(result: Fork, edits: list[tuple[str, str]]) -> None:
 
 
 async def reexecute_command(
-    recording: Recording, history: Sequence[Recorded], builds: dict[str, Path]
+    recording: Recording,
+    history: Sequence[Recorded],
+    builds: dict[str, Path],
+    source: Source | None = None,
 ) -> None:
-    """`caxton replay --with AGENT=FILE …`: prints the reports; exit 1 on any divergence."""
+    """`caxton replay --with AGENT=FILE …`: prints the reports; exit 1 on any divergence.
+    An agent with memory starts from its memory as recorded just before its first input
+    in this conversation (rebuilt from the source's log), not from a fresh `init`."""
     diverged = False
     for agent, path in builds.items():
         try:
@@ -153,7 +182,10 @@ async def reexecute_command(
         except OSError as exc:
             raise Failure(f"{path}: cannot read ({exc.strerror})") from None
         try:
-            report = await reexecute(recording, history, agent, wasm, str(path))
+            plan = script(recording, agent, history)
+            if source is not None:
+                plan = await _with_memories(source, recording, plan)
+            report = await rerun_script(recording, plan, wasm, str(path))
         except (NotInConversation, ReexecFailed) as exc:
             raise Failure(str(exc)) from None
         out.print(render(report), markup=False, highlight=False)

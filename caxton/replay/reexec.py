@@ -55,6 +55,9 @@ class Script:
     config: str
     init_journal: tuple[HostCall, ...]
     inputs: tuple[Input, ...]
+    memories: tuple[tuple[int, str], ...] = ()
+    """For an agent with memory: (replica, its memory as recorded just before its first
+    input here), restored after `init`, so that the build starts where the agent was."""
 
 
 class NotInConversation(Exception):

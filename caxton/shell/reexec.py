@@ -103,8 +103,12 @@ async def reexecute(
     recording: Recording, history: Sequence[Recorded], agent: str, wasm: bytes, build: str
 ) -> Report:
     """Runs `wasm` as `agent` on the agent's recorded inputs; compares every answer."""
-    plan = script(recording, agent, history)
-    deployed = recording.prelude.agents.get(agent)
+    return await rerun_script(recording, script(recording, agent, history), wasm, build)
+
+
+async def rerun_script(recording: Recording, plan: Script, wasm: bytes, build: str) -> Report:
+    """Runs `wasm` on one script of `recording` (its memories restored, if it has any)."""
+    deployed = recording.prelude.agents.get(plan.agent)
     with Rerun.open(wasm, build) as rerun:
         return await rerun.run(plan, deployed.limits if deployed else Limits())
 
@@ -164,6 +168,15 @@ class Rerun:
                 f"the new build of {agent} fails in init: {why}",
                 trapped=isinstance(started, Trapped),
             )
+        memory = dict(plan.memories).get(replica)
+        if memory is not None:
+            restored = await _restored(instance, memory, init)
+            if restored:
+                instance.close()
+                raise ReexecFailed(
+                    f"the new build of {agent} cannot take its recorded memory: {restored}",
+                    trapped=False,
+                )
         return instance
 
 
@@ -180,3 +193,16 @@ async def _run(instance: AgentInstance, agent: str, item: Input) -> Outcome:
         surprises.append(f"did not ask for {', '.join(services.journal.unused())}() as recorded")
     error = result.text if isinstance(result, AgentError) else ""
     return judge(item, services.sent, error=error, surprises=surprises, unanswered=unanswered)
+
+
+async def _restored(instance: AgentInstance, memory: str, services: ReplayServices) -> str:
+    """Restores a recorded memory into a new build; why it could not, or ""."""
+    if not instance.may_keep_memory:
+        return "it exports no snapshot/restore"
+    try:
+        outcome = await instance.restore_async(memory, services)
+    except WasmError as exc:
+        return str(exc)
+    if isinstance(outcome, Trapped):
+        return f"restore trapped: {outcome.kind}: {outcome.reason}"
+    return outcome.text if isinstance(outcome, AgentError) else ""

@@ -117,6 +117,15 @@ def test_a_redeploy_keeps_memory_and_quarantines_a_poison_message_once(
         assert count(address, '{"poison": true}')["count"] == 2  # the first build takes it
         assert count(address)["count"] == 3
 
+        # one conversation re-executed: the build starts from the memory it had then
+        (*_, third) = of_type(events(address, tmp_path), "MessageHandled")
+        replayed = caxton(
+            "replay", "--conversation", str(third["conversation_id"]),
+            "--with", f"counter={counter}", server=address, check=False,
+        )  # fmt: skip
+        assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+        assert "starts from its memory" in replayed.stderr and "identical" in replayed.stdout
+
         # regression replay of an agent with memory: every handling since it began
         same = caxton(
             "replay", "--agent", "counter", "--with", f"counter={counter}", server=address
