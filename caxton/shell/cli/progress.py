@@ -60,7 +60,44 @@ class Stage:
         return f"{self.subject}: {self.doing} ({self.elapsed():.0f} s)"
 
 
-class Stages:
+class _Shown:
+    """What `Stages` and `Tally` share: a rich display on a terminal, else a thread that
+    writes a heartbeat line now and then (`_beat`, each its own), both stopped at the end."""
+
+    def __init__(self, console: Console, heartbeat_s: float) -> None:
+        self._console = console
+        self._heartbeat_s = heartbeat_s
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._display: Progress | None = None
+        self._heartbeat: threading.Thread | None = None
+
+    def _show(self, display: Progress | None) -> None:
+        """Starts `display` (on a terminal), or else the heartbeat thread."""
+        self._display = display
+        if display is not None:
+            display.start()
+        else:
+            self._heartbeat = threading.Thread(
+                target=self._beat, name="caxton-progress", daemon=True
+            )
+            self._heartbeat.start()
+
+    def _hide(self) -> None:
+        self._stopped.set()
+        if self._display is not None:
+            self._display.stop()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+
+    def _beat(self) -> None:
+        raise NotImplementedError
+
+    def _line(self, text: str) -> None:
+        self._console.print(f"  {text}", markup=False, highlight=False)
+
+
+class Stages(_Shown):
     """Stages that may run at once, shown while they run so that a slow step is never silent.
 
     On a terminal: a rich display with a spinner, the stage's words and its elapsed time per
@@ -70,28 +107,13 @@ class Stages:
     """
 
     def __init__(self, console: Console, *, heartbeat_s: float = HEARTBEAT_S) -> None:
-        self._console = console
-        self._heartbeat_s = heartbeat_s
-        self._lock = threading.Lock()
+        super().__init__(console, heartbeat_s)
         self._running: list[Stage] = []
-        self._stopped = threading.Event()
-        self._display: Progress | None = None
-        self._heartbeat: threading.Thread | None = None
 
     def __enter__(self) -> Stages:
-        if self._console.is_terminal:
-            self._display = Progress(
-                _Mark(),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-                console=self._console,
-            )
-            self._display.start()
-        else:
-            self._heartbeat = threading.Thread(
-                target=self._beat, name="caxton-progress", daemon=True
-            )
-            self._heartbeat.start()
+        columns = (_Mark(), TextColumn("{task.description}"), TimeElapsedColumn())
+        terminal = self._console.is_terminal
+        self._show(Progress(*columns, console=self._console) if terminal else None)
         return self
 
     def __exit__(
@@ -100,11 +122,7 @@ class Stages:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._stopped.set()
-        if self._display is not None:
-            self._display.stop()
-        if self._heartbeat is not None:
-            self._heartbeat.join()
+        self._hide()
 
     @contextmanager
     def stage(self, subject: str, doing: str) -> Iterator[Stage]:
@@ -144,11 +162,8 @@ class Stages:
             for stage in due:
                 self._line(f"{stage.subject}: still {stage.doing}, {stage.elapsed():.0f} s so far")
 
-    def _line(self, text: str) -> None:
-        self._console.print(f"  {text}", markup=False, highlight=False)
 
-
-class Tally:
+class Tally(_Shown):
     """Progress through `total` like items (`re-executing bidder-b`, 12/40 conversations).
 
     On a terminal: a bar with the count done and the elapsed time. Elsewhere: a line when
@@ -164,18 +179,13 @@ class Tally:
         unit: str = "",
         heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
-        self._console = console
+        super().__init__(console, heartbeat_s)
         self._doing = doing
         self._total = total
         self._unit = unit
-        self._heartbeat_s = heartbeat_s
-        self._lock = threading.Lock()
         self._done = 0
         self._started = time.monotonic()
-        self._stopped = threading.Event()
-        self._display: Progress | None = None
         self._task: TaskID | None = None
-        self._heartbeat: threading.Thread | None = None
 
     @property
     def done(self) -> int:
@@ -184,8 +194,9 @@ class Tally:
 
     def __enter__(self) -> Tally:
         self._started = time.monotonic()
+        display = None
         if self._console.is_terminal:
-            self._display = Progress(
+            display = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
@@ -193,14 +204,10 @@ class Tally:
                 TimeElapsedColumn(),
                 console=self._console,
             )
-            self._task = self._display.add_task(escape(self._doing), total=self._total)
-            self._display.start()
+            self._task = display.add_task(escape(self._doing), total=self._total)
         else:
             self._line(f"{self._doing}: 0/{self._total} {self._unit} …")
-            self._heartbeat = threading.Thread(
-                target=self._beat, name="caxton-progress", daemon=True
-            )
-            self._heartbeat.start()
+        self._show(display)
         return self
 
     def __exit__(
@@ -209,11 +216,8 @@ class Tally:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._stopped.set()
-        if self._display is not None:
-            self._display.stop()
+        self._hide()
         if self._heartbeat is not None:
-            self._heartbeat.join()
             how = "failed after" if exc_type is not None else "in"
             self._line(f"{self._doing}: {self._count()} {how} {self._elapsed():.1f} s")
 
@@ -238,9 +242,6 @@ class Tally:
 
     def _elapsed(self) -> float:
         return time.monotonic() - self._started
-
-    def _line(self, text: str) -> None:
-        self._console.print(f"  {text}", markup=False, highlight=False)
 
 
 class _Mark(SpinnerColumn):
