@@ -40,10 +40,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import gc
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -54,7 +52,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.runtime import Settled, close, fresh_node, send_all
-from bench.scenario import Result, median, pct, result, run_async
+from bench.scenario import Result, median, pct, result, run_async, write_run
 from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.events import AgentSnapshotted, AgentStarted, MessageHandled
 from caxton.domain.ids import agent_stream
@@ -69,7 +67,6 @@ from caxton.shell.store import EventLog
 from caxton.shell.wasm import WasmHost
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 COUNTER = ROOT / "tests" / "e2e" / "agents" / "counter.py"
 BUILDS = Path(tempfile.gettempdir()) / "caxton-bench-builds"
 AGENT = "counter"
@@ -557,17 +554,7 @@ def main(argv: list[str]) -> int:
     for row in rows:
         row.pop("samples", None)
         print(json.dumps(row, ensure_ascii=False))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    document = {
-        "date": datetime.date.today().isoformat(),
-        "quick": args.quick,
-        "python": sys.version.split()[0],
-        "load": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "results": rows,
-    }
-    suffix = "-quick" if args.quick else ""
-    target = RESULTS / f"{document['date']}-memory{suffix}.json"
-    target.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    target = write_run("memory", rows, quick=args.quick)
     print(f"✓ wrote {target.relative_to(ROOT)}")
     return 0
 

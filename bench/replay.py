@@ -16,9 +16,7 @@ and dict fold (bench/eventlog.py's floor).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import sqlite3
 import sys
 import tempfile
@@ -29,7 +27,7 @@ import orjson
 from textual.pilot import Pilot
 
 from bench.eventlog import FOLD_SHARE_OF_FLOOR, fold_bare
-from bench.scenario import Result, median, pct, result, run_async
+from bench.scenario import Result, median, pct, result, run_async, write_run
 from caxton.domain.acl import AclMessage, Performative
 from caxton.domain.events import AgentDeployed, AgentStarted, Event, MessageHandled, MessageSent
 from caxton.domain.ids import conversation_stream, sent_message_id
@@ -43,7 +41,6 @@ P = Performative
 BIDDERS = {"bidder-a": 12, "bidder-b": 9, "bidder-c": 15}
 PER_CONVERSATION = 18
 SIZE = (120, 40)
-RESULTS = Path(__file__).parent / "results"
 
 
 def conversation(k: int) -> list[Event]:
@@ -342,17 +339,7 @@ def main(argv: list[str]) -> int:
     for row in rows:
         row.pop("samples", None)
         print(json.dumps(row))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    document = {
-        "date": datetime.date.today().isoformat(),
-        "quick": args.quick,
-        "python": sys.version.split()[0],
-        "load": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "results": rows,
-    }
-    suffix = "-quick" if args.quick else ""
-    target = RESULTS / f"{document['date']}-replay{suffix}.json"
-    target.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    target = write_run("replay", rows, quick=args.quick)
     print(f"✓ wrote {target}")
     return 0
 

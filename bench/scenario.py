@@ -9,8 +9,11 @@ unit); the driver draws them in the latency plot and leaves them out of the JSON
 from __future__ import annotations
 
 import asyncio
+import datetime
+import json
 import os
 import statistics
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -117,3 +120,23 @@ def run_async(coroutine: Awaitable[Any]) -> Any:
 
 def cores() -> int:
     return len(os.sched_getaffinity(0))
+
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def write_run(module: str, rows: list[Result], *, quick: bool) -> Path:
+    """A module run on its own (`python -m bench.MODULE`): its rows, with the date, the
+    Python and the machine's load, in `bench/results/DATE-MODULE[-quick].json`."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    document = {
+        "date": datetime.date.today().isoformat(),
+        "quick": quick,
+        "python": sys.version.split()[0],
+        "load": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "results": rows,
+    }
+    suffix = "-quick" if quick else ""
+    target = RESULTS / f"{document['date']}-{module}{suffix}.json"
+    target.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    return target
